@@ -1,0 +1,426 @@
+//! Broker configuration: the settings types, their defaults, and loading
+//! and validating them from TOML (`supermq -c config/appserver.conf`).
+//!
+//! This module owns every tunable of the broker and the rules for what is an
+//! acceptable value. Everything is checked at load time so a bad file fails
+//! fast at startup with one message naming the key and line, instead of
+//! surfacing later as odd runtime behaviour. Every section and key is
+//! optional; a missing one takes its default, and `config/appserver.conf`
+//! lists all of them with those defaults.
+
+mod de;
+mod error;
+mod source;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+pub use error::ConfigError;
+use source::{Seg, Source};
+
+/// The whole broker configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[[listener]]`: where clients connect. Never empty.
+    #[serde(rename = "listener", deserialize_with = "de::non_empty_vec")]
+    pub listeners: Vec<ListenerConfig>,
+    pub limits: Limits,
+    pub session: SessionConfig,
+    pub retain: RetainConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+    pub engine: EngineConfig,
+    pub sys: SysConfig,
+}
+
+/// One socket the broker accepts MQTT connections on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a [[listener]] table")]
+pub struct ListenerConfig {
+    /// Unique name used in logs and `$SYS` topics.
+    #[serde(deserialize_with = "de::listener_name")]
+    pub name: String,
+    pub protocol: ListenerProtocol,
+    #[serde(deserialize_with = "de::socket_addr")]
+    pub bind: SocketAddr,
+}
+
+/// Transport spoken on a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ListenerProtocol {
+    /// Plain MQTT over TCP.
+    #[default]
+    Tcp,
+}
+
+/// Connection-level limits, enforced before and during CONNECT handling.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a [limits] table")]
+pub struct Limits {
+    #[serde(deserialize_with = "de::int::<_, _, 1, { de::NO_MAX }>")]
+    pub max_connections: usize,
+    /// Largest packet accepted from a client, fixed header included.
+    #[serde(deserialize_with = "de::int::<_, _, 16, 268_435_460>")]
+    pub max_packet_size: usize,
+    /// Time allowed between TCP accept and CONNECT.
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub connect_timeout: Duration,
+    /// Seconds; a non-zero keep-alive below this is refused.
+    #[serde(deserialize_with = "de::int::<_, _, 0, 65535>")]
+    pub min_keep_alive: u16,
+    /// Seconds; a keep-alive above this is refused. `>= min_keep_alive`.
+    #[serde(deserialize_with = "de::int::<_, _, 0, 65535>")]
+    pub max_keep_alive: u16,
+    #[serde(deserialize_with = "de::int::<_, _, 23, 65535>")]
+    pub max_client_id_len: usize,
+    pub allow_zero_keep_alive: bool,
+}
+
+/// Per-session delivery state and its bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a [session] table")]
+pub struct SessionConfig {
+    /// Outbound QoS 1/2 messages awaiting acknowledgement per session.
+    #[serde(deserialize_with = "de::int::<_, _, 1, 65535>")]
+    pub max_inflight: u16,
+    /// Messages waiting to be sent per session, online or offline.
+    #[serde(deserialize_with = "de::int::<_, _, 1, { de::NO_MAX }>")]
+    pub max_queued_messages: usize,
+    /// Payload bytes waiting to be sent per session.
+    #[serde(deserialize_with = "de::int::<_, _, 1024, { de::NO_MAX }>")]
+    pub max_queued_bytes: usize,
+    pub queue_full_policy: QueueFullPolicy,
+    /// Whether QoS 0 messages are queued for offline persistent sessions.
+    pub queue_qos0_offline: bool,
+    /// Zero disables slow-consumer disconnection.
+    #[serde(deserialize_with = "de::duration")]
+    pub slow_consumer_timeout: Duration,
+    /// Zero means offline persistent sessions never expire.
+    #[serde(deserialize_with = "de::duration")]
+    pub persistent_session_expiry: Duration,
+    /// Online plus offline persistent sessions.
+    #[serde(deserialize_with = "de::int::<_, _, 1, { de::NO_MAX }>")]
+    pub max_sessions: usize,
+}
+
+/// What to do with a message for a session whose queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum QueueFullPolicy {
+    /// Discard the incoming message.
+    #[default]
+    DropNew,
+    /// Discard the oldest queued message to make room.
+    DropOldest,
+}
+
+/// Retained message store.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a [retain] table")]
+pub struct RetainConfig {
+    pub enabled: bool,
+    #[serde(deserialize_with = "de::int::<_, _, 1, { de::NO_MAX }>")]
+    pub max_messages: usize,
+    #[serde(deserialize_with = "de::int::<_, _, 1, 268_435_455>")]
+    pub max_payload_size: usize,
+    pub send_to_shared_subscribers: bool,
+}
+
+/// Client authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "an [auth] table")]
+pub struct AuthConfig {
+    pub allow_anonymous: bool,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a [log] table")]
+pub struct LogConfig {
+    /// A level or an `EnvFilter`-style directive list, already validated.
+    #[serde(deserialize_with = "de::log_filter")]
+    pub level: String,
+}
+
+/// Runtime and I/O tuning.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "an [engine] table")]
+pub struct EngineConfig {
+    /// Zero means one per CPU core.
+    #[serde(deserialize_with = "de::int::<_, _, 0, 1024>")]
+    pub worker_threads: usize,
+    #[serde(deserialize_with = "de::int::<_, _, 4096, { de::NO_MAX }>")]
+    pub write_buffer_size: usize,
+    #[serde(deserialize_with = "de::int::<_, _, 1024, { de::NO_MAX }>")]
+    pub read_buffer_size: usize,
+}
+
+/// `$SYS/broker/...` statistics.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a [sys] table")]
+pub struct SysConfig {
+    /// Zero disables publishing.
+    #[serde(deserialize_with = "de::duration")]
+    pub interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: vec![ListenerConfig::default()],
+            limits: Limits::default(),
+            session: SessionConfig::default(),
+            retain: RetainConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+            engine: EngineConfig::default(),
+            sys: SysConfig::default(),
+        }
+    }
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            name: "tcp".to_owned(),
+            protocol: ListenerProtocol::Tcp,
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 1883),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 100_000,
+            max_packet_size: 1_048_576,
+            connect_timeout: Duration::from_secs(10),
+            min_keep_alive: 0,
+            max_keep_alive: 65535,
+            max_client_id_len: 65535,
+            allow_zero_keep_alive: true,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_inflight: 20,
+            max_queued_messages: 1000,
+            max_queued_bytes: 64 * 1024 * 1024,
+            queue_full_policy: QueueFullPolicy::DropNew,
+            queue_qos0_offline: false,
+            slow_consumer_timeout: Duration::from_secs(30),
+            persistent_session_expiry: Duration::ZERO,
+            max_sessions: 1_000_000,
+        }
+    }
+}
+
+impl Default for RetainConfig {
+    fn default() -> Self {
+        RetainConfig {
+            enabled: true,
+            max_messages: 1_000_000,
+            max_payload_size: 1_048_576,
+            send_to_shared_subscribers: false,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            allow_anonymous: true,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            worker_threads: 0,
+            write_buffer_size: 65536,
+            read_buffer_size: 8192,
+        }
+    }
+}
+
+impl Default for SysConfig {
+    fn default() -> Self {
+        SysConfig {
+            interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ListenerProtocol {
+    const CHOICES: &'static [(&'static str, Self)] = &[("tcp", ListenerProtocol::Tcp)];
+
+    /// The name used for this protocol in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerProtocol::Tcp => "tcp",
+        }
+    }
+}
+
+impl fmt::Display for ListenerProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenerProtocol {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::keyword(
+            d,
+            Self::CHOICES,
+            "\"tcp\" (the only listener protocol supported so far)",
+        )
+    }
+}
+
+impl QueueFullPolicy {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("drop_new", QueueFullPolicy::DropNew),
+        ("drop_oldest", QueueFullPolicy::DropOldest),
+    ];
+
+    /// The name used for this policy in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueFullPolicy::DropNew => "drop_new",
+            QueueFullPolicy::DropOldest => "drop_oldest",
+        }
+    }
+}
+
+impl fmt::Display for QueueFullPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for QueueFullPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::keyword(d, Self::CHOICES, "\"drop_new\" or \"drop_oldest\"")
+    }
+}
+
+impl Config {
+    /// Parses and validates a configuration from TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let source = Source::parse(text).map_err(|e| ConfigError::syntax(text, &e))?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(&source, &e))?;
+        config.check_relations(&source)?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml_str(&text)
+    }
+
+    /// Checks that involve more than one value, which is why they run after
+    /// deserialization and look the line up by key path.
+    fn check_relations(&self, source: &Source<'_>) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        if limits.max_keep_alive < limits.min_keep_alive {
+            // Both keys can't be missing here (the defaults are consistent).
+            let line = line_of_key(source, &["limits", "max_keep_alive"])
+                .or_else(|| line_of_key(source, &["limits", "min_keep_alive"]))
+                .unwrap_or(1);
+            return Err(ConfigError::Invalid {
+                line,
+                key: "limits.max_keep_alive".to_owned(),
+                value: Some(limits.max_keep_alive.to_string()),
+                reason: format!(
+                    "must be at least limits.min_keep_alive ({})",
+                    limits.min_keep_alive
+                ),
+            });
+        }
+
+        for (i, listener) in self.listeners.iter().enumerate() {
+            for (j, earlier) in self.listeners[..i].iter().enumerate() {
+                if listener.name == earlier.name {
+                    return Err(ConfigError::Invalid {
+                        line: listener_line(source, i, "name"),
+                        key: "listener.name".to_owned(),
+                        value: Some(format!("\"{}\"", listener.name)),
+                        reason: format!(
+                            "duplicate listener name, already used by the listener at line {}; \
+                             give each listener a unique name",
+                            listener_line(source, j, "name")
+                        ),
+                    });
+                }
+                if binds_conflict(listener.bind, earlier.bind) {
+                    return Err(ConfigError::Invalid {
+                        line: listener_line(source, i, "bind"),
+                        key: "listener.bind".to_owned(),
+                        value: Some(format!("\"{}\"", listener.bind)),
+                        reason: format!(
+                            "conflicts with listener \"{}\" on {} (line {}); use a different \
+                             port or address",
+                            earlier.name,
+                            earlier.bind,
+                            listener_line(source, j, "bind")
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn line_of_key(source: &Source<'_>, keys: &[&str]) -> Option<usize> {
+    let path: Vec<Seg> = keys.iter().map(|k| Seg::Key((*k).to_owned())).collect();
+    source.line_of(&path)
+}
+
+/// Line of a listener's `field`, or of the listener itself when the field
+/// was left at its default.
+fn listener_line(source: &Source<'_>, index: usize, field: &str) -> usize {
+    let element = vec![Seg::Key("listener".to_owned()), Seg::Index(index)];
+    let mut key = element.clone();
+    key.push(Seg::Key(field.to_owned()));
+    source
+        .line_of(&key)
+        .or_else(|| source.line_of(&element))
+        .unwrap_or(1)
+}
+
+/// Whether two listeners could not both bind. Port 0 asks the OS for a free
+/// port, so it never conflicts; a wildcard address of one family takes the
+/// port for every address of that family. IPv4 against IPv6 wildcards is
+/// left to the OS, since it depends on the socket's dual-stack setting.
+fn binds_conflict(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    a.ip() == b.ip()
+        || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
+}

@@ -1,0 +1,130 @@
+//! Handling of each packet a connected client sends (spec §3.3–3.14).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{CloseReason, Live};
+use crate::codec::{self, Packet, Publish, QoS, SubAck, SubackCode, Subscribe};
+use crate::context::Context;
+use crate::message::{Delivery, Message};
+use crate::metrics;
+
+/// Applies one packet; responses are appended to `out`.
+pub(super) fn handle(
+    p: Packet,
+    live: &mut Live,
+    ctx: &Arc<Context>,
+    out: &mut BytesMut,
+    now: Instant,
+) -> Result<(), CloseReason> {
+    match p {
+        Packet::Publish(p) => publish(p, live, ctx, out, now),
+        Packet::PubAck(id) => {
+            if live.session.lock().on_puback(id) {
+                live.needs_drain = true;
+            }
+        }
+        Packet::PubRec(id) => {
+            live.session.lock().on_pubrec(id);
+            // PUBREL answers every PUBREC, known or not, so the client can finish [MQTT-4.3.3-1].
+            codec::encode(&Packet::PubRel(id), out);
+        }
+        Packet::PubComp(id) => {
+            if live.session.lock().on_pubcomp(id) {
+                live.needs_drain = true;
+            }
+        }
+        Packet::PubRel(id) => {
+            live.session.lock().release_qos2(id);
+            codec::encode(&Packet::PubComp(id), out); // [MQTT-4.3.3-2]
+        }
+        Packet::Subscribe(s) => subscribe(s, live, ctx, out, now),
+        Packet::Unsubscribe(u) => {
+            for f in &u.filters {
+                ctx.router.unsubscribe(&live.session, f);
+            }
+            // UNSUBACK even when nothing matched [MQTT-3.10.4-4, MQTT-3.10.4-5].
+            codec::encode(&Packet::UnsubAck(u.pkid), out);
+        }
+        Packet::PingReq => codec::encode(&Packet::PingResp, out), // [MQTT-3.12.4-1]
+        Packet::Disconnect => return Err(CloseReason::ClientDisconnect),
+        Packet::Connect(_) => return Err(CloseReason::Protocol("second CONNECT [MQTT-3.1.0-2]")),
+        Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+            return Err(CloseReason::Protocol(
+                "server-to-client packet sent by a client",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {
+    let first = match p.qos {
+        QoS::AtMostOnce => true,
+        QoS::AtLeastOnce => {
+            codec::encode(&Packet::PubAck(p.pkid), out);
+            true
+        }
+        QoS::ExactlyOnce => {
+            // Delivered on the first PUBLISH with this id; a re-sent one before PUBREL is
+            // only acknowledged again [MQTT-4.3.3-2].
+            let first = live.session.lock().receive_qos2(p.pkid);
+            codec::encode(&Packet::PubRec(p.pkid), out);
+            first
+        }
+    };
+    if !first {
+        return;
+    }
+    if p.topic.starts_with("$SYS") {
+        // $SYS is the broker's own namespace.
+        metrics::inc(&ctx.metrics.dropped_sys_publish);
+        return;
+    }
+    let msg = Message {
+        topic: p.topic,
+        // Copied out of the read buffer so a queued or retained message never pins a whole
+        // read chunk, and the read buffer can be reused in place.
+        payload: Bytes::copy_from_slice(&p.payload),
+        qos: p.qos,
+        retain: p.retain,
+    };
+    ctx.router.publish(msg, now);
+}
+
+fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {
+    let mut codes = Vec::with_capacity(s.filters.len());
+    let mut retained = Vec::new();
+    for f in &s.filters {
+        match ctx.router.subscribe(&live.session, &f.filter, f.qos) {
+            Ok(msgs) => {
+                codes.push(SubackCode::Granted(f.qos));
+                retained.extend(msgs.into_iter().map(|m| (m, f.qos)));
+            }
+            Err(e) => {
+                tracing::debug!(client_id = %live.session.client_id, filter = %f.filter, "subscription refused: {e}");
+                metrics::inc(&ctx.metrics.subscriptions_rejected);
+                codes.push(SubackCode::Failure);
+            }
+        }
+    }
+    // SUBACK goes out before the retained messages, which travel through the queue.
+    codec::encode(
+        &Packet::SubAck(SubAck {
+            pkid: s.pkid,
+            codes,
+        }),
+        out,
+    );
+    for (msg, granted) in retained {
+        let d = Delivery {
+            qos: msg.qos.min(granted),
+            msg,
+            retain: true, // [MQTT-3.3.1-8]
+        };
+        ctx.router.account(live.session.deliver(d, now));
+    }
+    live.needs_drain = true;
+}

@@ -1,0 +1,344 @@
+//! The per-connection driver: one task per client, generic over the transport.
+//!
+//! Owns the read → decode → session/router path and the queue → encode → write path of one
+//! connection, the CONNECT timeout and keep-alive. It is the single place where an error
+//! becomes a disconnect (with a named [`CloseReason`]). Reads and writes are batched: one
+//! read may carry many packets, and everything queued is encoded into one buffer and written
+//! with one call.
+
+mod connect;
+mod inbound;
+mod reason;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::{self, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet};
+use crate::context::Context;
+use crate::message::Message;
+use crate::metrics;
+use crate::session::{ConnLink, Session};
+use crate::store::DetachOutcome;
+
+pub use reason::CloseReason;
+
+/// The largest read buffer a busy connection grows to.
+const MAX_READ_CHUNK: usize = 256 * 1024;
+
+/// Serves one client connection until it closes. Never panics on client input.
+pub async fn serve<T>(io: T, peer: SocketAddr, ctx: Arc<Context>, shutdown: CancellationToken)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (rd, wr) = tokio::io::split(io);
+    let mut conn = Conn {
+        rd,
+        wr,
+        rbuf: BytesMut::new(),
+        wbuf: BytesMut::new(),
+        ctx,
+        peer,
+    };
+    let connect = tokio::select! {
+        r = tokio::time::timeout(conn.ctx.config.limits.connect_timeout, conn.read_connect()) => match r {
+            Ok(r) => r,
+            Err(_) => Err(CloseReason::ConnectTimeout),
+        },
+        _ = shutdown.cancelled() => Err(CloseReason::Shutdown),
+    };
+    let connect = match connect {
+        Ok(c) => c,
+        Err(reason) => {
+            conn.refuse(&reason).await;
+            return;
+        }
+    };
+    let client_id = match connect::validate(&connect, &conn.ctx) {
+        Ok(id) => id,
+        Err(code) => {
+            conn.refuse(&CloseReason::ConnectRefused(code)).await;
+            return;
+        }
+    };
+    let gen = conn.ctx.sessions.next_gen();
+    let link = ConnLink::new(gen);
+    let attached = match conn
+        .ctx
+        .sessions
+        .attach(&client_id, connect.clean_session, link.clone())
+    {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(%peer, client_id, "{e}");
+            conn.refuse(&CloseReason::ConnectRefused(
+                ConnectReturnCode::ServerUnavailable,
+            ))
+            .await;
+            return;
+        }
+    };
+    if let Some(old) = &attached.discarded {
+        conn.ctx.router.remove_all(old);
+    }
+    let session = attached.session;
+    codec::encode(
+        &Packet::ConnAck(ConnAck {
+            session_present: attached.present,
+            code: ConnectReturnCode::Accepted,
+        }),
+        &mut conn.wbuf,
+    );
+    if attached.present {
+        let n = session.lock().resend_inflight(&mut conn.wbuf);
+        metrics::add(&conn.ctx.metrics.publish_sent, n);
+    }
+    let m = &conn.ctx.metrics;
+    metrics::inc(&m.clients_connected_current);
+    tracing::debug!(%peer, client_id, clean = connect.clean_session, present = attached.present, "client connected");
+
+    let mut live = Live {
+        session: session.clone(),
+        gen,
+        link,
+        needs_drain: true,
+        keep_alive: (connect.keep_alive > 0)
+            .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500)),
+    };
+    let reason = conn.run(&mut live, &shutdown).await;
+
+    let ctx = conn.ctx.clone();
+    if reason.publishes_will() {
+        if let Some(w) = connect.will {
+            metrics::inc(&ctx.metrics.wills_published);
+            let msg = Message {
+                topic: w.topic,
+                payload: w.payload,
+                qos: w.qos,
+                retain: w.retain,
+            };
+            ctx.router.publish(msg, Instant::now());
+        }
+    }
+    if ctx.sessions.detach(&session, gen, Instant::now()) == DetachOutcome::Removed {
+        ctx.router.remove_all(&session);
+    }
+    metrics::dec(&ctx.metrics.clients_connected_current);
+    count_close(&ctx, &reason);
+    tracing::debug!(%peer, client_id, %reason, "client disconnected");
+    // Best effort: whatever is still buffered (e.g. a final PINGRESP) goes out before close.
+    if matches!(
+        reason,
+        CloseReason::ClientDisconnect | CloseReason::Shutdown
+    ) && !conn.wbuf.is_empty()
+    {
+        let _ =
+            tokio::time::timeout(Duration::from_millis(200), conn.wr.write_all(&conn.wbuf)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(200), conn.wr.shutdown()).await;
+}
+
+fn count_close(ctx: &Context, reason: &CloseReason) {
+    let m = &ctx.metrics;
+    match reason {
+        CloseReason::Malformed(_) => metrics::inc(&m.malformed_packets),
+        CloseReason::Protocol(_) => metrics::inc(&m.protocol_errors),
+        CloseReason::KeepAliveTimeout => metrics::inc(&m.keep_alive_timeouts),
+        CloseReason::TakenOver => metrics::inc(&m.takeovers),
+        CloseReason::SlowConsumer => metrics::inc(&m.slow_consumer_disconnects),
+        CloseReason::ConnectTimeout => metrics::inc(&m.connect_timeouts),
+        CloseReason::ConnectRefused(_) => metrics::inc(&m.connects_refused),
+        _ => {}
+    }
+}
+
+/// The I/O side of a connection.
+struct Conn<R, W> {
+    rd: R,
+    wr: W,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    ctx: Arc<Context>,
+    peer: SocketAddr,
+}
+
+/// The session side of an accepted connection.
+struct Live {
+    session: Arc<Session>,
+    gen: u64,
+    link: ConnLink,
+    /// The queue may hold messages that fit in the window: drain before waiting.
+    needs_drain: bool,
+    /// 1.5 × the client's keep-alive [MQTT-3.1.2-24]; `None` when it is 0.
+    keep_alive: Option<Duration>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
+    /// Makes room in the read buffer: small while idle, growing to `MAX_READ_CHUNK` while
+    /// reads keep filling it.
+    fn reserve_read(&mut self, last_read: usize) {
+        let initial = self.ctx.config.engine.read_buffer_size;
+        let spare = self.rbuf.capacity() - self.rbuf.len();
+        if spare < 512 || last_read >= spare {
+            let want = (self.rbuf.capacity().max(initial) * 2)
+                .min(MAX_READ_CHUNK)
+                .max(initial);
+            self.rbuf.reserve(want);
+        }
+    }
+
+    async fn read_connect(&mut self) -> Result<Connect, CloseReason> {
+        let limits = self.ctx.decode_limits;
+        let mut last = 0;
+        loop {
+            match codec::decode(&mut self.rbuf, &limits)? {
+                Some(Packet::Connect(c)) => return Ok(c),
+                Some(_) => {
+                    return Err(CloseReason::Protocol(
+                        "first packet is not CONNECT [MQTT-3.1.0-1]",
+                    ))
+                }
+                None => {}
+            }
+            self.reserve_read(last);
+            last = self.rd.read_buf(&mut self.rbuf).await?;
+            if last == 0 {
+                return Err(CloseReason::PeerClosed);
+            }
+            metrics::add(&self.ctx.metrics.bytes_received, last as u64);
+        }
+    }
+
+    /// Ends a connection that never got a session, answering with a CONNACK where the spec
+    /// asks for one.
+    async fn refuse(&mut self, reason: &CloseReason) {
+        let code = match reason {
+            CloseReason::Malformed(DecodeError::UnsupportedProtocolLevel(_)) => {
+                // [MQTT-3.1.2-2]: answer 0x01 and close.
+                Some(ConnectReturnCode::UnacceptableProtocolVersion)
+            }
+            CloseReason::ConnectRefused(code) => Some(*code),
+            _ => None,
+        };
+        count_close(&self.ctx, reason);
+        if matches!(
+            reason,
+            CloseReason::Malformed(DecodeError::UnsupportedProtocolLevel(_))
+        ) {
+            metrics::inc(&self.ctx.metrics.connects_refused);
+        }
+        tracing::debug!(peer = %self.peer, %reason, "connection refused");
+        if let Some(code) = code {
+            // A refused CONNECT gets CONNACK with session-present 0 [MQTT-3.2.2-4].
+            let mut out = BytesMut::new();
+            codec::encode(
+                &Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code,
+                }),
+                &mut out,
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.write_all(&out)).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), self.wr.shutdown()).await;
+    }
+
+    async fn run(&mut self, live: &mut Live, shutdown: &CancellationToken) -> CloseReason {
+        let wmax = self.ctx.config.engine.write_buffer_size;
+        let far = Duration::from_secs(86_400 * 365);
+        let mut last_activity = Instant::now();
+        let timer = tokio::time::sleep(live.keep_alive.unwrap_or(far));
+        tokio::pin!(timer);
+        let mut last_read = 0;
+        // Packets already buffered behind the CONNECT are handled before the first read.
+        if let Err(r) = self.handle_buffered(live) {
+            return r;
+        }
+        loop {
+            if live.needs_drain && self.wbuf.len() < wmax {
+                let mut st = live.session.lock();
+                if !st.is_served_by(live.gen) {
+                    drop(st);
+                    return live
+                        .link
+                        .kick_reason()
+                        .map_or(CloseReason::TakenOver, CloseReason::from);
+                }
+                let r = st.fill(&mut self.wbuf, wmax);
+                drop(st);
+                metrics::add(&self.ctx.metrics.publish_sent, r.sent);
+                live.needs_drain = r.more;
+            }
+            if self.rbuf.is_empty()
+                && self.rbuf.capacity() > self.ctx.config.engine.read_buffer_size
+            {
+                // Idle connections keep no large buffers: a busy one regrows quickly.
+                self.rbuf = BytesMut::new();
+            }
+            if self.wbuf.is_empty() && self.wbuf.capacity() > wmax {
+                self.wbuf = BytesMut::new();
+            }
+            self.reserve_read(last_read);
+            tokio::select! {
+                _ = shutdown.cancelled() => return CloseReason::Shutdown,
+                _ = live.link.kick.cancelled() => {
+                    return live.link.kick_reason().map_or(CloseReason::TakenOver, CloseReason::from);
+                }
+                _ = live.link.notify.notified(), if !live.needs_drain => live.needs_drain = true,
+                r = self.wr.write(&self.wbuf), if !self.wbuf.is_empty() => match r {
+                    Ok(0) => return CloseReason::PeerClosed,
+                    Ok(n) => {
+                        self.wbuf.advance(n);
+                        metrics::add(&self.ctx.metrics.bytes_sent, n as u64);
+                    }
+                    Err(e) => return CloseReason::Io(e),
+                },
+                // Backpressure: a client that does not read its acknowledgements is not read.
+                r = self.rd.read_buf(&mut self.rbuf), if self.wbuf.len() < 2 * wmax => match r {
+                    Ok(0) => return CloseReason::PeerClosed,
+                    Ok(n) => {
+                        last_read = n;
+                        last_activity = Instant::now();
+                        metrics::add(&self.ctx.metrics.bytes_received, n as u64);
+                        if let Err(r) = self.handle_buffered(live) {
+                            return r;
+                        }
+                    }
+                    Err(e) => return CloseReason::Io(e),
+                },
+                _ = &mut timer, if live.keep_alive.is_some() => {
+                    let ka = live.keep_alive.unwrap_or(far);
+                    if last_activity.elapsed() >= ka {
+                        return CloseReason::KeepAliveTimeout;
+                    }
+                    timer.as_mut().reset((last_activity + ka).into());
+                }
+            }
+        }
+    }
+
+    /// Decodes and handles every complete packet in the read buffer.
+    fn handle_buffered(&mut self, live: &mut Live) -> Result<(), CloseReason> {
+        let limits = self.ctx.decode_limits;
+        let now = Instant::now();
+        let mut received = 0;
+        let result = loop {
+            match codec::decode(&mut self.rbuf, &limits) {
+                Ok(Some(p)) => {
+                    received += u64::from(matches!(p, Packet::Publish(_)));
+                    if let Err(r) = inbound::handle(p, live, &self.ctx, &mut self.wbuf, now) {
+                        break Err(r);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(CloseReason::Malformed(e)),
+            }
+        };
+        metrics::add(&self.ctx.metrics.publish_received, received);
+        result
+    }
+}

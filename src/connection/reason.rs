@@ -1,0 +1,50 @@
+//! Why a connection ended: every close has one named reason, logged and counted.
+
+use thiserror::Error;
+
+use crate::codec::{ConnectReturnCode, DecodeError};
+use crate::session::KickReason;
+
+/// The reason a client connection closed.
+#[derive(Debug, Error)]
+pub enum CloseReason {
+    #[error("client sent DISCONNECT")]
+    ClientDisconnect,
+    #[error("client closed the connection")]
+    PeerClosed,
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed packet: {0}")]
+    Malformed(#[from] DecodeError),
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    #[error("no CONNECT within the connect timeout")]
+    ConnectTimeout,
+    #[error("CONNECT refused: {0:?}")]
+    ConnectRefused(ConnectReturnCode),
+    #[error("keep-alive expired [MQTT-3.1.2-24]")]
+    KeepAliveTimeout,
+    #[error("taken over by a new connection with the same client id [MQTT-3.1.4-2]")]
+    TakenOver,
+    #[error("slow consumer: queue full for longer than session.slow_consumer_timeout")]
+    SlowConsumer,
+    #[error("broker shutting down")]
+    Shutdown,
+}
+
+impl CloseReason {
+    /// Whether the will message is published: every close except a DISCONNECT
+    /// [MQTT-3.1.2-8, MQTT-3.14.4-3] (and a broker shutdown, which is not the client's fault).
+    pub fn publishes_will(&self) -> bool {
+        !matches!(self, CloseReason::ClientDisconnect | CloseReason::Shutdown)
+    }
+}
+
+impl From<KickReason> for CloseReason {
+    fn from(k: KickReason) -> Self {
+        match k {
+            KickReason::TakenOver => CloseReason::TakenOver,
+            KickReason::SlowConsumer => CloseReason::SlowConsumer,
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The broker's shared state handed to every task: configuration, router, sessions, metrics.
+//!
+//! Built once per broker instance (never a global) and passed down as an `Arc`.
+
+use std::sync::Arc;
+
+use crate::codec::DecodeLimits;
+use crate::config::{Config, QueueFullPolicy as ConfigPolicy};
+use crate::metrics::Metrics;
+use crate::router::Router;
+use crate::session::{QueueFullPolicy, SessionLimits};
+use crate::store::{RetainedStore, SessionStore};
+
+/// Everything a connection needs to reach the rest of the broker.
+#[derive(Debug)]
+pub struct Context {
+    pub config: Config,
+    pub router: Router,
+    pub sessions: SessionStore,
+    pub metrics: Arc<Metrics>,
+    pub decode_limits: DecodeLimits,
+}
+
+impl Context {
+    /// Builds the broker state from a validated configuration.
+    pub fn new(config: Config) -> Arc<Context> {
+        let metrics = Arc::new(Metrics::default());
+        let s = &config.session;
+        let limits = SessionLimits {
+            max_inflight: s.max_inflight,
+            max_queued: s.max_queued_messages,
+            max_queued_bytes: s.max_queued_bytes,
+            policy: match s.queue_full_policy {
+                ConfigPolicy::DropNew => QueueFullPolicy::DropNew,
+                ConfigPolicy::DropOldest => QueueFullPolicy::DropOldest,
+            },
+            queue_qos0_offline: s.queue_qos0_offline,
+            slow_consumer_timeout: (!s.slow_consumer_timeout.is_zero())
+                .then_some(s.slow_consumer_timeout),
+        };
+        let expiry =
+            (!s.persistent_session_expiry.is_zero()).then_some(s.persistent_session_expiry);
+        let sessions = SessionStore::new(limits, s.max_sessions, expiry, metrics.clone());
+        let r = &config.retain;
+        let retained = RetainedStore::new(
+            r.enabled,
+            r.max_messages,
+            r.max_payload_size,
+            metrics.clone(),
+        );
+        let router = Router::new(retained, metrics.clone());
+        let decode_limits = DecodeLimits {
+            max_packet_size: config.limits.max_packet_size,
+        };
+        Arc::new(Context {
+            config,
+            router,
+            sessions,
+            metrics,
+            decode_limits,
+        })
+    }
+}

@@ -1,0 +1,36 @@
+//! The application message as it travels through the broker, and one delivery of it.
+//!
+//! A published message is wrapped in an `Arc` once and shared by every subscriber's queue;
+//! its payload is the zero-copy slice of the publisher's read buffer.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::codec::QoS;
+
+/// An application message (topic, payload, publish QoS, retain flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+}
+
+/// One message on its way to one subscriber.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg: Arc<Message>,
+    /// min(publish QoS, granted QoS) [MQTT-3.8.4-6].
+    pub qos: QoS,
+    /// Set only when sent because of a new subscription [MQTT-3.3.1-8, MQTT-3.3.1-9].
+    pub retain: bool,
+}
+
+impl Delivery {
+    /// Bytes this delivery holds in a queue (used for the byte bound).
+    pub fn weight(&self) -> usize {
+        self.msg.payload.len() + self.msg.topic.len()
+    }
+}

@@ -1,0 +1,100 @@
+//! Broker-wide counters and gauges, and their `$SYS` view.
+//!
+//! Owns numbers only. Hot paths add in batches (one add per read or write batch) so that
+//! counters shared across worker threads stay off the per-message path.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! metrics {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Every counter the broker keeps; all monotonic except the `*_current` gauges.
+        #[derive(Debug, Default)]
+        pub struct Metrics { $($(#[$doc])* pub $name: AtomicU64,)* }
+
+        impl Metrics {
+            /// (name, value) pairs for `$SYS` and logs.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+metrics! {
+    /// Connections currently open (after CONNACK 0).
+    clients_connected_current,
+    /// Network connections accepted.
+    connections_accepted,
+    /// Connections refused because `limits.max_connections` was reached.
+    connections_rejected_limit,
+    /// CONNECTs answered with a non-zero CONNACK return code.
+    connects_refused,
+    /// Connections closed for a malformed packet.
+    malformed_packets,
+    /// Connections closed for a protocol violation (e.g. second CONNECT).
+    protocol_errors,
+    /// Connections closed because no CONNECT came within `limits.connect_timeout`.
+    connect_timeouts,
+    /// Connections closed by keep-alive expiry.
+    keep_alive_timeouts,
+    /// Connections closed because another connection took over the client id.
+    takeovers,
+    /// Connections closed as slow consumers.
+    slow_consumer_disconnects,
+    /// PUBLISH packets received from clients.
+    publish_received,
+    /// PUBLISH packets sent to clients.
+    publish_sent,
+    /// Bytes read from clients.
+    bytes_received,
+    /// Bytes written to clients.
+    bytes_sent,
+    /// QoS 0 messages dropped because a subscriber's queue was full.
+    dropped_qos0_queue_full,
+    /// QoS 1/2 messages dropped because a subscriber's queue was full.
+    dropped_queue_full,
+    /// QoS 0 messages not queued for an offline session.
+    dropped_qos0_offline,
+    /// Publishes to `$SYS` topics from clients, ignored.
+    dropped_sys_publish,
+    /// Will messages published.
+    wills_published,
+    /// Retained messages currently stored.
+    retained_current,
+    /// Retained messages refused by `retain.max_messages` or `retain.max_payload_size`.
+    retained_rejected,
+    /// Sessions (online and offline) currently held.
+    sessions_current,
+    /// Offline persistent sessions discarded by `session.persistent_session_expiry`.
+    sessions_expired,
+    /// Subscriptions currently held.
+    subscriptions_current,
+    /// SUBSCRIBE filters answered with 0x80.
+    subscriptions_rejected,
+}
+
+/// Adds `n` to a counter.
+#[inline]
+pub fn add(c: &AtomicU64, n: u64) {
+    if n != 0 {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Adds one to a counter.
+#[inline]
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Subtracts one from a gauge.
+#[inline]
+pub fn dec(c: &AtomicU64) {
+    c.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Reads a counter.
+#[inline]
+pub fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}

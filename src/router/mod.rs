@@ -1,0 +1,156 @@
+//! Routing: subscribe, unsubscribe and publish across sessions (spec §3.3.5, §3.8.4).
+//!
+//! Owns the sharded subscription trie and the fan-out: a PUBLISH is matched once, overlapping
+//! subscriptions of one session are merged into one delivery at the highest granted QoS, and
+//! each target gets a shared `Arc` of the message at min(publish QoS, granted QoS). It knows
+//! nothing of sockets or wire bytes.
+
+mod shards;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::codec::QoS;
+use crate::message::{Delivery, Message};
+use crate::metrics::{self, Metrics};
+use crate::session::{EnqueueOutcome, Session};
+use crate::store::{RetainOutcome, RetainedStore};
+use crate::topic::{validate_filter, FilterError};
+
+use shards::Shards;
+pub use shards::Subscriber;
+
+/// The router shared by every connection task.
+#[derive(Debug)]
+pub struct Router {
+    subs: Shards,
+    retained: RetainedStore,
+    metrics: Arc<Metrics>,
+}
+
+impl Router {
+    /// A router with an empty trie and the given retained store.
+    pub fn new(retained: RetainedStore, metrics: Arc<Metrics>) -> Self {
+        Router {
+            subs: Shards::new(16),
+            retained,
+            metrics,
+        }
+    }
+
+    /// The retained-message store.
+    pub fn retained(&self) -> &RetainedStore {
+        &self.retained
+    }
+
+    /// Adds or replaces `session`'s subscription to `filter` [MQTT-3.8.4-3] and records it in
+    /// the session. Returns the retained messages to send for it.
+    pub fn subscribe(
+        &self,
+        session: &Arc<Session>,
+        filter: &str,
+        qos: QoS,
+    ) -> Result<Vec<Arc<Message>>, FilterError> {
+        validate_filter(filter)?;
+        let mut st = session.lock();
+        if st.discarded {
+            // The connection is being replaced; its subscriptions would outlive it.
+            return Ok(Vec::new());
+        }
+        let new = st.subscriptions.insert(filter.to_owned(), qos).is_none();
+        // Inserted under the session lock so `remove_all` cannot miss it.
+        self.subs.insert(filter, session, qos);
+        drop(st);
+        if new {
+            metrics::inc(&self.metrics.subscriptions_current);
+        }
+        Ok(self.retained.matching(filter))
+    }
+
+    /// Removes `session`'s subscription to exactly `filter`; true if there was one.
+    pub fn unsubscribe(&self, session: &Session, filter: &str) -> bool {
+        let mut st = session.lock();
+        let had = st.subscriptions.remove(filter).is_some();
+        if had {
+            self.subs.remove(filter, session.id);
+        }
+        drop(st);
+        if had {
+            metrics::dec(&self.metrics.subscriptions_current);
+        }
+        had
+    }
+
+    /// Removes every subscription of a session that ended.
+    pub fn remove_all(&self, session: &Session) {
+        let filters = std::mem::take(&mut session.lock().subscriptions);
+        for filter in filters.keys() {
+            self.subs.remove(filter, session.id);
+            metrics::dec(&self.metrics.subscriptions_current);
+        }
+    }
+
+    /// Routes one message: updates the retained store if the retain flag is set, then queues
+    /// one delivery per matching session. Returns the number of deliveries queued.
+    pub fn publish(&self, msg: Message, now: Instant) -> usize {
+        let msg = Arc::new(msg);
+        if msg.retain && self.retained.apply(&msg) == RetainOutcome::Refused {
+            tracing::debug!(topic = %msg.topic, "retained message refused by retain limits");
+        }
+        let mut targets = self.subs.matches(&msg.topic);
+        // Overlapping subscriptions of one session: one copy at the highest QoS [MQTT-3.3.5-1].
+        targets.sort_unstable_by_key(|t| t.0.id);
+        targets.dedup_by(|b, a| {
+            if a.0.id == b.0.id {
+                a.1 = a.1.max(b.1);
+                true
+            } else {
+                false
+            }
+        });
+        let mut queued = 0;
+        for (session, granted) in targets {
+            let d = Delivery {
+                msg: msg.clone(),
+                qos: msg.qos.min(granted),
+                // Normal deliveries never carry the retain flag [MQTT-3.3.1-9].
+                retain: false,
+            };
+            queued += usize::from(self.account(session.deliver(d, now)));
+        }
+        queued
+    }
+
+    /// Counts a delivery outcome; true if the message was queued.
+    pub fn account(&self, outcome: EnqueueOutcome) -> bool {
+        let m = &self.metrics;
+        match outcome {
+            EnqueueOutcome::Queued { .. } => true,
+            EnqueueOutcome::QueuedDroppedOldest { dropped_qos0 } => {
+                metrics::inc(if dropped_qos0 {
+                    &m.dropped_qos0_queue_full
+                } else {
+                    &m.dropped_queue_full
+                });
+                true
+            }
+            EnqueueOutcome::DroppedFull { qos0 } | EnqueueOutcome::SlowConsumer { qos0 } => {
+                metrics::inc(if qos0 {
+                    &m.dropped_qos0_queue_full
+                } else {
+                    &m.dropped_queue_full
+                });
+                false
+            }
+            EnqueueOutcome::DroppedOffline => {
+                metrics::inc(&m.dropped_qos0_offline);
+                false
+            }
+        }
+    }
+
+    /// Number of (filter, session) entries in the trie.
+    pub fn subscription_count(&self) -> usize {
+        self.subs.len()
+    }
+}

@@ -1,0 +1,78 @@
+//! The sharded subscription trie.
+//!
+//! Filters are spread over shards by their first level, so subscribes to different
+//! top-level topics never contend and a publish read-locks only two shards: the one for its
+//! topic's first level and the one holding filters that start with a wildcard.
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::codec::QoS;
+use crate::session::Session;
+use crate::topic::SubscriptionTrie;
+
+/// One subscriber entry in the trie.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub session: Arc<Session>,
+    pub qos: QoS,
+}
+
+type Trie = SubscriptionTrie<u64, Subscriber>;
+
+#[derive(Debug)]
+pub(super) struct Shards {
+    // Each lock protects one trie; publishes take read locks, (un)subscribes a write lock.
+    literal: Box<[RwLock<Trie>]>,
+    wildcard: RwLock<Trie>,
+}
+
+impl Shards {
+    pub(super) fn new(n: usize) -> Self {
+        Shards {
+            literal: (0..n).map(|_| RwLock::new(Trie::default())).collect(),
+            wildcard: RwLock::new(Trie::default()),
+        }
+    }
+
+    fn shard(&self, filter_or_topic: &str) -> &RwLock<Trie> {
+        let first = filter_or_topic.split('/').next().unwrap_or("");
+        if first == "+" || first == "#" {
+            return &self.wildcard;
+        }
+        // FNV-1a: short first levels hash in a few nanoseconds, no keyed hasher needed.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in first.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        &self.literal[(h % self.literal.len() as u64) as usize]
+    }
+
+    pub(super) fn insert(&self, filter: &str, session: &Arc<Session>, qos: QoS) {
+        let sub = Subscriber {
+            session: session.clone(),
+            qos,
+        };
+        self.shard(filter).write().insert(filter, session.id, sub);
+    }
+
+    pub(super) fn remove(&self, filter: &str, session_id: u64) {
+        self.shard(filter).write().remove(filter, &session_id);
+    }
+
+    pub(super) fn matches(&self, topic: &str) -> Vec<(Arc<Session>, QoS)> {
+        let mut out = Vec::new();
+        let mut push = |_: &u64, s: &Subscriber| out.push((s.session.clone(), s.qos));
+        self.shard(topic).read().for_each_match(topic, &mut push);
+        let wild = self.wildcard.read();
+        if !wild.is_empty() {
+            wild.for_each_match(topic, &mut push);
+        }
+        out
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.literal.iter().map(|s| s.read().len()).sum::<usize>() + self.wildcard.read().len()
+    }
+}

@@ -1,0 +1,101 @@
+//! The shared session handle and the link to the connection serving it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Mutex, MutexGuard};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::state::{EnqueueOutcome, SessionLimits, SessionState};
+use crate::message::Delivery;
+
+/// Why a connection was told to close by someone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KickReason {
+    /// Another connection with the same client id arrived [MQTT-3.1.4-2].
+    TakenOver,
+    /// Its queue stayed full for longer than `session.slow_consumer_timeout`.
+    SlowConsumer,
+}
+
+/// How the router reaches the connection task that serves a session.
+#[derive(Debug, Clone)]
+pub struct ConnLink {
+    /// Unique per connection; tells a stale connection from the current one.
+    pub gen: u64,
+    /// Woken when the queue goes from empty to non-empty.
+    pub notify: Arc<Notify>,
+    /// Cancelled to make the connection close; `reason` says why.
+    pub kick: CancellationToken,
+    reason: Arc<Mutex<Option<KickReason>>>,
+}
+
+impl ConnLink {
+    /// A fresh link for connection `gen`.
+    pub fn new(gen: u64) -> Self {
+        ConnLink {
+            gen,
+            notify: Arc::new(Notify::new()),
+            kick: CancellationToken::new(),
+            reason: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Asks the connection to close; the first reason given wins.
+    pub fn kick(&self, reason: KickReason) {
+        self.reason.lock().get_or_insert(reason);
+        self.kick.cancel();
+    }
+
+    /// Why the connection was kicked, if it was.
+    pub fn kick_reason(&self) -> Option<KickReason> {
+        *self.reason.lock()
+    }
+}
+
+/// A session shared between its connection task, the router and the session store.
+#[derive(Debug)]
+pub struct Session {
+    /// Unique per session object (a replaced session gets a new id).
+    pub id: u64,
+    pub client_id: Arc<str>,
+    // Protects all mutable session state; held only for short, non-async sections.
+    state: Mutex<SessionState>,
+}
+
+impl Session {
+    /// A new, offline session.
+    pub fn new(id: u64, client_id: Arc<str>, clean: bool, limits: SessionLimits) -> Self {
+        Session {
+            id,
+            client_id,
+            state: Mutex::new(SessionState::new(clean, limits)),
+        }
+    }
+
+    /// Locks the state. Never hold the guard across an `.await`.
+    pub fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock()
+    }
+
+    /// Queues a delivery and wakes or kicks the serving connection as needed.
+    pub fn deliver(&self, d: Delivery, now: Instant) -> EnqueueOutcome {
+        let mut st = self.state.lock();
+        let outcome = st.enqueue(d, now);
+        match outcome {
+            EnqueueOutcome::Queued { wake: true } => {
+                if let Some(l) = st.link() {
+                    l.notify.notify_one();
+                }
+            }
+            EnqueueOutcome::SlowConsumer { .. } => {
+                if let Some(l) = st.link() {
+                    l.kick(KickReason::SlowConsumer);
+                }
+            }
+            _ => {}
+        }
+        outcome
+    }
+}

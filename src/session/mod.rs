@@ -1,0 +1,12 @@
+//! Per-client session state (spec §4.1) and the shared handle the router delivers into.
+//!
+//! Owns: subscriptions of one client, the bounded outbound queue, the QoS 1/2 in-flight
+//! window and packet-id allocator, inbound QoS 2 ids, and the link to the connection that
+//! currently serves the session. It never touches sockets or spawns tasks: the connection
+//! task drives it, the router enqueues into it, both under its one short-held mutex.
+
+mod handle;
+mod state;
+
+pub use handle::{ConnLink, KickReason, Session};
+pub use state::{EnqueueOutcome, FillResult, QueueFullPolicy, SessionLimits, SessionState};

@@ -1,0 +1,515 @@
+//! The session state machine: pure methods that take `now` and write packets into a buffer.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use super::handle::ConnLink;
+use crate::codec::{self, Packet, QoS};
+use crate::message::Delivery;
+
+/// What to do with a new message when a session's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFullPolicy {
+    /// Keep the queue, drop the arriving message (Mosquitto's behaviour).
+    DropNew,
+    /// Drop the oldest queued message to make room.
+    DropOldest,
+}
+
+/// The bounds every session lives within.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    pub max_inflight: u16,
+    pub max_queued: usize,
+    pub max_queued_bytes: usize,
+    pub policy: QueueFullPolicy,
+    pub queue_qos0_offline: bool,
+    /// A connected session whose queue stays full this long is a slow consumer.
+    pub slow_consumer_timeout: Option<Duration>,
+}
+
+/// The result of offering a delivery to a session's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnqueueOutcome {
+    /// Queued; `wake` when the serving connection must be notified (queue was empty).
+    Queued { wake: bool },
+    /// Queued after dropping the oldest entry (`drop_oldest` policy).
+    QueuedDroppedOldest { dropped_qos0: bool },
+    /// The queue was full and the message was dropped.
+    DroppedFull { qos0: bool },
+    /// QoS 0 message for an offline session, not queued (as Mosquitto by default).
+    DroppedOffline,
+    /// Dropped, and the queue has been full longer than the slow-consumer timeout.
+    SlowConsumer { qos0: bool },
+}
+
+/// What `fill` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FillResult {
+    /// PUBLISH packets written.
+    pub sent: u64,
+    /// True when it stopped only because the buffer reached its bound (call again after a write).
+    pub more: bool,
+}
+
+#[derive(Debug)]
+/// What an in-flight entry waits for.
+enum InflightState {
+    /// QoS 1 PUBLISH sent, waiting for PUBACK.
+    Ack,
+    /// QoS 2 PUBLISH sent, waiting for PUBREC.
+    Rec,
+    /// PUBREL sent, waiting for PUBCOMP.
+    Comp,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    pkid: u16,
+    state: InflightState,
+    delivery: Option<Delivery>,
+}
+
+/// One client's session.
+#[derive(Debug)]
+pub struct SessionState {
+    /// CleanSession of the connection that created the session.
+    pub clean: bool,
+    /// Filter → granted QoS.
+    pub subscriptions: HashMap<String, QoS>,
+    /// Set when the session has been replaced or discarded; its connection must stop.
+    pub discarded: bool,
+    /// When the session last went offline (for expiry); `None` while connected.
+    pub offline_since: Option<Instant>,
+    queue: VecDeque<Delivery>,
+    queued_bytes: usize,
+    inflight: VecDeque<Inflight>,
+    next_pkid: u16,
+    incoming_qos2: HashSet<u16>,
+    limits: SessionLimits,
+    link: Option<ConnLink>,
+    full_since: Option<Instant>,
+}
+
+impl SessionState {
+    /// A new, empty, offline session.
+    pub fn new(clean: bool, limits: SessionLimits) -> Self {
+        SessionState {
+            clean,
+            subscriptions: HashMap::new(),
+            discarded: false,
+            offline_since: None,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            inflight: VecDeque::new(),
+            next_pkid: 0,
+            incoming_qos2: HashSet::new(),
+            limits,
+            link: None,
+            full_since: None,
+        }
+    }
+
+    /// The connection currently serving this session.
+    pub fn link(&self) -> Option<&ConnLink> {
+        self.link.as_ref()
+    }
+
+    /// Whether connection `gen` still serves this session.
+    pub fn is_served_by(&self, gen: u64) -> bool {
+        !self.discarded && self.link.as_ref().is_some_and(|l| l.gen == gen)
+    }
+
+    /// Binds a connection; returns the one it replaces (which must be closed: take-over).
+    pub fn attach(&mut self, link: ConnLink) -> Option<ConnLink> {
+        self.offline_since = None;
+        self.full_since = None;
+        self.link.replace(link)
+    }
+
+    /// Unbinds connection `gen` if it still serves the session; true if it did.
+    pub fn detach(&mut self, gen: u64, now: Instant) -> bool {
+        if self.link.as_ref().is_some_and(|l| l.gen == gen) {
+            self.link = None;
+            self.offline_since = Some(now);
+            self.full_since = None;
+            // QoS 0 messages are not kept for an offline session unless configured.
+            if !self.limits.queue_qos0_offline {
+                self.queue.retain(|d| d.qos != QoS::AtMostOnce);
+                self.queued_bytes = self.queue.iter().map(Delivery::weight).sum();
+            }
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Messages waiting to be sent.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Outbound QoS 1/2 messages awaiting acknowledgement.
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Offers a delivery to the queue, applying the configured bound and policy.
+    pub fn enqueue(&mut self, d: Delivery, now: Instant) -> EnqueueOutcome {
+        let online = self.link.is_some();
+        let qos0 = d.qos == QoS::AtMostOnce;
+        if !online && qos0 && !self.limits.queue_qos0_offline {
+            return EnqueueOutcome::DroppedOffline;
+        }
+        let w = d.weight();
+        let full = |s: &Self| {
+            s.queue.len() >= s.limits.max_queued || s.queued_bytes + w > s.limits.max_queued_bytes
+        };
+        if full(self) {
+            if online {
+                let since = *self.full_since.get_or_insert(now);
+                if self
+                    .limits
+                    .slow_consumer_timeout
+                    .is_some_and(|t| now.duration_since(since) >= t)
+                {
+                    return EnqueueOutcome::SlowConsumer { qos0 };
+                }
+            }
+            if qos0 || self.limits.policy == QueueFullPolicy::DropNew {
+                return EnqueueOutcome::DroppedFull { qos0 };
+            }
+            let mut dropped_qos0 = false;
+            while full(self) {
+                let Some(old) = self.queue.pop_front() else {
+                    break;
+                };
+                self.queued_bytes -= old.weight();
+                dropped_qos0 |= old.qos == QoS::AtMostOnce;
+            }
+            self.push(d);
+            return EnqueueOutcome::QueuedDroppedOldest { dropped_qos0 };
+        }
+        let wake = online && self.queue.is_empty();
+        self.push(d);
+        EnqueueOutcome::Queued { wake }
+    }
+
+    fn push(&mut self, d: Delivery) {
+        self.queued_bytes += d.weight();
+        self.queue.push_back(d);
+    }
+
+    /// Moves queued messages into `out` as PUBLISH packets while the in-flight window has
+    /// credit and `out` is below `max_bytes`. Queue order is kept [MQTT-4.6.0-6].
+    pub fn fill(&mut self, out: &mut BytesMut, max_bytes: usize) -> FillResult {
+        let mut res = FillResult::default();
+        while out.len() < max_bytes {
+            let Some(front) = self.queue.front() else {
+                break;
+            };
+            if front.qos != QoS::AtMostOnce
+                && self.inflight.len() >= usize::from(self.limits.max_inflight)
+            {
+                break;
+            }
+            let Some(d) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued_bytes -= d.weight();
+            res.sent += 1;
+            let pkid = match d.qos {
+                QoS::AtMostOnce => 0,
+                _ => self.alloc_pkid(),
+            };
+            write_publish(out, &d, pkid, false);
+            let state = match d.qos {
+                QoS::AtMostOnce => continue,
+                QoS::AtLeastOnce => InflightState::Ack,
+                QoS::ExactlyOnce => InflightState::Rec,
+            };
+            self.inflight.push_back(Inflight {
+                pkid,
+                state,
+                delivery: Some(d),
+            });
+        }
+        res.more = out.len() >= max_bytes && !self.queue.is_empty();
+        if self.queue.len() < self.limits.max_queued {
+            self.full_since = None;
+        }
+        res
+    }
+
+    /// Re-sends every unacknowledged PUBLISH (DUP set) and PUBREL, in order, after a
+    /// reconnect with CleanSession 0 [MQTT-4.4.0-1, MQTT-3.3.1-1].
+    pub fn resend_inflight(&self, out: &mut BytesMut) -> u64 {
+        let mut n = 0;
+        for i in &self.inflight {
+            match (&i.state, &i.delivery) {
+                (InflightState::Comp, _) => codec::encode(&Packet::PubRel(i.pkid), out),
+                (_, Some(d)) => {
+                    write_publish(out, d, i.pkid, true);
+                    n += 1;
+                }
+                (_, None) => {}
+            }
+        }
+        n
+    }
+
+    fn alloc_pkid(&mut self) -> u16 {
+        // Ids are handed out in sequence, skipping 0 [MQTT-2.3.1-1] and any id still in
+        // flight [MQTT-2.3.1-2]; the window is smaller than the id space, so this ends.
+        loop {
+            self.next_pkid = self.next_pkid.wrapping_add(1);
+            let id = self.next_pkid;
+            if id != 0 && !self.inflight.iter().any(|i| i.pkid == id) {
+                return id;
+            }
+        }
+    }
+
+    fn position(&self, pkid: u16, pred: impl Fn(&InflightState) -> bool) -> Option<usize> {
+        // Acknowledgements nearly always arrive in order: the front is checked first.
+        self.inflight
+            .iter()
+            .position(|i| i.pkid == pkid && pred(&i.state))
+    }
+
+    /// PUBACK received; true if it completed a QoS 1 delivery.
+    pub fn on_puback(&mut self, pkid: u16) -> bool {
+        match self.position(pkid, |s| matches!(s, InflightState::Ack)) {
+            Some(p) => self.inflight.remove(p).is_some(),
+            None => false,
+        }
+    }
+
+    /// PUBREC received; the caller answers PUBREL either way [MQTT-4.3.3-1].
+    pub fn on_pubrec(&mut self, pkid: u16) -> bool {
+        match self.position(pkid, |s| matches!(s, InflightState::Rec)) {
+            Some(p) => {
+                let entry = &mut self.inflight[p];
+                entry.state = InflightState::Comp;
+                entry.delivery = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// PUBCOMP received; true if it completed a QoS 2 delivery.
+    pub fn on_pubcomp(&mut self, pkid: u16) -> bool {
+        match self.position(pkid, |s| matches!(s, InflightState::Comp)) {
+            Some(p) => self.inflight.remove(p).is_some(),
+            None => false,
+        }
+    }
+
+    /// An inbound QoS 2 PUBLISH; true the first time `pkid` is seen, so the message is
+    /// delivered once even if the client re-sends it before PUBREL [MQTT-4.3.3-2].
+    pub fn receive_qos2(&mut self, pkid: u16) -> bool {
+        self.incoming_qos2.insert(pkid)
+    }
+
+    /// PUBREL received: the id may be reused by the client from now on.
+    pub fn release_qos2(&mut self, pkid: u16) {
+        self.incoming_qos2.remove(&pkid);
+    }
+
+    /// Takes every message not yet acknowledged by the client (queued and in flight), for
+    /// redelivery elsewhere.
+    pub fn take_undelivered(&mut self) -> Vec<Delivery> {
+        let mut v: Vec<Delivery> = self.inflight.drain(..).filter_map(|i| i.delivery).collect();
+        v.extend(self.queue.drain(..));
+        self.queued_bytes = 0;
+        v
+    }
+}
+
+/// Appends one PUBLISH for `d` with the shared payload.
+fn write_publish(out: &mut BytesMut, d: &Delivery, pkid: u16, dup: bool) {
+    let m = &d.msg;
+    codec::encode_publish_header(dup, d.qos, d.retain, &m.topic, pkid, m.payload.len(), out);
+    out.extend_from_slice(&m.payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::codec::{decode, DecodeLimits, Publish};
+    use crate::message::Message;
+    use crate::session::ConnLink;
+
+    fn limits(max_inflight: u16, max_queued: usize, policy: QueueFullPolicy) -> SessionLimits {
+        SessionLimits {
+            max_inflight,
+            max_queued,
+            max_queued_bytes: 1 << 20,
+            policy,
+            queue_qos0_offline: false,
+            slow_consumer_timeout: Some(Duration::from_secs(5)),
+        }
+    }
+
+    fn delivery(n: u8, qos: QoS) -> Delivery {
+        Delivery {
+            msg: Arc::new(Message {
+                topic: "t".into(),
+                payload: Bytes::from(vec![n]),
+                qos,
+                retain: false,
+            }),
+            qos,
+            retain: false,
+        }
+    }
+
+    fn publishes(buf: &mut BytesMut) -> Vec<Publish> {
+        let mut v = Vec::new();
+        while let Some(p) = decode(buf, &DecodeLimits::default()).expect("valid") {
+            if let Packet::Publish(p) = p {
+                v.push(p);
+            }
+        }
+        v
+    }
+
+    fn online(limits: SessionLimits) -> SessionState {
+        let mut s = SessionState::new(false, limits);
+        s.attach(ConnLink::new(1));
+        s
+    }
+
+    #[test]
+    fn window_limits_inflight_and_acks_open_it() {
+        let now = Instant::now();
+        let mut s = online(limits(2, 100, QueueFullPolicy::DropNew));
+        for n in 0..4 {
+            s.enqueue(delivery(n, QoS::AtLeastOnce), now);
+        }
+        let mut out = BytesMut::new();
+        assert_eq!(
+            s.fill(&mut out, 1 << 16),
+            FillResult {
+                sent: 2,
+                more: false
+            }
+        );
+        let p = publishes(&mut out);
+        assert_eq!(p.iter().map(|p| p.pkid).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(s.on_puback(1));
+        assert!(
+            !s.on_puback(1),
+            "a second PUBACK for the same id completes nothing"
+        );
+        assert_eq!(s.fill(&mut out, 1 << 16).sent, 1);
+        assert_eq!(publishes(&mut out)[0].payload[..], [2]);
+    }
+
+    #[test]
+    fn qos2_outbound_flow_and_resend_after_reconnect() {
+        let now = Instant::now();
+        let mut s = online(limits(10, 100, QueueFullPolicy::DropNew));
+        s.enqueue(delivery(1, QoS::ExactlyOnce), now);
+        s.enqueue(delivery(2, QoS::ExactlyOnce), now);
+        let mut out = BytesMut::new();
+        s.fill(&mut out, 1 << 16);
+        out.clear();
+        assert!(s.on_pubrec(1));
+        assert!(s.detach(1, now));
+        s.attach(ConnLink::new(2));
+        s.resend_inflight(&mut out);
+        let lim = DecodeLimits::default();
+        assert_eq!(decode(&mut out, &lim).expect("ok"), Some(Packet::PubRel(1)));
+        match decode(&mut out, &lim).expect("ok") {
+            Some(Packet::Publish(p)) => assert!(p.dup && p.pkid == 2),
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+        assert!(s.on_pubcomp(1));
+        assert!(!s.on_pubcomp(1));
+    }
+
+    #[test]
+    fn bounded_queue_policies() {
+        let now = Instant::now();
+        let mut s = online(limits(10, 2, QueueFullPolicy::DropNew));
+        assert_eq!(
+            s.enqueue(delivery(1, QoS::AtLeastOnce), now),
+            EnqueueOutcome::Queued { wake: true }
+        );
+        assert_eq!(
+            s.enqueue(delivery(2, QoS::AtLeastOnce), now),
+            EnqueueOutcome::Queued { wake: false }
+        );
+        assert_eq!(
+            s.enqueue(delivery(3, QoS::AtLeastOnce), now),
+            EnqueueOutcome::DroppedFull { qos0: false }
+        );
+        assert_eq!(
+            s.enqueue(delivery(3, QoS::AtMostOnce), now),
+            EnqueueOutcome::DroppedFull { qos0: true }
+        );
+        let later = now + Duration::from_secs(6);
+        assert_eq!(
+            s.enqueue(delivery(4, QoS::AtLeastOnce), later),
+            EnqueueOutcome::SlowConsumer { qos0: false }
+        );
+
+        let mut s = online(limits(10, 2, QueueFullPolicy::DropOldest));
+        for n in 1..=3 {
+            s.enqueue(delivery(n, QoS::AtLeastOnce), now);
+        }
+        let mut out = BytesMut::new();
+        s.fill(&mut out, 1 << 16);
+        let got: Vec<u8> = publishes(&mut out).iter().map(|p| p.payload[0]).collect();
+        assert_eq!(got, vec![2, 3]);
+    }
+
+    #[test]
+    fn offline_sessions_keep_qos1_and_drop_qos0() {
+        let now = Instant::now();
+        let mut s = online(limits(10, 10, QueueFullPolicy::DropNew));
+        s.enqueue(delivery(1, QoS::AtMostOnce), now);
+        s.detach(1, now);
+        assert_eq!(s.queued(), 0, "queued QoS 0 is discarded on disconnect");
+        assert_eq!(
+            s.enqueue(delivery(2, QoS::AtMostOnce), now),
+            EnqueueOutcome::DroppedOffline
+        );
+        assert_eq!(
+            s.enqueue(delivery(3, QoS::AtLeastOnce), now),
+            EnqueueOutcome::Queued { wake: false }
+        );
+        assert_eq!(s.queued(), 1);
+    }
+
+    #[test]
+    fn inbound_qos2_is_delivered_once_per_id() {
+        let mut s = online(limits(10, 10, QueueFullPolicy::DropNew));
+        assert!(s.receive_qos2(7));
+        assert!(!s.receive_qos2(7));
+        s.release_qos2(7);
+        assert!(s.receive_qos2(7));
+    }
+
+    #[test]
+    fn packet_ids_skip_zero_and_ids_in_use() {
+        let now = Instant::now();
+        let mut s = online(limits(3, 100, QueueFullPolicy::DropNew));
+        s.next_pkid = u16::MAX - 1;
+        for n in 0..3 {
+            s.enqueue(delivery(n, QoS::AtLeastOnce), now);
+        }
+        let mut out = BytesMut::new();
+        s.fill(&mut out, 1 << 16);
+        let ids: Vec<u16> = publishes(&mut out).iter().map(|p| p.pkid).collect();
+        assert_eq!(ids, vec![u16::MAX, 1, 2]);
+    }
+}

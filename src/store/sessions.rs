@@ -1,0 +1,219 @@
+//! The session registry: client id → session, with take-over and expiry (spec §3.1.2.4, §3.1.4).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use thiserror::Error;
+
+use crate::metrics::{self, Metrics};
+use crate::session::{ConnLink, KickReason, Session, SessionLimits};
+
+/// Why a session could not be attached.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("session limit of {0} reached (session.max_sessions)")]
+    Full(usize),
+}
+
+/// The result of attaching a connection to a client id.
+#[derive(Debug)]
+pub struct Attached {
+    pub session: Arc<Session>,
+    /// CONNACK session-present flag [MQTT-3.2.2-1..3].
+    pub present: bool,
+    /// An offline session that was discarded; the caller removes its subscriptions.
+    pub discarded: Option<Arc<Session>>,
+}
+
+/// The result of a connection leaving its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetachOutcome {
+    /// The connection no longer served the session (it was taken over).
+    Stale,
+    /// A persistent session is kept offline.
+    Offline,
+    /// The session ended; the caller removes its subscriptions.
+    Removed,
+}
+
+/// Every session, online and offline.
+#[derive(Debug)]
+pub struct SessionStore {
+    // Shard locks are held only while the entry for one client id is examined; a session's
+    // own mutex may be taken inside (never the other way round).
+    map: DashMap<Arc<str>, Arc<Session>>,
+    next_id: AtomicU64,
+    // Kept beside the map: `DashMap::len` would lock every shard, including one an entry
+    // guard already holds.
+    count: AtomicUsize,
+    limits: SessionLimits,
+    max_sessions: usize,
+    expiry: Option<Duration>,
+    metrics: Arc<Metrics>,
+}
+
+impl SessionStore {
+    /// An empty store.
+    pub fn new(
+        limits: SessionLimits,
+        max_sessions: usize,
+        expiry: Option<Duration>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        SessionStore {
+            map: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            count: AtomicUsize::new(0),
+            limits,
+            max_sessions,
+            expiry,
+            metrics,
+        }
+    }
+
+    /// A fresh connection-generation number.
+    pub fn next_gen(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sessions held.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// True when no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The session of `client_id`, if any.
+    pub fn get(&self, client_id: &str) -> Option<Arc<Session>> {
+        self.map.get(client_id).map(|e| e.value().clone())
+    }
+
+    fn create(&self, client_id: Arc<str>, clean: bool) -> Arc<Session> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Session::new(id, client_id, clean, self.limits.clone()))
+    }
+
+    /// Binds connection `link` to `client_id`, taking over any live connection with that id
+    /// [MQTT-3.1.4-2] and keeping or discarding the old state per CleanSession
+    /// [MQTT-3.1.2-4, MQTT-3.1.2-6].
+    pub fn attach(
+        &self,
+        client_id: &str,
+        clean: bool,
+        link: ConnLink,
+    ) -> Result<Attached, StoreError> {
+        let key: Arc<str> = client_id.into();
+        match self.map.entry(key.clone()) {
+            Entry::Occupied(mut e) => {
+                let old = e.get().clone();
+                let mut st = old.lock();
+                if !clean && !st.clean && !st.discarded {
+                    if let Some(prev) = st.attach(link) {
+                        prev.kick(KickReason::TakenOver);
+                    }
+                    drop(st);
+                    return Ok(Attached {
+                        session: old,
+                        present: true,
+                        discarded: None,
+                    });
+                }
+                st.discarded = true;
+                let live = st.link().cloned();
+                drop(st);
+                if let Some(prev) = &live {
+                    // Its connection task removes the subscriptions when it exits.
+                    prev.kick(KickReason::TakenOver);
+                }
+                let session = self.create(key, clean);
+                session.lock().attach(link);
+                e.insert(session.clone());
+                Ok(Attached {
+                    session,
+                    present: false,
+                    discarded: live.is_none().then_some(old),
+                })
+            }
+            Entry::Vacant(e) => {
+                if self.count.load(Ordering::Relaxed) >= self.max_sessions {
+                    return Err(StoreError::Full(self.max_sessions));
+                }
+                let session = self.create(key, clean);
+                session.lock().attach(link);
+                e.insert(session.clone());
+                self.count.fetch_add(1, Ordering::Relaxed);
+                metrics::inc(&self.metrics.sessions_current);
+                Ok(Attached {
+                    session,
+                    present: false,
+                    discarded: None,
+                })
+            }
+        }
+    }
+
+    /// Connection `gen` leaves `session`.
+    pub fn detach(&self, session: &Arc<Session>, gen: u64, now: Instant) -> DetachOutcome {
+        let mut st = session.lock();
+        let was_serving = st.detach(gen, now);
+        let (discarded, clean) = (st.discarded, st.clean);
+        drop(st);
+        if discarded {
+            // Replaced by a clean take-over while this connection served it: the map already
+            // holds the successor, and the leaving connection cleans up what it owned.
+            return DetachOutcome::Removed;
+        }
+        if !was_serving {
+            return DetachOutcome::Stale;
+        }
+        if !clean {
+            return DetachOutcome::Offline;
+        }
+        session.lock().discarded = true;
+        if self
+            .map
+            .remove_if(&session.client_id, |_, v| Arc::ptr_eq(v, session))
+            .is_some()
+        {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            metrics::dec(&self.metrics.sessions_current);
+        }
+        DetachOutcome::Removed
+    }
+
+    /// Removes offline persistent sessions older than `session.persistent_session_expiry`.
+    pub fn expire(&self, now: Instant) -> Vec<Arc<Session>> {
+        let Some(ttl) = self.expiry else {
+            return Vec::new();
+        };
+        let mut gone = Vec::new();
+        self.map.retain(|_, s| {
+            let mut st = s.lock();
+            let expired = st
+                .offline_since
+                .is_some_and(|t| now.duration_since(t) >= ttl);
+            if expired {
+                st.discarded = true;
+                gone.push(s.clone());
+            }
+            !expired
+        });
+        self.count.fetch_sub(gone.len(), Ordering::Relaxed);
+        for _ in &gone {
+            metrics::dec(&self.metrics.sessions_current);
+            metrics::inc(&self.metrics.sessions_expired);
+        }
+        gone
+    }
+
+    /// Every session (for shutdown and `$SYS`).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.map.iter().map(|e| e.value().clone()).collect()
+    }
+}

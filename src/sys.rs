@@ -1,0 +1,57 @@
+//! Periodic `$SYS/broker/...` topics: the metrics as retained messages (a Mosquitto habit).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::QoS;
+use crate::context::Context;
+use crate::message::Message;
+
+/// Publishes every metric under `$SYS/broker/` each `interval` until `shutdown`.
+pub async fn run(ctx: Arc<Context>, interval: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        let mut entries = vec![(
+            "$SYS/broker/version".to_string(),
+            format!("supermq {}", env!("CARGO_PKG_VERSION")),
+        )];
+        entries.extend(
+            ctx.metrics
+                .snapshot()
+                .into_iter()
+                .map(|(k, v)| (format!("$SYS/broker/{k}"), v.to_string())),
+        );
+        for (name, value) in entries {
+            let msg = Message {
+                topic: name,
+                payload: Bytes::from(value),
+                qos: QoS::AtMostOnce,
+                retain: true,
+            };
+            ctx.router.publish(msg, now);
+        }
+    }
+}
+
+/// Discards offline persistent sessions past their expiry, checking every `every`.
+pub async fn expire_sessions(ctx: Arc<Context>, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for s in ctx.sessions.expire(Instant::now()) {
+            ctx.router.remove_all(&s);
+        }
+    }
+}
