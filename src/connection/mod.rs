@@ -30,6 +30,10 @@ pub use reason::CloseReason;
 /// The largest read buffer a busy connection grows to.
 const MAX_READ_CHUNK: usize = 256 * 1024;
 
+/// Below this many bytes per read or write a connection counts as not busy, and its empty
+/// buffers are released rather than kept.
+const IDLE_BUFFER: usize = 4096;
+
 /// Serves one client connection until it closes. Never panics on client input.
 pub async fn serve<T>(io: T, peer: SocketAddr, ctx: Arc<Context>, shutdown: CancellationToken)
 where
@@ -66,7 +70,7 @@ where
         }
     };
     let gen = conn.ctx.sessions.next_gen();
-    let link = ConnLink::new(gen);
+    let link = ConnLink::with_kick(gen, shutdown.child_token());
     let attached = match conn
         .ctx
         .sessions
@@ -254,6 +258,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         let timer = tokio::time::sleep(live.keep_alive.unwrap_or(far));
         tokio::pin!(timer);
         let mut last_read = 0;
+        // Registered once per connection, not once per loop turn: waiting on a token or a
+        // Notify takes a lock, and the shutdown token is shared by every connection.
+        let kick = live.link.kick.clone();
+        let kicked = kick.cancelled();
+        tokio::pin!(kicked);
+        let notify = live.link.notify.clone();
+        let notified = notify.notified();
+        tokio::pin!(notified);
         // Packets already buffered behind the CONNECT are handled before the first read.
         if let Err(r) = self.handle_buffered(live) {
             return r;
@@ -294,6 +306,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     Ok(n) => {
                         self.wbuf.advance(n);
                         metrics::add(&self.ctx.metrics.bytes_sent, n as u64);
+                        if self.wbuf.is_empty() && n < IDLE_BUFFER {
+                            // A connection that writes little keeps no write buffer between
+                            // writes; a busy one keeps its buffer and reuses it in place.
+                            self.wbuf = BytesMut::new();
+                        }
                     }
                     Err(e) => return CloseReason::Io(e),
                 },
@@ -306,6 +323,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                         metrics::add(&self.ctx.metrics.bytes_received, n as u64);
                         if let Err(r) = self.handle_buffered(live) {
                             return r;
+                        }
+                        if self.rbuf.is_empty() && n < IDLE_BUFFER {
+                            // Likewise for reads: idle connections hold no read buffer.
+                            self.rbuf = BytesMut::new();
                         }
                     }
                     Err(e) => return CloseReason::Io(e),

@@ -52,15 +52,18 @@ impl Router {
         qos: QoS,
     ) -> Result<Vec<Arc<Message>>, FilterError> {
         validate_filter(filter)?;
-        let mut st = session.lock();
-        if st.discarded {
-            // The connection is being replaced; its subscriptions would outlive it.
-            return Ok(Vec::new());
-        }
-        let new = st.subscriptions.insert(filter.to_owned(), qos).is_none();
-        // Inserted under the session lock so `remove_all` cannot miss it.
+        // Lock order: a session's lock is never held while a shard lock is taken (publish
+        // holds shard read locks while it locks sessions). Only the session's own connection
+        // task subscribes, so recording first and inserting second cannot race with it.
+        let new = {
+            let mut st = session.lock();
+            if st.discarded {
+                // The connection is being replaced; its subscriptions would outlive it.
+                return Ok(Vec::new());
+            }
+            st.subscriptions.insert(filter.to_owned(), qos).is_none()
+        };
         self.subs.insert(filter, session, qos);
-        drop(st);
         if new {
             metrics::inc(&self.metrics.subscriptions_current);
         }
@@ -69,13 +72,9 @@ impl Router {
 
     /// Removes `session`'s subscription to exactly `filter`; true if there was one.
     pub fn unsubscribe(&self, session: &Session, filter: &str) -> bool {
-        let mut st = session.lock();
-        let had = st.subscriptions.remove(filter).is_some();
+        let had = session.lock().subscriptions.remove(filter).is_some();
         if had {
             self.subs.remove(filter, session.id);
-        }
-        drop(st);
-        if had {
             metrics::dec(&self.metrics.subscriptions_current);
         }
         had
@@ -97,19 +96,8 @@ impl Router {
         if msg.retain && self.retained.apply(&msg) == RetainOutcome::Refused {
             tracing::debug!(topic = %msg.topic, "retained message refused by retain limits");
         }
-        let mut targets = self.subs.matches(&msg.topic);
-        // Overlapping subscriptions of one session: one copy at the highest QoS [MQTT-3.3.5-1].
-        targets.sort_unstable_by_key(|t| t.0.id);
-        targets.dedup_by(|b, a| {
-            if a.0.id == b.0.id {
-                a.1 = a.1.max(b.1);
-                true
-            } else {
-                false
-            }
-        });
         let mut queued = 0;
-        for (session, granted) in targets {
+        self.subs.for_each_target(&msg.topic, |session, granted| {
             let d = Delivery {
                 msg: msg.clone(),
                 qos: msg.qos.min(granted),
@@ -117,7 +105,7 @@ impl Router {
                 retain: false,
             };
             queued += usize::from(self.account(session.deliver(d, now)));
-        }
+        });
         queued
     }
 

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use smallvec::SmallVec;
 
 use crate::codec::QoS;
 use crate::session::Session;
@@ -61,15 +62,34 @@ impl Shards {
         self.shard(filter).write().remove(filter, &session_id);
     }
 
-    pub(super) fn matches(&self, topic: &str) -> Vec<(Arc<Session>, QoS)> {
-        let mut out = Vec::new();
-        let mut push = |_: &u64, s: &Subscriber| out.push((s.session.clone(), s.qos));
-        self.shard(topic).read().for_each_match(topic, &mut push);
+    /// Calls `f` once per matching session with the highest QoS it was granted through any
+    /// of its overlapping filters [MQTT-3.3.5-1]. `f` runs under the shards' read locks, so it
+    /// must be short and must not subscribe or unsubscribe.
+    pub(super) fn for_each_target(&self, topic: &str, mut f: impl FnMut(&Arc<Session>, QoS)) {
+        // Most topics match a handful of sessions: collect references on the stack, no
+        // allocation and no reference-count traffic on the hot path.
+        // The guards are declared first so they outlive the references collected from them.
+        let shard = self.shard(topic).read();
         let wild = self.wildcard.read();
+        let mut hits: SmallVec<[(&Arc<Session>, QoS); 16]> = SmallVec::new();
+        shard.for_each_match(topic, |_, s| hits.push((&s.session, s.qos)));
         if !wild.is_empty() {
-            wild.for_each_match(topic, &mut push);
+            wild.for_each_match(topic, |_, s| hits.push((&s.session, s.qos)));
         }
-        out
+        if hits.len() > 1 {
+            hits.sort_unstable_by_key(|h| h.0.id);
+            hits.dedup_by(|b, a| {
+                if a.0.id == b.0.id {
+                    a.1 = a.1.max(b.1);
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        for (session, qos) in hits {
+            f(session, qos);
+        }
     }
 
     pub(super) fn len(&self) -> usize {

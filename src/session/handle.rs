@@ -32,12 +32,18 @@ pub struct ConnLink {
 }
 
 impl ConnLink {
-    /// A fresh link for connection `gen`.
+    /// A fresh link for connection `gen`, with its own kick token.
     pub fn new(gen: u64) -> Self {
+        Self::with_kick(gen, CancellationToken::new())
+    }
+
+    /// A link whose kick token is given, typically a child of the broker's shutdown token,
+    /// so a connection waits on one token for both.
+    pub fn with_kick(gen: u64, kick: CancellationToken) -> Self {
         ConnLink {
             gen,
             notify: Arc::new(Notify::new()),
-            kick: CancellationToken::new(),
+            kick,
             reason: Arc::new(Mutex::new(None)),
         }
     }

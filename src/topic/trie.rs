@@ -122,7 +122,7 @@ impl<K: Hash + Eq + Clone, V> SubscriptionTrie<K, V> {
     /// A key subscribed through several overlapping filters is reported once per filter;
     /// the caller merges them [MQTT-3.3.5-1]. Root-level wildcards skip `$` topics
     /// [MQTT-4.7.2-1].
-    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&K, &V)) {
+    pub fn for_each_match<'a>(&'a self, topic: &str, mut f: impl FnMut(&'a K, &'a V)) {
         let dollar = topic.starts_with('$');
         let mut levels = topic.split('/');
         let Some(first) = levels.next() else { return };
@@ -139,7 +139,7 @@ impl<K: Hash + Eq + Clone, V> SubscriptionTrie<K, V> {
         }
     }
 
-    fn walk(node: &Node<K, V>, levels: &[&str], f: &mut impl FnMut(&K, &V)) {
+    fn walk<'a>(node: &'a Node<K, V>, levels: &[&str], f: &mut impl FnMut(&'a K, &'a V)) {
         // `a/#` matches `a` itself as well as everything below it (spec §4.7.1.2).
         node.hash.iter().for_each(|(k, v)| f(k, v));
         match levels.split_first() {
