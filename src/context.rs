@@ -1,9 +1,11 @@
-//! The broker's shared state handed to every task: configuration, router, sessions, metrics.
+//! The broker's shared state handed to every task: configuration, router, sessions, metrics,
+//! authentication.
 //!
 //! Built once per broker instance (never a global) and passed down as an `Arc`.
 
 use std::sync::Arc;
 
+use crate::auth::{Auth, AuthError};
 use crate::codec::DecodeLimits;
 use crate::config::{Config, QueueFullPolicy as ConfigPolicy};
 use crate::metrics::Metrics;
@@ -19,12 +21,27 @@ pub struct Context {
     pub sessions: SessionStore,
     pub metrics: Arc<Metrics>,
     pub decode_limits: DecodeLimits,
+    /// Credentials and ACL; the files are swapped in place by [`Context::reload_auth`].
+    pub auth: Auth,
 }
 
 impl Context {
     /// Builds the broker state from a validated configuration.
+    ///
+    /// # Panics
+    /// If a configured password or ACL file cannot be loaded; use [`Context::try_new`]
+    /// where that can happen.
     pub fn new(config: Config) -> Arc<Context> {
+        match Context::try_new(config) {
+            Ok(ctx) => ctx,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Builds the broker state, loading the password and ACL files.
+    pub fn try_new(config: Config) -> Result<Arc<Context>, AuthError> {
         let metrics = Arc::new(Metrics::default());
+        let auth = Auth::load(&config.auth, metrics.clone())?;
         let s = &config.session;
         let limits = SessionLimits {
             max_inflight: s.max_inflight,
@@ -52,12 +69,19 @@ impl Context {
         let decode_limits = DecodeLimits {
             max_packet_size: config.limits.max_packet_size,
         };
-        Arc::new(Context {
+        Ok(Arc::new(Context {
             config,
             router,
             sessions,
             metrics,
             decode_limits,
-        })
+            auth,
+        }))
+    }
+
+    /// Re-reads the password and ACL files (SIGHUP). On error the previous files stay in
+    /// force; connections are never dropped either way.
+    pub fn reload_auth(&self) -> Result<(), AuthError> {
+        self.auth.reload()
     }
 }

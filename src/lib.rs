@@ -2,7 +2,7 @@
 //!
 //! Data flow:
 //! ```text
-//! socket ─▶ listener ─▶ connection task ─▶ codec::decode ─▶ session / router
+//! socket ─▶ listener (tcp | tls | ws | wss) ─▶ connection task ─▶ codec::decode ─▶ session / router
 //!                                                               │ publish / subscribe
 //!                                                               ▼
 //!                       router (sharded topic trie, retained store) ─▶ session queues
@@ -13,11 +13,14 @@
 //! Modules: [`codec`] (pure wire format), [`topic`] (filters, trie, retained tree),
 //! [`session`] (per-client state machine), [`store`] (session registry and retained
 //! messages), [`router`] (matching and fan-out), [`connection`] (the per-client driver),
-//! [`listener`] (accept loops), [`config`], [`metrics`].
+//! [`listener`] (accept loop, TLS and WebSocket handshakes), [`auth`] (passwords, HTTP hook,
+//! ACL), [`config`], [`metrics`].
 //!
 //! This file only wires them: [`Broker::start`] binds the listeners and spawns the tasks;
 //! shutdown is a [`CancellationToken`] passed in by the caller.
 
+pub mod auth;
+pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod connection;
@@ -52,6 +55,10 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 pub enum StartError {
     #[error(transparent)]
     Listener(#[from] listener::ListenerError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// A running broker.
@@ -59,6 +66,7 @@ pub enum StartError {
 pub struct Broker {
     ctx: Arc<Context>,
     addrs: Vec<(String, SocketAddr)>,
+    route_addr: Option<SocketAddr>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -66,9 +74,20 @@ pub struct Broker {
 impl Broker {
     /// Binds every listener and starts serving until `shutdown` is cancelled.
     pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Broker, StartError> {
-        let bound = listener::bind_all(&config.listeners).await?;
-        let ctx = Context::new(config);
+        let bound = listener::bind_all(&config).await?;
+        let ctx = Context::try_new(config)?;
         let tracker = TaskTracker::new();
+        // The cluster starts before any client is accepted, so every subscription is counted
+        // in the interest advertised to peers.
+        let route_addr = if ctx.config.cluster.enabled {
+            Some(
+                cluster::start(ctx.clone(), &tracker, shutdown.clone())
+                    .await?
+                    .1,
+            )
+        } else {
+            None
+        };
         let limit = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
         let addrs = bound.iter().map(|l| (l.name.clone(), l.addr)).collect();
         for l in bound {
@@ -92,6 +111,7 @@ impl Broker {
         Ok(Broker {
             ctx,
             addrs,
+            route_addr,
             tracker,
             shutdown,
         })
@@ -102,6 +122,11 @@ impl Broker {
         self.addrs[0].1
     }
 
+    /// The bound route (cluster) address, when clustering is on.
+    pub fn route_addr(&self) -> Option<SocketAddr> {
+        self.route_addr
+    }
+
     /// The bound address of the listener called `name`.
     pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
         self.addrs.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
@@ -110,6 +135,12 @@ impl Broker {
     /// The broker's counters.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.ctx.metrics
+    }
+
+    /// Re-reads the password and ACL files (what SIGHUP does); on error the previous ones
+    /// stay in force. Connections are not dropped.
+    pub fn reload_auth(&self) -> Result<(), auth::AuthError> {
+        self.ctx.reload_auth()
     }
 
     /// The shared broker state (for embedding and tests).

@@ -1,10 +1,11 @@
 //! The `supermq` command: parse the command line, load the configuration, set up logging and
-//! signal handling, then run the broker until SIGINT or SIGTERM.
+//! signal handling, then run the broker until SIGINT or SIGTERM (SIGHUP reloads the password
+//! and ACL files). `supermq passwd` manages password files instead.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -29,10 +30,37 @@ struct Cli {
     /// Port of the plain TCP listener, overriding the configuration (as `mosquitto -p`).
     #[arg(short = 'p', long = "port", value_name = "PORT")]
     port: Option<u16>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Add or update a user in a password file (Mosquitto's format, like mosquitto_passwd).
+    Passwd(PasswdArgs),
+}
+
+#[derive(Debug, Args)]
+struct PasswdArgs {
+    /// Create the file, overwriting it if it exists.
+    #[arg(short = 'c')]
+    create: bool,
+    /// Take the password from the command line instead of one line of standard input.
+    #[arg(short = 'b', requires = "password")]
+    batch: bool,
+    /// The password file.
+    file: PathBuf,
+    /// The username.
+    user: String,
+    /// The password (with -b only).
+    password: Option<String>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Passwd(args)) = cli.command {
+        return passwd(args);
+    }
     let mut config = match &cli.config {
         Some(path) => match Config::load(path) {
             Ok(c) => c,
@@ -82,7 +110,15 @@ fn main() -> ExitCode {
     let shutdown = CancellationToken::new();
     let result = rt.block_on(async {
         tokio::spawn(watch_signals(shutdown.clone()));
-        supermq::run(config, shutdown).await
+        // Installed before the broker starts: SIGHUP's default action ends the process.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        let broker = supermq::Broker::start(config, shutdown).await?;
+        match hup {
+            Ok(hup) => drop(tokio::spawn(reload_on_hup(hup, broker.context().clone()))),
+            Err(e) => tracing::error!("cannot install the SIGHUP handler: {e}"),
+        }
+        broker.stopped().await;
+        Ok::<(), supermq::StartError>(())
     });
     match result {
         Ok(()) => {
@@ -111,4 +147,43 @@ async fn watch_signals(shutdown: CancellationToken) {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
     }
     shutdown.cancel();
+}
+
+/// Reloads the password and ACL files on each SIGHUP; a bad file keeps the old ones.
+async fn reload_on_hup(
+    mut hup: tokio::signal::unix::Signal,
+    ctx: std::sync::Arc<supermq::Context>,
+) {
+    while hup.recv().await.is_some() {
+        match ctx.reload_auth() {
+            Ok(()) => tracing::info!("SIGHUP: password and ACL files reloaded"),
+            Err(e) => tracing::error!("SIGHUP: reload failed, keeping the previous files: {e}"),
+        }
+    }
+}
+
+/// `supermq passwd [-c] [-b] FILE USER [PASSWORD]`.
+fn passwd(args: PasswdArgs) -> ExitCode {
+    let password = match (args.batch, args.password) {
+        (true, Some(p)) => p,
+        (false, Some(_)) => {
+            eprintln!("supermq passwd: a password on the command line needs -b");
+            return ExitCode::from(2);
+        }
+        (_, None) => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("supermq passwd: cannot read the password: {e}");
+                return ExitCode::FAILURE;
+            }
+            line.trim_end_matches(['\n', '\r']).to_owned()
+        }
+    };
+    match supermq::auth::passwd::set_password(&args.file, &args.user, &password, args.create) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("supermq passwd: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -71,6 +71,22 @@ metrics! {
     subscriptions_current,
     /// SUBSCRIBE filters answered with 0x80.
     subscriptions_rejected,
+    /// Route links currently up.
+    route_links_current,
+    /// Route links that went down after being up (each is redialled).
+    route_reconnects,
+    /// Route handshakes refused (self, wrong cluster, bad secret, duplicate node id, not a peer).
+    route_handshake_rejected,
+    /// Frames dropped because a peer's route queue was full (`cluster.route_queue`).
+    route_frames_dropped,
+    /// CONNECTs refused by authentication (bad credentials, unknown user, hook denial).
+    auth_failures,
+    /// PUBLISH packets (and wills) refused by the ACL and dropped.
+    acl_denied_publish,
+    /// SUBSCRIBE filters refused by the ACL (answered with 0x80).
+    acl_denied_subscribe,
+    /// TLS handshakes or WebSocket upgrades that failed or timed out.
+    handshake_failures,
 }
 
 /// Adds `n` to a counter.

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
@@ -156,6 +157,77 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let millis = number.checked_mul(millis_per_unit).ok_or_else(too_large)?;
     Ok(Duration::from_millis(millis))
+}
+
+/// Reads a duration that must be greater than zero into an optional field
+/// (absent means "use the related default").
+pub(super) fn opt_positive_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    positive_duration(d).map(Some)
+}
+
+/// Reads a file path into an optional field (absent means "not configured").
+/// Relative paths are taken from the broker's working directory, as Mosquitto does.
+pub(super) fn opt_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    d.deserialize_str(StrVisitor {
+        expecting: "a file path string",
+        parse: |s: &str| {
+            if s.trim().is_empty() {
+                Err("must not be empty; leave the key out instead".to_owned())
+            } else {
+                Ok(Some(PathBuf::from(s)))
+            }
+        },
+    })
+}
+
+/// Reads the HTTP path of a WebSocket endpoint, such as "/mqtt".
+pub(super) fn ws_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_str(StrVisitor {
+        expecting: "a path string such as \"/mqtt\"",
+        parse: |s: &str| {
+            let ok = s.starts_with('/')
+                && s.len() <= 256
+                && s.chars()
+                    .all(|c| c.is_ascii_graphic() && c != '?' && c != '#');
+            if ok {
+                Ok(s.to_owned())
+            } else {
+                Err(
+                    "must start with '/' and be at most 256 visible ASCII characters, \
+                     without '?' or '#'"
+                        .to_owned(),
+                )
+            }
+        },
+    })
+}
+
+/// Reads the URL of the HTTP authentication hook. Only plain `http://` is
+/// accepted: the hook client has no TLS, so it is meant for a local or
+/// otherwise trusted endpoint.
+pub(super) fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_str(StrVisitor {
+        expecting: "a URL string such as \"http://127.0.0.1:8080/mqtt/auth\"",
+        parse: |s: &str| {
+            if s.starts_with("https://") {
+                return Err(
+                    "https is not supported by the hook client; use an http:// URL \
+                            on a trusted network (e.g. a local sidecar)"
+                        .to_owned(),
+                );
+            }
+            match s.parse::<hyper::Uri>() {
+                Ok(u) if u.scheme_str() == Some("http") && u.authority().is_some() => {
+                    Ok(s.to_owned())
+                }
+                _ => Err("must be an http:// URL with a host, such as \
+                          \"http://127.0.0.1:8080/mqtt/auth\""
+                    .to_owned()),
+            }
+        },
+    })
 }
 
 /// Reads a string that must be one of a fixed set of keywords.

@@ -8,6 +8,7 @@
 //! optional; a missing one takes its default, and `config/appserver.conf`
 //! lists all of them with those defaults.
 
+mod cluster;
 mod de;
 mod error;
 mod source;
@@ -16,11 +17,12 @@ mod tests;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use cluster::ClusterConfig;
 pub use error::ConfigError;
 use source::{Seg, Source};
 
@@ -38,6 +40,7 @@ pub struct Config {
     pub log: LogConfig,
     pub engine: EngineConfig,
     pub sys: SysConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// One socket the broker accepts MQTT connections on.
@@ -50,6 +53,26 @@ pub struct ListenerConfig {
     pub protocol: ListenerProtocol,
     #[serde(deserialize_with = "de::socket_addr")]
     pub bind: SocketAddr,
+    /// PEM certificate chain, server certificate first (`tls`, `wss`).
+    #[serde(deserialize_with = "de::opt_path")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate (`tls`, `wss`).
+    #[serde(deserialize_with = "de::opt_path")]
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates that client certificates are verified against (`tls`, `wss`).
+    #[serde(deserialize_with = "de::opt_path")]
+    pub ca_file: Option<PathBuf>,
+    /// Refuse TLS clients without a certificate signed by `ca_file` (mutual TLS).
+    pub require_client_cert: bool,
+    /// Take the client certificate's subject CN as the MQTT username.
+    pub use_cn_as_username: bool,
+    /// HTTP path of the WebSocket endpoint (`ws`, `wss`).
+    #[serde(deserialize_with = "de::ws_path")]
+    pub ws_path: String,
+    /// Time allowed for the TLS handshake and WebSocket upgrade; `None` means
+    /// `limits.connect_timeout`.
+    #[serde(deserialize_with = "de::opt_positive_duration")]
+    pub tls_handshake_timeout: Option<Duration>,
 }
 
 /// Transport spoken on a listener.
@@ -58,6 +81,12 @@ pub enum ListenerProtocol {
     /// Plain MQTT over TCP.
     #[default]
     Tcp,
+    /// MQTT over TLS.
+    Tls,
+    /// MQTT over WebSocket (spec §6).
+    Ws,
+    /// MQTT over WebSocket over TLS.
+    Wss,
 }
 
 /// Connection-level limits, enforced before and during CONNECT handling.
@@ -132,11 +161,40 @@ pub struct RetainConfig {
     pub send_to_shared_subscribers: bool,
 }
 
-/// Client authentication.
+/// Client authentication and access control.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields, expecting = "an [auth] table")]
 pub struct AuthConfig {
     pub allow_anonymous: bool,
+    /// Users and password hashes in Mosquitto's `mosquitto_passwd` format.
+    #[serde(deserialize_with = "de::opt_path")]
+    pub password_file: Option<PathBuf>,
+    /// Topic access rules in Mosquitto's `acl_file` format.
+    #[serde(deserialize_with = "de::opt_path")]
+    pub acl_file: Option<PathBuf>,
+    /// `[auth.http]`: an HTTP endpoint asked about credentials.
+    pub http: Option<HttpAuthConfig>,
+}
+
+/// The HTTP authentication hook (`[auth.http]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [auth.http] table")]
+pub struct HttpAuthConfig {
+    /// `http://host:port/path` that receives a JSON POST per CONNECT.
+    #[serde(deserialize_with = "de::http_url")]
+    pub url: String,
+    /// Time allowed for the hook's answer; no answer in time denies.
+    #[serde(default = "HttpAuthConfig::default_timeout")]
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub timeout: Duration,
+    /// How long an answer is reused for the same credentials; zero disables the cache.
+    #[serde(default = "HttpAuthConfig::default_cache_ttl")]
+    #[serde(deserialize_with = "de::duration")]
+    pub cache_ttl: Duration,
+    /// Answers kept at most.
+    #[serde(default = "HttpAuthConfig::default_cache_size")]
+    #[serde(deserialize_with = "de::int::<_, _, 1, { de::NO_MAX }>")]
+    pub cache_size: usize,
 }
 
 /// Logging.
@@ -181,6 +239,7 @@ impl Default for Config {
             log: LogConfig::default(),
             engine: EngineConfig::default(),
             sys: SysConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -191,6 +250,13 @@ impl Default for ListenerConfig {
             name: "tcp".to_owned(),
             protocol: ListenerProtocol::Tcp,
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 1883),
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            require_client_cert: false,
+            use_cn_as_username: false,
+            ws_path: "/mqtt".to_owned(),
+            tls_handshake_timeout: None,
         }
     }
 }
@@ -239,6 +305,33 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             allow_anonymous: true,
+            password_file: None,
+            acl_file: None,
+            http: None,
+        }
+    }
+}
+
+impl HttpAuthConfig {
+    fn default_timeout() -> Duration {
+        Duration::from_secs(2)
+    }
+
+    fn default_cache_ttl() -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn default_cache_size() -> usize {
+        10_000
+    }
+
+    /// A hook on `url` with every other setting at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        HttpAuthConfig {
+            url: url.into(),
+            timeout: Self::default_timeout(),
+            cache_ttl: Self::default_cache_ttl(),
+            cache_size: Self::default_cache_size(),
         }
     }
 }
@@ -270,13 +363,31 @@ impl Default for SysConfig {
 }
 
 impl ListenerProtocol {
-    const CHOICES: &'static [(&'static str, Self)] = &[("tcp", ListenerProtocol::Tcp)];
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("tcp", ListenerProtocol::Tcp),
+        ("tls", ListenerProtocol::Tls),
+        ("ws", ListenerProtocol::Ws),
+        ("wss", ListenerProtocol::Wss),
+    ];
 
     /// The name used for this protocol in the config file.
     pub fn as_str(self) -> &'static str {
         match self {
             ListenerProtocol::Tcp => "tcp",
+            ListenerProtocol::Tls => "tls",
+            ListenerProtocol::Ws => "ws",
+            ListenerProtocol::Wss => "wss",
         }
+    }
+
+    /// Whether the listener speaks TLS (`tls`, `wss`).
+    pub fn is_tls(self) -> bool {
+        matches!(self, ListenerProtocol::Tls | ListenerProtocol::Wss)
+    }
+
+    /// Whether the listener speaks WebSocket (`ws`, `wss`).
+    pub fn is_ws(self) -> bool {
+        matches!(self, ListenerProtocol::Ws | ListenerProtocol::Wss)
     }
 }
 
@@ -288,11 +399,7 @@ impl fmt::Display for ListenerProtocol {
 
 impl<'de> Deserialize<'de> for ListenerProtocol {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        de::keyword(
-            d,
-            Self::CHOICES,
-            "\"tcp\" (the only listener protocol supported so far)",
-        )
+        de::keyword(d, Self::CHOICES, "\"tcp\", \"tls\", \"ws\" or \"wss\"")
     }
 }
 
@@ -345,6 +452,17 @@ impl Config {
     /// Checks that involve more than one value, which is why they run after
     /// deserialization and look the line up by key path.
     fn check_relations(&self, source: &Source<'_>) -> Result<(), ConfigError> {
+        if let Err((field, reason)) = self.cluster.check() {
+            let line = line_of_key(source, &["cluster", field])
+                .or_else(|| line_of_key(source, &["cluster", "enabled"]))
+                .unwrap_or(1);
+            return Err(ConfigError::Invalid {
+                line,
+                key: format!("cluster.{field}"),
+                value: None,
+                reason,
+            });
+        }
         let limits = &self.limits;
         if limits.max_keep_alive < limits.min_keep_alive {
             // Both keys can't be missing here (the defaults are consistent).
@@ -363,6 +481,7 @@ impl Config {
         }
 
         for (i, listener) in self.listeners.iter().enumerate() {
+            check_listener_transport(source, i, listener)?;
             for (j, earlier) in self.listeners[..i].iter().enumerate() {
                 if listener.name == earlier.name {
                     return Err(ConfigError::Invalid {
@@ -394,6 +513,82 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Cross-checks of a listener's transport keys: TLS keys only on `tls`/`wss` (where the
+/// certificate and key are required), `ws_path` only on `ws`/`wss`.
+fn check_listener_transport(
+    source: &Source<'_>,
+    i: usize,
+    l: &ListenerConfig,
+) -> Result<(), ConfigError> {
+    let invalid = |field: &str, reason: String| ConfigError::Invalid {
+        line: listener_line(source, i, field),
+        key: format!("listener.{field}"),
+        value: None,
+        reason,
+    };
+    let present = |field: &str| {
+        source
+            .line_of(&[
+                Seg::Key("listener".to_owned()),
+                Seg::Index(i),
+                Seg::Key(field.to_owned()),
+            ])
+            .is_some()
+    };
+    let p = l.protocol;
+    if p.is_tls() {
+        for (field, value) in [("cert_file", &l.cert_file), ("key_file", &l.key_file)] {
+            if value.is_none() {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "listener \"{}\" with protocol \"{p}\" needs cert_file and key_file \
+                         (PEM paths)",
+                        l.name
+                    ),
+                ));
+            }
+        }
+        if l.require_client_cert && l.ca_file.is_none() {
+            return Err(invalid(
+                "require_client_cert",
+                "needs ca_file: the CA that signs the client certificates".to_owned(),
+            ));
+        }
+        if l.use_cn_as_username && !l.require_client_cert {
+            return Err(invalid(
+                "use_cn_as_username",
+                "needs require_client_cert = true, or a client without a certificate could \
+                 choose its username"
+                    .to_owned(),
+            ));
+        }
+    } else {
+        for field in [
+            "cert_file",
+            "key_file",
+            "ca_file",
+            "require_client_cert",
+            "use_cn_as_username",
+            "tls_handshake_timeout",
+        ] {
+            if present(field) {
+                return Err(invalid(
+                    field,
+                    format!("only applies to protocol \"tls\" or \"wss\", not \"{p}\""),
+                ));
+            }
+        }
+    }
+    if !p.is_ws() && present("ws_path") {
+        return Err(invalid(
+            "ws_path",
+            format!("only applies to protocol \"ws\" or \"wss\", not \"{p}\""),
+        ));
+    }
+    Ok(())
 }
 
 fn line_of_key(source: &Source<'_>, keys: &[&str]) -> Option<usize> {

@@ -35,9 +35,7 @@ pub fn validate(c: &Connect, ctx: &Arc<Context>) -> Result<String, ConnectReturn
     {
         return Err(ConnectReturnCode::IdentifierRejected);
     }
-    if c.username.is_none() && !ctx.config.auth.allow_anonymous {
-        return Err(ConnectReturnCode::NotAuthorized);
-    }
+    // Credentials (and allow_anonymous) are checked after this, by `auth::Auth::admit`.
     Ok(id)
 }
 

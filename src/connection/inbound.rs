@@ -83,6 +83,13 @@ fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, 
         metrics::inc(&ctx.metrics.dropped_sys_publish);
         return;
     }
+    // ACL: a refused PUBLISH is dropped; QoS 1/2 were still acknowledged, as 3.1.1 allows.
+    if !ctx
+        .auth
+        .check_publish(&live.session.client_id, live.username.as_deref(), &p.topic)
+    {
+        return;
+    }
     let msg = Message {
         topic: p.topic,
         // Copied out of the read buffer so a queued or retained message never pins a whole
@@ -98,6 +105,14 @@ fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesM
     let mut codes = Vec::with_capacity(s.filters.len());
     let mut retained = Vec::new();
     for f in &s.filters {
+        if !ctx
+            .auth
+            .check_subscribe(&live.session.client_id, live.username.as_deref(), &f.filter)
+        {
+            metrics::inc(&ctx.metrics.subscriptions_rejected);
+            codes.push(SubackCode::Failure);
+            continue;
+        }
         match ctx.router.subscribe(&live.session, &f.filter, f.qos) {
             Ok(msgs) => {
                 codes.push(SubackCode::Granted(f.qos));
@@ -127,4 +142,5 @@ fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesM
         ctx.router.account(live.session.deliver(d, now));
     }
     live.needs_drain = true;
+    live.needs_sync = true;
 }

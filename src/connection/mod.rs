@@ -34,11 +34,20 @@ const MAX_READ_CHUNK: usize = 256 * 1024;
 /// buffers are released rather than kept.
 const IDLE_BUFFER: usize = 4096;
 
+/// What the transport knows about a connection before MQTT starts.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The verified client certificate's CN, on TLS listeners with `use_cn_as_username`.
+    pub cert_cn: Option<String>,
+}
+
 /// Serves one client connection until it closes. Never panics on client input.
-pub async fn serve<T>(io: T, peer: SocketAddr, ctx: Arc<Context>, shutdown: CancellationToken)
+pub async fn serve<T>(io: T, info: ConnInfo, ctx: Arc<Context>, shutdown: CancellationToken)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let peer = info.peer;
     let (rd, wr) = tokio::io::split(io);
     let mut conn = Conn {
         rd,
@@ -64,6 +73,20 @@ where
     };
     let client_id = match connect::validate(&connect, &conn.ctx) {
         Ok(id) => id,
+        Err(code) => {
+            conn.refuse(&CloseReason::ConnectRefused(code)).await;
+            return;
+        }
+    };
+    // Authentication and the will's ACL check (auth/).
+    let cert_cn = info.cert_cn.as_deref();
+    let username = match conn
+        .ctx
+        .auth
+        .admit(&connect, &client_id, peer, cert_cn)
+        .await
+    {
+        Ok(u) => u,
         Err(code) => {
             conn.refuse(&CloseReason::ConnectRefused(code)).await;
             return;
@@ -112,7 +135,13 @@ where
         needs_drain: true,
         keep_alive: (connect.keep_alive > 0)
             .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500)),
+        username,
+        needs_sync: false,
     };
+    if let Some(c) = conn.ctx.router.cluster() {
+        // Client ids are unique cluster-wide: a live connection elsewhere is taken over.
+        c.announce_client(&client_id);
+    }
     let reason = conn.run(&mut live, &shutdown).await;
 
     let ctx = conn.ctx.clone();
@@ -179,6 +208,10 @@ struct Live {
     needs_drain: bool,
     /// 1.5 × the client's keep-alive [MQTT-3.1.2-24]; `None` when it is 0.
     keep_alive: Option<Duration>,
+    /// The username the ACL knows this client by (`None`: anonymous).
+    username: Option<Arc<str>>,
+    /// A SUBSCRIBE was handled: its SUBACK waits until every cluster peer has the interest.
+    needs_sync: bool,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
@@ -271,10 +304,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             return r;
         }
         loop {
+            if live.needs_sync {
+                live.needs_sync = false;
+                if let Some(c) = self.ctx.router.cluster() {
+                    // Nothing is written (so no SUBACK leaves) until the peers confirm.
+                    c.sync().await;
+                }
+            }
             if live.needs_drain && self.wbuf.len() < wmax {
                 let mut st = live.session.lock();
                 if !st.is_served_by(live.gen) {
                     drop(st);
+                    if shutdown.is_cancelled() {
+                        return CloseReason::Shutdown;
+                    }
                     return live
                         .link
                         .kick_reason()
@@ -285,22 +328,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 metrics::add(&self.ctx.metrics.publish_sent, r.sent);
                 live.needs_drain = r.more;
             }
-            if self.rbuf.is_empty()
-                && self.rbuf.capacity() > self.ctx.config.engine.read_buffer_size
-            {
-                // Idle connections keep no large buffers: a busy one regrows quickly.
-                self.rbuf = BytesMut::new();
-            }
-            if self.wbuf.is_empty() && self.wbuf.capacity() > wmax {
-                self.wbuf = BytesMut::new();
-            }
             self.reserve_read(last_read);
             tokio::select! {
-                _ = shutdown.cancelled() => return CloseReason::Shutdown,
-                _ = live.link.kick.cancelled() => {
+                _ = &mut kicked => {
+                    // The kick token is a child of the shutdown token: shutdown wins.
+                    if shutdown.is_cancelled() {
+                        return CloseReason::Shutdown;
+                    }
                     return live.link.kick_reason().map_or(CloseReason::TakenOver, CloseReason::from);
                 }
-                _ = live.link.notify.notified(), if !live.needs_drain => live.needs_drain = true,
+                _ = &mut notified, if !live.needs_drain => {
+                    live.needs_drain = true;
+                    notified.set(notify.notified());
+                }
                 r = self.wr.write(&self.wbuf), if !self.wbuf.is_empty() => match r {
                     Ok(0) => return CloseReason::PeerClosed,
                     Ok(n) => {

@@ -7,14 +7,15 @@
 
 mod shards;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use crate::cluster::Cluster;
 use crate::codec::QoS;
 use crate::message::{Delivery, Message};
 use crate::metrics::{self, Metrics};
 use crate::session::{EnqueueOutcome, Session};
-use crate::store::{RetainOutcome, RetainedStore};
+use crate::store::{RetainOutcome, RetainedStore, Stamp};
 use crate::topic::{validate_filter, FilterError};
 
 use shards::Shards;
@@ -26,6 +27,8 @@ pub struct Router {
     subs: Shards,
     retained: RetainedStore,
     metrics: Arc<Metrics>,
+    /// Set once when clustering starts; absent on a single node.
+    cluster: OnceLock<Arc<Cluster>>,
 }
 
 impl Router {
@@ -35,7 +38,18 @@ impl Router {
             subs: Shards::new(16),
             retained,
             metrics,
+            cluster: OnceLock::new(),
         }
+    }
+
+    /// Connects the router to the cluster (once).
+    pub fn set_cluster(&self, c: Arc<Cluster>) {
+        let _ = self.cluster.set(c);
+    }
+
+    /// The cluster, when clustering is on.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
     }
 
     /// The retained-message store.
@@ -66,6 +80,9 @@ impl Router {
         self.subs.insert(filter, session, qos);
         if new {
             metrics::inc(&self.metrics.subscriptions_current);
+            if let Some(c) = self.cluster() {
+                c.interest_add(filter);
+            }
         }
         Ok(self.retained.matching(filter))
     }
@@ -76,6 +93,9 @@ impl Router {
         if had {
             self.subs.remove(filter, session.id);
             metrics::dec(&self.metrics.subscriptions_current);
+            if let Some(c) = self.cluster() {
+                c.interest_remove(filter);
+            }
         }
         had
     }
@@ -86,16 +106,49 @@ impl Router {
         for filter in filters.keys() {
             self.subs.remove(filter, session.id);
             metrics::dec(&self.metrics.subscriptions_current);
+            if let Some(c) = self.cluster() {
+                c.interest_remove(filter);
+            }
         }
     }
 
-    /// Routes one message: updates the retained store if the retain flag is set, then queues
-    /// one delivery per matching session. Returns the number of deliveries queued.
+    /// Routes one message published by a local client: updates the retained store if the
+    /// retain flag is set, queues one delivery per matching local session, and forwards it to
+    /// every interested peer. Returns the number of local deliveries queued.
     pub fn publish(&self, msg: Message, now: Instant) -> usize {
         let msg = Arc::new(msg);
-        if msg.retain && self.retained.apply(&msg) == RetainOutcome::Refused {
-            tracing::debug!(topic = %msg.topic, "retained message refused by retain limits");
+        let mut ts = 0;
+        if msg.retain {
+            match self.retained.apply(&msg) {
+                RetainOutcome::Stored(s) | RetainOutcome::Removed(s) => ts = s.ts,
+                RetainOutcome::Refused | RetainOutcome::Stale => {
+                    tracing::debug!(topic = %msg.topic, "retained message refused by retain limits");
+                }
+            }
         }
+        let queued = self.deliver_local(&msg, now);
+        if let Some(c) = self.cluster() {
+            c.forward(&msg, ts);
+        }
+        queued
+    }
+
+    /// Routes one message that arrived from peer `origin`: local sessions only (one hop).
+    pub fn publish_from_route(
+        &self,
+        msg: Message,
+        ts: u64,
+        origin: Arc<str>,
+        now: Instant,
+    ) -> usize {
+        let msg = Arc::new(msg);
+        if msg.retain {
+            self.retained.apply_remote(&msg, Stamp { ts, origin });
+        }
+        self.deliver_local(&msg, now)
+    }
+
+    fn deliver_local(&self, msg: &Arc<Message>, now: Instant) -> usize {
         let mut queued = 0;
         self.subs.for_each_target(&msg.topic, |session, granted| {
             let d = Delivery {

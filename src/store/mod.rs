@@ -7,5 +7,5 @@
 mod retained;
 mod sessions;
 
-pub use retained::{RetainOutcome, RetainedStore};
+pub use retained::{RetainOutcome, RetainedStore, Stamp};
 pub use sessions::{Attached, DetachOutcome, SessionStore, StoreError};

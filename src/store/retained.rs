@@ -1,32 +1,68 @@
-//! Retained messages (spec §3.3.1.3): the last retained PUBLISH per topic, bounded.
+//! Retained messages (spec §3.3.1.3): the last retained PUBLISH per topic, bounded, with the
+//! last-writer-wins stamps a cluster uses to converge.
+//!
+//! Every entry carries a [`Stamp`] (wall-clock milliseconds, origin node). A local write always
+//! wins on its own node: its stamp is at least one millisecond past the entry it replaces, so
+//! a clock that steps backwards cannot make a node ignore its own clients. A replicated write
+//! wins only with a larger stamp. Deletions leave a tombstone (bounded in number) so that a
+//! delete and an older set arriving in either order converge to "deleted".
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
 use crate::topic::RetainTree;
 
+/// Tombstones kept for deleted retained topics; the oldest go first beyond this.
+const MAX_TOMBSTONES: usize = 10_000;
+
+/// When and where a retained write happened; ordered by (ts, origin).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp {
+    pub ts: u64,
+    pub origin: Arc<str>,
+}
+
 /// What happened to a PUBLISH with the retain flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetainOutcome {
-    Stored,
+    Stored(Stamp),
     /// Empty payload: the retained message for the topic was removed [MQTT-3.3.1-10].
-    Removed,
+    Removed(Stamp),
     /// Refused by `retain.max_messages` or `retain.max_payload_size`, or retain is disabled.
     Refused,
+    /// A replicated write older than what this node holds (last writer wins).
+    Stale,
+}
+
+#[derive(Debug)]
+struct Entry {
+    msg: Arc<Message>,
+    stamp: Stamp,
 }
 
 /// The retained-message store.
 #[derive(Debug)]
 pub struct RetainedStore {
     // Readers (SUBSCRIBE look-ups) share; a retained PUBLISH takes it briefly to write.
-    tree: RwLock<RetainTree<Arc<Message>>>,
+    tree: RwLock<RetainTree<Entry>>,
+    // Deleted topics and when; taken only on the (rare) retained write path.
+    tombstones: Mutex<HashMap<String, Stamp>>,
+    node: RwLock<Arc<str>>,
     enabled: bool,
     max_messages: usize,
     max_payload: usize,
     metrics: Arc<Metrics>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl RetainedStore {
@@ -39,6 +75,8 @@ impl RetainedStore {
     ) -> Self {
         RetainedStore {
             tree: RwLock::new(RetainTree::default()),
+            tombstones: Mutex::new(HashMap::new()),
+            node: RwLock::new(Arc::from("")),
             enabled,
             max_messages,
             max_payload,
@@ -46,28 +84,78 @@ impl RetainedStore {
         }
     }
 
-    /// Stores, replaces or deletes the retained message for `msg.topic` [MQTT-3.3.1-5, -7, -10].
+    /// Names the local node in the stamps of local writes (set when clustering starts).
+    pub fn set_node(&self, node: Arc<str>) {
+        *self.node.write() = node;
+    }
+
+    /// Stores, replaces or deletes the retained message for `msg.topic` from a local client
+    /// [MQTT-3.3.1-5, -7, -10].
     pub fn apply(&self, msg: &Arc<Message>) -> RetainOutcome {
-        if msg.payload.is_empty() {
-            if self.tree.write().remove(&msg.topic).is_some() {
-                metrics::dec(&self.metrics.retained_current);
-            }
-            return RetainOutcome::Removed;
-        }
-        if !self.enabled || msg.payload.len() > self.max_payload {
+        let origin = self.node.read().clone();
+        self.write(msg, None, origin)
+    }
+
+    /// Applies a write replicated from another node, if it is newer than what is held.
+    pub fn apply_remote(&self, msg: &Arc<Message>, stamp: Stamp) -> RetainOutcome {
+        self.write(msg, Some(stamp.ts), stamp.origin)
+    }
+
+    fn write(&self, msg: &Arc<Message>, remote_ts: Option<u64>, origin: Arc<str>) -> RetainOutcome {
+        let delete = msg.payload.is_empty();
+        if !delete && (!self.enabled || msg.payload.len() > self.max_payload) {
             metrics::inc(&self.metrics.retained_rejected);
             return RetainOutcome::Refused;
         }
         let mut tree = self.tree.write();
+        let mut tombs = self.tombstones.lock();
+        let held = tree
+            .get(&msg.topic)
+            .map(|e| e.stamp.clone())
+            .or_else(|| tombs.get(&msg.topic).cloned());
+        let stamp = match remote_ts {
+            Some(ts) => {
+                let s = Stamp { ts, origin };
+                if held.as_ref().is_some_and(|h| *h >= s) {
+                    return RetainOutcome::Stale;
+                }
+                s
+            }
+            None => Stamp {
+                ts: now_ms().max(held.map_or(0, |h| h.ts + 1)),
+                origin,
+            },
+        };
+        if delete {
+            if tree.remove(&msg.topic).is_some() {
+                metrics::dec(&self.metrics.retained_current);
+            }
+            if tombs.len() >= MAX_TOMBSTONES {
+                if let Some(oldest) = tombs
+                    .iter()
+                    .min_by(|a, b| a.1.cmp(b.1))
+                    .map(|(k, _)| k.clone())
+                {
+                    tombs.remove(&oldest);
+                }
+            }
+            tombs.insert(msg.topic.clone(), stamp.clone());
+            return RetainOutcome::Removed(stamp);
+        }
         if tree.len() >= self.max_messages && tree.get(&msg.topic).is_none() {
             metrics::inc(&self.metrics.retained_rejected);
             return RetainOutcome::Refused;
         }
+        tombs.remove(&msg.topic);
         // Only QoS 0 is guaranteed to be kept [MQTT-3.3.1-7]: any QoS replaces the previous one.
-        if tree.insert(&msg.topic, msg.clone()).is_none() {
+        let entry = Entry {
+            msg: msg.clone(),
+            stamp: stamp.clone(),
+        };
+        if tree.insert(&msg.topic, entry).is_none() {
             metrics::inc(&self.metrics.retained_current);
         }
-        RetainOutcome::Stored
+        RetainOutcome::Stored(stamp)
     }
 
     /// Every retained message whose topic matches `filter`.
@@ -75,8 +163,27 @@ impl RetainedStore {
         let mut v = Vec::new();
         self.tree
             .read()
-            .for_each_match(filter, |m| v.push(m.clone()));
+            .for_each_match(filter, |e| v.push(e.msg.clone()));
         v
+    }
+
+    /// Every retained message and tombstone with its stamp (for a peer that links up).
+    pub fn snapshot(&self) -> (Vec<(Arc<Message>, Stamp)>, Vec<(String, Stamp)>) {
+        let mut held = Vec::new();
+        self.tree
+            .read()
+            .for_each_match("#", |e| held.push((e.msg.clone(), e.stamp.clone())));
+        // `#` skips `$` topics [MQTT-4.7.2-1]; those replicate too.
+        self.tree
+            .read()
+            .for_each_dollar(|e| held.push((e.msg.clone(), e.stamp.clone())));
+        let tombs = self
+            .tombstones
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        (held, tombs)
     }
 
     /// Number of retained messages.

@@ -127,6 +127,15 @@ impl<V> RetainTree<V> {
         }
     }
 
+    /// Calls `f` for every stored topic that starts with `$` (which `#` does not match).
+    pub fn for_each_dollar(&self, mut f: impl FnMut(&V)) {
+        for (name, child) in &self.root.children {
+            if name.starts_with('$') {
+                Self::walk_all(child, &mut f);
+            }
+        }
+    }
+
     fn walk_all(node: &Node<V>, f: &mut impl FnMut(&V)) {
         if let Some(v) = &node.value {
             f(v);

@@ -1,0 +1,619 @@
+#!/usr/bin/env python3
+"""Side-by-side MQTT broker benchmark: supermq against Mosquitto (and rumqttd if installed).
+
+For every measure and every repetition, each broker is started fresh on a free loopback port
+with equivalent limits, `supermq-load --json --broker-pid PID` is run against it, and the
+broker is stopped; brokers alternate so that slow drifts of the machine hit all of them
+alike. Medians over the repetitions go into BENCHMARKS.md, with the machine, the versions and
+the exact load-generator commands. Raw results (one JSON object per run) are kept too.
+
+    cargo build --release --bin supermq --bin supermq-load
+    python3 benches/compare.py            # 3 repetitions of 5 s: about 12 minutes
+    python3 benches/compare.py --quick    # 1 repetition of 2 s: a smoke run
+
+Measures: delivered msgs/s, broker CPU and memory for QoS 0/1 x {1:1, 20:1 fan-in,
+1:20 fan-out, 20-client mesh}; latency at a fixed 10,000 msgs/s (1:1, QoS 0 and 1); broker
+memory per idle connection; broker peak memory with one subscriber that never reads.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Limits shared by every broker, so they queue and window alike. "Unlimited" in-flight is
+# Mosquitto's 0; supermq's largest window is 65,535.
+MAX_QUEUED = 100_000
+
+THROUGHPUT = [
+    ("1:1", ["--scenario", "one-to-one"]),
+    ("20:1 fan-in", ["--scenario", "fan-in", "--pubs", "20"]),
+    ("1:20 fan-out", ["--scenario", "fan-out", "--subs", "20"]),
+    ("20-client mesh", ["--scenario", "mesh", "--pubs", "20"]),
+]
+LATENCY_RATE = 10_000
+
+
+# ----------------------------------------------------------------------------- brokers
+
+class Broker:
+    """A broker binary and how to configure, start and stop it."""
+
+    name = "?"
+
+    def __init__(self, path, args):
+        self.path = path
+        self.args = args
+
+    def version(self):
+        raise NotImplementedError
+
+    def config(self, port, tmp):
+        """Writes a config file for `port` into `tmp`; returns the command line."""
+        raise NotImplementedError
+
+    def start(self, port, tmp):
+        cmd = self.config(port, tmp)
+        log = open(Path(tmp) / f"{self.name}.log", "wb")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        proc.log_path = log.name
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at startup (code {proc.returncode}): "
+                                   + tail(proc.log_path))
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return proc
+            except OSError:
+                time.sleep(0.05)
+        stop(proc)
+        raise RuntimeError(f"{self.name} did not listen on port {port} within 10 s")
+
+
+class Supermq(Broker):
+    name = "supermq"
+
+    def version(self):
+        return first_line([str(self.path), "--version"])
+
+    def config(self, port, tmp):
+        inflight = self.args.inflight or 65535
+        conf = Path(tmp) / "supermq.toml"
+        conf.write_text(f"""\
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+bind = "127.0.0.1:{port}"
+
+[limits]
+max_connections = 100000
+
+[session]
+max_inflight = {inflight}
+max_queued_messages = {MAX_QUEUED}
+# No byte bound, as Mosquitto's max_queued_bytes 0.
+max_queued_bytes = {1 << 40}
+# Mosquitto has no slow-consumer disconnect.
+slow_consumer_timeout = "0s"
+
+[log]
+level = "warn"
+
+[engine]
+worker_threads = {self.args.supermq_threads}
+
+[sys]
+interval = "0s"
+""")
+        return [str(self.path), "-c", str(conf)]
+
+
+class Mosquitto(Broker):
+    name = "mosquitto"
+
+    def version(self):
+        # `mosquitto -h` prints the version on its first line (and exits non-zero).
+        return first_line([str(self.path), "-h"])
+
+    def config(self, port, tmp):
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(f"""\
+listener {port} 127.0.0.1
+allow_anonymous true
+max_queued_messages {MAX_QUEUED}
+max_inflight_messages {self.args.inflight}
+# Without it Mosquitto's latency is bound by Nagle's algorithm (milliseconds).
+set_tcp_nodelay true
+sys_interval 0
+persistence false
+log_dest stderr
+log_type error
+log_type warning
+""")
+        return [str(self.path), "-c", str(conf)]
+
+
+class Rumqttd(Broker):
+    """rumqttd 0.19+ (config format with [router] and [v4.1]); best effort."""
+
+    name = "rumqttd"
+
+    def version(self):
+        return first_line([str(self.path), "--version"])
+
+    def config(self, port, tmp):
+        inflight = self.args.inflight or 65535
+        conf = Path(tmp) / "rumqttd.toml"
+        conf.write_text(f"""\
+id = 0
+
+[router]
+id = 0
+max_connections = 20010
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:{port}"
+next_connection_delay_ms = 0
+    [v4.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 1048576
+    max_inflight_count = {inflight}
+    dynamic_filters = true
+""")
+        return [str(self.path), "--config", str(conf)]
+
+
+def stop(proc):
+    """SIGTERM, then SIGKILL after 10 s; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def tail(path, lines=5):
+    try:
+        return " | ".join(Path(path).read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def first_line(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        text = (out.stdout or out.stderr).strip()
+        return text.splitlines()[0] if text else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------- runs
+
+def run_once(args, broker, load_args, timeout):
+    """Starts `broker`, runs the load generator with `load_args`, stops the broker."""
+    with tempfile.TemporaryDirectory(prefix="supermq-compare-") as tmp:
+        port = free_port()
+        try:
+            proc = broker.start(port, tmp)
+        except RuntimeError as e:
+            return {"error": str(e)}
+        cmd = [str(args.load), "--host", "127.0.0.1", "--port", str(port), "--json",
+               "--broker-pid", str(proc.pid)] + load_args
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+            result = json.loads(lines[-1]) if lines else {
+                "error": f"no output (exit {out.returncode}): {out.stderr.strip()[-300:]}"}
+        except subprocess.TimeoutExpired:
+            result = {"error": f"load generator timed out after {timeout} s"}
+        except json.JSONDecodeError as e:
+            result = {"error": f"unparsable output: {e}"}
+        if proc.poll() is not None:
+            result.setdefault("errors", []).append(
+                f"{broker.name} died during the run (exit {proc.returncode}): "
+                + tail(proc.log_path))
+        stop(proc)
+        return result
+
+
+def measure(args, brokers, label, load_args, seconds):
+    """Runs one measure `args.reps` times per broker, alternating brokers."""
+    runs = {b.name: [] for b in brokers}
+    timeout = seconds + 120
+    for rep in range(args.reps):
+        for b in brokers:
+            r = run_once(args, b, load_args, timeout)
+            r["measure"] = label
+            r["broker_name"] = b.name
+            r["rep"] = rep
+            runs[b.name].append(r)
+            with open(args.raw, "a") as f:
+                f.write(json.dumps(r) + "\n")
+            summary = r.get("error") or short(r)
+            print(f"  {label:<28} {b.name:<10} rep {rep + 1}/{args.reps}: {summary}", flush=True)
+    return runs
+
+
+def short(r):
+    if r.get("scenario") == "idle":
+        return f"{fmt(r.get('bytes_per_conn'), 0)} B/conn, {r.get('conns_opened')} conns"
+    s = (f"{fmt(r.get('delivered_per_s'), 0)} msgs/s, p99 {fmt(r.get('lat_p99_us'), 0)} us, "
+         f"lost {r.get('lost')}, dup {r.get('duplicated')}, "
+         f"peak rss {fmt(kb_mb(r.get('broker_rss_peak_kb')), 1)} MB")
+    if r.get("errors"):
+        s += f"  [{len(r['errors'])} errors: {r['errors'][0]}]"
+    return s
+
+
+def median(runs, key):
+    vals = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
+    return statistics.median(vals) if vals else None
+
+
+def kb_mb(v):
+    return None if v is None else v / 1024
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return "–"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b in (None, 0):
+        return "–"
+    return f"{a / b:.2f}"
+
+
+# ----------------------------------------------------------------------------- report
+
+def machine():
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "memory": mem}
+
+
+def git_rev():
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True).stdout.strip()
+        return rev + (" (src/ modified)" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def per_broker_table(results, brokers, first_col, metric, digits, scale=None, better=""):
+    """One row per measure: the median of `metric` per broker, and supermq/Mosquitto."""
+    names = [b.name for b in brokers]
+    header = [first_col] + names
+    if "mosquitto" in names and "supermq" in names:
+        header.append(f"supermq / Mosquitto{better}")
+    rows = []
+    for label, runs in results:
+        vals = {}
+        for n in names:
+            v = median(runs[n], metric)
+            vals[n] = scale(v) if (scale and v is not None) else v
+        row = [label] + [fmt(vals[n], digits) for n in names]
+        if len(header) > len(names) + 1:
+            row.append(ratio(vals["supermq"], vals["mosquitto"]))
+        rows.append(row)
+    return table(header, rows)
+
+
+def integrity_table(results, brokers):
+    rows = []
+    for label, runs in results:
+        for b in brokers:
+            rs = runs[b.name]
+            rows.append([label, b.name,
+                         fmt(median(rs, "delivered"), 0), fmt(median(rs, "expected"), 0),
+                         fmt(median(rs, "lost"), 0), fmt(median(rs, "duplicated"), 0),
+                         fmt(median(rs, "reordered"), 0)])
+    return table(["measure", "broker", "delivered", "expected", "lost", "duplicated",
+                  "reordered"], rows)
+
+
+def write_report(args, brokers, sections, commands, started, problems):
+    m = machine()
+    lines = [
+        "# Benchmarks: supermq and Mosquitto side by side",
+        "",
+        f"Generated by `benches/compare.py` on {started:%Y-%m-%d %H:%M} UTC in "
+        f"{(datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60:.1f} "
+        "minutes. Do not edit by hand: run the script again.",
+        "",
+    ]
+    if args.quick:
+        lines += ["> **Quick smoke run** (1 repetition, 2 s per run): numbers are indicative "
+                  "only. Run without `--quick` for the published medians.", ""]
+    lines += [
+        "## Machine and versions",
+        "",
+        f"- CPU: {m['cpu']}, {m['nproc']} logical CPUs; memory {m['memory']}; "
+        f"kernel {m['kernel']}",
+    ]
+    for b in brokers:
+        lines.append(f"- {b.name}: `{b.version()}` ({b.path})")
+    lines += [
+        f"- supermq source: {git_rev()}",
+        f"- load generator: `{args.load}`, single-threaded, on the same machine",
+        "",
+        "## Method",
+        "",
+        f"Each run starts the broker fresh on a free loopback port, runs the load generator "
+        f"once, and stops the broker; brokers alternate, {args.reps} repetition(s) each, and "
+        f"every table shows the **median**. Throughput runs publish for {args.duration} s; "
+        "subscribers then get up to 2 s to receive the tail, after which anything missing "
+        "counts as lost. Payloads are 1,024 bytes.",
+        "",
+        f"Broker limits are equivalent: at most {MAX_QUEUED:,} queued messages per client, "
+        f"in-flight window {'unlimited (supermq: 65,535)' if args.inflight == 0 else args.inflight}, "
+        "no queued-bytes bound, TCP_NODELAY on, $SYS publishing off, no persistence. supermq "
+        f"runs {'its default worker count (one per core)' if args.supermq_threads == 0 else str(args.supermq_threads) + ' worker thread(s)'}; "
+        "Mosquitto is single-threaded by design.",
+        "",
+        "Delivered msgs/s counts every copy to every subscriber, over the time from the first "
+        "publish to the last delivery. Broker CPU is utime+stime from `/proc/PID/stat` over "
+        "the run, per million delivered messages; peak RSS is the larger of the kernel's "
+        "VmHWM and a 100 ms sampler.",
+        "",
+    ]
+    for title, intro, body in sections:
+        lines += [f"## {title}", ""]
+        if intro:
+            lines += [intro, ""]
+        lines += [body, ""]
+    lines += ["## Anomalies reported by the load generator", ""]
+    if problems:
+        lines += [f"- {p}" for p in problems]
+    else:
+        lines.append("None: no errors, no stalls, no broker exits.")
+    lines += [
+        "",
+        "## Commands",
+        "",
+        "Each measure ran `supermq-load --host 127.0.0.1 --port PORT --json --broker-pid PID` "
+        "with:",
+        "",
+        "```",
+    ]
+    lines += commands
+    lines += [
+        "```",
+        "",
+        "## How to reproduce",
+        "",
+        "```sh",
+        "apt-get install -y mosquitto          # once",
+        "cargo build --release --bin supermq --bin supermq-load",
+        "python3 benches/compare.py            # or --quick for a 1-repetition smoke run",
+        "```",
+        "",
+        "Options: `--reps N`, `--duration S`, `--only throughput,latency,idle,stall`, "
+        "`--brokers supermq,mosquitto`, `--supermq-threads N`, `--inflight N`. rumqttd joins "
+        "the comparison when a `rumqttd` binary is on PATH (`cargo install rumqttd`, "
+        "config format 0.19+) or given with `--rumqttd PATH`. Raw per-run JSON goes to "
+        f"`{args.raw.relative_to(ROOT) if args.raw.is_relative_to(ROOT) else args.raw}`.",
+        "",
+        "The load generator works against any MQTT 3.1.1 broker on its own, for example "
+        "`target/release/supermq-load --port 1883 --scenario fan-out --subs 20 --qos 1 "
+        "--duration 10s --broker-pid $(pidof mosquitto)`; see `supermq-load --help`.",
+        "",
+    ]
+    args.out.write_text("\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- main
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per throughput run")
+    p.add_argument("--stall-duration", type=float, default=10.0)
+    p.add_argument("--idle-conns", type=int, default=10_000)
+    p.add_argument("--quick", action="store_true", help="1 repetition, 2 s runs")
+    p.add_argument("--only", default="throughput,latency,idle,stall")
+    p.add_argument("--brokers", default="supermq,mosquitto,rumqttd")
+    p.add_argument("--supermq", type=Path, default=ROOT / "target/release/supermq")
+    p.add_argument("--load", type=Path, default=ROOT / "target/release/supermq-load")
+    p.add_argument("--mosquitto", type=Path,
+                   default=Path(shutil.which("mosquitto") or "/usr/sbin/mosquitto"))
+    p.add_argument("--rumqttd", type=Path, default=shutil.which("rumqttd"))
+    p.add_argument("--supermq-threads", type=int, default=0,
+                   help="supermq engine.worker_threads (0 = one per core)")
+    p.add_argument("--inflight", type=int, default=0,
+                   help="outbound QoS 1/2 window per client (0 = unlimited)")
+    p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    p.add_argument("--raw", type=Path, default=ROOT / "target/compare-results.jsonl")
+    args = p.parse_args()
+    if args.quick:
+        args.reps, args.duration, args.stall_duration = 1, 2.0, 2.0
+    only = set(args.only.split(","))
+
+    for binary in (args.supermq, args.load):
+        if not binary.exists():
+            sys.exit(f"{binary} not found: cargo build --release --bin supermq --bin supermq-load")
+    wanted = args.brokers.split(",")
+    brokers = []
+    if "supermq" in wanted:
+        brokers.append(Supermq(args.supermq, args))
+    if "mosquitto" in wanted:
+        if args.mosquitto.exists():
+            brokers.append(Mosquitto(args.mosquitto, args))
+        else:
+            print("mosquitto not found (apt-get install -y mosquitto): skipped")
+    if "rumqttd" in wanted and args.rumqttd:
+        brokers.append(Rumqttd(Path(args.rumqttd), args))
+
+    # Idle connections need one descriptor each, in the load generator and in the broker;
+    # both inherit this limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    args.raw.parent.mkdir(parents=True, exist_ok=True)
+    args.raw.write_text("")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    print(f"brokers: {', '.join(b.name for b in brokers)}; reps {args.reps}; "
+          f"{args.duration} s per run; open-files limit {soft}", flush=True)
+
+    dur = f"{args.duration:g}s"
+    sections, commands, problems = [], [], []
+
+    def record(label, load_args, seconds):
+        commands.append(f"# {label}")
+        commands.append(" ".join(load_args))
+        runs = measure(args, brokers, label, load_args, seconds)
+        for name, rs in runs.items():
+            for r in rs:
+                for e in ([r["error"]] if "error" in r else []) + r.get("errors", []):
+                    problems.append(f"{label}, {name}, rep {r['rep'] + 1}: {e}")
+        return runs
+
+    if "throughput" in only:
+        results = []
+        for qos in (0, 1):
+            for name, scen in THROUGHPUT:
+                label = f"{name} QoS {qos}"
+                load_args = scen + ["--qos", str(qos), "--size", "1024", "--duration", dur]
+                results.append((label, record(label, load_args, args.duration)))
+        sections.append(("Throughput",
+                         "Delivered messages per second (higher is better), publishers "
+                         "as fast as the broker takes them; QoS 1 publishers keep at most "
+                         "100 messages unacknowledged.",
+                         per_broker_table(results, brokers, "scenario", "delivered_per_s", 0)))
+        sections.append(("Broker CPU per million delivered messages",
+                         "CPU seconds (user + system) per 10⁶ deliveries; lower is better.",
+                         per_broker_table(results, brokers, "scenario",
+                                          "broker_cpu_s_per_m", 2)))
+        sections.append(("Broker peak memory under load",
+                         "Peak resident set size in MB during the throughput runs; lower "
+                         "is better.",
+                         per_broker_table(results, brokers, "scenario",
+                                          "broker_rss_peak_kb", 1, scale=kb_mb)))
+        sections.append(("Latency under full load",
+                         "End-to-end p99 latency in milliseconds while publishing as fast "
+                         "as possible (queueing included); lower is better.",
+                         per_broker_table(results, brokers, "scenario", "lat_p99_us", 2,
+                                          scale=lambda v: v / 1000)))
+        sections.append(("Delivery integrity",
+                         "Medians per run. QoS 0 may legitimately lose messages under "
+                         "overload; QoS 1 must not lose any that were acknowledged.",
+                         integrity_table(results, brokers)))
+
+    if "latency" in only:
+        results = []
+        for qos in (0, 1):
+            label = f"1:1 QoS {qos} at {LATENCY_RATE:,} msgs/s"
+            load_args = ["--scenario", "one-to-one", "--qos", str(qos), "--size", "1024",
+                         "--rate", str(LATENCY_RATE), "--duration", dur]
+            results.append((label, record(label, load_args, args.duration)))
+        body = []
+        for metric, title in (("lat_p50_us", "p50"), ("lat_p99_us", "p99"),
+                              ("lat_p999_us", "p99.9"), ("lat_max_us", "max")):
+            body.append(f"**{title}** (µs)\n\n"
+                        + per_broker_table(results, brokers, "scenario", metric, 0))
+        body.append("**Broker CPU per million messages** (s)\n\n"
+                    + per_broker_table(results, brokers, "scenario", "broker_cpu_s_per_m", 2))
+        sections.append(("Latency at a fixed rate",
+                         f"One publisher paced at {LATENCY_RATE:,} msgs/s (bursts owed "
+                         "every millisecond), one subscriber; end-to-end latency in "
+                         "microseconds, lower is better.", "\n\n".join(body)))
+
+    if "idle" in only:
+        conns = min(args.idle_conns, max(0, soft - 200))
+        if conns < args.idle_conns:
+            problems.append(f"idle: open-files limit {soft} allows only {conns} connections")
+        if conns > 0:
+            label = f"{conns:,} idle connections"
+            load_args = ["--scenario", "idle", "--conns", str(conns)]
+            results = [(label, record(label, load_args, 30))]
+            sections.append(("Memory per idle connection",
+                             "Broker RSS growth divided by the connections opened (CONNECT "
+                             "with keep-alive 0, then silence), in bytes; lower is better.",
+                             per_broker_table(results, brokers, "measure", "bytes_per_conn", 0)
+                             + "\n\n"
+                             + per_broker_table(results, brokers, "measure (opened)",
+                                                "conns_opened", 0)))
+
+    if "stall" in only:
+        sd = f"{args.stall_duration:g}s"
+        label = f"1:1 QoS 1 + 1 stalled subscriber, {sd}"
+        load_args = ["--scenario", "one-to-one", "--qos", "1", "--size", "1024",
+                     "--stall-subs", "1", "--duration", sd]
+        results = [(label, record(label, load_args, args.stall_duration))]
+        body = "\n\n".join([
+            "**Broker peak RSS** (MB)\n\n" + per_broker_table(
+                results, brokers, "measure", "broker_rss_peak_kb", 1, scale=kb_mb),
+            "**Delivered to the live subscriber** (msgs/s)\n\n" + per_broker_table(
+                results, brokers, "measure", "delivered_per_s", 0),
+            "**Live subscriber p99 latency** (ms)\n\n" + per_broker_table(
+                results, brokers, "measure", "lat_p99_us", 2, scale=lambda v: v / 1000),
+        ])
+        sections.append(("A subscriber that never reads",
+                         "A full-speed QoS 1 publisher, one live subscriber and one that "
+                         "subscribes and then never reads: what the broker buffers for it "
+                         f"(queue bound {MAX_QUEUED:,} messages) and whether the live "
+                         "subscriber suffers.", body))
+
+    write_report(args, brokers, sections, commands, started, problems)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+//! Dialling peers: seeds are redialled for ever with capped, jittered exponential backoff;
+//! peers learned by gossip are dialled until linked, a bounded number of times.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::link::{self, LinkError};
+use super::Cluster;
+use crate::context::Context;
+use crate::metrics;
+
+/// Attempts for a gossiped (non-seed) address before giving up; it comes back by gossip.
+const GOSSIP_ATTEMPTS: u32 = 5;
+
+fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
+    let base = min.saturating_mul(1u32 << attempt.min(16)).min(max);
+    // Up to +50 % jitter so that nodes restarted together do not redial in lock step.
+    base + base.mul_f64(rand::thread_rng().gen_range(0.0..0.5))
+}
+
+/// Dials `addr` until shutdown (seeds) or until linked/exhausted (gossip).
+pub async fn dial_loop(
+    addr: String,
+    seed: bool,
+    ctx: Arc<Context>,
+    cluster: Arc<Cluster>,
+    shutdown: CancellationToken,
+) {
+    let cfg = &ctx.config.cluster;
+    let mut attempt = 0u32;
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let connected = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&addr)) => r,
+        };
+        match connected {
+            Ok(Ok(stream)) => {
+                let end =
+                    link::run(stream, true, ctx.clone(), cluster.clone(), shutdown.clone()).await;
+                match end.error {
+                    LinkError::SelfLink => {
+                        tracing::info!(%addr, "seed is this node itself; not dialling it again");
+                        return;
+                    }
+                    LinkError::Shutdown => return,
+                    LinkError::Duplicate(node) => {
+                        // Linked the other way round: wait for that link to go down.
+                        while cluster.is_linked(&node) {
+                            tokio::select! {
+                                _ = shutdown.cancelled() => return,
+                                _ = cluster.link_down.notified() => {}
+                                _ = tokio::time::sleep(cfg.reconnect_max) => {}
+                            }
+                        }
+                        attempt = 0;
+                    }
+                    _ if end.peer.is_some() => {
+                        // A link that was up went down: start the backoff afresh.
+                        metrics::inc(&ctx.metrics.route_reconnects);
+                        attempt = 0;
+                    }
+                    _ => attempt += 1,
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%addr, "route dial failed: {e}");
+                attempt += 1;
+            }
+            Err(_) => attempt += 1,
+        }
+        if !seed && attempt >= GOSSIP_ATTEMPTS {
+            tracing::debug!(%addr, "gossiped peer unreachable; waiting to hear of it again");
+            return;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff(attempt, cfg.reconnect_min, cfg.reconnect_max)) => {}
+        }
+    }
+}
+
+/// Dials an address learned by gossip, unless a dial to it is already running.
+pub fn spawn_gossiped(addr: String, ctx: Arc<Context>, cluster: Arc<Cluster>) {
+    if !cluster.start_dialing(&addr) {
+        return;
+    }
+    let Some(shutdown) = cluster.shutdown() else {
+        return;
+    };
+    tokio::spawn(async move {
+        dial_loop(addr.clone(), false, ctx, cluster.clone(), shutdown).await;
+        cluster.stop_dialing(&addr);
+    });
+}

@@ -1,0 +1,461 @@
+//! The route wire format: a pure, versioned encode/decode of the frames peers exchange.
+//!
+//! Every connection starts with the 4-byte magic `SMQR` and a version byte, so an MQTT client
+//! (whose first byte is 0x10) or anything else on the route port is recognised at once and
+//! closed. After that, each frame is `type (1 byte) | body length (varint) | body`. Strings
+//! and byte fields are varint-length-prefixed. Unknown frame types are an error: a peer that
+//! speaks a newer version is refused at the handshake rather than misread.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use thiserror::Error;
+
+/// Sent first on every route connection.
+pub const MAGIC: &[u8; 4] = b"SMQR";
+/// The protocol version this build speaks.
+pub const VERSION: u8 = 1;
+/// Largest frame body accepted (a retained snapshot travels as many frames, not one).
+pub const MAX_FRAME: usize = 256 * 1024 * 1024 + 1024;
+
+/// A route frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// Handshake: who the sender is.
+    Info(Info),
+    /// Handshake: HMAC-SHA256(secret, receiver's nonce ‖ sender node id), when a secret is set.
+    Auth(Bytes),
+    Ping,
+    Pong,
+    /// The sender's local clients gained interest in `filter` (ref count 0 → 1).
+    Sub(String),
+    /// The sender's local clients lost interest in `filter` (ref count 1 → 0).
+    Unsub(String),
+    /// Everything sent before on this link has been applied when the peer answers `SyncAck`.
+    Sync(u64),
+    SyncAck(u64),
+    /// A message published on the sender's node.
+    Msg(RouteMsg),
+    /// A retained message (or, with an empty payload, a deletion) for last-writer-wins merge.
+    Retain(RetainEntry),
+    /// A client with this id connected on the sender: any other node closes its connection.
+    Client(String),
+    /// Another node the sender is linked to; the receiver dials it if it does not know it.
+    Peer {
+        node_id: String,
+        addr: String,
+    },
+}
+
+/// The handshake information.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    pub node_id: String,
+    pub cluster: String,
+    /// Address other nodes should dial to reach the sender's route listener.
+    pub advertise: String,
+    /// Random per process start: tells a link to self (same instance) from another node that
+    /// was given the same node id (different instance).
+    pub instance: u64,
+    /// Random challenge for the secret proof.
+    pub nonce: u64,
+}
+
+/// A forwarded publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMsg {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+    /// Wall-clock milliseconds at the origin (retained last-writer-wins).
+    pub ts: u64,
+}
+
+/// A retained message as replicated between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetainEntry {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub ts: u64,
+    pub origin: String,
+}
+
+/// Why a route byte stream was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("not a supermq route peer (bad magic; an MQTT client on the route port?)")]
+    BadMagic,
+    #[error("unsupported route protocol version {0} (this node speaks {VERSION})")]
+    BadVersion(u8),
+    #[error("unknown frame type {0}")]
+    UnknownType(u8),
+    #[error("frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    #[error("malformed frame: {0}")]
+    Malformed(&'static str),
+}
+
+const T_INFO: u8 = 1;
+const T_AUTH: u8 = 2;
+const T_PING: u8 = 3;
+const T_PONG: u8 = 4;
+const T_SUB: u8 = 5;
+const T_UNSUB: u8 = 6;
+const T_SYNC: u8 = 7;
+const T_SYNC_ACK: u8 = 8;
+const T_MSG: u8 = 9;
+const T_RETAIN: u8 = 10;
+const T_CLIENT: u8 = 11;
+const T_PEER: u8 = 12;
+
+/// Writes the connection preamble.
+pub fn encode_preamble(out: &mut BytesMut) {
+    out.put_slice(MAGIC);
+    out.put_u8(VERSION);
+}
+
+/// Checks the preamble; `Ok(false)` means more bytes are needed.
+pub fn decode_preamble(buf: &mut BytesMut) -> Result<bool, FrameError> {
+    let n = buf.len().min(4);
+    if buf[..n] != MAGIC[..n] {
+        return Err(FrameError::BadMagic);
+    }
+    if buf.len() < 5 {
+        return Ok(false);
+    }
+    if buf[4] != VERSION {
+        return Err(FrameError::BadVersion(buf[4]));
+    }
+    buf.advance(5);
+    Ok(true)
+}
+
+fn put_varint(out: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        out.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.put_u8(v as u8);
+}
+
+/// Reads a varint from the front of `b`; `Ok(None)` when incomplete.
+fn get_varint(b: &[u8]) -> Result<Option<(u64, usize)>, FrameError> {
+    let mut v: u64 = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if i == 10 {
+            return Err(FrameError::Malformed("varint longer than 10 bytes"));
+        }
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(Some((v, i + 1)));
+        }
+    }
+    Ok(None)
+}
+
+fn put_bytes(out: &mut BytesMut, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.put_slice(b);
+}
+
+/// Appends one frame to `out`.
+pub fn encode(f: &Frame, out: &mut BytesMut) {
+    let mut body = BytesMut::new();
+    let t = match f {
+        Frame::Info(i) => {
+            put_bytes(&mut body, i.node_id.as_bytes());
+            put_bytes(&mut body, i.cluster.as_bytes());
+            put_bytes(&mut body, i.advertise.as_bytes());
+            body.put_u64(i.instance);
+            body.put_u64(i.nonce);
+            T_INFO
+        }
+        Frame::Auth(mac) => {
+            put_bytes(&mut body, mac);
+            T_AUTH
+        }
+        Frame::Ping => T_PING,
+        Frame::Pong => T_PONG,
+        Frame::Sub(s) => {
+            put_bytes(&mut body, s.as_bytes());
+            T_SUB
+        }
+        Frame::Unsub(s) => {
+            put_bytes(&mut body, s.as_bytes());
+            T_UNSUB
+        }
+        Frame::Sync(n) => {
+            body.put_u64(*n);
+            T_SYNC
+        }
+        Frame::SyncAck(n) => {
+            body.put_u64(*n);
+            T_SYNC_ACK
+        }
+        Frame::Msg(m) => {
+            put_bytes(&mut body, m.topic.as_bytes());
+            body.put_u8(m.qos | (u8::from(m.retain) << 4));
+            body.put_u64(m.ts);
+            put_bytes(&mut body, &m.payload);
+            T_MSG
+        }
+        Frame::Retain(r) => {
+            put_bytes(&mut body, r.topic.as_bytes());
+            body.put_u8(r.qos);
+            body.put_u64(r.ts);
+            put_bytes(&mut body, r.origin.as_bytes());
+            put_bytes(&mut body, &r.payload);
+            T_RETAIN
+        }
+        Frame::Client(id) => {
+            put_bytes(&mut body, id.as_bytes());
+            T_CLIENT
+        }
+        Frame::Peer { node_id, addr } => {
+            put_bytes(&mut body, node_id.as_bytes());
+            put_bytes(&mut body, addr.as_bytes());
+            T_PEER
+        }
+    };
+    out.put_u8(t);
+    put_varint(out, body.len() as u64);
+    out.put_slice(&body);
+}
+
+/// A cursor over one frame body.
+struct Body(Bytes);
+
+impl Body {
+    fn bytes(&mut self) -> Result<Bytes, FrameError> {
+        let (len, n) = get_varint(&self.0)?.ok_or(FrameError::Malformed("truncated length"))?;
+        self.0.advance(n);
+        let len = usize::try_from(len).map_err(|_| FrameError::Malformed("length overflow"))?;
+        if len > self.0.len() {
+            return Err(FrameError::Malformed("field runs past the frame"));
+        }
+        Ok(self.0.split_to(len))
+    }
+    fn string(&mut self) -> Result<String, FrameError> {
+        String::from_utf8(self.bytes()?.to_vec())
+            .map_err(|_| FrameError::Malformed("invalid UTF-8"))
+    }
+    fn u8(&mut self) -> Result<u8, FrameError> {
+        if self.0.is_empty() {
+            return Err(FrameError::Malformed("truncated"));
+        }
+        Ok(self.0.get_u8())
+    }
+    fn u64(&mut self) -> Result<u64, FrameError> {
+        if self.0.len() < 8 {
+            return Err(FrameError::Malformed("truncated"));
+        }
+        Ok(self.0.get_u64())
+    }
+    fn end(self) -> Result<(), FrameError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(FrameError::Malformed("trailing bytes"))
+        }
+    }
+}
+
+/// Decodes one frame from the front of `buf`; `Ok(None)` when more bytes are needed.
+pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    let Some(&t) = buf.first() else {
+        return Ok(None);
+    };
+    let Some((len, n)) = get_varint(&buf[1..])? else {
+        return Ok(None);
+    };
+    let len = usize::try_from(len).map_err(|_| FrameError::TooLarge(usize::MAX))?;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    if buf.len() < 1 + n + len {
+        return Ok(None);
+    }
+    buf.advance(1 + n);
+    let mut b = Body(buf.split_to(len).freeze());
+    let f = match t {
+        T_INFO => Frame::Info(Info {
+            node_id: b.string()?,
+            cluster: b.string()?,
+            advertise: b.string()?,
+            instance: b.u64()?,
+            nonce: b.u64()?,
+        }),
+        T_AUTH => Frame::Auth(b.bytes()?),
+        T_PING => Frame::Ping,
+        T_PONG => Frame::Pong,
+        T_SUB => Frame::Sub(b.string()?),
+        T_UNSUB => Frame::Unsub(b.string()?),
+        T_SYNC => Frame::Sync(b.u64()?),
+        T_SYNC_ACK => Frame::SyncAck(b.u64()?),
+        T_MSG => {
+            let topic = b.string()?;
+            let flags = b.u8()?;
+            let ts = b.u64()?;
+            let payload = b.bytes()?;
+            let qos = flags & 0x03;
+            if qos > 2 || flags & !0x13 != 0 {
+                return Err(FrameError::Malformed("bad message flags"));
+            }
+            Frame::Msg(RouteMsg {
+                topic,
+                payload,
+                qos,
+                retain: flags & 0x10 != 0,
+                ts,
+            })
+        }
+        T_RETAIN => {
+            let topic = b.string()?;
+            let qos = b.u8()?;
+            if qos > 2 {
+                return Err(FrameError::Malformed("bad retained QoS"));
+            }
+            Frame::Retain(RetainEntry {
+                topic,
+                qos,
+                ts: b.u64()?,
+                origin: b.string()?,
+                payload: b.bytes()?,
+            })
+        }
+        T_CLIENT => Frame::Client(b.string()?),
+        T_PEER => Frame::Peer {
+            node_id: b.string()?,
+            addr: b.string()?,
+        },
+        other => return Err(FrameError::UnknownType(other)),
+    };
+    b.end()?;
+    Ok(Some(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn samples() -> Vec<Frame> {
+        vec![
+            Frame::Info(Info {
+                node_id: "n1".into(),
+                cluster: "c".into(),
+                advertise: "127.0.0.1:7000".into(),
+                instance: 7,
+                nonce: 42,
+            }),
+            Frame::Auth(Bytes::from_static(&[1, 2, 3])),
+            Frame::Ping,
+            Frame::Pong,
+            Frame::Sub("a/+/c".into()),
+            Frame::Unsub("#".into()),
+            Frame::Sync(7),
+            Frame::SyncAck(7),
+            Frame::Msg(RouteMsg {
+                topic: "t".into(),
+                payload: Bytes::from(vec![0u8; 300]),
+                qos: 2,
+                retain: true,
+                ts: 99,
+            }),
+            Frame::Retain(RetainEntry {
+                topic: "r".into(),
+                payload: Bytes::new(),
+                qos: 1,
+                ts: 5,
+                origin: "n2".into(),
+            }),
+            Frame::Client("dev-1".into()),
+            Frame::Peer {
+                node_id: "n3".into(),
+                addr: "10.0.0.3:7000".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_frame_round_trips_whole_and_byte_by_byte() {
+        for f in samples() {
+            let mut out = BytesMut::new();
+            encode(&f, &mut out);
+            let whole = out.clone();
+            assert_eq!(decode(&mut out), Ok(Some(f.clone())));
+            assert!(out.is_empty());
+            let mut partial = BytesMut::new();
+            for (i, b) in whole.iter().enumerate() {
+                partial.put_u8(*b);
+                let r = decode(&mut partial).expect("valid prefix");
+                assert_eq!(r.is_some(), i + 1 == whole.len(), "{f:?} at byte {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn known_bytes_for_a_sub_frame() {
+        let mut out = BytesMut::new();
+        encode(&Frame::Sub("a/b".into()), &mut out);
+        assert_eq!(&out[..], &[5, 4, 3, b'a', b'/', b'b']);
+    }
+
+    #[test]
+    fn preamble_rejects_mqtt_and_other_versions() {
+        let mut ok = BytesMut::new();
+        encode_preamble(&mut ok);
+        assert_eq!(decode_preamble(&mut ok), Ok(true));
+        let mut mqtt = BytesMut::from(&[0x10u8, 0x0c, 0x00, 0x04][..]);
+        assert_eq!(decode_preamble(&mut mqtt), Err(FrameError::BadMagic));
+        let mut first_byte_only = BytesMut::from(&b"S"[..]);
+        assert_eq!(decode_preamble(&mut first_byte_only), Ok(false));
+        let mut v9 = BytesMut::from(&b"SMQR\x09"[..]);
+        assert_eq!(decode_preamble(&mut v9), Err(FrameError::BadVersion(9)));
+    }
+
+    #[test]
+    fn malformed_frames_are_errors() {
+        let cases: Vec<(&[u8], FrameError)> = vec![
+            (&[99, 0], FrameError::UnknownType(99)),
+            (
+                &[T_SUB, 2, 5, b'a'],
+                FrameError::Malformed("field runs past the frame"),
+            ),
+            (&[T_PING, 1, 0], FrameError::Malformed("trailing bytes")),
+            (&[T_SYNC, 2, 0, 0], FrameError::Malformed("truncated")),
+            (
+                &[T_SUB, 3, 2, 0xff, 0xfe],
+                FrameError::Malformed("invalid UTF-8"),
+            ),
+            (
+                &[T_MSG, 12, 1, b't', 3, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                FrameError::Malformed("bad message flags"),
+            ),
+            (
+                &[T_PING, 0xff, 0xff, 0xff, 0xff, 0x0f],
+                FrameError::TooLarge(0xffff_ffff),
+            ),
+        ];
+        for (bytes, err) in cases {
+            assert_eq!(decode(&mut BytesMut::from(bytes)), Err(err), "{bytes:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut b = BytesMut::from(&data[..]);
+            while let Ok(Some(_)) = decode(&mut b) {}
+        }
+
+        #[test]
+        fn messages_round_trip(topic in "[a-z/]{1,20}", payload in proptest::collection::vec(any::<u8>(), 0..500),
+                               qos in 0u8..3, retain: bool, ts: u64) {
+            let f = Frame::Msg(RouteMsg { topic, payload: payload.into(), qos, retain, ts });
+            let mut out = BytesMut::new();
+            encode(&f, &mut out);
+            prop_assert_eq!(decode(&mut out), Ok(Some(f)));
+        }
+    }
+}

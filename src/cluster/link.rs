@@ -1,0 +1,398 @@
+//! One route link: the handshake, the initial snapshot, then frames both ways until the link
+//! dies. One task per link; writes are batched like client writes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use ring::hmac;
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{self, Frame, FrameError, Info, RetainEntry};
+use super::node::{Cluster, RegisterError};
+use crate::codec::QoS;
+use crate::context::Context;
+use crate::message::Message;
+use crate::metrics;
+use crate::store::Stamp;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// Why a link ended or was refused.
+#[derive(Debug, Error)]
+pub enum LinkError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    #[error("peer closed the link")]
+    Closed,
+    #[error("link to self")]
+    SelfLink,
+    #[error("peer belongs to cluster `{0}`")]
+    WrongCluster(String),
+    #[error("peer failed the shared-secret check")]
+    BadSecret,
+    #[error("another node already uses node id `{0}`")]
+    DuplicateNodeId(String),
+    #[error("duplicate link to `{0}` (the other one is kept)")]
+    Duplicate(Arc<str>),
+    #[error("unexpected {0} frame after the handshake")]
+    Unexpected(&'static str),
+    #[error("peer silent for three ping intervals")]
+    Silent,
+    #[error("replaced by a newer link")]
+    Replaced,
+    #[error("shutting down")]
+    Shutdown,
+}
+
+/// How a link ended, for the dialer's retry policy.
+#[derive(Debug)]
+pub struct LinkEnd {
+    pub peer: Option<Arc<str>>,
+    pub error: LinkError,
+}
+
+fn proof(secret: &str, nonce: u64, node: &str) -> Vec<u8> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let mut data = nonce.to_be_bytes().to_vec();
+    data.extend_from_slice(node.as_bytes());
+    hmac::sign(&key, &data).as_ref().to_vec()
+}
+
+struct Io {
+    stream: TcpStream,
+    rbuf: BytesMut,
+}
+
+impl Io {
+    async fn read_frame(&mut self) -> Result<Frame, LinkError> {
+        loop {
+            if let Some(f) = frame::decode(&mut self.rbuf)? {
+                return Ok(f);
+            }
+            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(LinkError::Closed);
+            }
+        }
+    }
+
+    async fn handshake(&mut self, cluster: &Cluster) -> Result<Info, LinkError> {
+        let nonce: u64 = rand::random();
+        let mut out = BytesMut::new();
+        frame::encode_preamble(&mut out);
+        frame::encode(
+            &Frame::Info(Info {
+                node_id: cluster.node_id.to_string(),
+                cluster: cluster.name.clone(),
+                advertise: cluster.advertise.clone(),
+                instance: cluster.instance,
+                nonce,
+            }),
+            &mut out,
+        );
+        self.stream.write_all(&out).await?;
+        while !frame::decode_preamble(&mut self.rbuf)? {
+            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(LinkError::Closed);
+            }
+        }
+        let Frame::Info(info) = self.read_frame().await? else {
+            return Err(LinkError::Unexpected("non-INFO"));
+        };
+        if info.node_id == *cluster.node_id {
+            return Err(if info.instance == cluster.instance {
+                LinkError::SelfLink
+            } else {
+                LinkError::DuplicateNodeId(info.node_id)
+            });
+        }
+        if info.cluster != cluster.name {
+            return Err(LinkError::WrongCluster(info.cluster));
+        }
+        if let Some(secret) = &cluster.secret {
+            let mine = proof(secret, info.nonce, &cluster.node_id);
+            let mut out = BytesMut::new();
+            frame::encode(&Frame::Auth(Bytes::from(mine)), &mut out);
+            self.stream.write_all(&out).await?;
+            let Frame::Auth(theirs) = self.read_frame().await? else {
+                return Err(LinkError::BadSecret);
+            };
+            let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+            let mut data = nonce.to_be_bytes().to_vec();
+            data.extend_from_slice(info.node_id.as_bytes());
+            // Constant-time comparison.
+            hmac::verify(&key, &data, &theirs).map_err(|_| LinkError::BadSecret)?;
+        }
+        Ok(info)
+    }
+}
+
+/// Runs one link (dialled by this node when `dialed`) until it ends.
+pub async fn run(
+    stream: TcpStream,
+    dialed: bool,
+    ctx: Arc<Context>,
+    cluster: Arc<Cluster>,
+    shutdown: CancellationToken,
+) -> LinkEnd {
+    let _ = stream.set_nodelay(true);
+    let peer_addr = stream.peer_addr().ok();
+    let mut io = Io {
+        stream,
+        rbuf: BytesMut::with_capacity(8192),
+    };
+    let info = match tokio::time::timeout(HANDSHAKE_TIMEOUT, io.handshake(&cluster)).await {
+        Ok(Ok(info)) => info,
+        Ok(Err(e)) => {
+            metrics::inc(&ctx.metrics.route_handshake_rejected);
+            tracing::warn!(peer = ?peer_addr, "route handshake refused: {e}");
+            return LinkEnd {
+                peer: None,
+                error: e,
+            };
+        }
+        Err(_) => {
+            metrics::inc(&ctx.metrics.route_handshake_rejected);
+            tracing::warn!(peer = ?peer_addr, "route handshake timed out");
+            return LinkEnd {
+                peer: None,
+                error: LinkError::HandshakeTimeout,
+            };
+        }
+    };
+    let node: Arc<str> = Arc::from(info.node_id.as_str());
+    let dialer = if dialed {
+        cluster.node_id.clone()
+    } else {
+        node.clone()
+    };
+    let reg = match cluster.register(
+        node.clone(),
+        info.instance,
+        dialer,
+        info.advertise.clone(),
+        &shutdown,
+    ) {
+        Ok(r) => r,
+        Err(RegisterError::Duplicate) => {
+            tracing::debug!(peer = %node, "duplicate route closed; the other link is kept");
+            return LinkEnd {
+                peer: Some(node.clone()),
+                error: LinkError::Duplicate(node),
+            };
+        }
+        Err(RegisterError::DuplicateNodeId) => {
+            metrics::inc(&ctx.metrics.route_handshake_rejected);
+            tracing::error!(peer = %node, "refused: another running node already uses this node id");
+            return LinkEnd {
+                peer: None,
+                error: LinkError::DuplicateNodeId(node.to_string()),
+            };
+        }
+    };
+    tracing::info!(peer = %node, addr = %info.advertise, dialed, "route link up");
+    // Discovery: the new peer learns every other peer, and they learn it.
+    cluster.gossip(&node, &info.advertise);
+    let error = serve(&mut io, &node, reg, &ctx, &cluster, &shutdown).await;
+    cluster.unregister(&node, reg_id(&error));
+    tracing::info!(peer = %node, reason = %error.1, "route link down");
+    LinkEnd {
+        peer: Some(node),
+        error: error.1,
+    }
+}
+
+fn reg_id(e: &(u64, LinkError)) -> u64 {
+    e.0
+}
+
+/// The snapshot a peer gets on link up: interest, peers, retained set.
+fn snapshot(out: &mut BytesMut, node: &Arc<str>, ctx: &Context, cluster: &Cluster) {
+    for f in cluster.interest_snapshot() {
+        frame::encode(&f, out);
+    }
+    for (id, addr) in cluster.peer_addrs() {
+        if id != *node {
+            frame::encode(
+                &Frame::Peer {
+                    node_id: id.to_string(),
+                    addr,
+                },
+                out,
+            );
+        }
+    }
+    let (held, tombs) = ctx.router.retained().snapshot();
+    for (m, s) in held {
+        frame::encode(
+            &Frame::Retain(RetainEntry {
+                topic: m.topic.clone(),
+                payload: m.payload.clone(),
+                qos: m.qos as u8,
+                ts: s.ts,
+                origin: s.origin.to_string(),
+            }),
+            out,
+        );
+    }
+    for (topic, s) in tombs {
+        frame::encode(
+            &Frame::Retain(RetainEntry {
+                topic,
+                payload: Bytes::new(),
+                qos: 0,
+                ts: s.ts,
+                origin: s.origin.to_string(),
+            }),
+            out,
+        );
+    }
+}
+
+async fn serve(
+    io: &mut Io,
+    node: &Arc<str>,
+    mut reg: super::node::Registered,
+    ctx: &Arc<Context>,
+    cluster: &Arc<Cluster>,
+    shutdown: &CancellationToken,
+) -> (u64, LinkError) {
+    let id = reg.link_id;
+    let mut wbuf = BytesMut::new();
+    // The snapshot goes first: frames queued on `rx` since registration follow it, so an
+    // UNSUB never overtakes the SUB it withdraws.
+    snapshot(&mut wbuf, node, ctx, cluster);
+    let mut last_rx = Instant::now();
+    let Io { stream, rbuf } = io;
+    let (mut rd, mut wr) = stream.split();
+    let mut tick = tokio::time::interval(cluster.ping_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = reg.kick.cancelled() => {
+                return (id, if shutdown.is_cancelled() { LinkError::Shutdown } else { LinkError::Replaced });
+            }
+            _ = tick.tick() => {
+                if last_rx.elapsed() > cluster.ping_interval * 3 {
+                    return (id, LinkError::Silent);
+                }
+                frame::encode(&Frame::Ping, &mut wbuf);
+            }
+            r = wr.write(&wbuf), if !wbuf.is_empty() => match r {
+                Ok(0) => return (id, LinkError::Closed),
+                Ok(n) => {
+                    wbuf.advance(n);
+                    metrics::add(&reg.stats.bytes_out, n as u64);
+                }
+                Err(e) => return (id, e.into()),
+            },
+            f = reg.rx.recv(), if wbuf.len() < WRITE_BATCH => {
+                let Some(f) = f else { return (id, LinkError::Closed) };
+                wbuf.extend_from_slice(&f);
+                while wbuf.len() < WRITE_BATCH {
+                    match reg.rx.try_recv() {
+                        Ok(f) => wbuf.extend_from_slice(&f),
+                        Err(_) => break,
+                    }
+                }
+            }
+            r = rd.read_buf(rbuf) => match r {
+                Ok(0) => return (id, LinkError::Closed),
+                Ok(n) => {
+                    last_rx = Instant::now();
+                    metrics::add(&reg.stats.bytes_in, n as u64);
+                    loop {
+                        match frame::decode(rbuf) {
+                            Ok(Some(f)) => {
+                                if let Err(e) = handle(f, node, id, ctx, cluster, &mut wbuf, &reg.stats) {
+                                    return (id, e);
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => return (id, e.into()),
+                        }
+                    }
+                    if rbuf.capacity() - rbuf.len() < 4096 {
+                        rbuf.reserve(64 * 1024);
+                    }
+                }
+                Err(e) => return (id, e.into()),
+            },
+        }
+    }
+}
+
+fn handle(
+    f: Frame,
+    node: &Arc<str>,
+    link_id: u64,
+    ctx: &Arc<Context>,
+    cluster: &Arc<Cluster>,
+    out: &mut BytesMut,
+    stats: &super::node::LinkStats,
+) -> Result<(), LinkError> {
+    match f {
+        Frame::Ping => frame::encode(&Frame::Pong, out),
+        Frame::Pong => {}
+        Frame::Sub(filter) => cluster.on_sub(node, link_id, filter),
+        Frame::Unsub(filter) => cluster.on_unsub(node, link_id, &filter),
+        // Frames on a link are applied in order, so answering now confirms everything before.
+        Frame::Sync(n) => frame::encode(&Frame::SyncAck(n), out),
+        Frame::SyncAck(n) => cluster.on_sync_ack(node, n),
+        Frame::Msg(m) => {
+            metrics::inc(&stats.msgs_in);
+            let Some(qos) = QoS::from_u8(m.qos) else {
+                return Err(LinkError::Unexpected("bad QoS"));
+            };
+            let msg = Message {
+                topic: m.topic,
+                payload: m.payload,
+                qos,
+                retain: m.retain,
+            };
+            // One hop: delivered to local sessions only, never forwarded again.
+            ctx.router
+                .publish_from_route(msg, m.ts, node.clone(), Instant::now());
+        }
+        Frame::Retain(r) => {
+            let Some(qos) = QoS::from_u8(r.qos) else {
+                return Err(LinkError::Unexpected("bad QoS"));
+            };
+            let msg = Arc::new(Message {
+                topic: r.topic,
+                payload: r.payload,
+                qos,
+                retain: true,
+            });
+            let stamp = Stamp {
+                ts: r.ts,
+                origin: Arc::from(r.origin.as_str()),
+            };
+            ctx.router.retained().apply_remote(&msg, stamp);
+        }
+        Frame::Client(id) => {
+            // The same client id connected on the peer: the id is unique cluster-wide.
+            if let Some(s) = ctx.sessions.get(&id) {
+                if let Some(l) = s.lock().link() {
+                    l.kick(crate::session::KickReason::TakenOver);
+                }
+            }
+        }
+        Frame::Peer { node_id, addr } => {
+            if node_id != *cluster.node_id && !cluster.is_linked(&node_id) {
+                super::dial::spawn_gossiped(addr, ctx.clone(), cluster.clone());
+            }
+        }
+        Frame::Info(_) => return Err(LinkError::Unexpected("INFO")),
+        Frame::Auth(_) => return Err(LinkError::Unexpected("AUTH")),
+    }
+    Ok(())
+}

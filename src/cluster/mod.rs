@@ -1,0 +1,139 @@
+//! Clustering: brokers that behave as one, linked by NATS-style routes.
+//!
+//! Owns the route protocol ([`frame`], pure and versioned), one task per peer link
+//! (`link`), discovery and redialling (`dial`), and this node's view of the mesh
+//! ([`Cluster`]: linked peers, interest ref counts, remote interest, forwarding). It never
+//! delivers to local sessions itself: frames from peers go through the router.
+//!
+//! Design (see also the README's cluster section):
+//! - **Full mesh, one hop.** Every node links to every other; a message crosses at most one
+//!   route, so routes never forward route traffic and loops cannot form.
+//! - **Interest.** A node advertises only its local clients' filters, ref-counted (SUB on
+//!   0 → 1, UNSUB on 1 → 0); a peer keeps them in a trie keyed by node and forwards each
+//!   matching publish as one frame per interested peer. On link up the full interest set is
+//!   sent; on link down the peer's interest is purged.
+//! - **No lost first message.** A SUBSCRIBE's SUBACK waits (bounded) until every linked peer
+//!   has confirmed it applied everything sent before, including the new interest.
+//! - **Duplicate links** (simultaneous dials) resolve without a round trip: both sides keep
+//!   the link dialled by the smaller node id. A link from the same dialer replaces a stale one.
+//! - **Retained messages** go to every node whatever its interest and merge last-writer-wins
+//!   by (timestamp, node id), with tombstones for deletes; a link coming up exchanges the whole
+//!   retained set, so a node restarted empty gets it back.
+//! - **Client ids** are unique cluster-wide: a connect is announced, and a node holding a live
+//!   connection with that id closes it (its will is published as on one node). Session state
+//!   itself stays on the node the client used.
+//! - **Partitions** keep both sides serving; on heal, links, interest and retained sets
+//!   reconcile as on any link up.
+
+mod dial;
+pub mod frame;
+mod link;
+mod node;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use node::{Cluster, LinkStats};
+
+use crate::context::Context;
+
+/// Why clustering could not start.
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    #[error("cluster.listen: cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Process-level state the dialers share: which addresses are being dialled, and the token.
+#[derive(Debug, Default)]
+pub(crate) struct Dialing {
+    addrs: Mutex<HashSet<String>>,
+    shutdown: Mutex<Option<CancellationToken>>,
+}
+
+impl Cluster {
+    /// Marks `addr` as being dialled; false if it already is.
+    pub(crate) fn start_dialing(&self, addr: &str) -> bool {
+        self.dialing.addrs.lock().insert(addr.to_owned())
+    }
+
+    pub(crate) fn stop_dialing(&self, addr: &str) {
+        self.dialing.addrs.lock().remove(addr);
+    }
+
+    pub(crate) fn shutdown(&self) -> Option<CancellationToken> {
+        self.dialing.shutdown.lock().clone()
+    }
+}
+
+/// Binds the route listener, starts accepting and dials the seeds. Returns the cluster and
+/// the bound route address.
+pub async fn start(
+    ctx: Arc<Context>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<(Arc<Cluster>, SocketAddr), ClusterError> {
+    let cfg = &ctx.config.cluster;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ClusterError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| ClusterError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    let advertise = cfg.advertise.clone().unwrap_or_else(|| bound.to_string());
+    let cluster = Arc::new(Cluster::new(cfg, advertise, ctx.metrics.clone()));
+    *cluster.dialing.shutdown.lock() = Some(shutdown.clone());
+    ctx.router.retained().set_node(cluster.node_id.clone());
+    ctx.router.set_cluster(cluster.clone());
+    tracing::info!(node = %cluster.node_id, route = %bound, advertise = %cluster.advertise, "cluster routes listening");
+
+    let (c, cx, sd, tr) = (
+        cluster.clone(),
+        ctx.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+    );
+    tracker.spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = sd.cancelled() => return,
+                r = listener.accept() => r,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    tr.spawn(link::run(stream, false, cx.clone(), c.clone(), sd.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!("route accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    for seed in &cfg.seeds {
+        if cluster.start_dialing(seed) {
+            tracker.spawn(dial::dial_loop(
+                seed.clone(),
+                true,
+                ctx.clone(),
+                cluster.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
+    Ok((cluster, bound))
+}

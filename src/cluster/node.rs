@@ -1,0 +1,421 @@
+//! This node's view of the cluster: linked peers, local interest ref counts, remote interest,
+//! forwarding and SUBSCRIBE synchronisation.
+//!
+//! Locks: `peers`, `local`, `remote` and `syncs` are each held only for short, non-async
+//! sections and never nested, except `local` → `peers` (an interest change is queued to every
+//! peer under the ref-count lock so that SUB/UNSUB order matches the counts).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{self, Frame, RouteMsg};
+use crate::message::Message;
+use crate::metrics::{self, Metrics};
+use crate::topic::SubscriptionTrie;
+
+/// Traffic counters of one route link.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    pub msgs_in: AtomicU64,
+    pub msgs_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+/// A registered link to a peer.
+#[derive(Debug)]
+struct Peer {
+    link_id: u64,
+    instance: u64,
+    /// Node id of the side that dialled this link (duplicate resolution).
+    dialer: Arc<str>,
+    advertise: String,
+    tx: mpsc::Sender<Bytes>,
+    kick: CancellationToken,
+    filters: HashSet<String>,
+    stats: Arc<LinkStats>,
+    reconnects_seen: u64,
+}
+
+/// Why a link could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterError {
+    /// A better link to the same node exists (kept by the smaller-node-id-dials rule).
+    Duplicate,
+    /// Another running node uses the same node id.
+    DuplicateNodeId,
+}
+
+/// What `register` hands the link task.
+#[derive(Debug)]
+pub struct Registered {
+    pub link_id: u64,
+    pub rx: mpsc::Receiver<Bytes>,
+    pub kick: CancellationToken,
+    pub stats: Arc<LinkStats>,
+}
+
+#[derive(Debug)]
+struct SyncWait {
+    pending: HashSet<Arc<str>>,
+    done: Arc<Notify>,
+}
+
+/// The cluster state shared by link tasks, the router and connections.
+#[derive(Debug)]
+pub struct Cluster {
+    pub node_id: Arc<str>,
+    pub name: String,
+    pub advertise: String,
+    pub instance: u64,
+    pub secret: Option<String>,
+    pub ping_interval: Duration,
+    pub sync_timeout: Duration,
+    route_queue: usize,
+    peers: Mutex<HashMap<Arc<str>, Peer>>,
+    local: Mutex<HashMap<String, usize>>,
+    remote: RwLock<SubscriptionTrie<Arc<str>, ()>>,
+    syncs: Mutex<HashMap<u64, SyncWait>>,
+    next_id: AtomicU64,
+    /// Wakes dialers waiting for a node's link to go down.
+    pub link_down: Notify,
+    pub(crate) dialing: super::Dialing,
+    metrics: Arc<Metrics>,
+}
+
+impl Cluster {
+    /// A node with no links yet.
+    pub fn new(
+        cfg: &crate::config::ClusterConfig,
+        advertise: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Cluster {
+            node_id: Arc::from(cfg.node_id.as_str()),
+            name: cfg.name.clone(),
+            advertise,
+            instance: rand::random(),
+            secret: cfg.secret.clone(),
+            ping_interval: cfg.ping_interval,
+            sync_timeout: cfg.sync_timeout,
+            route_queue: cfg.route_queue,
+            peers: Mutex::new(HashMap::new()),
+            local: Mutex::new(HashMap::new()),
+            remote: RwLock::new(SubscriptionTrie::default()),
+            syncs: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            link_down: Notify::new(),
+            dialing: super::Dialing::default(),
+            metrics,
+        }
+    }
+
+    fn send(&self, p: &Peer, bytes: Bytes) {
+        match p.tx.try_send(bytes) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::inc(&self.metrics.route_frames_dropped)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn broadcast(&self, f: &Frame) {
+        let bytes = encode(f);
+        for p in self.peers.lock().values() {
+            self.send(p, bytes.clone());
+        }
+    }
+
+    /// Node ids of the linked peers.
+    pub fn peer_ids(&self) -> Vec<Arc<str>> {
+        self.peers.lock().keys().cloned().collect()
+    }
+
+    /// Whether `node` is linked.
+    pub fn is_linked(&self, node: &str) -> bool {
+        self.peers.lock().contains_key(node)
+    }
+
+    /// (node id, advertised address) of every linked peer.
+    pub fn peer_addrs(&self) -> Vec<(Arc<str>, String)> {
+        self.peers
+            .lock()
+            .iter()
+            .map(|(k, p)| (k.clone(), p.advertise.clone()))
+            .collect()
+    }
+
+    /// Per-link counters, for `$SYS` and logs.
+    pub fn link_stats(&self) -> Vec<(Arc<str>, Arc<LinkStats>)> {
+        self.peers
+            .lock()
+            .iter()
+            .map(|(k, p)| (k.clone(), p.stats.clone()))
+            .collect()
+    }
+
+    /// Registers a handshaken link; the losing link of a duplicate pair is closed.
+    pub fn register(
+        &self,
+        node: Arc<str>,
+        instance: u64,
+        dialer: Arc<str>,
+        advertise: String,
+        shutdown: &CancellationToken,
+    ) -> Result<Registered, RegisterError> {
+        let mut peers = self.peers.lock();
+        let mut reconnects_seen = 0;
+        if let Some(old) = peers.get(&node) {
+            if old.instance != instance {
+                return Err(RegisterError::DuplicateNodeId);
+            }
+            // Two links to one node: both sides keep the one dialled by the smaller node id,
+            // so they agree without talking. A link dialled by the same side as the existing
+            // one replaces it (the old one is dead but not yet noticed).
+            let preferred: &str = if *self.node_id < *node {
+                &self.node_id
+            } else {
+                &node
+            };
+            if old.dialer != dialer && &*old.dialer == preferred {
+                return Err(RegisterError::Duplicate);
+            }
+            old.kick.cancel();
+            reconnects_seen = old.reconnects_seen + 1;
+        }
+        let (tx, rx) = mpsc::channel(self.route_queue);
+        let link_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let kick = shutdown.child_token();
+        let stats = Arc::new(LinkStats::default());
+        if let Some(old) = peers.insert(
+            node.clone(),
+            Peer {
+                link_id,
+                instance,
+                dialer,
+                advertise,
+                tx,
+                kick: kick.clone(),
+                filters: HashSet::new(),
+                stats: stats.clone(),
+                reconnects_seen,
+            },
+        ) {
+            // The replaced link's interest is dropped: the new link brings a full snapshot.
+            let mut remote = self.remote.write();
+            for f in old.filters {
+                remote.remove(&f, &node);
+            }
+        } else {
+            metrics::inc(&self.metrics.route_links_current);
+        }
+        Ok(Registered {
+            link_id,
+            rx,
+            kick,
+            stats,
+        })
+    }
+
+    /// A link ended: if it was the current one, its node's interest is purged.
+    pub fn unregister(&self, node: &Arc<str>, link_id: u64) {
+        let removed = {
+            let mut peers = self.peers.lock();
+            match peers.get(node) {
+                Some(p) if p.link_id == link_id => peers.remove(node),
+                _ => None,
+            }
+        };
+        let Some(p) = removed else { return };
+        metrics::dec(&self.metrics.route_links_current);
+        {
+            let mut remote = self.remote.write();
+            for f in &p.filters {
+                remote.remove(f, node);
+            }
+        }
+        // A SUBSCRIBE waiting for this node's confirmation need not wait any more.
+        for w in self.syncs.lock().values_mut() {
+            if w.pending.remove(node) && w.pending.is_empty() {
+                w.done.notify_one();
+            }
+        }
+        self.link_down.notify_waiters();
+    }
+
+    fn current(&self, node: &Arc<str>, link_id: u64) -> bool {
+        self.peers
+            .lock()
+            .get(node)
+            .is_some_and(|p| p.link_id == link_id)
+    }
+
+    /// A peer gained interest in `filter`.
+    pub fn on_sub(&self, node: &Arc<str>, link_id: u64, filter: String) {
+        if crate::topic::validate_filter(&filter).is_err() {
+            return;
+        }
+        let mut peers = self.peers.lock();
+        let Some(p) = peers.get_mut(node).filter(|p| p.link_id == link_id) else {
+            return;
+        };
+        if p.filters.insert(filter.clone()) {
+            self.remote.write().insert(&filter, node.clone(), ());
+        }
+    }
+
+    /// A peer lost interest in `filter`.
+    pub fn on_unsub(&self, node: &Arc<str>, link_id: u64, filter: &str) {
+        let mut peers = self.peers.lock();
+        let Some(p) = peers.get_mut(node).filter(|p| p.link_id == link_id) else {
+            return;
+        };
+        if p.filters.remove(filter) {
+            self.remote.write().remove(filter, node);
+        }
+    }
+
+    /// A local subscription to `filter` was added: advertised on the first one.
+    pub fn interest_add(&self, filter: &str) {
+        let mut local = self.local.lock();
+        let n = local.entry(filter.to_owned()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            self.broadcast(&Frame::Sub(filter.to_owned()));
+        }
+    }
+
+    /// A local subscription to `filter` was removed: withdrawn with the last one.
+    pub fn interest_remove(&self, filter: &str) {
+        let mut local = self.local.lock();
+        if let Some(n) = local.get_mut(filter) {
+            *n -= 1;
+            if *n == 0 {
+                local.remove(filter);
+                self.broadcast(&Frame::Unsub(filter.to_owned()));
+            }
+        }
+    }
+
+    /// The frames a newly linked peer needs first: every local interest.
+    pub fn interest_snapshot(&self) -> Vec<Frame> {
+        self.local
+            .lock()
+            .keys()
+            .map(|f| Frame::Sub(f.clone()))
+            .collect()
+    }
+
+    /// Waits until every currently linked peer has applied everything sent to it so far
+    /// (bounded by `sync_timeout`). A SUBACK sent after this cannot lose a message published
+    /// on another node.
+    pub async fn sync(&self) {
+        let seq = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let done = Arc::new(Notify::new());
+        {
+            let peers = self.peers.lock();
+            if peers.is_empty() {
+                return;
+            }
+            let bytes = encode(&Frame::Sync(seq));
+            for p in peers.values() {
+                self.send(p, bytes.clone());
+            }
+            self.syncs.lock().insert(
+                seq,
+                SyncWait {
+                    pending: peers.keys().cloned().collect(),
+                    done: done.clone(),
+                },
+            );
+        }
+        if tokio::time::timeout(self.sync_timeout, done.notified())
+            .await
+            .is_err()
+        {
+            tracing::debug!(seq, "cluster sync timed out; SUBACK sent anyway");
+        }
+        self.syncs.lock().remove(&seq);
+    }
+
+    /// A peer confirmed sync `seq`.
+    pub fn on_sync_ack(&self, node: &Arc<str>, seq: u64) {
+        if let Some(w) = self.syncs.lock().get_mut(&seq) {
+            if w.pending.remove(node) && w.pending.is_empty() {
+                w.done.notify_one();
+            }
+        }
+    }
+
+    /// Sends a locally published message to every peer with matching interest, one frame
+    /// per peer; a retained one goes to every peer so each node holds the retained set.
+    pub fn forward(&self, msg: &Message, ts: u64) {
+        let mut targets: smallvec::SmallVec<[Arc<str>; 8]> = smallvec::SmallVec::new();
+        if msg.retain {
+            targets.extend(self.peers.lock().keys().cloned());
+        } else {
+            let remote = self.remote.read();
+            if remote.is_empty() {
+                return;
+            }
+            remote.for_each_match(&msg.topic, |node, _| targets.push(node.clone()));
+        }
+        if targets.is_empty() {
+            return;
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        let bytes = encode(&Frame::Msg(RouteMsg {
+            topic: msg.topic.clone(),
+            payload: msg.payload.clone(),
+            qos: msg.qos as u8,
+            retain: msg.retain,
+            ts,
+        }));
+        let peers = self.peers.lock();
+        for node in &targets {
+            if let Some(p) = peers.get(node) {
+                metrics::inc(&p.stats.msgs_out);
+                self.send(p, bytes.clone());
+            }
+        }
+    }
+
+    /// Tells every peer that `client_id` connected here (cluster-wide take-over).
+    pub fn announce_client(&self, client_id: &str) {
+        self.broadcast(&Frame::Client(client_id.to_owned()));
+    }
+
+    /// Tells every other peer about `node` (gossip discovery).
+    pub fn gossip(&self, node: &Arc<str>, addr: &str) {
+        let bytes = encode(&Frame::Peer {
+            node_id: node.to_string(),
+            addr: addr.to_owned(),
+        });
+        for (id, p) in self.peers.lock().iter() {
+            if id != node {
+                self.send(p, bytes.clone());
+            }
+        }
+    }
+
+    /// Whether `link_id` is still `node`'s current link.
+    pub fn is_current(&self, node: &Arc<str>, link_id: u64) -> bool {
+        self.current(node, link_id)
+    }
+}
+
+/// Encodes one frame into its own buffer (shared by every peer it goes to).
+pub fn encode(f: &Frame) -> Bytes {
+    let mut out = BytesMut::new();
+    frame::encode(f, &mut out);
+    out.freeze()
+}

@@ -1,0 +1,341 @@
+//! Multi-node clusters on loopback, in one process: mesh formation, forwarding at every QoS,
+//! no lost first message, retained replication, cross-node take-over and wills, and route
+//! handshake refusals.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use supermq::codec::{Packet, QoS};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Starts a node `id` whose seeds are `seeds`, on loopback ports chosen by the OS.
+async fn node(id: &str, seeds: &[SocketAddr], secret: Option<&str>) -> TestBroker {
+    let seeds: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();
+    let id = id.to_owned();
+    let secret = secret.map(str::to_owned);
+    start_with(move |c| {
+        c.cluster.enabled = true;
+        c.cluster.node_id = id;
+        c.cluster.listen = "127.0.0.1:0".parse().expect("addr");
+        c.cluster.seeds = seeds;
+        c.cluster.secret = secret;
+        c.cluster.ping_interval = Duration::from_millis(200);
+        c.cluster.reconnect_max = Duration::from_millis(500);
+    })
+    .await
+}
+
+fn route(b: &TestBroker) -> SocketAddr {
+    b.broker.route_addr().expect("cluster enabled")
+}
+
+fn links(b: &TestBroker) -> usize {
+    b.broker
+        .context()
+        .router
+        .cluster()
+        .map_or(0, |c| c.peer_ids().len())
+}
+
+async fn mesh(n: usize) -> Vec<TestBroker> {
+    let first = node("n1", &[], None).await;
+    let seed = route(&first);
+    let mut nodes = vec![first];
+    for i in 2..=n {
+        nodes.push(node(&format!("n{i}"), &[seed], None).await);
+    }
+    for b in &nodes {
+        wait_until("full mesh", || links(b) == n - 1).await;
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_and_five_nodes_form_a_full_mesh_from_one_seed() {
+    for n in [3, 5] {
+        let nodes = mesh(n).await;
+        for b in &nodes {
+            assert_eq!(links(b), n - 1);
+            assert_eq!(
+                metric(b, |m| &m.route_links_current),
+                (n - 1) as u64,
+                "one link per peer"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dials_leave_exactly_one_link_per_pair() {
+    // Reserve three route ports, then start all three nodes seeding each other at once.
+    let ports: Vec<SocketAddr> = (0..3)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        let seeds: Vec<String> = ports
+            .iter()
+            .filter(|q| *q != p)
+            .map(|q| q.to_string())
+            .collect();
+        let listen = *p;
+        nodes.push(tokio::spawn(start_with(move |c| {
+            c.cluster.enabled = true;
+            c.cluster.node_id = format!("s{i}");
+            c.cluster.listen = listen;
+            c.cluster.seeds = seeds;
+            c.cluster.ping_interval = Duration::from_millis(200);
+        })));
+    }
+    let mut started = Vec::new();
+    for n in nodes {
+        started.push(n.await.expect("start"));
+    }
+    for b in &started {
+        wait_until("mesh", || links(b) == 2).await;
+    }
+    // Let the duplicate dials settle, then check again: still exactly one link per peer.
+    let mut p = Raw::connect(started[0].addr, "settle").await;
+    for _ in 0..5 {
+        p.ping().await;
+    }
+    for b in &started {
+        assert_eq!(links(b), 2);
+        assert_eq!(metric(b, |m| &m.route_links_current), 2);
+    }
+}
+
+/// Every node publishes `per` messages at `qos`; a subscriber on every node must get every
+/// message exactly once.
+async fn all_to_all(nodes: &[TestBroker], qos: QoS, per: u32) {
+    let mut subs = Vec::new();
+    for (i, b) in nodes.iter().enumerate() {
+        let mut s = Raw::connect(b.addr, &format!("sub{i}")).await;
+        s.subscribe("all/#", QoS::ExactlyOnce).await;
+        subs.push(s);
+    }
+    let mut pubs = Vec::new();
+    for (i, b) in nodes.iter().enumerate() {
+        pubs.push(Raw::connect(b.addr, &format!("pub{i}")).await);
+    }
+    for (i, p) in pubs.iter_mut().enumerate() {
+        for seq in 0..per {
+            p.publish(&format!("all/{i}"), &seq.to_be_bytes(), qos, false)
+                .await;
+        }
+        p.publish(&format!("all/{i}"), b"barrier", QoS::AtLeastOnce, false)
+            .await;
+    }
+    for s in subs.iter_mut() {
+        let mut seen = vec![Vec::new(); nodes.len()];
+        let mut barriers = 0;
+        while barriers < nodes.len() {
+            let m = s.recv_publish().await;
+            let from: usize = m.topic["all/".len()..].parse().expect("publisher index");
+            if &m.payload[..] == b"barrier" {
+                barriers += 1;
+                continue;
+            }
+            assert_eq!(m.qos, qos, "delivery QoS = min(publish, granted)");
+            seen[from].push(u32::from_be_bytes(
+                m.payload[..4].try_into().expect("4 bytes"),
+            ));
+        }
+        for (from, got) in seen.iter().enumerate() {
+            let want: Vec<u32> = (0..per).collect();
+            assert_eq!(
+                got, &want,
+                "messages from node {from}: each exactly once, in order"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_anywhere_subscribe_everywhere_at_every_qos() {
+    let nodes = mesh(3).await;
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        all_to_all(&nodes, qos, 50).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_message_is_lost_right_after_suback_on_another_node() {
+    let nodes = mesh(3).await;
+    let mut p = Raw::connect(nodes[0].addr, "first-pub").await;
+    for i in 0..30 {
+        let topic = format!("fresh/{i}");
+        let mut s = Raw::connect(nodes[1 + i % 2].addr, &format!("first-sub{i}")).await;
+        s.subscribe(&topic, QoS::AtLeastOnce).await;
+        // Published on another node immediately after the SUBACK.
+        p.publish(&topic, b"first", QoS::AtLeastOnce, false).await;
+        assert_eq!(&s.recv_publish().await.payload[..], b"first", "round {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_messages_replicate_delete_and_come_back_after_restart() {
+    let mut nodes = mesh(3).await;
+    let mut p = Raw::connect(nodes[0].addr, "rp").await;
+    p.publish("cfg/a", b"A", QoS::AtLeastOnce, true).await;
+    p.publish("cfg/b", b"B", QoS::AtLeastOnce, true).await;
+    for b in &nodes {
+        wait_until("retained replicated", || {
+            b.broker.context().router.retained().len() == 2
+        })
+        .await;
+    }
+    let mut s = Raw::connect(nodes[2].addr, "rs").await;
+    s.subscribe("cfg/a", QoS::AtLeastOnce).await;
+    let got = s.recv_publish().await;
+    assert!(got.retain && &got.payload[..] == b"A");
+
+    // Delete on node 2 propagates everywhere.
+    let mut d = Raw::connect(nodes[1].addr, "rd").await;
+    d.publish("cfg/b", b"", QoS::AtLeastOnce, true).await;
+    for b in &nodes {
+        wait_until("delete replicated", || {
+            b.broker.context().router.retained().len() == 1
+        })
+        .await;
+    }
+
+    // Node 3 restarted empty gets the retained set back from its peers.
+    let seed = route(&nodes[0]);
+    let old = nodes.pop().expect("node 3");
+    drop(old);
+    let fresh = node("n3", &[seed], None).await;
+    wait_until("restarted node linked", || links(&fresh) == 2).await;
+    wait_until("retained set back", || {
+        fresh.broker.context().router.retained().len() == 1
+    })
+    .await;
+    let mut s = Raw::connect(fresh.addr, "rs2").await;
+    s.subscribe("cfg/#", QoS::AtLeastOnce).await;
+    let got = s.recv_publish().await;
+    assert_eq!((got.topic.as_str(), &got.payload[..]), ("cfg/a", &b"A"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn take_over_and_wills_cross_nodes() {
+    let nodes = mesh(3).await;
+    let mut watcher = Raw::connect(nodes[2].addr, "watcher").await;
+    watcher.subscribe("will/#", QoS::AtLeastOnce).await;
+    let mut c = connect_packet("roamer", true);
+    c.will = Some(will("will/roamer", "gone", QoS::AtLeastOnce, false));
+    let (mut first, _) = Raw::connect_with(nodes[0].addr, c).await;
+    let _second = Raw::connect(nodes[1].addr, "roamer").await;
+    first.expect_closed().await;
+    let w = watcher.recv_publish().await;
+    assert_eq!(
+        (w.topic.as_str(), &w.payload[..]),
+        ("will/roamer", &b"gone"[..]),
+        "will of the taken-over client"
+    );
+    assert_eq!(metric(&nodes[0], |m| &m.takeovers), 1);
+
+    // A will from a dropped client on node 1 reaches node 3.
+    let mut c = connect_packet("dropper", true);
+    c.will = Some(will("will/dropper", "dropped", QoS::AtMostOnce, false));
+    let (d, _) = Raw::connect_with(nodes[0].addr, c).await;
+    drop(d);
+    assert_eq!(watcher.recv_publish().await.topic, "will/dropper");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_down_purges_interest_and_link_up_restores_it() {
+    let mut nodes = mesh(3).await;
+    let n3 = nodes.pop().expect("n3");
+    let seed = route(&nodes[0]);
+    drop(n3);
+    for b in &nodes {
+        wait_until("peer dropped", || links(b) == 1).await;
+    }
+    // The survivors keep serving each other.
+    let mut s = Raw::connect(nodes[1].addr, "surv-sub").await;
+    s.subscribe("still", QoS::AtLeastOnce).await;
+    let mut p = Raw::connect(nodes[0].addr, "surv-pub").await;
+    p.publish("still", b"up", QoS::AtLeastOnce, false).await;
+    assert_eq!(&s.recv_publish().await.payload[..], b"up");
+    // It comes back and traffic flows through it again.
+    let back = node("n3", &[seed], None).await;
+    wait_until("rejoined", || links(&back) == 2).await;
+    let mut s3 = Raw::connect(back.addr, "back-sub").await;
+    s3.subscribe("still", QoS::AtLeastOnce).await;
+    p.publish("still", b"again", QoS::AtLeastOnce, false).await;
+    assert_eq!(&s3.recv_publish().await.payload[..], b"again");
+    assert_eq!(&s.recv_publish().await.payload[..], b"again");
+}
+
+/// Opens a TCP connection to a route port, sends `bytes`, and waits for the close.
+async fn route_refuses(addr: SocketAddr, bytes: &[u8]) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "route port did not close the connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_port_refuses_mqtt_garbage_and_wrong_secrets() {
+    let a = node("sa", &[], Some("right")).await;
+    let ra = route(&a);
+    let mut connect = bytes::BytesMut::new();
+    supermq::codec::encode(
+        &Packet::Connect(connect_packet("lost-client", true)),
+        &mut connect,
+    );
+    route_refuses(ra, &connect).await;
+    route_refuses(ra, b"GET / HTTP/1.1\r\n\r\n").await;
+    route_refuses(ra, b"SMQR\x63").await; // a route protocol version this node does not speak
+    assert!(metric(&a, |m| &m.route_handshake_rejected) >= 3);
+
+    let wrong = node("sb", &[ra], Some("wrong")).await;
+    wait_until("secret refused", || {
+        metric(&a, |m| &m.route_handshake_rejected) >= 4
+    })
+    .await;
+    assert_eq!(links(&a), 0);
+    assert_eq!(links(&wrong), 0);
+    let good = node("sc", &[ra], Some("right")).await;
+    wait_until("secret accepted", || links(&good) == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_cluster_names_and_duplicate_node_ids_are_refused() {
+    let a = node("x1", &[], None).await;
+    let ra = route(&a);
+    let other = start_with(move |c| {
+        c.cluster.enabled = true;
+        c.cluster.node_id = "x2".into();
+        c.cluster.name = "elsewhere".into();
+        c.cluster.listen = "127.0.0.1:0".parse().expect("addr");
+        c.cluster.seeds = vec![ra.to_string()];
+    })
+    .await;
+    wait_until("other cluster refused", || {
+        metric(&a, |m| &m.route_handshake_rejected) >= 1
+    })
+    .await;
+    let dup = node("x1", &[ra], None).await;
+    wait_until("duplicate node id refused", || {
+        metric(&a, |m| &m.route_handshake_rejected) >= 2
+    })
+    .await;
+    assert_eq!(links(&a), 0);
+    assert_eq!(links(&other) + links(&dup), 0);
+}
