@@ -30,6 +30,20 @@ pub async fn run(ctx: Arc<Context>, interval: Duration, shutdown: CancellationTo
                 .into_iter()
                 .map(|(k, v)| (format!("$SYS/broker/{k}"), v.to_string())),
         );
+        if let Some(c) = ctx.router.cluster() {
+            // One subtree per linked peer: a route that is down has no fresh entry.
+            for (node, st) in c.link_stats() {
+                for (k, v) in [
+                    ("msgs_in", &st.msgs_in),
+                    ("msgs_out", &st.msgs_out),
+                    ("bytes_in", &st.bytes_in),
+                    ("bytes_out", &st.bytes_out),
+                ] {
+                    let topic = format!("$SYS/broker/routes/{node}/{k}");
+                    entries.push((topic, crate::metrics::get(v).to_string()));
+                }
+            }
+        }
         for (name, value) in entries {
             let msg = Message {
                 topic: name,

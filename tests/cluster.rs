@@ -339,3 +339,30 @@ async fn other_cluster_names_and_duplicate_node_ids_are_refused() {
     assert_eq!(links(&a), 0);
     assert_eq!(links(&other) + links(&dup), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sys_topics_stay_on_their_node_and_report_routes() {
+    let seed = node("y1", &[], None).await;
+    let (a, b) = {
+        let r = route(&seed);
+        let mk = |id: &'static str| {
+            start_with(move |c| {
+                c.sys.interval = Duration::from_millis(50);
+                c.cluster.enabled = true;
+                c.cluster.node_id = id.into();
+                c.cluster.listen = "127.0.0.1:0".parse().expect("addr");
+                c.cluster.seeds = vec![r.to_string()];
+            })
+        };
+        (mk("y2").await, mk("y3").await)
+    };
+    wait_until("mesh", || links(&a) == 2 && links(&b) == 2).await;
+    let mut s = Raw::connect(a.addr, "sysw").await;
+    s.subscribe("$SYS/broker/routes/+/bytes_out", QoS::AtMostOnce).await;
+    let p = s.recv_publish().await;
+    assert!(p.topic == "$SYS/broker/routes/y1/bytes_out" || p.topic == "$SYS/broker/routes/y3/bytes_out");
+    // y3 publishes its own view of the y2 route as retained $SYS topics; they must stay on y3.
+    let y3_view = "$SYS/broker/routes/y2/#";
+    wait_until("y3 reports its y2 route", || !b.broker.context().router.retained().matching(y3_view).is_empty()).await;
+    assert!(a.broker.context().router.retained().matching(y3_view).is_empty(), "$SYS is not replicated");
+}

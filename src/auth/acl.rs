@@ -336,7 +336,7 @@ pattern deny %u/private
     fn user_blocks_and_deny() {
         let a = acl();
         assert!(a.allows("c", Some("alice"), Op::Publish("alice/x")));
-        assert!(a.allows("c", Some("alice"), Op::Subscribe("alice/+/y")));
+        assert!(a.allows("c", Some("alice"), Op::Subscribe("alice/x/+")));
         assert!(!a.allows("c", Some("alice"), Op::Publish("alice/secret/k")));
         assert!(
             !a.allows("c", Some("alice"), Op::Subscribe("alice/#")),

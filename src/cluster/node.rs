@@ -358,6 +358,10 @@ impl Cluster {
     /// Sends a locally published message to every peer with matching interest, one frame
     /// per peer; a retained one goes to every peer so each node holds the retained set.
     pub fn forward(&self, msg: &Message, ts: u64) {
+        if msg.topic.starts_with("$SYS/") {
+            // Each node's statistics are its own; replicating them would overwrite the peers'.
+            return;
+        }
         let mut targets: smallvec::SmallVec<[Arc<str>; 8]> = smallvec::SmallVec::new();
         if msg.retain {
             targets.extend(self.peers.lock().keys().cloned());

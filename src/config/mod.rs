@@ -180,8 +180,9 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "an [auth.http] table")]
 pub struct HttpAuthConfig {
-    /// `http://host:port/path` that receives a JSON POST per CONNECT.
-    #[serde(deserialize_with = "de::http_url")]
+    /// `http://host:port/path` that receives a JSON POST per CONNECT. Required (checked
+    /// after parsing, so the error can name the table's line).
+    #[serde(default, deserialize_with = "de::http_url")]
     pub url: String,
     /// Time allowed for the hook's answer; no answer in time denies.
     #[serde(default = "HttpAuthConfig::default_timeout")]
@@ -480,6 +481,14 @@ impl Config {
             });
         }
 
+        if self.auth.http.as_ref().is_some_and(|h| h.url.is_empty()) {
+            return Err(ConfigError::Invalid {
+                line: line_of_key(source, &["auth", "http"]).unwrap_or(1),
+                key: "auth.http.url".to_owned(),
+                value: None,
+                reason: "is required: the http:// URL of the authentication service".to_owned(),
+            });
+        }
         for (i, listener) in self.listeners.iter().enumerate() {
             check_listener_transport(source, i, listener)?;
             for (j, earlier) in self.listeners[..i].iter().enumerate() {

@@ -531,7 +531,8 @@ fn unknown_keys_list_the_valid_ones() {
     );
     assert_eq!(
         err("[auth]\nallow_anon = false"),
-        "config error at line 2: auth.allow_anon: unknown key; expected one of: allow_anonymous"
+        "config error at line 2: auth.allow_anon: unknown key; expected one of: \
+         allow_anonymous, password_file, acl_file, http"
     );
 }
 
@@ -844,9 +845,9 @@ fn transport_and_auth_errors_name_key_and_line() {
             "unknown hook key",
         ),
         (
-            "[auth.http]\ntimeout = \"1s\"",
-            "auth.http",
-            "url",
+            "[auth]\n[auth.http]\ntimeout = \"1s\"",
+            "line 2: auth.http.url",
+            "is required",
             "hook without url",
         ),
     ];
