@@ -315,7 +315,16 @@ def machine():
         mem = f"{kb / 1024 / 1024:.1f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "memory": mem}
+    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "memory": mem,
+            "load": loadavg()}
+
+
+def loadavg():
+    """The 1-minute load average: other work on the machine skews every number."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def git_rev():
@@ -385,11 +394,13 @@ def write_report(args, brokers, sections, commands, started, problems):
         "",
         f"- CPU: {m['cpu']}, {m['nproc']} logical CPUs; memory {m['memory']}; "
         f"kernel {m['kernel']}",
+        f"- 1-minute load average: {fmt(args.load_start, 2)} before the runs, "
+        f"{fmt(m['load'], 2)} after (above ~0.2 means other work shared the CPUs)",
     ]
     for b in brokers:
         lines.append(f"- {b.name}: `{b.version()}` ({b.path})")
     lines += [
-        f"- supermq source: {git_rev()}",
+        f"- supermq source: {git_rev() if args.supermq.resolve().is_relative_to(ROOT) else 'binary given with --supermq'}",
         f"- load generator: `{args.load}`, single-threaded, on the same machine",
         "",
         "## Method",
@@ -509,6 +520,7 @@ def main():
     args.raw.parent.mkdir(parents=True, exist_ok=True)
     args.raw.write_text("")
     started = datetime.datetime.now(datetime.timezone.utc)
+    args.load_start = loadavg()
     print(f"brokers: {', '.join(b.name for b in brokers)}; reps {args.reps}; "
           f"{args.duration} s per run; open-files limit {soft}", flush=True)
 
@@ -523,6 +535,12 @@ def main():
             for r in rs:
                 for e in ([r["error"]] if "error" in r else []) + r.get("errors", []):
                     problems.append(f"{label}, {name}, rep {r['rep'] + 1}: {e}")
+                # One core is all the load generator has: near it, the broker may be faster
+                # than measured.
+                busy = (r.get("loadgen_cpu_s") or 0) / max(r.get("elapsed_s") or 0, 1e-9)
+                if busy > 0.9:
+                    problems.append(f"{label}, {name}, rep {r['rep'] + 1}: load generator "
+                                    f"used {busy:.0%} of a core; try supermq-load --threads 2")
         return runs
 
     if "throughput" in only:
@@ -582,14 +600,25 @@ def main():
         if conns > 0:
             label = f"{conns:,} idle connections"
             load_args = ["--scenario", "idle", "--conns", str(conns)]
-            results = [(label, record(label, load_args, 30))]
+            runs = record(label, load_args, 30)
+            rows = []
+            for b in brokers:
+                rs = runs[b.name]
+                rows.append([b.name, fmt(median(rs, "conns_opened"), 0),
+                             fmt(median(rs, "connect_s"), 2),
+                             fmt(kb_mb(median(rs, "broker_rss_before_kb")), 1),
+                             fmt(kb_mb(median(rs, "broker_rss_after_kb")), 1),
+                             fmt(median(rs, "bytes_per_conn"), 0)])
+            body = table(["broker", "opened", "connect time (s)", "RSS before (MB)",
+                          "RSS after (MB)", "bytes per connection"], rows)
+            if "supermq" in runs and "mosquitto" in runs:
+                body += ("\n\nsupermq / Mosquitto bytes per connection: " + ratio(
+                    median(runs["supermq"], "bytes_per_conn"),
+                    median(runs["mosquitto"], "bytes_per_conn")))
             sections.append(("Memory per idle connection",
-                             "Broker RSS growth divided by the connections opened (CONNECT "
-                             "with keep-alive 0, then silence), in bytes; lower is better.",
-                             per_broker_table(results, brokers, "measure", "bytes_per_conn", 0)
-                             + "\n\n"
-                             + per_broker_table(results, brokers, "measure (opened)",
-                                                "conns_opened", 0)))
+                             f"{label} (CONNECT with keep-alive 0, then silence); broker RSS "
+                             "growth divided by the connections opened, lower is better.",
+                             body))
 
     if "stall" in only:
         sd = f"{args.stall_duration:g}s"

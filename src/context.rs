@@ -65,7 +65,10 @@ impl Context {
             r.max_payload_size,
             metrics.clone(),
         );
-        let router = Router::new(retained, metrics.clone());
+        let router = Router::new(retained, metrics.clone()).with_groups(
+            config.groups.strategy,
+            config.retain.send_to_shared_subscribers,
+        );
         let decode_limits = DecodeLimits {
             max_packet_size: config.limits.max_packet_size,
         };

@@ -162,6 +162,14 @@ impl Broker {
     }
 }
 
+/// Loads everything a start would load from disk (TLS certificates and keys, password and
+/// ACL files) without binding or serving: what `supermq -t` checks beyond the config file.
+pub fn preflight(config: &Config) -> Result<(), StartError> {
+    listener::check_all(config)?;
+    auth::Auth::load(&config.auth, Arc::default())?;
+    Ok(())
+}
+
 /// Runs a broker with `config` until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
     let broker = Broker::start(config, shutdown).await?;

@@ -24,7 +24,8 @@ struct Cli {
     /// Configuration file (TOML). Without it the embedded defaults are used (0.0.0.0:1883).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Check the configuration and exit.
+    /// Check the configuration (and the certificate, key, password and ACL files it names),
+    /// then exit.
     #[arg(short = 't', long = "test-config")]
     test_config: bool,
     /// Port of the plain TCP listener, overriding the configuration (as `mosquitto -p`).
@@ -85,6 +86,11 @@ fn main() -> ExitCode {
         }
     }
     if cli.test_config {
+        // Also load the files the config points at (certificates, keys, passwords, ACL).
+        if let Err(e) = supermq::preflight(&config) {
+            eprintln!("supermq: {e}");
+            return ExitCode::from(2);
+        }
         println!("supermq: configuration ok");
         return ExitCode::SUCCESS;
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::codec::QoS;
+use crate::topic::GroupKey;
 
 /// An application message (topic, payload, publish QoS, retain flag).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub struct Delivery {
     pub qos: QoS,
     /// Set only when sent because of a new subscription [MQTT-3.3.1-8, MQTT-3.3.1-9].
     pub retain: bool,
+    /// The consumer group this delivery was chosen for: if the member leaves before it
+    /// acknowledges, the message goes to another member.
+    pub group: Option<Arc<GroupKey>>,
 }
 
 impl Delivery {

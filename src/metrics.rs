@@ -71,6 +71,10 @@ metrics! {
     subscriptions_current,
     /// SUBSCRIBE filters answered with 0x80.
     subscriptions_rejected,
+    /// Group messages handed to another member after theirs left, or to another node.
+    group_redispatched,
+    /// Group messages no member could take (no member left anywhere, or QoS 0 redispatch).
+    group_dropped,
     /// Route links currently up.
     route_links_current,
     /// Route links that went down after being up (each is redialled).

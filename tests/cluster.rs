@@ -358,11 +358,31 @@ async fn sys_topics_stay_on_their_node_and_report_routes() {
     };
     wait_until("mesh", || links(&a) == 2 && links(&b) == 2).await;
     let mut s = Raw::connect(a.addr, "sysw").await;
-    s.subscribe("$SYS/broker/routes/+/bytes_out", QoS::AtMostOnce).await;
+    s.subscribe("$SYS/broker/routes/+/bytes_out", QoS::AtMostOnce)
+        .await;
     let p = s.recv_publish().await;
-    assert!(p.topic == "$SYS/broker/routes/y1/bytes_out" || p.topic == "$SYS/broker/routes/y3/bytes_out");
+    assert!(
+        p.topic == "$SYS/broker/routes/y1/bytes_out"
+            || p.topic == "$SYS/broker/routes/y3/bytes_out"
+    );
     // y3 publishes its own view of the y2 route as retained $SYS topics; they must stay on y3.
     let y3_view = "$SYS/broker/routes/y2/#";
-    wait_until("y3 reports its y2 route", || !b.broker.context().router.retained().matching(y3_view).is_empty()).await;
-    assert!(a.broker.context().router.retained().matching(y3_view).is_empty(), "$SYS is not replicated");
+    wait_until("y3 reports its y2 route", || {
+        !b.broker
+            .context()
+            .router
+            .retained()
+            .matching(y3_view)
+            .is_empty()
+    })
+    .await;
+    assert!(
+        a.broker
+            .context()
+            .router
+            .retained()
+            .matching(y3_view)
+            .is_empty(),
+        "$SYS is not replicated"
+    );
 }

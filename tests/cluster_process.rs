@@ -58,7 +58,9 @@ impl Node {
 
     fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-KILL", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &c.id().to_string()])
+                .status();
             let _ = c.wait();
         }
     }
@@ -77,7 +79,10 @@ async fn connect_retry(addr: SocketAddr, id: &str) -> Raw {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return Raw::connect(addr, id).await;
         }
-        assert!(Instant::now() < deadline, "node at {addr} never accepted connections");
+        assert!(
+            Instant::now() < deadline,
+            "node at {addr} never accepted connections"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -85,14 +90,19 @@ async fn connect_retry(addr: SocketAddr, id: &str) -> Raw {
 /// Waits until the node publishes `$SYS/broker/route_links_current` = `want`.
 async fn wait_links(n: &Node, want: u32) {
     let mut c = connect_retry(n.mqtt, &format!("watch-{}-{want}", n.id)).await;
-    c.subscribe("$SYS/broker/route_links_current", QoS::AtMostOnce).await;
+    c.subscribe("$SYS/broker/route_links_current", QoS::AtMostOnce)
+        .await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let p = c.recv_publish().await;
         if p.payload[..] == *want.to_string().as_bytes() {
             return;
         }
-        assert!(Instant::now() < deadline, "node {} never reached {want} links", n.id);
+        assert!(
+            Instant::now() < deadline,
+            "node {} never reached {want} links",
+            n.id
+        );
     }
 }
 

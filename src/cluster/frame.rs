@@ -43,6 +43,13 @@ pub enum Frame {
         node_id: String,
         addr: String,
     },
+    /// The sender now has `weight` local members in consumer group (`group`, `filter`);
+    /// 0 withdraws it.
+    Group {
+        group: String,
+        filter: String,
+        weight: u32,
+    },
 }
 
 /// The handshake information.
@@ -68,6 +75,12 @@ pub struct RouteMsg {
     pub retain: bool,
     /// Wall-clock milliseconds at the origin (retained last-writer-wins).
     pub ts: u64,
+    /// Consumer groups (group, filter) whose member the sender chose on the receiver.
+    pub groups: Vec<(String, String)>,
+    /// Sent only for `groups`: the receiver skips ordinary delivery and the retained store.
+    pub group_only: bool,
+    /// Already handed on once after its chosen member left: not handed on again.
+    pub redispatched: bool,
 }
 
 /// A retained message as replicated between nodes.
@@ -107,6 +120,11 @@ const T_MSG: u8 = 9;
 const T_RETAIN: u8 = 10;
 const T_CLIENT: u8 = 11;
 const T_PEER: u8 = 12;
+const T_GROUP: u8 = 13;
+
+const F_RETAIN: u8 = 0x10;
+const F_GROUP_ONLY: u8 = 0x20;
+const F_REDISPATCHED: u8 = 0x40;
 
 /// Writes the connection preamble.
 pub fn encode_preamble(out: &mut BytesMut) {
@@ -194,8 +212,23 @@ pub fn encode(f: &Frame, out: &mut BytesMut) {
         }
         Frame::Msg(m) => {
             put_bytes(&mut body, m.topic.as_bytes());
-            body.put_u8(m.qos | (u8::from(m.retain) << 4));
+            let mut flags = m.qos;
+            if m.retain {
+                flags |= F_RETAIN;
+            }
+            if m.group_only {
+                flags |= F_GROUP_ONLY;
+            }
+            if m.redispatched {
+                flags |= F_REDISPATCHED;
+            }
+            body.put_u8(flags);
             body.put_u64(m.ts);
+            put_varint(&mut body, m.groups.len() as u64);
+            for (g, f) in &m.groups {
+                put_bytes(&mut body, g.as_bytes());
+                put_bytes(&mut body, f.as_bytes());
+            }
             put_bytes(&mut body, &m.payload);
             T_MSG
         }
@@ -215,6 +248,16 @@ pub fn encode(f: &Frame, out: &mut BytesMut) {
             put_bytes(&mut body, node_id.as_bytes());
             put_bytes(&mut body, addr.as_bytes());
             T_PEER
+        }
+        Frame::Group {
+            group,
+            filter,
+            weight,
+        } => {
+            put_bytes(&mut body, group.as_bytes());
+            put_bytes(&mut body, filter.as_bytes());
+            put_varint(&mut body, u64::from(*weight));
+            T_GROUP
         }
     };
     out.put_u8(t);
@@ -238,6 +281,11 @@ impl Body {
     fn string(&mut self) -> Result<String, FrameError> {
         String::from_utf8(self.bytes()?.to_vec())
             .map_err(|_| FrameError::Malformed("invalid UTF-8"))
+    }
+    fn varint(&mut self) -> Result<u64, FrameError> {
+        let (v, n) = get_varint(&self.0)?.ok_or(FrameError::Malformed("truncated varint"))?;
+        self.0.advance(n);
+        Ok(v)
     }
     fn u8(&mut self) -> Result<u8, FrameError> {
         if self.0.is_empty() {
@@ -296,17 +344,28 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
             let topic = b.string()?;
             let flags = b.u8()?;
             let ts = b.u64()?;
-            let payload = b.bytes()?;
             let qos = flags & 0x03;
-            if qos > 2 || flags & !0x13 != 0 {
+            if qos > 2 || flags & !(0x03 | F_RETAIN | F_GROUP_ONLY | F_REDISPATCHED) != 0 {
                 return Err(FrameError::Malformed("bad message flags"));
+            }
+            let n = b.varint()?;
+            // Each group entry takes at least two bytes: no allocation beyond what arrived.
+            if n > b.0.len() as u64 / 2 {
+                return Err(FrameError::Malformed("group count runs past the frame"));
+            }
+            let mut groups = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                groups.push((b.string()?, b.string()?));
             }
             Frame::Msg(RouteMsg {
                 topic,
-                payload,
+                payload: b.bytes()?,
                 qos,
-                retain: flags & 0x10 != 0,
+                retain: flags & F_RETAIN != 0,
                 ts,
+                groups,
+                group_only: flags & F_GROUP_ONLY != 0,
+                redispatched: flags & F_REDISPATCHED != 0,
             })
         }
         T_RETAIN => {
@@ -327,6 +386,12 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         T_PEER => Frame::Peer {
             node_id: b.string()?,
             addr: b.string()?,
+        },
+        T_GROUP => Frame::Group {
+            group: b.string()?,
+            filter: b.string()?,
+            weight: u32::try_from(b.varint()?)
+                .map_err(|_| FrameError::Malformed("group weight overflow"))?,
         },
         other => return Err(FrameError::UnknownType(other)),
     };
@@ -361,7 +426,15 @@ mod tests {
                 qos: 2,
                 retain: true,
                 ts: 99,
+                groups: vec![("g".into(), "a/+".into()), ("$queue".into(), "#".into())],
+                group_only: true,
+                redispatched: true,
             }),
+            Frame::Group {
+                group: "workers".into(),
+                filter: "jobs/#".into(),
+                weight: 3,
+            },
             Frame::Retain(RetainEntry {
                 topic: "r".into(),
                 payload: Bytes::new(),
@@ -452,7 +525,10 @@ mod tests {
         #[test]
         fn messages_round_trip(topic in "[a-z/]{1,20}", payload in proptest::collection::vec(any::<u8>(), 0..500),
                                qos in 0u8..3, retain: bool, ts: u64) {
-            let f = Frame::Msg(RouteMsg { topic, payload: payload.into(), qos, retain, ts });
+            let f = Frame::Msg(RouteMsg {
+                topic, payload: payload.into(), qos, retain, ts,
+                groups: vec![], group_only: false, redispatched: false,
+            });
             let mut out = BytesMut::new();
             encode(&f, &mut out);
             prop_assert_eq!(decode(&mut out), Ok(Some(f)));

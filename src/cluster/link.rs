@@ -17,7 +17,9 @@ use crate::codec::QoS;
 use crate::context::Context;
 use crate::message::Message;
 use crate::metrics;
+use crate::router::RouteMeta;
 use crate::store::Stamp;
+use crate::topic::GroupKey;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_BATCH: usize = 256 * 1024;
@@ -174,7 +176,7 @@ pub async fn run(
     } else {
         node.clone()
     };
-    let reg = match cluster.register(
+    let mut reg = match cluster.register(
         node.clone(),
         info.instance,
         dialer,
@@ -201,8 +203,13 @@ pub async fn run(
     tracing::info!(peer = %node, addr = %info.advertise, dialed, "route link up");
     // Discovery: the new peer learns every other peer, and they learn it.
     cluster.gossip(&node, &info.advertise);
+    for key in std::mem::take(&mut reg.stale_groups) {
+        ctx.router.groups().set_remote(&key, &node, 0);
+    }
     let error = serve(&mut io, &node, reg, &ctx, &cluster, &shutdown).await;
-    cluster.unregister(&node, reg_id(&error));
+    for key in cluster.unregister(&node, reg_id(&error)) {
+        ctx.router.groups().set_remote(&key, &node, 0);
+    }
     tracing::info!(peer = %node, reason = %error.1, "route link down");
     LinkEnd {
         peer: Some(node),
@@ -230,8 +237,8 @@ fn snapshot(out: &mut BytesMut, node: &Arc<str>, ctx: &Context, cluster: &Cluste
             );
         }
     }
-    let (held, tombs) = ctx.router.retained().snapshot();
-    for (m, s) in held {
+    let snap = ctx.router.retained().snapshot();
+    for (m, s) in snap.held {
         frame::encode(
             &Frame::Retain(RetainEntry {
                 topic: m.topic.clone(),
@@ -243,7 +250,7 @@ fn snapshot(out: &mut BytesMut, node: &Arc<str>, ctx: &Context, cluster: &Cluste
             out,
         );
     }
-    for (topic, s) in tombs {
+    for (topic, s) in snap.deleted {
         frame::encode(
             &Frame::Retain(RetainEntry {
                 topic,
@@ -358,9 +365,23 @@ fn handle(
                 qos,
                 retain: m.retain,
             };
+            let groups: Vec<GroupKey> = m
+                .groups
+                .into_iter()
+                .map(|(g, f)| GroupKey {
+                    group: Arc::from(g.as_str()),
+                    filter: Arc::from(f.as_str()),
+                })
+                .collect();
+            let meta = RouteMeta {
+                ts: m.ts,
+                origin: node.clone(),
+                groups: &groups,
+                group_only: m.group_only,
+                redispatched: m.redispatched,
+            };
             // One hop: delivered to local sessions only, never forwarded again.
-            ctx.router
-                .publish_from_route(msg, m.ts, node.clone(), Instant::now());
+            ctx.router.publish_from_route(msg, meta, Instant::now());
         }
         Frame::Retain(r) => {
             let Some(qos) = QoS::from_u8(r.qos) else {
@@ -389,6 +410,21 @@ fn handle(
         Frame::Peer { node_id, addr } => {
             if node_id != *cluster.node_id && !cluster.is_linked(&node_id) {
                 super::dial::spawn_gossiped(addr, ctx.clone(), cluster.clone());
+            }
+        }
+        Frame::Group {
+            group,
+            filter,
+            weight,
+        } => {
+            if crate::topic::validate_filter(&filter).is_ok() {
+                let key = GroupKey {
+                    group: Arc::from(group.as_str()),
+                    filter: Arc::from(filter.as_str()),
+                };
+                if cluster.on_group(node, link_id, &key, weight) {
+                    ctx.router.groups().set_remote(&key, node, weight);
+                }
             }
         }
         Frame::Info(_) => return Err(LinkError::Unexpected("INFO")),

@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 use super::frame::{self, Frame, RouteMsg};
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
+use crate::router::RemotePicks;
+use crate::topic::GroupKey;
 use crate::topic::SubscriptionTrie;
 
 /// Traffic counters of one route link.
@@ -40,6 +42,8 @@ struct Peer {
     tx: mpsc::Sender<Bytes>,
     kick: CancellationToken,
     filters: HashSet<String>,
+    /// Consumer groups this peer advertised members for (purged with the link).
+    groups: HashSet<GroupKey>,
     stats: Arc<LinkStats>,
     reconnects_seen: u64,
 }
@@ -56,6 +60,8 @@ pub enum RegisterError {
 /// What `register` hands the link task.
 #[derive(Debug)]
 pub struct Registered {
+    /// Groups the replaced link had advertised: the caller withdraws them.
+    pub stale_groups: Vec<GroupKey>,
     pub link_id: u64,
     pub rx: mpsc::Receiver<Bytes>,
     pub kick: CancellationToken,
@@ -81,6 +87,7 @@ pub struct Cluster {
     route_queue: usize,
     peers: Mutex<HashMap<Arc<str>, Peer>>,
     local: Mutex<HashMap<String, usize>>,
+    local_groups: Mutex<HashMap<GroupKey, u32>>,
     remote: RwLock<SubscriptionTrie<Arc<str>, ()>>,
     syncs: Mutex<HashMap<u64, SyncWait>>,
     next_id: AtomicU64,
@@ -108,6 +115,7 @@ impl Cluster {
             route_queue: cfg.route_queue,
             peers: Mutex::new(HashMap::new()),
             local: Mutex::new(HashMap::new()),
+            local_groups: Mutex::new(HashMap::new()),
             remote: RwLock::new(SubscriptionTrie::default()),
             syncs: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -191,7 +199,17 @@ impl Cluster {
             old.kick.cancel();
             reconnects_seen = old.reconnects_seen + 1;
         }
+        let mut stale_groups = Vec::new();
         let (tx, rx) = mpsc::channel(self.route_queue);
+        // A SUBSCRIBE waiting on the replaced link would wait for an answer that never comes:
+        // its sync is asked again on the new link (after the snapshot, like everything queued).
+        if reconnects_seen > 0 {
+            for (seq, w) in self.syncs.lock().iter() {
+                if w.pending.contains(&node) {
+                    let _ = tx.try_send(encode(&Frame::Sync(*seq)));
+                }
+            }
+        }
         let link_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kick = shutdown.child_token();
         let stats = Arc::new(LinkStats::default());
@@ -205,6 +223,7 @@ impl Cluster {
                 tx,
                 kick: kick.clone(),
                 filters: HashSet::new(),
+                groups: HashSet::new(),
                 stats: stats.clone(),
                 reconnects_seen,
             },
@@ -214,10 +233,12 @@ impl Cluster {
             for f in old.filters {
                 remote.remove(&f, &node);
             }
+            stale_groups.extend(old.groups);
         } else {
             metrics::inc(&self.metrics.route_links_current);
         }
         Ok(Registered {
+            stale_groups,
             link_id,
             rx,
             kick,
@@ -225,8 +246,9 @@ impl Cluster {
         })
     }
 
-    /// A link ended: if it was the current one, its node's interest is purged.
-    pub fn unregister(&self, node: &Arc<str>, link_id: u64) {
+    /// A link ended: if it was the current one, its node's interest is purged. Returns the
+    /// consumer groups it had members in, for the caller to withdraw.
+    pub fn unregister(&self, node: &Arc<str>, link_id: u64) -> Vec<GroupKey> {
         let removed = {
             let mut peers = self.peers.lock();
             match peers.get(node) {
@@ -234,7 +256,7 @@ impl Cluster {
                 _ => None,
             }
         };
-        let Some(p) = removed else { return };
+        let Some(p) = removed else { return Vec::new() };
         metrics::dec(&self.metrics.route_links_current);
         {
             let mut remote = self.remote.write();
@@ -249,6 +271,7 @@ impl Cluster {
             }
         }
         self.link_down.notify_waiters();
+        p.groups.into_iter().collect()
     }
 
     fn current(&self, node: &Arc<str>, link_id: u64) -> bool {
@@ -281,6 +304,36 @@ impl Cluster {
         if p.filters.remove(filter) {
             self.remote.write().remove(filter, node);
         }
+    }
+
+    /// A peer advertised `weight` members in group `key`; false when the link is stale.
+    pub fn on_group(&self, node: &Arc<str>, link_id: u64, key: &GroupKey, weight: u32) -> bool {
+        let mut peers = self.peers.lock();
+        let Some(p) = peers.get_mut(node).filter(|p| p.link_id == link_id) else {
+            return false;
+        };
+        if weight == 0 {
+            p.groups.remove(key);
+        } else {
+            p.groups.insert(key.clone());
+        }
+        true
+    }
+
+    /// The local member count of group `key` changed: peers weigh their choice by it.
+    pub fn group_weight(&self, key: &GroupKey, members: usize) {
+        let weight = u32::try_from(members).unwrap_or(u32::MAX);
+        let mut local = self.local_groups.lock();
+        if weight == 0 {
+            local.remove(key);
+        } else {
+            local.insert(key.clone(), weight);
+        }
+        self.broadcast(&Frame::Group {
+            group: key.group.to_string(),
+            filter: key.filter.to_string(),
+            weight,
+        });
     }
 
     /// A local subscription to `filter` was added: advertised on the first one.
@@ -355,41 +408,95 @@ impl Cluster {
         }
     }
 
-    /// Sends a locally published message to every peer with matching interest, one frame
-    /// per peer; a retained one goes to every peer so each node holds the retained set.
-    pub fn forward(&self, msg: &Message, ts: u64) {
+    /// Sends a locally published message to every peer with matching interest, and to every
+    /// peer chosen for a consumer group, one frame per peer carrying the groups chosen there.
+    /// A retained one goes to every peer so each node holds the retained set.
+    pub fn forward(&self, msg: &Message, ts: u64, picks: &RemotePicks) {
         if msg.topic.starts_with("$SYS/") {
             // Each node's statistics are its own; replicating them would overwrite the peers'.
             return;
         }
-        let mut targets: smallvec::SmallVec<[Arc<str>; 8]> = smallvec::SmallVec::new();
+        let mut interested: smallvec::SmallVec<[Arc<str>; 8]> = smallvec::SmallVec::new();
         if msg.retain {
-            targets.extend(self.peers.lock().keys().cloned());
+            interested.extend(self.peers.lock().keys().cloned());
         } else {
             let remote = self.remote.read();
-            if remote.is_empty() {
-                return;
+            if !remote.is_empty() {
+                remote.for_each_match(&msg.topic, |node, _| interested.push(node.clone()));
             }
-            remote.for_each_match(&msg.topic, |node, _| targets.push(node.clone()));
         }
-        if targets.is_empty() {
+        if interested.is_empty() && picks.is_empty() {
             return;
         }
-        targets.sort_unstable();
-        targets.dedup();
+        interested.sort_unstable();
+        interested.dedup();
+        let frame = |groups: Vec<(String, String)>, group_only: bool| {
+            encode(&Frame::Msg(RouteMsg {
+                topic: msg.topic.clone(),
+                payload: msg.payload.clone(),
+                qos: msg.qos as u8,
+                retain: msg.retain,
+                ts,
+                groups,
+                group_only,
+                redispatched: false,
+            }))
+        };
+        // Peers without group picks share one encoding.
+        let mut plain: Option<Bytes> = None;
+        let peers = self.peers.lock();
+        for node in &interested {
+            let Some(p) = peers.get(node) else { continue };
+            let mine: Vec<(String, String)> = picks
+                .iter()
+                .filter(|(n, _)| n == node)
+                .map(|(_, k)| (k.group.to_string(), k.filter.to_string()))
+                .collect();
+            let bytes = if mine.is_empty() {
+                plain
+                    .get_or_insert_with(|| frame(Vec::new(), false))
+                    .clone()
+            } else {
+                frame(mine, false)
+            };
+            metrics::inc(&p.stats.msgs_out);
+            self.send(p, bytes);
+        }
+        // Peers chosen only for groups get a group-only frame (no ordinary delivery there).
+        let mut only: smallvec::SmallVec<[&Arc<str>; 4]> = picks
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| interested.binary_search(n).is_err())
+            .collect();
+        only.sort_unstable();
+        only.dedup();
+        for node in only {
+            let Some(p) = peers.get(node) else { continue };
+            let mine = picks
+                .iter()
+                .filter(|(n, _)| n == node)
+                .map(|(_, k)| (k.group.to_string(), k.filter.to_string()))
+                .collect();
+            metrics::inc(&p.stats.msgs_out);
+            self.send(p, frame(mine, true));
+        }
+    }
+
+    /// Hands one group message to `node` after the member chosen for it left.
+    pub fn forward_group(&self, node: &Arc<str>, msg: &Message, key: &GroupKey) {
         let bytes = encode(&Frame::Msg(RouteMsg {
             topic: msg.topic.clone(),
             payload: msg.payload.clone(),
             qos: msg.qos as u8,
-            retain: msg.retain,
-            ts,
+            retain: false,
+            ts: 0,
+            groups: vec![(key.group.to_string(), key.filter.to_string())],
+            group_only: true,
+            redispatched: true,
         }));
-        let peers = self.peers.lock();
-        for node in &targets {
-            if let Some(p) = peers.get(node) {
-                metrics::inc(&p.stats.msgs_out);
-                self.send(p, bytes.clone());
-            }
+        if let Some(p) = self.peers.lock().get(node) {
+            metrics::inc(&p.stats.msgs_out);
+            self.send(p, bytes);
         }
     }
 

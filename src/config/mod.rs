@@ -11,6 +11,7 @@
 mod cluster;
 mod de;
 mod error;
+mod groups;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Deserializer};
 
 pub use cluster::ClusterConfig;
 pub use error::ConfigError;
+pub use groups::{GroupStrategy, GroupsConfig};
 use source::{Seg, Source};
 
 /// The whole broker configuration.
@@ -41,6 +43,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub sys: SysConfig,
     pub cluster: ClusterConfig,
+    pub groups: GroupsConfig,
 }
 
 /// One socket the broker accepts MQTT connections on.
@@ -241,6 +244,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             sys: SysConfig::default(),
             cluster: ClusterConfig::default(),
+            groups: GroupsConfig::default(),
         }
     }
 }

@@ -124,6 +124,9 @@ reconnect_min = "50ms"
 reconnect_max = "2s"
 route_queue = 1000
 sync_timeout = "250ms"
+
+[groups]
+strategy = "hash_topic"
 "#;
     let expected = Config {
         listeners: vec![
@@ -193,6 +196,9 @@ sync_timeout = "250ms"
             reconnect_max: Duration::from_secs(2),
             route_queue: 1000,
             sync_timeout: Duration::from_millis(250),
+        },
+        groups: GroupsConfig {
+            strategy: GroupStrategy::HashTopic,
         },
     };
     assert_eq!(Config::from_toml_str(text).expect("valid"), expected);
@@ -527,7 +533,7 @@ fn unknown_keys_list_the_valid_ones() {
     assert_eq!(
         err("[sessions]"),
         "config error at line 1: sessions: unknown section; expected one of: \
-         listener, limits, session, retain, auth, log, engine, sys, cluster"
+         listener, limits, session, retain, auth, log, engine, sys, cluster, groups"
     );
     assert_eq!(
         err("[auth]\nallow_anon = false"),
@@ -889,6 +895,7 @@ fn cluster_cross_checks_name_the_key_and_line() {
         ),
         ("[cluster]\nroute_queue = 1\n", "cluster.route_queue", "line 2"),
         ("[cluster]\nbogus = 1\n", "bogus", "line 2"),
+        ("[groups]\nstrategy = \"fastest\"\n", "groups.strategy", "line 2"),
     ];
     for (text, key, line) in cases {
         let err = Config::from_toml_str(text).expect_err(text).to_string();

@@ -98,7 +98,8 @@ fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, 
         qos: p.qos,
         retain: p.retain,
     };
-    ctx.router.publish(msg, now);
+    ctx.router
+        .publish_from(msg, Some(&live.session.client_id), now);
 }
 
 fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {
@@ -138,6 +139,7 @@ fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesM
             qos: msg.qos.min(granted),
             msg,
             retain: true, // [MQTT-3.3.1-8]
+            group: None,
         };
         ctx.router.account(live.session.deliver(d, now));
     }

@@ -159,6 +159,9 @@ where
     }
     if ctx.sessions.detach(&session, gen, Instant::now()) == DetachOutcome::Removed {
         ctx.router.remove_all(&session);
+        // A consumer-group member that leaves for good hands its unacknowledged group
+        // messages to the other members.
+        ctx.router.redispatch_undelivered(&session);
     }
     metrics::dec(&ctx.metrics.clients_connected_current);
     count_close(&ctx, &reason);

@@ -99,6 +99,14 @@ pub async fn bind_all(config: &Config) -> Result<Vec<BoundListener>, ListenerErr
     Ok(out)
 }
 
+/// Loads every listener's TLS material without binding (for `supermq -t`).
+pub fn check_all(config: &Config) -> Result<(), ListenerError> {
+    for c in &config.listeners {
+        transport(c, config)?;
+    }
+    Ok(())
+}
+
 fn transport(c: &ListenerConfig, config: &Config) -> Result<Transport, ListenerError> {
     let tls = if c.protocol.is_tls() {
         Some(tls::TlsSetup::load(c)?)

@@ -41,6 +41,8 @@ impl WsSetup {
     }
 
     /// Reads the HTTP upgrade request and answers it.
+    // The callback's error type is tungstenite's `ErrorResponse` (a whole HTTP response).
+    #[allow(clippy::result_large_err)]
     pub(super) async fn accept<S>(&self, stream: S) -> Result<WsIo<S>, WsError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -53,6 +55,8 @@ impl WsSetup {
     }
 }
 
+// The signature is tungstenite's `Callback`: the error is the HTTP response to send.
+#[allow(clippy::result_large_err)]
 fn negotiate(path: &str, req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
     if req.uri().path() != path {
         return Err(error(StatusCode::NOT_FOUND, "not found"));
@@ -107,6 +111,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // see `negotiate`
     fn negotiation() {
         let ok = |path, p| negotiate("/mqtt", &req(path, p), Response::new(()));
         let r = ok("/mqtt", Some("mqtt")).expect("mqtt");

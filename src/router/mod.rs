@@ -1,34 +1,55 @@
-//! Routing: subscribe, unsubscribe and publish across sessions (spec §3.3.5, §3.8.4).
+//! Routing: subscribe, unsubscribe and publish across sessions (spec §3.3.5, §3.8.4), and
+//! consumer groups.
 //!
-//! Owns the sharded subscription trie and the fan-out: a PUBLISH is matched once, overlapping
-//! subscriptions of one session are merged into one delivery at the highest granted QoS, and
-//! each target gets a shared `Arc` of the message at min(publish QoS, granted QoS). It knows
-//! nothing of sockets or wire bytes.
+//! Owns the sharded subscription trie, the consumer-group table and the fan-out: a PUBLISH is
+//! matched once, overlapping subscriptions of one session are merged into one delivery at the
+//! highest granted QoS, each target gets a shared `Arc` of the message at min(publish QoS,
+//! granted QoS), and each matching consumer group gets it once, at one member, which may be on
+//! another node. It knows nothing of sockets or wire bytes; peers are reached through the
+//! cluster handle.
 
+mod groups;
 mod shards;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use smallvec::SmallVec;
+
 use crate::cluster::Cluster;
 use crate::codec::QoS;
+use crate::config::GroupStrategy;
 use crate::message::{Delivery, Message};
 use crate::metrics::{self, Metrics};
 use crate::session::{EnqueueOutcome, Session};
 use crate::store::{RetainOutcome, RetainedStore, Stamp};
-use crate::topic::{validate_filter, FilterError};
+use crate::topic::{parse_subscription, FilterError, GroupKey, Subscription};
 
+pub use groups::{Group, Groups, Pick};
 use shards::Shards;
 pub use shards::Subscriber;
+
+/// Peers chosen for consumer groups while routing one message: (node, group).
+pub type RemotePicks = SmallVec<[(Arc<str>, Arc<GroupKey>); 4]>;
 
 /// The router shared by every connection task.
 #[derive(Debug)]
 pub struct Router {
     subs: Shards,
+    groups: Groups,
+    strategy: GroupStrategy,
+    retained_to_groups: bool,
     retained: RetainedStore,
     metrics: Arc<Metrics>,
     /// Set once when clustering starts; absent on a single node.
     cluster: OnceLock<Arc<Cluster>>,
+}
+
+fn key_of(group: &str, filter: &str) -> GroupKey {
+    GroupKey {
+        group: Arc::from(group),
+        filter: Arc::from(filter),
+    }
 }
 
 impl Router {
@@ -36,10 +57,21 @@ impl Router {
     pub fn new(retained: RetainedStore, metrics: Arc<Metrics>) -> Self {
         Router {
             subs: Shards::new(16),
+            groups: Groups::default(),
+            strategy: GroupStrategy::Random,
+            retained_to_groups: false,
             retained,
             metrics,
             cluster: OnceLock::new(),
         }
+    }
+
+    /// Sets how consumer groups choose members, and whether a new member gets retained
+    /// messages on subscribe.
+    pub fn with_groups(mut self, strategy: GroupStrategy, retained_to_groups: bool) -> Self {
+        self.strategy = strategy;
+        self.retained_to_groups = retained_to_groups;
+        self
     }
 
     /// Connects the router to the cluster (once).
@@ -57,17 +89,23 @@ impl Router {
         &self.retained
     }
 
-    /// Adds or replaces `session`'s subscription to `filter` [MQTT-3.8.4-3] and records it in
-    /// the session. Returns the retained messages to send for it.
+    /// The consumer-group table.
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// Adds or replaces `session`'s subscription to `filter` [MQTT-3.8.4-3] (an ordinary
+    /// filter or a `$share/`, `$g/`, `$queue/` group) and records it in the session. Returns
+    /// the retained messages to send for it.
     pub fn subscribe(
         &self,
         session: &Arc<Session>,
         filter: &str,
         qos: QoS,
     ) -> Result<Vec<Arc<Message>>, FilterError> {
-        validate_filter(filter)?;
-        // Lock order: a session's lock is never held while a shard lock is taken (publish
-        // holds shard read locks while it locks sessions). Only the session's own connection
+        let sub = parse_subscription(filter)?;
+        // Lock order: a session's lock is never held while a shard or group lock is taken
+        // (publish holds those while it locks sessions). Only the session's own connection
         // task subscribes, so recording first and inserting second cannot race with it.
         let new = {
             let mut st = session.lock();
@@ -77,25 +115,61 @@ impl Router {
             }
             st.subscriptions.insert(filter.to_owned(), qos).is_none()
         };
-        self.subs.insert(filter, session, qos);
         if new {
             metrics::inc(&self.metrics.subscriptions_current);
-            if let Some(c) = self.cluster() {
-                c.interest_add(filter);
+        }
+        match sub {
+            Subscription::Plain(f) => {
+                self.subs.insert(f, session, qos);
+                if new {
+                    if let Some(c) = self.cluster() {
+                        c.interest_add(f);
+                    }
+                }
+                Ok(self.retained.matching(f))
+            }
+            Subscription::Shared { group, filter: f } => {
+                let key = key_of(group, f);
+                let members = self.groups.join(&key, session, qos);
+                if let Some(c) = self.cluster() {
+                    c.group_weight(&key, members);
+                }
+                // Shared subscriptions get no retained messages by default: every member
+                // would get a copy, which is what a group exists to avoid.
+                Ok(if self.retained_to_groups {
+                    self.retained.matching(f)
+                } else {
+                    Vec::new()
+                })
             }
         }
-        Ok(self.retained.matching(filter))
     }
 
-    /// Removes `session`'s subscription to exactly `filter`; true if there was one.
+    fn drop_subscription(&self, session_id: u64, filter: &str) {
+        metrics::dec(&self.metrics.subscriptions_current);
+        match parse_subscription(filter) {
+            Ok(Subscription::Plain(f)) => {
+                self.subs.remove(f, session_id);
+                if let Some(c) = self.cluster() {
+                    c.interest_remove(f);
+                }
+            }
+            Ok(Subscription::Shared { group, filter: f }) => {
+                let key = key_of(group, f);
+                if let (Some(n), Some(c)) = (self.groups.leave(&key, session_id), self.cluster()) {
+                    c.group_weight(&key, n);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Removes `session`'s subscription to exactly `filter` (for a group: leaves it); true
+    /// if there was one.
     pub fn unsubscribe(&self, session: &Session, filter: &str) -> bool {
         let had = session.lock().subscriptions.remove(filter).is_some();
         if had {
-            self.subs.remove(filter, session.id);
-            metrics::dec(&self.metrics.subscriptions_current);
-            if let Some(c) = self.cluster() {
-                c.interest_remove(filter);
-            }
+            self.drop_subscription(session.id, filter);
         }
         had
     }
@@ -104,18 +178,15 @@ impl Router {
     pub fn remove_all(&self, session: &Session) {
         let filters = std::mem::take(&mut session.lock().subscriptions);
         for filter in filters.keys() {
-            self.subs.remove(filter, session.id);
-            metrics::dec(&self.metrics.subscriptions_current);
-            if let Some(c) = self.cluster() {
-                c.interest_remove(filter);
-            }
+            self.drop_subscription(session.id, filter);
         }
     }
 
-    /// Routes one message published by a local client: updates the retained store if the
-    /// retain flag is set, queues one delivery per matching local session, and forwards it to
+    /// Routes one message published by a local client (`publisher`, for the hash-by-client
+    /// strategy): updates the retained store if the retain flag is set, queues one delivery
+    /// per matching local session and one per matching consumer group, and forwards it to
     /// every interested peer. Returns the number of local deliveries queued.
-    pub fn publish(&self, msg: Message, now: Instant) -> usize {
+    pub fn publish_from(&self, msg: Message, publisher: Option<&str>, now: Instant) -> usize {
         let msg = Arc::new(msg);
         let mut ts = 0;
         if msg.retain {
@@ -126,26 +197,127 @@ impl Router {
                 }
             }
         }
-        let queued = self.deliver_local(&msg, now);
+        let mut queued = self.deliver_local(&msg, now);
+        let mut picks = RemotePicks::new();
+        let hash = match self.strategy {
+            GroupStrategy::HashClient => groups::hash_of(publisher.unwrap_or("")),
+            _ => groups::hash_of(&msg.topic),
+        };
+        let local_only = self.cluster().is_none();
+        self.groups.for_each_match(&msg.topic, |g| {
+            match g.pick(self.strategy, hash, local_only) {
+                Pick::Local(s, qos) => {
+                    queued += usize::from(self.deliver_group(&s, &msg, qos, &g.key, now))
+                }
+                Pick::Remote(node) => picks.push((node, g.key.clone())),
+                Pick::Nobody => {}
+            }
+        });
         if let Some(c) = self.cluster() {
-            c.forward(&msg, ts);
+            c.forward(&msg, ts, &picks);
         }
         queued
     }
 
+    /// [`Router::publish_from`] without a publisher id (wills, `$SYS`, embedding).
+    pub fn publish(&self, msg: Message, now: Instant) -> usize {
+        self.publish_from(msg, None, now)
+    }
+
     /// Routes one message that arrived from peer `origin`: local sessions only (one hop).
-    pub fn publish_from_route(
-        &self,
-        msg: Message,
-        ts: u64,
-        origin: Arc<str>,
-        now: Instant,
-    ) -> usize {
+    /// `groups` are the consumer groups the origin chose this node for; `group_only` means the
+    /// origin sent it only for those; `redispatched` means it was already handed on once.
+    pub fn publish_from_route(&self, msg: Message, route: RouteMeta<'_>, now: Instant) -> usize {
         let msg = Arc::new(msg);
-        if msg.retain {
-            self.retained.apply_remote(&msg, Stamp { ts, origin });
+        let mut queued = 0;
+        if !route.group_only {
+            if msg.retain {
+                self.retained.apply_remote(
+                    &msg,
+                    Stamp {
+                        ts: route.ts,
+                        origin: route.origin.clone(),
+                    },
+                );
+            }
+            queued += self.deliver_local(&msg, now);
         }
-        self.deliver_local(&msg, now)
+        let hash = groups::hash_of(&msg.topic);
+        for key in route.groups {
+            let pick = self
+                .groups
+                .get(key)
+                .map_or(Pick::Nobody, |g| g.pick(self.strategy, hash, true));
+            match pick {
+                Pick::Local(s, qos) => {
+                    let key = self
+                        .groups
+                        .get(key)
+                        .map_or_else(|| Arc::new(key.clone()), |g| g.key.clone());
+                    queued += usize::from(self.deliver_group(&s, &msg, qos, &key, now));
+                }
+                // The member chosen by the origin left meanwhile: hand it to another node
+                // once (QoS 1/2 only; QoS 0 may be lost by definition).
+                _ if !route.redispatched && msg.qos != QoS::AtMostOnce => {
+                    metrics::inc(&self.metrics.group_redispatched);
+                    self.redispatch_remote(&msg, key, None);
+                }
+                _ => metrics::inc(&self.metrics.group_dropped),
+            }
+        }
+        queued
+    }
+
+    /// Gives a group message to another member, local or on another node (never `avoid`).
+    fn redispatch_remote(&self, msg: &Arc<Message>, key: &GroupKey, avoid: Option<&Arc<str>>) {
+        let Some(g) = self.groups.get(key) else {
+            metrics::inc(&self.metrics.group_dropped);
+            return;
+        };
+        let local_only = self.cluster().is_none();
+        match g.pick(self.strategy, groups::hash_of(&msg.topic), local_only) {
+            Pick::Local(s, qos) => {
+                self.deliver_group(&s, msg, qos, &g.key, Instant::now());
+            }
+            Pick::Remote(node) if avoid != Some(&node) => {
+                if let Some(c) = self.cluster() {
+                    c.forward_group(&node, msg, &g.key);
+                }
+            }
+            _ => metrics::inc(&self.metrics.group_dropped),
+        }
+    }
+
+    /// Hands the unacknowledged group messages of a member that left (clean session) to other
+    /// members, so none is lost and none reaches a live member twice. Call after
+    /// [`Router::remove_all`], so the leaver is no longer a candidate.
+    pub fn redispatch_undelivered(&self, session: &Session) {
+        let undelivered = session.lock().take_undelivered();
+        for d in undelivered {
+            let Some(key) = d.group else { continue };
+            if d.msg.qos == QoS::AtMostOnce {
+                continue;
+            }
+            metrics::inc(&self.metrics.group_redispatched);
+            self.redispatch_remote(&d.msg, &key, None);
+        }
+    }
+
+    fn deliver_group(
+        &self,
+        s: &Arc<Session>,
+        msg: &Arc<Message>,
+        granted: QoS,
+        key: &Arc<GroupKey>,
+        now: Instant,
+    ) -> bool {
+        let d = Delivery {
+            msg: msg.clone(),
+            qos: msg.qos.min(granted),
+            retain: false,
+            group: Some(key.clone()),
+        };
+        self.account(s.deliver(d, now))
     }
 
     fn deliver_local(&self, msg: &Arc<Message>, now: Instant) -> usize {
@@ -156,6 +328,7 @@ impl Router {
                 qos: msg.qos.min(granted),
                 // Normal deliveries never carry the retain flag [MQTT-3.3.1-9].
                 retain: false,
+                group: None,
             };
             queued += usize::from(self.account(session.deliver(d, now)));
         });
@@ -190,8 +363,18 @@ impl Router {
         }
     }
 
-    /// Number of (filter, session) entries in the trie.
+    /// Number of (filter, session) entries in the ordinary trie.
     pub fn subscription_count(&self) -> usize {
         self.subs.len()
     }
+}
+
+/// How a message arrived from a peer.
+#[derive(Debug)]
+pub struct RouteMeta<'a> {
+    pub ts: u64,
+    pub origin: Arc<str>,
+    pub groups: &'a [GroupKey],
+    pub group_only: bool,
+    pub redispatched: bool,
 }

@@ -368,6 +368,7 @@ mod tests {
             }),
             qos,
             retain: false,
+            group: None,
         }
     }
 

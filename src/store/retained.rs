@@ -27,6 +27,13 @@ pub struct Stamp {
     pub origin: Arc<str>,
 }
 
+/// Everything a peer needs to converge: held messages and tombstones, each with its stamp.
+#[derive(Debug, Default)]
+pub struct RetainedSnapshot {
+    pub held: Vec<(Arc<Message>, Stamp)>,
+    pub deleted: Vec<(String, Stamp)>,
+}
+
 /// What happened to a PUBLISH with the retain flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetainOutcome {
@@ -168,7 +175,7 @@ impl RetainedStore {
     }
 
     /// Every retained message and tombstone with its stamp (for a peer that links up).
-    pub fn snapshot(&self) -> (Vec<(Arc<Message>, Stamp)>, Vec<(String, Stamp)>) {
+    pub fn snapshot(&self) -> RetainedSnapshot {
         let mut held = Vec::new();
         self.tree
             .read()
@@ -183,7 +190,10 @@ impl RetainedStore {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        (held, tombs)
+        RetainedSnapshot {
+            held,
+            deleted: tombs,
+        }
     }
 
     /// Number of retained messages.

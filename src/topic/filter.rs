@@ -13,6 +13,10 @@ pub enum FilterError {
     BadSingleLevelWildcard,
     #[error("topic filter contains U+0000 [MQTT-1.5.3-2]")]
     NullCharacter,
+    #[error("consumer group name is empty or contains a wildcard")]
+    BadShareName,
+    #[error("consumer group subscription has no topic filter")]
+    MissingShareFilter,
 }
 
 /// Splits a topic or filter into its levels; empty levels are legal ("a//b", "/a").

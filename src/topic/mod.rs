@@ -6,8 +6,10 @@
 
 mod filter;
 mod retain_tree;
+mod share;
 mod trie;
 
 pub use filter::{levels, matches, validate_filter, FilterError};
 pub use retain_tree::RetainTree;
+pub use share::{parse_subscription, GroupKey, Subscription, QUEUE_GROUP};
 pub use trie::SubscriptionTrie;

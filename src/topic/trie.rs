@@ -85,6 +85,23 @@ impl<K: Hash + Eq + Clone, V> SubscriptionTrie<K, V> {
         old
     }
 
+    /// `key`'s entry for exactly `filter`.
+    pub fn get(&self, filter: &str, key: &K) -> Option<&V> {
+        let mut node = &self.root;
+        let mut it = filter.split('/').peekable();
+        while let Some(level) = it.next() {
+            if level == "#" && it.peek().is_none() {
+                return node.hash.get(key);
+            }
+            node = if level == "+" {
+                node.plus.as_deref()?
+            } else {
+                node.literal.get(level)?
+            };
+        }
+        node.exact.get(key)
+    }
+
     /// Removes `key`'s entry for `filter`, pruning emptied nodes.
     pub fn remove(&mut self, filter: &str, key: &K) -> Option<V> {
         let levels: Vec<&str> = filter.split('/').collect();

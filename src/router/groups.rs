@@ -1,0 +1,251 @@
+//! Consumer groups: for each (group, filter), the local members and the member counts that
+//! peers advertise, and the choice of exactly one member per message.
+//!
+//! The choice is made over the combined list "local members, then each peer weighted by its
+//! member count", so a group spread over a cluster is served uniformly per member: a node
+//! with three members gets three times the messages of a node with one.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use rand::Rng;
+
+use crate::codec::QoS;
+use crate::config::GroupStrategy;
+use crate::session::Session;
+use crate::topic::{GroupKey, SubscriptionTrie};
+
+#[derive(Debug, Clone)]
+struct Member {
+    session: Arc<Session>,
+    qos: QoS,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stuck {
+    Local(u64),
+    Remote(Arc<str>),
+}
+
+#[derive(Debug, Default)]
+struct Members {
+    local: Vec<Member>,
+    /// Peer node → its member count.
+    remote: Vec<(Arc<str>, u32)>,
+    sticky: Option<Stuck>,
+}
+
+/// One consumer group.
+#[derive(Debug)]
+pub struct Group {
+    pub key: Arc<GroupKey>,
+    // Protects the member lists; held only while one member is chosen or a list changes.
+    members: Mutex<Members>,
+    turn: AtomicUsize,
+}
+
+/// The member chosen for one message.
+#[derive(Debug)]
+pub enum Pick {
+    Local(Arc<Session>, QoS),
+    Remote(Arc<str>),
+    Nobody,
+}
+
+impl Group {
+    fn new(key: GroupKey) -> Self {
+        Group {
+            key: Arc::new(key),
+            members: Mutex::new(Members::default()),
+            turn: AtomicUsize::new(0),
+        }
+    }
+
+    /// Chooses one member by `strategy`; `local_only` leaves peers out (a message a peer
+    /// already routed here), and `hash` feeds the hash strategies.
+    pub fn pick(&self, strategy: GroupStrategy, hash: u64, local_only: bool) -> Pick {
+        let mut m = self.members.lock();
+        let remote_total: u64 = if local_only {
+            0
+        } else {
+            m.remote.iter().map(|(_, w)| u64::from(*w)).sum()
+        };
+        let total = m.local.len() as u64 + remote_total;
+        if total == 0 {
+            return Pick::Nobody;
+        }
+        if strategy == GroupStrategy::Sticky {
+            let still_there = match &m.sticky {
+                Some(Stuck::Local(id)) => m
+                    .local
+                    .iter()
+                    .find(|x| x.session.id == *id)
+                    .map(|x| Pick::Local(x.session.clone(), x.qos)),
+                Some(Stuck::Remote(n)) if !local_only => m
+                    .remote
+                    .iter()
+                    .find(|(r, _)| r == n)
+                    .map(|(r, _)| Pick::Remote(r.clone())),
+                _ => None,
+            };
+            if let Some(p) = still_there {
+                return p;
+            }
+        }
+        let idx = match strategy {
+            GroupStrategy::Random | GroupStrategy::Sticky => rand::thread_rng().gen_range(0..total),
+            GroupStrategy::RoundRobin => self.turn.fetch_add(1, Ordering::Relaxed) as u64 % total,
+            GroupStrategy::HashClient | GroupStrategy::HashTopic => hash % total,
+        };
+        let pick = if (idx as usize) < m.local.len() {
+            let x = &m.local[idx as usize];
+            Pick::Local(x.session.clone(), x.qos)
+        } else {
+            let mut rest = idx - m.local.len() as u64;
+            let mut chosen = Pick::Nobody;
+            for (node, w) in &m.remote {
+                if rest < u64::from(*w) {
+                    chosen = Pick::Remote(node.clone());
+                    break;
+                }
+                rest -= u64::from(*w);
+            }
+            chosen
+        };
+        if strategy == GroupStrategy::Sticky {
+            m.sticky = match &pick {
+                Pick::Local(s, _) => Some(Stuck::Local(s.id)),
+                Pick::Remote(n) => Some(Stuck::Remote(n.clone())),
+                Pick::Nobody => None,
+            };
+        }
+        pick
+    }
+
+    /// Local member count.
+    pub fn local_members(&self) -> usize {
+        self.members.lock().local.len()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    /// filter → group name → group, for matching topics.
+    trie: SubscriptionTrie<Arc<str>, Arc<Group>>,
+    by_key: HashMap<GroupKey, Arc<Group>>,
+}
+
+impl Index {
+    fn get_or_create(&mut self, key: &GroupKey) -> Arc<Group> {
+        if let Some(g) = self.by_key.get(key) {
+            return g.clone();
+        }
+        let g = Arc::new(Group::new(key.clone()));
+        self.trie.insert(&key.filter, key.group.clone(), g.clone());
+        self.by_key.insert(key.clone(), g.clone());
+        g
+    }
+
+    fn prune(&mut self, g: &Group) {
+        let m = g.members.lock();
+        if m.local.is_empty() && m.remote.is_empty() {
+            self.trie.remove(&g.key.filter, &g.key.group);
+            self.by_key.remove(&g.key);
+        }
+    }
+}
+
+/// Every consumer group this node knows, with local members or remote weight.
+#[derive(Debug, Default)]
+pub struct Groups {
+    // Taken for writing only on membership changes; lock order: this, then a group's members.
+    index: RwLock<Index>,
+}
+
+impl Groups {
+    /// Adds (or updates the QoS of) `session` as a member; returns the local member count.
+    pub fn join(&self, key: &GroupKey, session: &Arc<Session>, qos: QoS) -> usize {
+        let mut index = self.index.write();
+        let g = index.get_or_create(key);
+        let mut m = g.members.lock();
+        match m.local.iter_mut().find(|x| x.session.id == session.id) {
+            Some(x) => x.qos = qos,
+            None => m.local.push(Member {
+                session: session.clone(),
+                qos,
+            }),
+        }
+        m.local.len()
+    }
+
+    /// Removes `session` from the group; returns the local member count if it was a member.
+    pub fn leave(&self, key: &GroupKey, session_id: u64) -> Option<usize> {
+        let mut index = self.index.write();
+        let g = index.by_key.get(key)?.clone();
+        let n = {
+            let mut m = g.members.lock();
+            let before = m.local.len();
+            m.local.retain(|x| x.session.id != session_id);
+            (m.local.len() != before).then_some(m.local.len())
+        };
+        index.prune(&g);
+        n
+    }
+
+    /// Records that peer `node` has `weight` members in the group (0: none).
+    pub fn set_remote(&self, key: &GroupKey, node: &Arc<str>, weight: u32) {
+        let mut index = self.index.write();
+        let g = if weight == 0 {
+            match index.by_key.get(key) {
+                Some(g) => g.clone(),
+                None => return,
+            }
+        } else {
+            index.get_or_create(key)
+        };
+        {
+            let mut m = g.members.lock();
+            m.remote.retain(|(n, _)| n != node);
+            if weight > 0 {
+                m.remote.push((node.clone(), weight));
+                m.remote.sort();
+            }
+        }
+        index.prune(&g);
+    }
+
+    /// Calls `f` for every group whose filter matches `topic`.
+    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&Arc<Group>)) {
+        let index = self.index.read();
+        if index.by_key.is_empty() {
+            return;
+        }
+        index.trie.for_each_match(topic, |_, g| f(g));
+    }
+
+    /// The group with `key`, if known.
+    pub fn get(&self, key: &GroupKey) -> Option<Arc<Group>> {
+        self.index.read().by_key.get(key).cloned()
+    }
+
+    /// Every group with local members, and how many (for a peer that links up).
+    pub fn local_weights(&self) -> Vec<(GroupKey, usize)> {
+        let index = self.index.read();
+        index
+            .by_key
+            .iter()
+            .map(|(k, g)| (k.clone(), g.local_members()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+/// A stable 64-bit hash for the hash strategies.
+pub fn hash_of(s: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}

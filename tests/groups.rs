@@ -1,0 +1,396 @@
+//! Consumer groups (`$share/`, `$g/`, `$queue/`): exactly one member per message, each
+//! strategy's property, redispatch when a member leaves, and groups spread over a cluster.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use supermq::codec::{Packet, Publish, QoS};
+use supermq::config::GroupStrategy;
+
+/// A group member: a client with the group subscription and a private control topic.
+struct Member {
+    id: String,
+    raw: Raw,
+}
+
+async fn member(addr: SocketAddr, id: &str, share: &str) -> Member {
+    let mut raw = Raw::connect(addr, id).await;
+    let codes = raw
+        .subscribe_many(&[
+            (share, QoS::AtLeastOnce),
+            (&format!("ctl/{id}"), QoS::AtLeastOnce),
+        ])
+        .await;
+    assert_eq!(codes, vec![1, 1]);
+    Member {
+        id: id.to_owned(),
+        raw,
+    }
+}
+
+/// Everything queued for `m` so far (a barrier on its control topic ends the drain).
+async fn drain(m: &mut Member, publisher: &mut Raw) -> Vec<Publish> {
+    let ctl = format!("ctl/{}", m.id);
+    barrier(publisher, &ctl).await;
+    until_barrier(&mut m.raw, &ctl).await
+}
+
+fn seqs(msgs: &[Publish]) -> Vec<u32> {
+    msgs.iter()
+        .map(|p| u32::from_be_bytes(p.payload[..4].try_into().expect("seq")))
+        .collect()
+}
+
+async fn publish_n(p: &mut Raw, topic: &str, range: std::ops::Range<u32>) {
+    for i in range {
+        p.publish(topic, &i.to_be_bytes(), QoS::AtLeastOnce, false)
+            .await;
+    }
+}
+
+/// Asserts that the members together got exactly `0..n`, once each.
+fn exactly_once(per_member: &[Vec<u32>], n: u32) {
+    let mut all: Vec<u32> = per_member.iter().flatten().copied().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..n).collect::<Vec<_>>(),
+        "every message exactly once in the group"
+    );
+}
+
+async fn with_strategy(s: GroupStrategy) -> TestBroker {
+    start_with(move |c| c.groups.strategy = s).await
+}
+
+#[tokio::test]
+async fn each_message_goes_to_one_member_and_ordinary_subscribers_get_all() {
+    let b = start().await;
+    let mut members = Vec::new();
+    for i in 0..4 {
+        members.push(member(b.addr, &format!("m{i}"), "$share/workers/jobs/+").await);
+    }
+    let mut plain = Raw::connect(b.addr, "plain").await;
+    plain.subscribe("jobs/#", QoS::AtLeastOnce).await;
+    let mut p = Raw::connect(b.addr, "p").await;
+    publish_n(&mut p, "jobs/x", 0..400).await;
+    let mut got = Vec::new();
+    for m in members.iter_mut() {
+        got.push(seqs(&drain(m, &mut p).await));
+    }
+    exactly_once(&got, 400);
+    assert!(
+        got.iter().all(|g| !g.is_empty()),
+        "random spreads over every member: {:?}",
+        got.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    barrier(&mut p, "jobs/end").await;
+    let all = until_barrier(&mut plain, "jobs/end").await;
+    assert_eq!(
+        seqs(&all),
+        (0..400).collect::<Vec<_>>(),
+        "ordinary subscribers still get everything"
+    );
+}
+
+#[tokio::test]
+async fn two_groups_on_one_filter_each_get_every_message_once() {
+    let b = start().await;
+    let mut a = vec![
+        member(b.addr, "a1", "$share/a/t").await,
+        member(b.addr, "a2", "$share/a/t").await,
+    ];
+    let mut g = vec![
+        member(b.addr, "b1", "$g/b/t").await,
+        member(b.addr, "b2", "$g/b/t").await,
+    ];
+    let mut p = Raw::connect(b.addr, "p").await;
+    publish_n(&mut p, "t", 0..100).await;
+    for group in [&mut a, &mut g] {
+        let mut got = Vec::new();
+        for m in group.iter_mut() {
+            got.push(seqs(&drain(m, &mut p).await));
+        }
+        exactly_once(&got, 100);
+    }
+}
+
+#[tokio::test]
+async fn round_robin_is_even() {
+    let b = with_strategy(GroupStrategy::RoundRobin).await;
+    let mut ms = Vec::new();
+    for i in 0..4 {
+        ms.push(member(b.addr, &format!("r{i}"), "$share/rr/q").await);
+    }
+    let mut p = Raw::connect(b.addr, "p").await;
+    publish_n(&mut p, "q", 0..400).await;
+    let mut got = Vec::new();
+    for m in ms.iter_mut() {
+        got.push(seqs(&drain(m, &mut p).await));
+    }
+    exactly_once(&got, 400);
+    assert!(
+        got.iter().all(|g| g.len() == 100),
+        "{:?}",
+        got.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn sticky_stays_with_one_member_until_it_leaves() {
+    let b = with_strategy(GroupStrategy::Sticky).await;
+    let mut ms = Vec::new();
+    for i in 0..3 {
+        ms.push(member(b.addr, &format!("s{i}"), "$share/st/q").await);
+    }
+    let mut p = Raw::connect(b.addr, "p").await;
+    publish_n(&mut p, "q", 0..50).await;
+    let mut counts = Vec::new();
+    for m in ms.iter_mut() {
+        counts.push(drain(m, &mut p).await.len());
+    }
+    let chosen = counts
+        .iter()
+        .position(|c| *c == 50)
+        .expect("one member got all 50");
+    ms[chosen].raw.unsubscribe("$share/st/q").await;
+    publish_n(&mut p, "q", 50..100).await;
+    let mut after = Vec::new();
+    for m in ms.iter_mut() {
+        after.push(drain(m, &mut p).await.len());
+    }
+    assert_eq!(after[chosen], 0, "the member that left gets nothing");
+    assert!(
+        after.contains(&50),
+        "another member took over alone: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn hash_strategies_keep_a_topic_or_a_publisher_on_one_member() {
+    let b = with_strategy(GroupStrategy::HashTopic).await;
+    let mut ms = Vec::new();
+    for i in 0..3 {
+        ms.push(member(b.addr, &format!("h{i}"), "$share/h/t/+").await);
+    }
+    let mut p = Raw::connect(b.addr, "p").await;
+    for round in 0..5u32 {
+        for t in 0..10u32 {
+            p.publish(
+                &format!("t/{t}"),
+                &(round * 10 + t).to_be_bytes(),
+                QoS::AtLeastOnce,
+                false,
+            )
+            .await;
+        }
+    }
+    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, m) in ms.iter_mut().enumerate() {
+        for msg in drain(m, &mut p).await {
+            let prev = owner.insert(msg.topic.clone(), i);
+            assert!(
+                prev.is_none() || prev == Some(i),
+                "topic {} moved between members",
+                msg.topic
+            );
+        }
+    }
+    assert_eq!(owner.len(), 10);
+
+    let b = with_strategy(GroupStrategy::HashClient).await;
+    let mut ms = Vec::new();
+    for i in 0..3 {
+        ms.push(member(b.addr, &format!("c{i}"), "$share/hc/t").await);
+    }
+    let mut pubs = Vec::new();
+    for i in 0..4 {
+        pubs.push(Raw::connect(b.addr, &format!("publisher-{i}")).await);
+    }
+    for round in 0..5u32 {
+        for (i, p) in pubs.iter_mut().enumerate() {
+            p.publish("t", &[i as u8, round as u8, 0, 0], QoS::AtLeastOnce, false)
+                .await;
+        }
+    }
+    let mut owner: BTreeMap<u8, usize> = BTreeMap::new();
+    for (i, m) in ms.iter_mut().enumerate() {
+        for msg in drain(m, &mut pubs[0]).await {
+            let prev = owner.insert(msg.payload[0], i);
+            assert!(
+                prev.is_none() || prev == Some(i),
+                "publisher {} moved between members",
+                msg.payload[0]
+            );
+        }
+    }
+    assert_eq!(owner.len(), 4);
+}
+
+#[tokio::test]
+async fn queue_syntax_bad_forms_and_unsubscribe() {
+    let b = start().await;
+    let mut q1 = member(b.addr, "q1", "$queue/work").await;
+    let mut q2 = member(b.addr, "q2", "$queue/work").await;
+    let mut bad = Raw::connect(b.addr, "bad").await;
+    let codes = bad
+        .subscribe_many(&[
+            ("$share//work", QoS::AtLeastOnce),
+            ("$share/g+/work", QoS::AtLeastOnce),
+            ("$share/g", QoS::AtLeastOnce),
+            ("$share/g/", QoS::AtLeastOnce),
+            ("$g/#/work", QoS::AtLeastOnce),
+            ("$queue/", QoS::AtLeastOnce),
+        ])
+        .await;
+    assert_eq!(codes, vec![0x80; 6]);
+    let mut p = Raw::connect(b.addr, "p").await;
+    publish_n(&mut p, "work", 0..40).await;
+    let got = vec![
+        seqs(&drain(&mut q1, &mut p).await),
+        seqs(&drain(&mut q2, &mut p).await),
+    ];
+    exactly_once(&got, 40);
+    // Unsubscribing with the same string leaves the group: q2 then gets everything.
+    q1.raw.unsubscribe("$queue/work").await;
+    publish_n(&mut p, "work", 0..20).await;
+    assert!(drain(&mut q1, &mut p).await.is_empty());
+    assert_eq!(
+        seqs(&drain(&mut q2, &mut p).await),
+        (0..20).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn retained_messages_are_not_sent_to_new_members_unless_configured() {
+    for send in [false, true] {
+        let b = start_with(move |c| c.retain.send_to_shared_subscribers = send).await;
+        let mut p = Raw::connect(b.addr, "p").await;
+        p.publish("state", b"kept", QoS::AtLeastOnce, true).await;
+        let mut m = member(b.addr, "m", "$share/g/state").await;
+        let got = drain(&mut m, &mut p).await;
+        assert_eq!(
+            got.len(),
+            usize::from(send),
+            "send_to_shared_subscribers = {send}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_members_unacknowledged_messages_go_to_another_member_when_it_dies() {
+    let b = start_with(|c| {
+        c.groups.strategy = GroupStrategy::RoundRobin;
+        c.session.max_inflight = 100;
+    })
+    .await;
+    let mut dying = member(b.addr, "dying", "$share/g/jobs").await;
+    let mut alive = member(b.addr, "alive", "$share/g/jobs").await;
+    let mut p = Raw::connect(b.addr, "p").await;
+    publish_n(&mut p, "jobs", 0..20).await;
+    // The dying member receives its half and acknowledges nothing.
+    let mut unacked = Vec::new();
+    for _ in 0..10 {
+        match dying.raw.recv().await {
+            Packet::Publish(x) => unacked.push(x),
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(dying);
+    wait_until("dying member gone", || {
+        metric(&b, |m| &m.group_redispatched) >= 10
+    })
+    .await;
+    let got = seqs(&drain(&mut alive, &mut p).await);
+    exactly_once(std::slice::from_ref(&got), 20);
+    assert_eq!(metric(&b, |m| &m.group_dropped), 0);
+}
+
+async fn cluster_node(id: &str, seeds: Vec<String>, strategy: GroupStrategy) -> TestBroker {
+    let id = id.to_owned();
+    start_with(move |c| {
+        c.groups.strategy = strategy;
+        c.cluster.enabled = true;
+        c.cluster.node_id = id;
+        c.cluster.listen = "127.0.0.1:0".parse().expect("addr");
+        c.cluster.seeds = seeds;
+        c.cluster.ping_interval = Duration::from_millis(200);
+    })
+    .await
+}
+
+async fn group_cluster(strategy: GroupStrategy) -> Vec<TestBroker> {
+    let n1 = cluster_node("g1", vec![], strategy).await;
+    let seed = n1.broker.route_addr().expect("route").to_string();
+    let n2 = cluster_node("g2", vec![seed.clone()], strategy).await;
+    let n3 = cluster_node("g3", vec![seed], strategy).await;
+    let nodes = vec![n1, n2, n3];
+    for b in &nodes {
+        wait_until("mesh", || {
+            b.broker
+                .context()
+                .router
+                .cluster()
+                .is_some_and(|c| c.peer_ids().len() == 2)
+        })
+        .await;
+    }
+    nodes
+}
+
+/// Members 1/2/3 on nodes 1/2/3, publishers on every node: each message exactly once per group,
+/// and per-node shares as returned.
+async fn spread_over_cluster(strategy: GroupStrategy, per_publisher: u32) -> Vec<usize> {
+    let nodes = group_cluster(strategy).await;
+    let mut members: Vec<(usize, Member)> = Vec::new();
+    for (n, b) in nodes.iter().enumerate() {
+        for k in 0..=n {
+            members.push((
+                n,
+                member(b.addr, &format!("n{n}m{k}"), "$share/cg/jobs/#").await,
+            ));
+        }
+    }
+    let mut pubs = Vec::new();
+    for (n, b) in nodes.iter().enumerate() {
+        pubs.push(Raw::connect(b.addr, &format!("pub{n}")).await);
+    }
+    for (n, p) in pubs.iter_mut().enumerate() {
+        let base = n as u32 * per_publisher;
+        publish_n(p, &format!("jobs/{n}"), base..base + per_publisher).await;
+    }
+    let mut per_node = vec![0usize; 3];
+    let mut got = Vec::new();
+    for (n, m) in members.iter_mut() {
+        let s = seqs(&drain(m, &mut pubs[0]).await);
+        per_node[*n] += s.len();
+        got.push(s);
+    }
+    exactly_once(&got, 3 * per_publisher);
+    per_node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_wide_round_robin_splits_exactly_by_member_count() {
+    // Each publishing node rotates over 6 members (1 + 2 + 3): 60 messages → 10/20/30.
+    let per_node = spread_over_cluster(GroupStrategy::RoundRobin, 60).await;
+    assert_eq!(per_node, vec![30, 60, 90]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_wide_random_spreads_in_proportion_to_member_counts() {
+    let per_node = spread_over_cluster(GroupStrategy::Random, 200).await;
+    // Expected 100 / 200 / 300 of 600; the bounds are more than four standard deviations wide.
+    let bounds = [(60, 140), (140, 260), (230, 370)];
+    for (n, (lo, hi)) in bounds.iter().enumerate() {
+        assert!(
+            (*lo..=*hi).contains(&per_node[n]),
+            "node {n} got {} of 600: {per_node:?}",
+            per_node[n]
+        );
+    }
+}

@@ -1,0 +1,411 @@
+//! Authentication and access control: password files (ours and mosquitto_passwd's), the
+//! ACL, the HTTP hook, and reloading (library call and SIGHUP to the binary).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use supermq::codec::{Packet, QoS};
+use supermq::config::HttpAuthConfig;
+use tokio::net::TcpStream;
+
+use crate::common::{self, barrier, metric, start_with, until_barrier, Raw, WAIT};
+use crate::support::{self, write, HookServer, Stream};
+use crate::{connack, connect_as, run};
+use supermq::codec::ConnectReturnCode::{Accepted, BadUsernameOrPassword, NotAuthorized};
+
+// ---------------------------------------------------------------------------------------
+// Password files
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn mosquitto_passwd_files_work_as_is() {
+    let dir = support::temp_dir("mosq");
+    let file = dir.join("passwd");
+    run(std::process::Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&file)
+        .args(["alice", "s3cret"]));
+    run(std::process::Command::new("mosquitto_passwd")
+        .args(["-H", "sha512", "-b"])
+        .arg(&file)
+        .args(["old", "legacy"]));
+    let b = start_with(|c| {
+        c.auth.password_file = Some(file.clone());
+        c.auth.allow_anonymous = false;
+    })
+    .await;
+    assert_eq!(
+        connack(&b, connect_as("a", Some("alice"), Some("s3cret"))).await,
+        Accepted
+    );
+    assert_eq!(
+        connack(&b, connect_as("o", Some("old"), Some("legacy"))).await,
+        Accepted
+    );
+    assert_eq!(
+        connack(&b, connect_as("a", Some("alice"), Some("wrong"))).await,
+        BadUsernameOrPassword
+    );
+    assert_eq!(
+        connack(&b, connect_as("a", Some("alice"), None)).await,
+        BadUsernameOrPassword
+    );
+    assert_eq!(
+        connack(&b, connect_as("b", Some("bob"), Some("x"))).await,
+        NotAuthorized
+    );
+    assert_eq!(
+        connack(&b, connect_as("n", None, None)).await,
+        NotAuthorized
+    );
+    assert_eq!(metric(&b, |m| &m.auth_failures), 4);
+}
+
+#[tokio::test]
+async fn supermq_passwd_entries_work_here_and_in_mosquitto() {
+    let dir = support::temp_dir("ours");
+    let file = dir.join("passwd");
+    let bin = env!("CARGO_BIN_EXE_supermq");
+    run(std::process::Command::new(bin)
+        .args(["passwd", "-c", "-b"])
+        .arg(&file)
+        .args(["carol", "pw-one"]));
+    // Without -b the password is one line of standard input.
+    let mut child = std::process::Command::new(bin)
+        .arg("passwd")
+        .arg(&file)
+        .arg("dave")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"pw two\n")
+        .expect("write");
+    assert!(child.wait().expect("wait").success());
+    // Updating a user replaces its line.
+    run(std::process::Command::new(bin)
+        .args(["passwd", "-b"])
+        .arg(&file)
+        .args(["carol", "pw-three"]));
+    let text = std::fs::read_to_string(&file).expect("read");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.lines().all(|l| l.contains(":$7$101$")), "{text}");
+
+    let b = start_with(|c| {
+        c.auth.password_file = Some(file.clone());
+        c.auth.allow_anonymous = false;
+    })
+    .await;
+    assert_eq!(
+        connack(&b, connect_as("c", Some("carol"), Some("pw-three"))).await,
+        Accepted
+    );
+    assert_eq!(
+        connack(&b, connect_as("c", Some("carol"), Some("pw-one"))).await,
+        BadUsernameOrPassword
+    );
+    assert_eq!(
+        connack(&b, connect_as("d", Some("dave"), Some("pw two"))).await,
+        Accepted
+    );
+
+    // mosquitto itself reads the file and accepts the password.
+    mosquitto_accepts(&dir, &file, "dave", "pw two").await;
+}
+
+/// Starts a real mosquitto broker on `file` and checks that `user` / `pass` connects.
+async fn mosquitto_accepts(dir: &Path, file: &Path, user: &str, pass: &str) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let conf = write(
+        dir,
+        "mosquitto.conf",
+        &format!(
+            "user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
+            file.display()
+        ),
+    );
+    let mut child = tokio::process::Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mosquitto (apt-get install -y mosquitto)");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + WAIT;
+    let stream = loop {
+        match TcpStream::connect(addr).await {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("mosquitto did not start: {e}"),
+        }
+    };
+    let mut s = Stream::new(stream);
+    let code = s
+        .connect(connect_as("mosq-check", Some(user), Some(pass)))
+        .await;
+    let mut bad = Stream::new(TcpStream::connect(addr).await.expect("tcp"));
+    let wrong = bad
+        .connect(connect_as("mosq-bad", Some(user), Some("nope")))
+        .await;
+    let _ = child.kill().await;
+    assert_eq!(code, Some(Accepted), "mosquitto accepts our hash");
+    assert_ne!(wrong, Some(Accepted), "and checks it");
+}
+
+// ---------------------------------------------------------------------------------------
+// ACL
+// ---------------------------------------------------------------------------------------
+
+const ACL: &str = "\
+# anonymous clients
+topic read public/#
+
+user alice
+topic readwrite alice/#
+topic read public/#
+topic write public/alice
+
+pattern readwrite devices/%c/#
+pattern read inbox/%u
+";
+
+#[tokio::test]
+async fn acl_controls_subscribe_publish_and_will() {
+    let dir = support::temp_dir("acl");
+    let acl = write(&dir, "acl", ACL);
+    let b = start_with(|c| c.auth.acl_file = Some(acl)).await;
+
+    let (mut alice, _) =
+        Raw::connect_with(b.addr, connect_as("c-alice", Some("alice"), None)).await;
+    let codes = alice
+        .subscribe_many(&[
+            ("alice/#", QoS::AtLeastOnce),
+            ("public/+", QoS::AtLeastOnce),
+            ("inbox/alice", QoS::AtLeastOnce),
+            ("inbox/bob", QoS::AtLeastOnce),
+            ("#", QoS::AtLeastOnce),
+            ("devices/c-alice/#", QoS::AtLeastOnce),
+        ])
+        .await;
+    assert_eq!(codes, vec![1, 1, 1, 0x80, 0x80, 1]);
+    assert_eq!(metric(&b, |m| &m.acl_denied_subscribe), 2);
+
+    let (mut anon, _) = Raw::connect_with(b.addr, connect_as("dev9", None, None)).await;
+    assert_eq!(anon.subscribe("alice/#", QoS::AtMostOnce).await, 0x80);
+    assert_eq!(anon.subscribe("devices/dev9/cmd", QoS::AtMostOnce).await, 0);
+
+    // Denied publishes are dropped, QoS 1 still acknowledged (Raw::publish waits for PUBACK).
+    anon.publish("public/news", b"denied", QoS::AtLeastOnce, false)
+        .await;
+    anon.publish("alice/x", b"denied too", QoS::AtMostOnce, false)
+        .await;
+    alice
+        .publish("public/alice", b"allowed", QoS::AtLeastOnce, false)
+        .await;
+    alice
+        .publish(
+            "devices/dev9/cmd",
+            b"not alice's device",
+            QoS::AtMostOnce,
+            false,
+        )
+        .await;
+    barrier(&mut alice, "alice/barrier").await;
+    let got = until_barrier(&mut alice, "alice/barrier").await;
+    let payloads: Vec<_> = got.iter().map(|p| p.payload.to_vec()).collect();
+    assert_eq!(payloads, vec![b"allowed".to_vec()]);
+    assert_eq!(metric(&b, |m| &m.acl_denied_publish), 3);
+
+    // A device publishes on its own topics (pattern %c).
+    anon.publish("devices/dev9/cmd", b"self", QoS::AtLeastOnce, false)
+        .await;
+    assert_eq!(&anon.recv_publish().await.payload[..], b"self");
+
+    // A will the client may not publish refuses the CONNECT.
+    let mut c = connect_as("dev9w", None, None);
+    c.will = Some(common::will("alice/will", "x", QoS::AtMostOnce, false));
+    assert_eq!(connack(&b, c).await, NotAuthorized);
+    let mut c = connect_as("dev9w", None, None);
+    c.will = Some(common::will(
+        "devices/dev9w/status",
+        "gone",
+        QoS::AtMostOnce,
+        false,
+    ));
+    assert_eq!(connack(&b, c).await, Accepted);
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP authentication hook
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn http_hook_allows_denies_times_out_and_caches() {
+    let hook = HookServer::start().await;
+    let mut cfg = HttpAuthConfig::new(hook.url());
+    cfg.timeout = Duration::from_millis(300);
+    let b = start_with(|c| {
+        c.auth.http = Some(cfg);
+        c.auth.allow_anonymous = false;
+    })
+    .await;
+
+    assert_eq!(
+        connack(&b, connect_as("h1", Some("good"), Some("pw"))).await,
+        Accepted
+    );
+    assert_eq!(hook.requests(), 1);
+    let body = hook.bodies.lock()[0].clone();
+    assert_eq!(body["clientid"], "h1");
+    assert_eq!(body["username"], "good");
+    assert_eq!(body["password"], "pw");
+    assert!(body["peer"]
+        .as_str()
+        .expect("peer")
+        .starts_with("127.0.0.1:"));
+
+    // Same credentials again: answered from the cache.
+    assert_eq!(
+        connack(&b, connect_as("h1", Some("good"), Some("pw"))).await,
+        Accepted
+    );
+    assert_eq!(hook.requests(), 1, "cached");
+
+    assert_eq!(
+        connack(&b, connect_as("h2", Some("bad"), Some("pw"))).await,
+        BadUsernameOrPassword
+    );
+    assert_eq!(hook.requests(), 2);
+
+    let started = Instant::now();
+    assert_eq!(
+        connack(&b, connect_as("h3", Some("slow"), Some("pw"))).await,
+        NotAuthorized
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "denied after the timeout: {took:?}"
+    );
+    // Anonymous clients are not sent to the hook.
+    assert_eq!(
+        connack(&b, connect_as("h4", None, None)).await,
+        NotAuthorized
+    );
+    assert_eq!(hook.requests(), 3);
+    assert_eq!(metric(&b, |m| &m.auth_failures), 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Reload (SIGHUP)
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn reload_swaps_passwords_without_dropping_connections() {
+    let dir = support::temp_dir("reload");
+    let file = dir.join("passwd");
+    supermq::auth::passwd::set_password(&file, "alice", "one", true).expect("passwd");
+    let b = start_with(|c| {
+        c.auth.password_file = Some(file.clone());
+        c.auth.allow_anonymous = false;
+    })
+    .await;
+    let (mut kept, _) =
+        Raw::connect_with(b.addr, connect_as("kept", Some("alice"), Some("one"))).await;
+
+    supermq::auth::passwd::set_password(&file, "alice", "two", false).expect("passwd");
+    b.broker.reload_auth().expect("reload");
+    assert_eq!(
+        connack(&b, connect_as("n", Some("alice"), Some("two"))).await,
+        Accepted
+    );
+    assert_eq!(
+        connack(&b, connect_as("o", Some("alice"), Some("one"))).await,
+        BadUsernameOrPassword
+    );
+    kept.ping().await;
+
+    // A broken file is refused and the loaded one stays.
+    std::fs::write(&file, "alice\n").expect("write");
+    let e = b.broker.reload_auth().expect_err("bad file");
+    assert!(e.to_string().contains("line 1"), "{e}");
+    assert_eq!(
+        connack(&b, connect_as("n2", Some("alice"), Some("two"))).await,
+        Accepted
+    );
+    kept.ping().await;
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_running_binary() {
+    let dir = support::temp_dir("hup");
+    let file = dir.join("passwd");
+    supermq::auth::passwd::set_password(&file, "alice", "one", true).expect("passwd");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let conf = write(
+        &dir,
+        "supermq.toml",
+        &format!(
+            "[[listener]]\nbind = \"127.0.0.1:{port}\"\n[auth]\nallow_anonymous = false\n\
+             password_file = \"{}\"\n[sys]\ninterval = \"0s\"\n",
+            file.display()
+        ),
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_supermq"))
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn supermq");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let try_connect = |pass: &'static str| async move {
+        let mut s = Stream::new(TcpStream::connect(addr).await.ok()?);
+        s.connect(connect_as("hup", Some("alice"), Some(pass)))
+            .await
+    };
+    let deadline = Instant::now() + WAIT;
+    while try_connect("one").await != Some(Accepted) {
+        assert!(Instant::now() < deadline, "supermq did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut kept = Stream::new(TcpStream::connect(addr).await.expect("tcp"));
+    let c = connect_as("kept", Some("alice"), Some("one"));
+    assert_eq!(kept.connect(c).await, Some(Accepted));
+
+    supermq::auth::passwd::set_password(&file, "alice", "two", false).expect("passwd");
+    let pid = child.id().expect("pid").to_string();
+    run(std::process::Command::new("kill").args(["-HUP", &pid]));
+    let deadline = Instant::now() + WAIT;
+    while try_connect("two").await != Some(Accepted) {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the password file"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kept.send(&Packet::PingReq).await;
+    assert_eq!(kept.recv().await, Packet::PingResp, "connection kept");
+    assert!(child.try_wait().expect("status").is_none(), "still running");
+    run(std::process::Command::new("kill").args(["-TERM", &pid]));
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert!(status.success(), "{status:?}");
+}
