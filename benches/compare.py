@@ -211,6 +211,40 @@ def first_line(cmd):
         return "unknown"
 
 
+def install_mosquitto():
+    """Installs Debian's mosquitto package when possible (root with apt-get)."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    print("mosquitto not found: apt-get install -y mosquitto", flush=True)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.run(["apt-get", "install", "-y", "mosquitto"], env=env, **quiet).returncode:
+        subprocess.run(["apt-get", "update"], env=env, **quiet)
+        subprocess.run(["apt-get", "install", "-y", "mosquitto"], env=env, **quiet)
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s():
+    """CPU seconds the whole machine has spent busy since boot (from /proc/stat)."""
+    try:
+        v = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+        return (sum(v) - v[3] - v[4]) / CLK_TCK  # minus idle and iowait
+    except (OSError, ValueError):
+        return None
+
+
+def process_cpu_s(pid):
+    """utime + stime of `pid` in seconds."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        f = stat[stat.rindex(")") + 2:].split()
+        return (int(f[11]) + int(f[12])) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -229,6 +263,11 @@ def run_once(args, broker, load_args, timeout):
             return {"error": str(e)}
         cmd = [str(args.load), "--host", "127.0.0.1", "--port", str(port), "--json",
                "--broker-pid", str(proc.pid)] + load_args
+        # What the rest of the machine did meanwhile: everything busy that was neither the
+        # broker nor the load generator.
+        t0, busy0 = time.monotonic(), machine_busy_s()
+        broker0 = process_cpu_s(proc.pid)
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
             lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
@@ -238,6 +277,14 @@ def run_once(args, broker, load_args, timeout):
             result = {"error": f"load generator timed out after {timeout} s"}
         except json.JSONDecodeError as e:
             result = {"error": f"unparsable output: {e}"}
+        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy1, broker1 = machine_busy_s(), process_cpu_s(proc.pid)
+        wall = time.monotonic() - t0
+        if None not in (busy0, busy1, broker0, broker1) and wall > 0:
+            ours = (kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime
+                    + broker1 - broker0)
+            other = max(0.0, busy1 - busy0 - ours)
+            result["other_cpu_share"] = other / (wall * (os.cpu_count() or 1))
         if proc.poll() is not None:
             result.setdefault("errors", []).append(
                 f"{broker.name} died during the run (exit {proc.returncode}): "
@@ -257,6 +304,7 @@ def measure(args, brokers, label, load_args, seconds):
             r["broker_name"] = b.name
             r["rep"] = rep
             runs[b.name].append(r)
+            args.all_runs.append(r)
             with open(args.raw, "a") as f:
                 f.write(json.dumps(r) + "\n")
             summary = r.get("error") or short(r)
@@ -270,6 +318,8 @@ def short(r):
     s = (f"{fmt(r.get('delivered_per_s'), 0)} msgs/s, p99 {fmt(r.get('lat_p99_us'), 0)} us, "
          f"lost {r.get('lost')}, dup {r.get('duplicated')}, "
          f"peak rss {fmt(kb_mb(r.get('broker_rss_peak_kb')), 1)} MB")
+    if "other_cpu_share" in r:
+        s += f", other processes {r['other_cpu_share']:.0%} CPU"
     if r.get("errors"):
         s += f"  [{len(r['errors'])} errors: {r['errors'][0]}]"
     return s
@@ -315,16 +365,7 @@ def machine():
         mem = f"{kb / 1024 / 1024:.1f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "memory": mem,
-            "load": loadavg()}
-
-
-def loadavg():
-    """The 1-minute load average: other work on the machine skews every number."""
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "memory": mem}
 
 
 def git_rev():
@@ -338,18 +379,26 @@ def git_rev():
         return "unknown"
 
 
+def noise(runs):
+    shares = [r["other_cpu_share"] for r in runs if "other_cpu_share" in r]
+    if not shares:
+        return "an unknown share"
+    return (f"{statistics.median(shares):.0%} (median over runs; max {max(shares):.0%}, "
+            f"{sum(s > 0.1 for s in shares)} of {len(shares)} runs above 10 %)")
+
+
 def table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
 
 
-def per_broker_table(results, brokers, first_col, metric, digits, scale=None, better=""):
+def per_broker_table(results, brokers, first_col, metric, digits, scale=None):
     """One row per measure: the median of `metric` per broker, and supermq/Mosquitto."""
     names = [b.name for b in brokers]
     header = [first_col] + names
     if "mosquitto" in names and "supermq" in names:
-        header.append(f"supermq / Mosquitto{better}")
+        header.append("supermq / Mosquitto")
     rows = []
     for label, runs in results:
         vals = {}
@@ -394,8 +443,8 @@ def write_report(args, brokers, sections, commands, started, problems):
         "",
         f"- CPU: {m['cpu']}, {m['nproc']} logical CPUs; memory {m['memory']}; "
         f"kernel {m['kernel']}",
-        f"- 1-minute load average: {fmt(args.load_start, 2)} before the runs, "
-        f"{fmt(m['load'], 2)} after (above ~0.2 means other work shared the CPUs)",
+        f"- other processes used {noise(args.all_runs)} of the CPUs during the runs "
+        "(anything well above 0 % makes every number here noisier)",
     ]
     for b in brokers:
         lines.append(f"- {b.name}: `{b.version()}` ({b.path})")
@@ -502,6 +551,8 @@ def main():
     brokers = []
     if "supermq" in wanted:
         brokers.append(Supermq(args.supermq, args))
+    if "mosquitto" in wanted and not args.mosquitto.exists():
+        install_mosquitto()
     if "mosquitto" in wanted:
         if args.mosquitto.exists():
             brokers.append(Mosquitto(args.mosquitto, args))
@@ -520,7 +571,7 @@ def main():
     args.raw.parent.mkdir(parents=True, exist_ok=True)
     args.raw.write_text("")
     started = datetime.datetime.now(datetime.timezone.utc)
-    args.load_start = loadavg()
+    args.all_runs = []
     print(f"brokers: {', '.join(b.name for b in brokers)}; reps {args.reps}; "
           f"{args.duration} s per run; open-files limit {soft}", flush=True)
 

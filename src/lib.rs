@@ -167,6 +167,9 @@ impl Broker {
 pub fn preflight(config: &Config) -> Result<(), StartError> {
     listener::check_all(config)?;
     auth::Auth::load(&config.auth, Arc::default())?;
+    if config.cluster.enabled {
+        cluster::RouteTls::load(&config.cluster)?;
+    }
     Ok(())
 }
 

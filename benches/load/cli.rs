@@ -8,7 +8,7 @@ use supermq::codec::QoS;
 /// MQTT 3.1.1 load generator: measures throughput, latency, loss and broker cost of any
 /// broker over plain TCP.
 #[derive(Debug, Parser)]
-#[command(name = "supermq-load", version, about)]
+#[command(name = "supermq-load", version)]
 pub struct Cli {
     /// Broker address.
     #[arg(long, default_value = "127.0.0.1")]
@@ -16,14 +16,14 @@ pub struct Cli {
     /// Broker port.
     #[arg(long, default_value_t = 1883)]
     pub port: u16,
-    /// Traffic shape (see --help of each value).
+    /// Traffic shape.
     #[arg(long, value_enum, default_value_t = Scenario::OneToOne)]
     pub scenario: Scenario,
-    /// Publishers (fan-in, pairs: pairs; mesh: clients). Default: 20 for fan-in and mesh,
-    /// 10 for pairs, 1 otherwise.
+    /// Publishers in fan-in, pairs in pairs, clients in mesh. Default: 20 for fan-in and
+    /// mesh, 10 for pairs; one-to-one and fan-out always have 1.
     #[arg(long)]
     pub pubs: Option<usize>,
-    /// Subscribers (fan-out). Default: 20 for fan-out, 1 otherwise.
+    /// Subscribers in fan-out (default 20); the other scenarios derive theirs.
     #[arg(long)]
     pub subs: Option<usize>,
     /// QoS of every publish and subscription.

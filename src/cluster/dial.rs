@@ -42,8 +42,14 @@ pub async fn dial_loop(
         };
         match connected {
             Ok(Ok(stream)) => {
-                let end =
-                    link::run(stream, true, ctx.clone(), cluster.clone(), shutdown.clone()).await;
+                let end = link::run(
+                    stream,
+                    Some(&addr),
+                    ctx.clone(),
+                    cluster.clone(),
+                    shutdown.clone(),
+                )
+                .await;
                 match end.error {
                     LinkError::SelfLink => {
                         tracing::info!(%addr, "seed is this node itself; not dialling it again");

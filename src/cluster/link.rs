@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use ring::hmac;
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +29,8 @@ const WRITE_BATCH: usize = 256 * 1024;
 pub enum LinkError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
     #[error("{0}")]
     Frame(#[from] FrameError),
     #[error("handshake timed out")]
@@ -69,12 +71,12 @@ fn proof(secret: &str, nonce: u64, node: &str) -> Vec<u8> {
     hmac::sign(&key, &data).as_ref().to_vec()
 }
 
-struct Io {
-    stream: TcpStream,
+struct Io<S> {
+    stream: S,
     rbuf: BytesMut,
 }
 
-impl Io {
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     async fn read_frame(&mut self) -> Result<Frame, LinkError> {
         loop {
             if let Some(f) = frame::decode(&mut self.rbuf)? {
@@ -137,16 +139,54 @@ impl Io {
     }
 }
 
-/// Runs one link (dialled by this node when `dialed`) until it ends.
+/// Runs one link until it ends; `dialed` is the address this node dialled, or `None` for an
+/// accepted connection. With route TLS, the TLS handshake comes first (within the same
+/// handshake timeout).
 pub async fn run(
     stream: TcpStream,
-    dialed: bool,
+    dialed: Option<&str>,
     ctx: Arc<Context>,
     cluster: Arc<Cluster>,
     shutdown: CancellationToken,
 ) -> LinkEnd {
     let _ = stream.set_nodelay(true);
     let peer_addr = stream.peer_addr().ok();
+    let Some(tls) = cluster.tls.clone() else {
+        return run_on(stream, dialed.is_some(), peer_addr, ctx, cluster, shutdown).await;
+    };
+    let refused = |e: std::io::Error, ctx: &Context| {
+        metrics::inc(&ctx.metrics.route_handshake_rejected);
+        tracing::warn!(peer = ?peer_addr, "route TLS handshake failed: {e}");
+        LinkEnd {
+            peer: None,
+            error: LinkError::Tls(e),
+        }
+    };
+    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out");
+    match dialed {
+        Some(addr) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(addr, stream)).await {
+                Ok(Ok(s)) => run_on(s, true, peer_addr, ctx, cluster, shutdown).await,
+                Ok(Err(e)) => refused(e, &ctx),
+                Err(_) => refused(timed_out(), &ctx),
+            }
+        }
+        None => match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+            Ok(Ok(s)) => run_on(s, false, peer_addr, ctx, cluster, shutdown).await,
+            Ok(Err(e)) => refused(e, &ctx),
+            Err(_) => refused(timed_out(), &ctx),
+        },
+    }
+}
+
+async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    stream: S,
+    dialed: bool,
+    peer_addr: Option<std::net::SocketAddr>,
+    ctx: Arc<Context>,
+    cluster: Arc<Cluster>,
+    shutdown: CancellationToken,
+) -> LinkEnd {
     let mut io = Io {
         stream,
         rbuf: BytesMut::with_capacity(8192),
@@ -206,7 +246,7 @@ pub async fn run(
     for key in std::mem::take(&mut reg.stale_groups) {
         ctx.router.groups().set_remote(&key, &node, 0);
     }
-    let error = serve(&mut io, &node, reg, &ctx, &cluster, &shutdown).await;
+    let error = serve(io, &node, reg, &ctx, &cluster, &shutdown).await;
     for key in cluster.unregister(&node, reg_id(&error)) {
         ctx.router.groups().set_remote(&key, &node, 0);
     }
@@ -264,8 +304,8 @@ fn snapshot(out: &mut BytesMut, node: &Arc<str>, ctx: &Context, cluster: &Cluste
     }
 }
 
-async fn serve(
-    io: &mut Io,
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    io: Io<S>,
     node: &Arc<str>,
     mut reg: super::node::Registered,
     ctx: &Arc<Context>,
@@ -278,8 +318,9 @@ async fn serve(
     // UNSUB never overtakes the SUB it withdraws.
     snapshot(&mut wbuf, node, ctx, cluster);
     let mut last_rx = Instant::now();
-    let Io { stream, rbuf } = io;
-    let (mut rd, mut wr) = stream.split();
+    let Io { stream, mut rbuf } = io;
+    let rbuf = &mut rbuf;
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut tick = tokio::time::interval(cluster.ping_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

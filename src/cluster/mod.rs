@@ -29,6 +29,7 @@ mod dial;
 pub mod frame;
 mod link;
 mod node;
+mod tls;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use node::{Cluster, LinkStats};
+pub use tls::RouteTls;
 
 use crate::context::Context;
 
@@ -51,6 +53,12 @@ pub enum ClusterError {
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
+    },
+    #[error("{key} {}: {reason}", path.display())]
+    Tls {
+        key: &'static str,
+        path: std::path::PathBuf,
+        reason: String,
     },
 }
 
@@ -84,6 +92,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<(Arc<Cluster>, SocketAddr), ClusterError> {
     let cfg = &ctx.config.cluster;
+    let tls = RouteTls::load(cfg)?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ClusterError::Bind {
@@ -95,7 +104,9 @@ pub async fn start(
         source,
     })?;
     let advertise = cfg.advertise.clone().unwrap_or_else(|| bound.to_string());
-    let cluster = Arc::new(Cluster::new(cfg, advertise, ctx.metrics.clone()));
+    let mut node = Cluster::new(cfg, advertise, ctx.metrics.clone());
+    node.tls = tls;
+    let cluster = Arc::new(node);
     *cluster.dialing.shutdown.lock() = Some(shutdown.clone());
     ctx.router.retained().set_node(cluster.node_id.clone());
     ctx.router.set_cluster(cluster.clone());
@@ -115,7 +126,7 @@ pub async fn start(
             };
             match accepted {
                 Ok((stream, _)) => {
-                    tr.spawn(link::run(stream, false, cx.clone(), c.clone(), sd.clone()));
+                    tr.spawn(link::run(stream, None, cx.clone(), c.clone(), sd.clone()));
                 }
                 Err(e) => {
                     tracing::warn!("route accept failed: {e}");

@@ -94,6 +94,8 @@ pub struct Cluster {
     /// Wakes dialers waiting for a node's link to go down.
     pub link_down: Notify,
     pub(crate) dialing: super::Dialing,
+    /// Route TLS, when configured.
+    pub tls: Option<super::RouteTls>,
     metrics: Arc<Metrics>,
 }
 
@@ -121,6 +123,7 @@ impl Cluster {
             next_id: AtomicU64::new(1),
             link_down: Notify::new(),
             dialing: super::Dialing::default(),
+            tls: None,
             metrics,
         }
     }

@@ -1,6 +1,7 @@
 //! The `[cluster]` section: route listener, identity, seeds and link timing.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -42,6 +43,14 @@ pub struct ClusterConfig {
     /// its SUBACK is sent anyway.
     #[serde(deserialize_with = "de::positive_duration")]
     pub sync_timeout: Duration,
+    /// Mutual TLS on routes: this node's certificate chain, its key, and the CA every peer's
+    /// certificate must chain to. All three or none.
+    #[serde(deserialize_with = "de::opt_path")]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(deserialize_with = "de::opt_path")]
+    pub tls_key_file: Option<PathBuf>,
+    #[serde(deserialize_with = "de::opt_path")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for ClusterConfig {
@@ -59,6 +68,9 @@ impl Default for ClusterConfig {
             reconnect_max: Duration::from_secs(5),
             route_queue: 100_000,
             sync_timeout: Duration::from_secs(1),
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
         }
     }
 }
@@ -99,6 +111,16 @@ impl ClusterConfig {
                 };
                 return Err((key, format!("\"{s}\" is not a host:port address")));
             }
+        }
+        let tls = [&self.tls_cert_file, &self.tls_key_file, &self.tls_ca_file];
+        let set = tls.iter().filter(|p| p.is_some()).count();
+        if set != 0 && set != 3 {
+            let missing = ["tls_cert_file", "tls_key_file", "tls_ca_file"]
+                [tls.iter().position(|p| p.is_none()).unwrap_or(0)];
+            return Err((
+                missing,
+                "route TLS needs tls_cert_file, tls_key_file and tls_ca_file together".into(),
+            ));
         }
         if self.reconnect_min > self.reconnect_max {
             return Err((

@@ -196,6 +196,9 @@ strategy = "hash_topic"
             reconnect_max: Duration::from_secs(2),
             route_queue: 1000,
             sync_timeout: Duration::from_millis(250),
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
         },
         groups: GroupsConfig {
             strategy: GroupStrategy::HashTopic,
@@ -894,6 +897,11 @@ fn cluster_cross_checks_name_the_key_and_line() {
             "line 6",
         ),
         ("[cluster]\nroute_queue = 1\n", "cluster.route_queue", "line 2"),
+        (
+            "[cluster]\nenabled = true\nnode_id = \"a\"\nlisten = \"127.0.0.1:1\"\ntls_cert_file = \"c.pem\"\n",
+            "cluster.tls_key_file",
+            "line 2",
+        ),
         ("[cluster]\nbogus = 1\n", "bogus", "line 2"),
         ("[groups]\nstrategy = \"fastest\"\n", "groups.strategy", "line 2"),
     ];
