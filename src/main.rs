@@ -97,9 +97,13 @@ fn main() -> ExitCode {
     // RUST_LOG, when set, overrides the configured level.
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    // Logs go to standard error (systemd and containers collect it), coloured only on a
+    // terminal.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let mut rt = tokio::runtime::Builder::new_multi_thread();

@@ -29,6 +29,7 @@ class Client:
         self._acks_lock = threading.Lock()
         self.disconnected = threading.Event()
         self.disconnect_reason = None
+        self.dropped = False
         self.mqtt = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -118,10 +119,11 @@ class Client:
         # socket while it is closed under it.
         self.mqtt.loop_stop()
         self.mqtt.socket().close()
+        self.dropped = True
 
     def close(self):
         """Test cleanup: disconnect if still connected."""
-        if not self.disconnected.is_set() and self.mqtt.socket() is not None:
+        if not (self.dropped or self.disconnected.is_set()):
             self.mqtt.disconnect()
             self.disconnected.wait(WAIT)
         self.mqtt.loop_stop()
