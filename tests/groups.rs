@@ -394,3 +394,26 @@ async fn cluster_wide_random_spreads_in_proportion_to_member_counts() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_members_messages_move_to_a_member_on_another_node() {
+    let nodes = group_cluster(GroupStrategy::RoundRobin).await;
+    // One member on node 2 that never acknowledges, one on node 3 that does.
+    let mut dying = member(nodes[1].addr, "far-dying", "$share/x/jobs").await;
+    let mut alive = member(nodes[2].addr, "far-alive", "$share/x/jobs").await;
+    let mut p = Raw::connect(nodes[0].addr, "far-pub").await;
+    publish_n(&mut p, "jobs", 0..20).await;
+    let mut held = 0;
+    while held < 10 {
+        if let Packet::Publish(_) = dying.raw.recv().await {
+            held += 1;
+        }
+    }
+    drop(dying);
+    wait_until("handed on", || {
+        metric(&nodes[1], |m| &m.group_redispatched) >= 10
+    })
+    .await;
+    let got = seqs(&drain(&mut alive, &mut p).await);
+    exactly_once(std::slice::from_ref(&got), 20);
+}
