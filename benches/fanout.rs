@@ -35,7 +35,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(n: usize, qos: QoS) -> Fixture {
-        let ctx = Context::new(Config::default());
+        let ctx = Context::new(Config::default()).expect("default config has no files to load");
         let sessions = (0..n)
             .map(|i| {
                 let link = ConnLink::new(ctx.sessions.next_gen());

@@ -26,20 +26,9 @@ pub struct Context {
 }
 
 impl Context {
-    /// Builds the broker state from a validated configuration.
-    ///
-    /// # Panics
-    /// If a configured password or ACL file cannot be loaded; use [`Context::try_new`]
-    /// where that can happen.
-    pub fn new(config: Config) -> Arc<Context> {
-        match Context::try_new(config) {
-            Ok(ctx) => ctx,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// Builds the broker state, loading the password and ACL files.
-    pub fn try_new(config: Config) -> Result<Arc<Context>, AuthError> {
+    /// Builds the broker state from a validated configuration, loading the password and ACL
+    /// files.
+    pub fn new(config: Config) -> Result<Arc<Context>, AuthError> {
         let metrics = Arc::new(Metrics::default());
         let auth = Auth::load(&config.auth, metrics.clone())?;
         let s = &config.session;

@@ -75,7 +75,7 @@ impl Broker {
     /// Binds every listener and starts serving until `shutdown` is cancelled.
     pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Broker, StartError> {
         let bound = listener::bind_all(&config).await?;
-        let ctx = Context::try_new(config)?;
+        let ctx = Context::new(config)?;
         let tracker = TaskTracker::new();
         // The cluster starts before any client is accepted, so every subscription is counted
         // in the interest advertised to peers.

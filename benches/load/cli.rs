@@ -44,10 +44,13 @@ pub struct Cli {
     /// Most unacknowledged QoS 1/2 messages per publisher.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     pub window: u32,
-    /// How long subscribers may still receive after the last publish before the missing
-    /// messages are counted as lost.
+    /// After the last publish, subscribers keep receiving until everything arrived, or
+    /// nothing arrived for this long; what is missing then counts as lost.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub drain: Duration,
+    /// The longest the tail may take after the last publish, however steadily it arrives.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub drain_max: Duration,
     /// Extra subscribers that connect, subscribe like the first subscriber and never read.
     #[arg(long, default_value_t = 0)]
     pub stall_subs: usize,

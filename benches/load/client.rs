@@ -5,7 +5,8 @@
 //! each other: a broker may stop reading from a client while its own writes to that client
 //! are blocked, so a client that stopped reading while it wrote (or the reverse) could
 //! deadlock against it. The reader hands acknowledgements to send over [`Link::ctrl`] and
-//! returns publish credit through [`Link::window`], then wakes the writer.
+//! returns publish credit through [`Link::window`], then wakes the writer. (A client that
+//! only subscribes has no writer task: its reader writes its acknowledgements itself.)
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize};

@@ -4,8 +4,12 @@
 //! Deliveries are checked against the payload stamp (which publisher, which sequence number,
 //! when sent) to count loss, duplicates and reordering and to record end-to-end latency.
 //! Acknowledgements are owed per the QoS 1/2 flows: PUBACK for a QoS 1 delivery, PUBREC then
-//! PUBCOMP for QoS 2; a publisher's PUBREC is answered with PUBREL.
+//! PUBCOMP for QoS 2; a publisher's PUBREC is answered with PUBREL. A client that only
+//! subscribes has no writer task: its reader writes the acknowledgements of each read itself
+//! with a non-blocking write (what does not fit waits for the socket to become writable,
+//! while reading goes on), which saves a task wake-up per read.
 
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -76,14 +80,15 @@ impl SubState {
 }
 
 /// Reads until the run finishes or the connection fails; returns what the subscriber saw.
-/// `_hold` keeps an otherwise unused write half open (dropping it would send FIN).
+/// `direct` is the write half when no writer task owns it: acknowledgements are then
+/// written from here (and the half stays open; dropping it would send FIN).
 pub async fn read_loop(
     mut rd: OwnedReadHalf,
     mut buf: BytesMut,
     link: Arc<Link>,
     mut sub: Option<SubState>,
     run: Arc<Run>,
-    _hold: Option<OwnedWriteHalf>,
+    direct: Option<OwnedWriteHalf>,
 ) -> Option<SubState> {
     let mut ctrl = BytesMut::new();
     let mut released: Vec<u16> = Vec::new();
@@ -92,9 +97,21 @@ pub async fn read_loop(
             // Consumed bytes are reclaimed in place: the buffer is never shared.
             buf.reserve(READ_CHUNK);
         }
+        let unsent = direct.as_ref().filter(|_| !ctrl.is_empty());
         let r = tokio::select! {
             biased;
             _ = run.finish.cancelled() => break,
+            w = async { unsent?.as_ref().writable().await.ok() }, if unsent.is_some() => {
+                let flushed = match w {
+                    Some(()) => flush(direct.as_ref(), &mut ctrl),
+                    None => Err(io::ErrorKind::BrokenPipe.into()),
+                };
+                if let Err(e) = flushed {
+                    run.error(format!("write: {e}"));
+                    break;
+                }
+                continue;
+            }
             r = rd.read_buf(&mut buf) => r,
         };
         match r {
@@ -167,7 +184,12 @@ pub async fn read_loop(
             }
             wake = true;
         }
-        if !ctrl.is_empty() {
+        if direct.is_some() {
+            if let Err(e) = flush(direct.as_ref(), &mut ctrl) {
+                run.error(format!("write: {e}"));
+                break;
+            }
+        } else if !ctrl.is_empty() {
             link.ctrl.lock().extend_from_slice(&ctrl);
             ctrl.clear();
             wake = true;
@@ -181,4 +203,19 @@ pub async fn read_loop(
         }
     }
     sub
+}
+
+/// Writes as much of `pending` as the socket takes now, without waiting.
+fn flush(wr: Option<&OwnedWriteHalf>, pending: &mut BytesMut) -> io::Result<()> {
+    let Some(wr) = wr else { return Ok(()) };
+    while !pending.is_empty() {
+        match wr.as_ref().try_write(pending) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => pending.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    pending.clear();
+    Ok(())
 }

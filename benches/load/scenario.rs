@@ -248,17 +248,15 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> Result<Report, String> {
         if let Some((idx, _)) = &c.publish {
             pub_links.push((*idx as usize, link.clone()));
         }
-        let needs_writer = pub_plan.is_some() || qos != supermq::codec::QoS::AtMostOnce;
-        let (writer, hold) = if needs_writer {
-            if pub_plan.is_some() {
-                run.publishing.fetch_add(1, Ordering::AcqRel);
-            }
+        // Only publishers get a writer task; a subscriber's reader writes its own acks.
+        let (writer, direct) = if pub_plan.is_some() {
+            run.publishing.fetch_add(1, Ordering::AcqRel);
             let w = writer::write_loop(wr, link.clone(), pub_plan, run.clone());
             (Some(tokio::spawn(w)), None)
         } else {
             (None, Some(wr))
         };
-        let r = reader::read_loop(rd, setup.leftover, link.clone(), sub, run.clone(), hold);
+        let r = reader::read_loop(rd, setup.leftover, link.clone(), sub, run.clone(), direct);
         live.push(Live {
             sub: Some(tokio::spawn(r)),
             writer,
@@ -268,8 +266,9 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> Result<Report, String> {
     wait_publishers(&run, cli, deadline).await;
     let pub_end = Instant::now();
 
-    // The tail: until everything sent has been delivered (and acknowledged), or the drain
-    // time has passed.
+    // The tail: until everything sent has been delivered (and acknowledged), or nothing has
+    // arrived for the drain time (a broker still delivering is slow, not lossy), or the
+    // drain cap has passed.
     let receivers: Vec<u64> = (0..pubs)
         .map(|p| {
             (0..plan.clients.len())
@@ -277,16 +276,24 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> Result<Report, String> {
                 .count() as u64
         })
         .collect();
-    let drain_until = pub_end + cli.drain;
+    let cap = pub_end + cli.drain_max.max(cli.drain);
+    let mut last = (u64::MAX, Instant::now());
     loop {
         let expected: u64 = pub_links
             .iter()
             .map(|(p, l)| l.sent.load(Ordering::Relaxed) * receivers[*p])
             .sum();
-        let delivered = run.received.load(Ordering::Relaxed) >= expected;
-        let acked = qos == supermq::codec::QoS::AtMostOnce
-            || run.acked.load(Ordering::Relaxed) >= run.sent.load(Ordering::Relaxed);
-        if (delivered && acked) || Instant::now() >= drain_until {
+        let (received, acked) = (
+            run.received.load(Ordering::Relaxed),
+            run.acked.load(Ordering::Relaxed),
+        );
+        let all_acked =
+            qos == supermq::codec::QoS::AtMostOnce || acked >= run.sent.load(Ordering::Relaxed);
+        let now = Instant::now();
+        if received + acked != last.0 {
+            last = (received + acked, now);
+        }
+        if (received >= expected && all_acked) || now - last.1 >= cli.drain || now >= cap {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -174,7 +174,14 @@ fn encode(
     }
     // One lock per batch: the reader returns credit under the same lock.
     let mut w = link.window.lock();
-    let n = n.min(p.window.saturating_sub(w.inflight) as u64);
+    let credit = p.window.saturating_sub(w.inflight) as u64;
+    // Unpaced, the window is refilled a quarter at a time, so that a broker acknowledging
+    // each message separately does not make every write carry a single message.
+    let chunk = (p.window as u64 / 4).clamp(1, n);
+    if p.rate == 0.0 && w.inflight > 0 && credit < chunk {
+        return 0;
+    }
+    let n = n.min(credit);
     for _ in 0..n {
         let id = w.alloc();
         frame::put_publish(out, &p.topic, p.qos, id, stamp(*seq), filler);

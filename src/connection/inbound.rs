@@ -98,8 +98,12 @@ fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, 
         qos: p.qos,
         retain: p.retain,
     };
-    ctx.router
-        .publish_from(msg, Some(&live.session.client_id), now);
+    let routed = ctx.router.publish_from(msg, Some(&live.session), now);
+    // A client's own subscription never paces it (the router leaves it out): its own
+    // connection is the one draining it.
+    if routed.pressure.is_some() {
+        live.pressure = routed.pressure;
+    }
 }
 
 fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {

@@ -30,6 +30,15 @@ pub use reason::CloseReason;
 /// The largest read buffer a busy connection grows to.
 const MAX_READ_CHUNK: usize = 256 * 1024;
 
+/// PUBLISH packets set aside while paced, at most; then reading stops too.
+const DEFER_MAX: usize = 256;
+
+/// Longest a publisher pauses for one subscriber before reading again (and re-checking).
+const PACE_MAX: Duration = Duration::from_millis(20);
+
+/// A read at least this large ends the connection's turn on the runtime (fairness).
+const FAIR_READ: usize = 64 * 1024;
+
 /// Below this many bytes per read or write a connection counts as not busy, and its empty
 /// buffers are released rather than kept.
 const IDLE_BUFFER: usize = 4096;
@@ -137,6 +146,11 @@ where
             .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500)),
         username,
         needs_sync: false,
+        pressure: None,
+        backlog: false,
+        paused: false,
+        deferred: std::collections::VecDeque::new(),
+        awaiting_acks: false,
     };
     if let Some(c) = conn.ctx.router.cluster() {
         // Client ids are unique cluster-wide: a live connection elsewhere is taken over.
@@ -215,12 +229,28 @@ struct Live {
     username: Option<Arc<str>>,
     /// A SUBSCRIBE was handled: its SUBACK waits until every cluster peer has the interest.
     needs_sync: bool,
+    /// A subscriber this client publishes to is filling up while it drains: pause reading.
+    pressure: Option<Arc<Session>>,
+    /// Packets are left in the read buffer (handling stopped for pacing).
+    backlog: bool,
+    /// Reading is paused for pacing: PUBLISH packets are set aside here (in order, bounded by
+    /// `DEFER_MAX`) while acknowledgements and pings go on being handled, so a client that is
+    /// also a subscriber keeps draining its own queue.
+    paused: bool,
+    deferred: std::collections::VecDeque<Packet>,
+    /// The client owes acknowledgements for messages sent to it: keep reading while paced.
+    awaiting_acks: bool,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
     /// Makes room in the read buffer: small while idle, growing to `MAX_READ_CHUNK` while
     /// reads keep filling it.
     fn reserve_read(&mut self, last_read: usize) {
+        if self.rbuf.capacity() == 0 && last_read < IDLE_BUFFER {
+            // An idle connection waits with no buffer at all (the read allocates a small one
+            // when data comes); memory per idle connection is what this keeps low.
+            return;
+        }
         let initial = self.ctx.config.engine.read_buffer_size;
         let spare = self.rbuf.capacity() - self.rbuf.len();
         if spare < 512 || last_read >= spare {
@@ -294,6 +324,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         let timer = tokio::time::sleep(live.keep_alive.unwrap_or(far));
         tokio::pin!(timer);
         let mut last_read = 0;
+        if self.rbuf.is_empty() {
+            // The CONNECT is handled: an idle connection keeps no read buffer.
+            self.rbuf = BytesMut::new();
+        }
         // Registered once per connection, not once per loop turn: waiting on a token or a
         // Notify takes a lock, and the shutdown token is shared by every connection.
         let kick = live.link.kick.clone();
@@ -302,6 +336,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         let notify = live.link.notify.clone();
         let notified = notify.notified();
         tokio::pin!(notified);
+        let mut paused: Option<(tokio::sync::watch::Receiver<u64>, tokio::time::Instant)> = None;
         // Packets already buffered behind the CONNECT are handled before the first read.
         if let Err(r) = self.handle_buffered(live) {
             return r;
@@ -327,9 +362,41 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                         .map_or(CloseReason::TakenOver, CloseReason::from);
                 }
                 let r = st.fill(&mut self.wbuf, wmax);
+                live.awaiting_acks = st.inflight() > 0;
                 drop(st);
                 metrics::add(&self.ctx.metrics.publish_sent, r.sent);
                 live.needs_drain = r.more;
+                if r.relieved {
+                    live.session.relieve();
+                }
+            }
+            // Flow control: a subscriber this client outpaces, and that still drains, pauses
+            // the handling of this client's PUBLISH packets until it catches up (or a short
+            // deadline passes) instead of losing them; writes to this client go on meanwhile.
+            // Until then, whatever was set aside is handled, in order.
+            loop {
+                if let Some(s) = live.pressure.take() {
+                    let relief = s.relief();
+                    if s.lock().pressured() {
+                        paused = Some((relief, tokio::time::Instant::now() + PACE_MAX));
+                    }
+                }
+                live.paused = paused.is_some();
+                if live.paused || (!live.backlog && live.deferred.is_empty()) {
+                    break;
+                }
+                live.backlog = false;
+                if let Err(r) = self.handle_deferred(live) {
+                    return r;
+                }
+                if live.pressure.is_none() {
+                    if let Err(r) = self.handle_buffered(live) {
+                        return r;
+                    }
+                    if live.pressure.is_none() && !live.backlog {
+                        break;
+                    }
+                }
             }
             self.reserve_read(last_read);
             tokio::select! {
@@ -357,8 +424,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     }
                     Err(e) => return CloseReason::Io(e),
                 },
-                // Backpressure: a client that does not read its acknowledgements is not read.
-                r = self.rd.read_buf(&mut self.rbuf), if self.wbuf.len() < 2 * wmax => match r {
+                _ = async {
+                    match paused.as_mut() {
+                        Some((rx, deadline)) => {
+                            let _ = tokio::time::timeout_at(*deadline, rx.changed()).await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                }, if paused.is_some() => paused = None,
+                // Backpressure: a client that does not read its acknowledgements is not read,
+                // nor one whose subscribers need time to catch up.
+                r = self.rd.read_buf(&mut self.rbuf), if self.wbuf.len() < 2 * wmax && live.deferred.len() < DEFER_MAX && !live.backlog
+                    && (paused.is_none() || live.awaiting_acks) => match r {
                     Ok(0) => return CloseReason::PeerClosed,
                     Ok(n) => {
                         last_read = n;
@@ -370,6 +447,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                         if self.rbuf.is_empty() && n < IDLE_BUFFER {
                             // Likewise for reads: idle connections hold no read buffer.
                             self.rbuf = BytesMut::new();
+                        }
+                        if n >= FAIR_READ {
+                            // A connection that keeps reading large batches lets the others
+                            // (the subscribers it feeds among them) run before its next read.
+                            tokio::task::yield_now().await;
                         }
                     }
                     Err(e) => return CloseReason::Io(e),
@@ -385,6 +467,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         }
     }
 
+    /// Handles the PUBLISH packets set aside while paced, in order, until pacing starts again.
+    fn handle_deferred(&mut self, live: &mut Live) -> Result<(), CloseReason> {
+        let now = Instant::now();
+        while live.pressure.is_none() {
+            let Some(p) = live.deferred.pop_front() else {
+                break;
+            };
+            inbound::handle(p, live, &self.ctx, &mut self.wbuf, now)?;
+        }
+        Ok(())
+    }
+
     /// Decodes and handles every complete packet in the read buffer.
     fn handle_buffered(&mut self, live: &mut Live) -> Result<(), CloseReason> {
         let limits = self.ctx.decode_limits;
@@ -393,9 +487,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         let result = loop {
             match codec::decode(&mut self.rbuf, &limits) {
                 Ok(Some(p)) => {
-                    received += u64::from(matches!(p, Packet::Publish(_)));
+                    let publish = matches!(p, Packet::Publish(_));
+                    received += u64::from(publish);
+                    if publish && (live.paused || !live.deferred.is_empty()) {
+                        live.deferred.push_back(p);
+                        if live.deferred.len() >= DEFER_MAX {
+                            live.backlog = true;
+                            break Ok(());
+                        }
+                        continue;
+                    }
                     if let Err(r) = inbound::handle(p, live, &self.ctx, &mut self.wbuf, now) {
                         break Err(r);
+                    }
+                    if live.pressure.is_some() && !live.paused {
+                        // Paced from here on: later PUBLISH packets are set aside.
+                        live.paused = true;
                     }
                 }
                 Ok(None) => break Ok(()),
@@ -404,5 +511,23 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         };
         metrics::add(&self.ctx.metrics.publish_received, received);
         result
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// Memory per idle connection is dominated by its task: keep the driver's state machine
+    /// small (buffers live on the heap and are released when idle).
+    #[test]
+    fn the_connection_future_stays_small() {
+        let ctx = crate::context::Context::new(crate::config::Config::default()).expect("ctx");
+        let (a, _b) = tokio::io::duplex(64);
+        let info = super::ConnInfo {
+            peer: "127.0.0.1:1".parse().expect("addr"),
+            cert_cn: None,
+        };
+        let f = super::serve(a, info, ctx, tokio_util::sync::CancellationToken::new());
+        let size = std::mem::size_of_val(&f);
+        assert!(size < 4096, "connection future grew to {size} bytes");
     }
 }

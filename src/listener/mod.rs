@@ -186,6 +186,20 @@ async fn handshake_and_serve(
         };
         return upgrade_and_serve(stream, info, t, deadline, ctx, shutdown).await;
     };
+    // Boxed: the TLS path's states (rustls session, TLS stream) would otherwise sit inline in
+    // every connection's task, plain TCP ones included, and idle memory is per task.
+    Box::pin(tls_and_serve(stream, peer, tls, t, deadline, ctx, shutdown)).await;
+}
+
+async fn tls_and_serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: &tls::TlsSetup,
+    t: &Transport,
+    deadline: Instant,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) {
     let r = tokio::select! {
         r = tokio::time::timeout_at(deadline, tls.accept(stream)) => r,
         _ = shutdown.cancelled() => return,
@@ -213,6 +227,21 @@ async fn upgrade_and_serve<S>(
     let Some(ws) = &t.ws else {
         return connection::serve(stream, info, ctx, shutdown).await;
     };
+    // Boxed for the same reason as TLS: WebSocket state stays out of plain connections.
+    Box::pin(ws_and_serve(stream, info, ws, t, deadline, ctx, shutdown)).await;
+}
+
+async fn ws_and_serve<S>(
+    stream: S,
+    info: ConnInfo,
+    ws: &ws::WsSetup,
+    t: &Transport,
+    deadline: Instant,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let r = tokio::select! {
         r = tokio::time::timeout_at(deadline, ws.accept(stream)) => r,
         _ = shutdown.cancelled() => return,

@@ -29,6 +29,16 @@ pub use groups::{Group, Groups, Pick};
 use shards::Shards;
 pub use shards::Subscriber;
 
+/// What routing one published message did.
+#[derive(Debug, Default)]
+pub struct Routed {
+    /// Local deliveries queued.
+    pub queued: usize,
+    /// A local subscriber whose queue is filling while it drains: the publisher should pause
+    /// reading until it is relieved (flow control instead of drops).
+    pub pressure: Option<Arc<Session>>,
+}
+
 /// Peers chosen for consumer groups while routing one message: (node, group).
 pub type RemotePicks = SmallVec<[(Arc<str>, Arc<GroupKey>); 4]>;
 
@@ -186,7 +196,7 @@ impl Router {
     /// strategy): updates the retained store if the retain flag is set, queues one delivery
     /// per matching local session and one per matching consumer group, and forwards it to
     /// every interested peer. Returns the number of local deliveries queued.
-    pub fn publish_from(&self, msg: Message, publisher: Option<&str>, now: Instant) -> usize {
+    pub fn publish_from(&self, msg: Message, publisher: Option<&Session>, now: Instant) -> Routed {
         let msg = Arc::new(msg);
         let mut ts = 0;
         if msg.retain {
@@ -197,17 +207,23 @@ impl Router {
                 }
             }
         }
-        let mut queued = self.deliver_local(&msg, now);
+        let mut routed = Routed::default();
+        self.deliver_local(&msg, now, publisher.map(|p| p.id), &mut routed);
         let mut picks = RemotePicks::new();
-        let hash = match self.strategy {
-            GroupStrategy::HashClient => groups::hash_of(publisher.unwrap_or("")),
-            _ => groups::hash_of(&msg.topic),
-        };
         let local_only = self.cluster().is_none();
+        let strategy = self.strategy;
+        // Hashed only when some group matches (most publishes meet no group).
+        let mut hash = None;
         self.groups.for_each_match(&msg.topic, |g| {
-            match g.pick(self.strategy, hash, local_only) {
+            let h = *hash.get_or_insert_with(|| match strategy {
+                GroupStrategy::HashClient => {
+                    groups::hash_of(publisher.map_or("", |p| &*p.client_id))
+                }
+                _ => groups::hash_of(&msg.topic),
+            });
+            match g.pick(strategy, h, local_only) {
                 Pick::Local(s, qos) => {
-                    queued += usize::from(self.deliver_group(&s, &msg, qos, &g.key, now))
+                    routed.queued += usize::from(self.deliver_group(&s, &msg, qos, &g.key, now));
                 }
                 Pick::Remote(node) => picks.push((node, g.key.clone())),
                 Pick::Nobody => {}
@@ -216,12 +232,13 @@ impl Router {
         if let Some(c) = self.cluster() {
             c.forward(&msg, ts, &picks);
         }
-        queued
+        routed
     }
 
-    /// [`Router::publish_from`] without a publisher id (wills, `$SYS`, embedding).
+    /// [`Router::publish_from`] without a publisher (wills, `$SYS`, embedding); returns the
+    /// number of local deliveries queued.
     pub fn publish(&self, msg: Message, now: Instant) -> usize {
-        self.publish_from(msg, None, now)
+        self.publish_from(msg, None, now).queued
     }
 
     /// Routes one message that arrived from peer `origin`: local sessions only (one hop).
@@ -240,7 +257,9 @@ impl Router {
                     },
                 );
             }
-            queued += self.deliver_local(&msg, now);
+            let mut routed = Routed::default();
+            self.deliver_local(&msg, now, None, &mut routed);
+            queued += routed.queued;
         }
         let hash = groups::hash_of(&msg.topic);
         for key in route.groups {
@@ -320,8 +339,15 @@ impl Router {
         self.account(s.deliver(d, now))
     }
 
-    fn deliver_local(&self, msg: &Arc<Message>, now: Instant) -> usize {
-        let mut queued = 0;
+    /// Queues `msg` for every matching local session; the first one (other than the
+    /// publisher's own, which its own connection drains) that asks for pacing is reported.
+    fn deliver_local(
+        &self,
+        msg: &Arc<Message>,
+        now: Instant,
+        publisher: Option<u64>,
+        routed: &mut Routed,
+    ) {
         self.subs.for_each_target(&msg.topic, |session, granted| {
             let d = Delivery {
                 msg: msg.clone(),
@@ -330,9 +356,12 @@ impl Router {
                 retain: false,
                 group: None,
             };
-            queued += usize::from(self.account(session.deliver(d, now)));
+            let (outcome, pressured) = session.deliver_paced(d, now);
+            routed.queued += usize::from(self.account(outcome));
+            if pressured && routed.pressure.is_none() && publisher != Some(session.id) {
+                routed.pressure = Some(session.clone());
+            }
         });
-        queued
     }
 
     /// Counts a delivery outcome; true if the message was queued.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::state::{EnqueueOutcome, SessionLimits, SessionState};
@@ -68,6 +68,9 @@ pub struct Session {
     pub client_id: Arc<str>,
     // Protects all mutable session state; held only for short, non-async sections.
     state: Mutex<SessionState>,
+    /// Bumped when a pressured queue drains to its low watermark; paced publishers wait on it
+    /// (a watch channel: a publisher that subscribes before checking misses no bump).
+    relief: watch::Sender<u64>,
 }
 
 impl Session {
@@ -77,7 +80,18 @@ impl Session {
             id,
             client_id,
             state: Mutex::new(SessionState::new(clean, limits)),
+            relief: watch::Sender::new(0),
         }
+    }
+
+    /// A receiver that resolves when this session's queue is relieved.
+    pub fn relief(&self) -> watch::Receiver<u64> {
+        self.relief.subscribe()
+    }
+
+    /// Wakes the publishers paced by this session.
+    pub fn relieve(&self) {
+        self.relief.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Locks the state. Never hold the guard across an `.await`.
@@ -87,8 +101,15 @@ impl Session {
 
     /// Queues a delivery and wakes or kicks the serving connection as needed.
     pub fn deliver(&self, d: Delivery, now: Instant) -> EnqueueOutcome {
+        self.deliver_paced(d, now).0
+    }
+
+    /// [`Session::deliver`], also telling whether the publisher should pause (see
+    /// [`SessionState::pressured`]).
+    pub fn deliver_paced(&self, d: Delivery, now: Instant) -> (EnqueueOutcome, bool) {
         let mut st = self.state.lock();
         let outcome = st.enqueue(d, now);
+        let pressured = st.pressured_at(now);
         match outcome {
             EnqueueOutcome::Queued { wake: true } => {
                 if let Some(l) = st.link() {
@@ -102,6 +123,6 @@ impl Session {
             }
             _ => {}
         }
-        outcome
+        (outcome, pressured)
     }
 }

@@ -52,7 +52,13 @@ pub struct FillResult {
     pub sent: u64,
     /// True when it stopped only because the buffer reached its bound (call again after a write).
     pub more: bool,
+    /// The queue fell below its low watermark after publishers were told to slow down.
+    pub relieved: bool,
 }
+
+/// How recently a session must have drained to count as a live (merely slow) consumer whose
+/// publishers are paced; a stalled one is not waited for (its queue bound applies instead).
+const LIVE_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Debug)]
 /// What an in-flight entry waits for.
@@ -91,6 +97,13 @@ pub struct SessionState {
     limits: SessionLimits,
     link: Option<ConnLink>,
     full_since: Option<Instant>,
+    /// When `fill` last moved messages to the connection.
+    last_fill: Option<Instant>,
+    /// Publishers were told this queue is filling up; cleared at the low watermark.
+    pressured: bool,
+    /// When the queue last crossed the high watermark: a consumer gets one liveness window
+    /// from then to show it drains (the start of a burst on an idle subscriber).
+    high_since: Option<Instant>,
 }
 
 impl SessionState {
@@ -109,6 +122,9 @@ impl SessionState {
             limits,
             link: None,
             full_since: None,
+            last_fill: None,
+            pressured: false,
+            high_since: None,
         }
     }
 
@@ -168,6 +184,9 @@ impl SessionState {
             s.queue.len() >= s.limits.max_queued || s.queued_bytes + w > s.limits.max_queued_bytes
         };
         if full(self) {
+            if self.draining(now) {
+                self.pressured = true;
+            }
             if online {
                 let since = *self.full_since.get_or_insert(now);
                 if self
@@ -194,7 +213,38 @@ impl SessionState {
         }
         let wake = online && self.queue.is_empty();
         self.push(d);
+        if self.queue.len() >= self.high_water() {
+            self.high_since.get_or_insert(now);
+            if !self.pressured && self.draining(now) {
+                self.pressured = true;
+            }
+        }
         EnqueueOutcome::Queued { wake }
+    }
+
+    /// Queue length at which publishers are asked to slow down: half the bound, and never so
+    /// deep that pacing comes only after seconds of queueing.
+    fn high_water(&self) -> usize {
+        (self.limits.max_queued / 2).clamp(1, 4096)
+    }
+
+    /// Whether the connection drained this queue within the last moments (a live consumer).
+    fn draining(&self, now: Instant) -> bool {
+        let recent =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < LIVE_WINDOW);
+        self.link.is_some() && (recent(self.last_fill) || recent(self.high_since))
+    }
+
+    /// Whether publishers feeding this session should wait before reading more: its queue
+    /// is past the high watermark and its consumer is alive. A consumer that stops draining
+    /// stops pacing its publishers at once (its queue bound and slow-consumer policy apply).
+    pub fn pressured_at(&self, now: Instant) -> bool {
+        self.pressured && self.draining(now)
+    }
+
+    /// [`SessionState::pressured_at`] now.
+    pub fn pressured(&self) -> bool {
+        self.pressured_at(Instant::now())
     }
 
     fn push(&mut self, d: Delivery) {
@@ -237,6 +287,16 @@ impl SessionState {
             });
         }
         res.more = out.len() >= max_bytes && !self.queue.is_empty();
+        if res.sent > 0 {
+            self.last_fill = Some(Instant::now());
+        }
+        if self.queue.len() < self.high_water() {
+            self.high_since = None;
+        }
+        if self.pressured && self.queue.len() <= self.high_water() / 2 {
+            self.pressured = false;
+            res.relieved = true;
+        }
         if self.queue.len() < self.limits.max_queued {
             self.full_since = None;
         }
@@ -400,7 +460,8 @@ mod tests {
             s.fill(&mut out, 1 << 16),
             FillResult {
                 sent: 2,
-                more: false
+                more: false,
+                relieved: false
             }
         );
         let p = publishes(&mut out);
@@ -512,5 +573,99 @@ mod tests {
         s.fill(&mut out, 1 << 16);
         let ids: Vec<u16> = publishes(&mut out).iter().map(|p| p.pkid).collect();
         assert_eq!(ids, vec![u16::MAX, 1, 2]);
+    }
+}
+
+#[cfg(test)]
+mod pressure_tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::message::Message;
+    use crate::session::ConnLink;
+
+    fn d() -> Delivery {
+        Delivery {
+            msg: Arc::new(Message {
+                topic: "t".into(),
+                payload: Bytes::from_static(b"x"),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+            }),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            group: None,
+        }
+    }
+
+    fn session(max_queued: usize) -> SessionState {
+        let mut s = SessionState::new(
+            true,
+            SessionLimits {
+                max_inflight: 10,
+                max_queued,
+                max_queued_bytes: 1 << 20,
+                policy: QueueFullPolicy::DropNew,
+                queue_qos0_offline: false,
+                slow_consumer_timeout: None,
+            },
+        );
+        s.attach(ConnLink::new(1));
+        s
+    }
+
+    #[test]
+    fn a_draining_consumer_paces_publishers_and_relieves_them() {
+        let mut s = session(100);
+        let mut out = BytesMut::new();
+        s.enqueue(d(), Instant::now());
+        s.fill(&mut out, usize::MAX);
+        for _ in 0..50 {
+            s.enqueue(d(), Instant::now());
+        }
+        assert!(
+            s.pressured(),
+            "half the bound reached while the consumer drains"
+        );
+        out.clear();
+        // Each of these QoS 0 packets is 6 bytes: draining 24 leaves 26, still above the low
+        // watermark (a quarter of the bound); one more relieves the publishers.
+        assert!(!s.fill(&mut out, 24 * 6).relieved);
+        assert!(s.pressured());
+        out.clear();
+        assert!(s.fill(&mut out, 6).relieved);
+        assert!(!s.pressured());
+    }
+
+    #[test]
+    fn a_consumer_that_stalls_after_pacing_releases_its_publishers() {
+        let mut s = session(100);
+        let mut out = BytesMut::new();
+        s.enqueue(d(), Instant::now());
+        s.fill(&mut out, usize::MAX);
+        for _ in 0..50 {
+            s.enqueue(d(), Instant::now());
+        }
+        assert!(s.pressured_at(Instant::now()));
+        // No drain for longer than the liveness window: publishers are no longer held.
+        assert!(!s.pressured_at(Instant::now() + LIVE_WINDOW * 2));
+    }
+
+    #[test]
+    fn a_burst_on_an_idle_consumer_paces_until_it_proves_stalled() {
+        let mut s = session(100);
+        let t0 = Instant::now();
+        for _ in 0..50 {
+            s.enqueue(d(), t0);
+        }
+        assert!(
+            s.pressured_at(t0),
+            "an idle consumer gets a chance to drain the burst"
+        );
+        // It never drains: once the liveness window has passed it paces nobody, and the
+        // queue bound (drops) applies instead.
+        assert!(!s.pressured_at(t0 + LIVE_WINDOW * 2));
     }
 }
