@@ -16,6 +16,10 @@ pub struct Cli {
     /// Broker port.
     #[arg(long, default_value_t = 1883)]
     pub port: u16,
+    /// Port that subscribers connect to (same host), when it differs from --port: e.g. another
+    /// node of a cluster, to measure cross-node delivery.
+    #[arg(long)]
+    pub sub_port: Option<u16>,
     /// Traffic shape.
     #[arg(long, value_enum, default_value_t = Scenario::OneToOne)]
     pub scenario: Scenario,

@@ -200,7 +200,11 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> Result<Report, String> {
             .iter()
             .map(|&i| (ids[i].clone(), plan.clients[i].subscribe.clone(), None))
             .collect();
-        let done = connect_many(addr, specs, qos, cli.connect_concurrency).await;
+        let target = match cli.sub_port {
+            Some(port) if subscribers => SocketAddr::new(addr.ip(), port),
+            _ => addr,
+        };
+        let done = connect_many(target, specs, qos, cli.connect_concurrency).await;
         for (i, r) in idx.into_iter().zip(done) {
             setups[i] = Some(r?);
         }

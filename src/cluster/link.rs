@@ -246,7 +246,9 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
     for key in std::mem::take(&mut reg.stale_groups) {
         ctx.router.groups().set_remote(&key, &node, 0);
     }
+    let gate = reg.gate.clone();
     let error = serve(io, &node, reg, &ctx, &cluster, &shutdown).await;
+    gate.drained(0);
     for key in cluster.unregister(&node, reg_id(&error)) {
         ctx.router.groups().set_remote(&key, &node, 0);
     }
@@ -351,6 +353,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                         Err(_) => break,
                     }
                 }
+                reg.gate.drained(reg.rx.len());
             }
             r = rd.read_buf(rbuf) => match r {
                 Ok(0) => return (id, LinkError::Closed),

@@ -41,7 +41,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use node::{Cluster, LinkStats};
+pub use node::{Cluster, LinkStats, RouteGate};
 pub use tls::RouteTls;
 
 use crate::context::Context;

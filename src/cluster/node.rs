@@ -31,6 +31,51 @@ pub struct LinkStats {
     pub bytes_out: AtomicU64,
 }
 
+/// Flow control for one route: set when the peer's frame queue is half full, cleared (and
+/// paced publishers woken) when the link task has drained it to a quarter.
+#[derive(Debug)]
+pub struct RouteGate {
+    pressured: std::sync::atomic::AtomicBool,
+    relief: tokio::sync::watch::Sender<u64>,
+    cap: usize,
+}
+
+impl RouteGate {
+    fn new(cap: usize) -> Self {
+        RouteGate {
+            pressured: std::sync::atomic::AtomicBool::new(false),
+            relief: tokio::sync::watch::Sender::new(0),
+            cap,
+        }
+    }
+
+    /// Whether publishers feeding this route should pause.
+    pub fn pressured(&self) -> bool {
+        self.pressured.load(Ordering::Acquire)
+    }
+
+    /// A receiver that resolves when the route is relieved.
+    pub fn relief(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.relief.subscribe()
+    }
+
+    /// Called by the link task after draining: relieves publishers at a quarter full (or
+    /// when the link ends, with `queued` 0).
+    pub fn drained(&self, queued: usize) {
+        if queued <= self.cap / 4 && self.pressured.swap(false, Ordering::AcqRel) {
+            self.relief.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    fn note_queued(&self, free: usize) -> bool {
+        let pressured = free < self.cap / 2;
+        if pressured {
+            self.pressured.store(true, Ordering::Release);
+        }
+        pressured
+    }
+}
+
 /// A registered link to a peer.
 #[derive(Debug)]
 struct Peer {
@@ -46,6 +91,7 @@ struct Peer {
     groups: HashSet<GroupKey>,
     stats: Arc<LinkStats>,
     reconnects_seen: u64,
+    gate: Arc<RouteGate>,
 }
 
 /// Why a link could not be registered.
@@ -66,6 +112,7 @@ pub struct Registered {
     pub rx: mpsc::Receiver<Bytes>,
     pub kick: CancellationToken,
     pub stats: Arc<LinkStats>,
+    pub gate: Arc<RouteGate>,
 }
 
 #[derive(Debug)]
@@ -216,6 +263,7 @@ impl Cluster {
         let link_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kick = shutdown.child_token();
         let stats = Arc::new(LinkStats::default());
+        let gate = Arc::new(RouteGate::new(self.route_queue));
         if let Some(old) = peers.insert(
             node.clone(),
             Peer {
@@ -229,6 +277,7 @@ impl Cluster {
                 groups: HashSet::new(),
                 stats: stats.clone(),
                 reconnects_seen,
+                gate: gate.clone(),
             },
         ) {
             // The replaced link's interest is dropped: the new link brings a full snapshot.
@@ -246,6 +295,7 @@ impl Cluster {
             rx,
             kick,
             stats,
+            gate,
         })
     }
 
@@ -414,10 +464,10 @@ impl Cluster {
     /// Sends a locally published message to every peer with matching interest, and to every
     /// peer chosen for a consumer group, one frame per peer carrying the groups chosen there.
     /// A retained one goes to every peer so each node holds the retained set.
-    pub fn forward(&self, msg: &Message, ts: u64, picks: &RemotePicks) {
+    pub fn forward(&self, msg: &Message, ts: u64, picks: &RemotePicks) -> Option<Arc<RouteGate>> {
         if msg.topic.starts_with("$SYS/") {
             // Each node's statistics are its own; replicating them would overwrite the peers'.
-            return;
+            return None;
         }
         let mut interested: smallvec::SmallVec<[Arc<str>; 8]> = smallvec::SmallVec::new();
         if msg.retain {
@@ -429,8 +479,9 @@ impl Cluster {
             }
         }
         if interested.is_empty() && picks.is_empty() {
-            return;
+            return None;
         }
+        let mut pressure: Option<Arc<RouteGate>> = None;
         interested.sort_unstable();
         interested.dedup();
         let frame = |groups: Vec<(String, String)>, group_only: bool| {
@@ -464,6 +515,9 @@ impl Cluster {
             };
             metrics::inc(&p.stats.msgs_out);
             self.send(p, bytes);
+            if p.gate.note_queued(p.tx.capacity()) && pressure.is_none() {
+                pressure = Some(p.gate.clone());
+            }
         }
         // Peers chosen only for groups get a group-only frame (no ordinary delivery there).
         let mut only: smallvec::SmallVec<[&Arc<str>; 4]> = picks
@@ -483,6 +537,7 @@ impl Cluster {
             metrics::inc(&p.stats.msgs_out);
             self.send(p, frame(mine, true));
         }
+        pressure
     }
 
     /// Hands one group message to `node` after the member chosen for it left.

@@ -15,6 +15,8 @@ mod groups;
 mod source;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_transport;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

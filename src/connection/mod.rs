@@ -230,7 +230,7 @@ struct Live {
     /// A SUBSCRIBE was handled: its SUBACK waits until every cluster peer has the interest.
     needs_sync: bool,
     /// A subscriber this client publishes to is filling up while it drains: pause reading.
-    pressure: Option<Arc<Session>>,
+    pressure: Option<crate::router::Pacer>,
     /// Packets are left in the read buffer (handling stopped for pacing).
     backlog: bool,
     /// Reading is paused for pacing: PUBLISH packets are set aside here (in order, bounded by
@@ -377,7 +377,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             loop {
                 if let Some(s) = live.pressure.take() {
                     let relief = s.relief();
-                    if s.lock().pressured() {
+                    if s.pressured() {
                         paused = Some((relief, tokio::time::Instant::now() + PACE_MAX));
                     }
                 }

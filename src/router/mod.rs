@@ -34,9 +34,35 @@ pub use shards::Subscriber;
 pub struct Routed {
     /// Local deliveries queued.
     pub queued: usize,
-    /// A local subscriber whose queue is filling while it drains: the publisher should pause
-    /// reading until it is relieved (flow control instead of drops).
-    pub pressure: Option<Arc<Session>>,
+    /// A local subscriber whose queue is filling while it drains, or a route to a peer whose
+    /// queue is filling: the publisher should pause until it is relieved (flow control
+    /// instead of drops).
+    pub pressure: Option<Pacer>,
+}
+
+/// What a paced publisher waits for.
+#[derive(Debug, Clone)]
+pub enum Pacer {
+    Session(Arc<Session>),
+    Route(Arc<crate::cluster::RouteGate>),
+}
+
+impl Pacer {
+    /// A receiver that resolves when the pressure is relieved.
+    pub fn relief(&self) -> tokio::sync::watch::Receiver<u64> {
+        match self {
+            Pacer::Session(s) => s.relief(),
+            Pacer::Route(g) => g.relief(),
+        }
+    }
+
+    /// Whether the pressure still holds.
+    pub fn pressured(&self) -> bool {
+        match self {
+            Pacer::Session(s) => s.lock().pressured(),
+            Pacer::Route(g) => g.pressured(),
+        }
+    }
 }
 
 /// Peers chosen for consumer groups while routing one message: (node, group).
@@ -230,7 +256,9 @@ impl Router {
             }
         });
         if let Some(c) = self.cluster() {
-            c.forward(&msg, ts, &picks);
+            if let Some(gate) = c.forward(&msg, ts, &picks) {
+                routed.pressure.get_or_insert(Pacer::Route(gate));
+            }
         }
         routed
     }
@@ -359,7 +387,7 @@ impl Router {
             let (outcome, pressured) = session.deliver_paced(d, now);
             routed.queued += usize::from(self.account(outcome));
             if pressured && routed.pressure.is_none() && publisher != Some(session.id) {
-                routed.pressure = Some(session.clone());
+                routed.pressure = Some(Pacer::Session(session.clone()));
             }
         });
     }
