@@ -249,7 +249,7 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let gate = reg.gate.clone();
     let error = serve(io, &node, reg, &ctx, &cluster, &shutdown).await;
     gate.drained(0);
-    for key in cluster.unregister(&node, reg_id(&error)) {
+    for key in cluster.unregister(&node, error.0) {
         ctx.router.groups().set_remote(&key, &node, 0);
     }
     tracing::info!(peer = %node, reason = %error.1, "route link down");
@@ -257,10 +257,6 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
         peer: Some(node),
         error: error.1,
     }
-}
-
-fn reg_id(e: &(u64, LinkError)) -> u64 {
-    e.0
 }
 
 /// The snapshot a peer gets on link up: interest, peers, retained set.

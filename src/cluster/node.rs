@@ -327,13 +327,6 @@ impl Cluster {
         p.groups.into_iter().collect()
     }
 
-    fn current(&self, node: &Arc<str>, link_id: u64) -> bool {
-        self.peers
-            .lock()
-            .get(node)
-            .is_some_and(|p| p.link_id == link_id)
-    }
-
     /// A peer gained interest in `filter`.
     pub fn on_sub(&self, node: &Arc<str>, link_id: u64, filter: String) {
         if crate::topic::validate_filter(&filter).is_err() {
@@ -496,16 +489,19 @@ impl Cluster {
                 redispatched: false,
             }))
         };
+        let groups_for = |node: &Arc<str>| -> Vec<(String, String)> {
+            picks
+                .iter()
+                .filter(|(n, _)| n == node)
+                .map(|(_, k)| (k.group.to_string(), k.filter.to_string()))
+                .collect()
+        };
         // Peers without group picks share one encoding.
         let mut plain: Option<Bytes> = None;
         let peers = self.peers.lock();
         for node in &interested {
             let Some(p) = peers.get(node) else { continue };
-            let mine: Vec<(String, String)> = picks
-                .iter()
-                .filter(|(n, _)| n == node)
-                .map(|(_, k)| (k.group.to_string(), k.filter.to_string()))
-                .collect();
+            let mine = groups_for(node);
             let bytes = if mine.is_empty() {
                 plain
                     .get_or_insert_with(|| frame(Vec::new(), false))
@@ -529,13 +525,8 @@ impl Cluster {
         only.dedup();
         for node in only {
             let Some(p) = peers.get(node) else { continue };
-            let mine = picks
-                .iter()
-                .filter(|(n, _)| n == node)
-                .map(|(_, k)| (k.group.to_string(), k.filter.to_string()))
-                .collect();
             metrics::inc(&p.stats.msgs_out);
-            self.send(p, frame(mine, true));
+            self.send(p, frame(groups_for(node), true));
         }
         pressure
     }
@@ -574,11 +565,6 @@ impl Cluster {
                 self.send(p, bytes.clone());
             }
         }
-    }
-
-    /// Whether `link_id` is still `node`'s current link.
-    pub fn is_current(&self, node: &Arc<str>, link_id: u64) -> bool {
-        self.current(node, link_id)
     }
 }
 

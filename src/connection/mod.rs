@@ -385,11 +385,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 if live.paused || (!live.backlog && live.deferred.is_empty()) {
                     break;
                 }
-                live.backlog = false;
                 if let Err(r) = self.handle_deferred(live) {
                     return r;
                 }
-                if live.pressure.is_none() {
+                if live.pressure.is_none() && live.deferred.is_empty() {
+                    // Only now is the rest of the read buffer handled (and the backlog
+                    // cleared): clearing it earlier could strand complete packets there.
+                    live.backlog = false;
                     if let Err(r) = self.handle_buffered(live) {
                         return r;
                     }

@@ -200,17 +200,30 @@ async fn tls_and_serve(
     ctx: Arc<Context>,
     shutdown: CancellationToken,
 ) {
-    let r = tokio::select! {
-        r = tokio::time::timeout_at(deadline, tls.accept(stream)) => r,
-        _ = shutdown.cancelled() => return,
-    };
-    match r {
-        Ok(Ok((stream, cert_cn))) => {
+    match bounded(deadline, &shutdown, tls.accept(stream)).await {
+        None => {}
+        Some(Ok((stream, cert_cn))) => {
             let info = ConnInfo { peer, cert_cn };
             upgrade_and_serve(stream, info, t, deadline, ctx, shutdown).await;
         }
-        Ok(Err(e)) => handshake_failed(&ctx, t, peer, "TLS handshake failed", &e),
-        Err(_) => handshake_failed(&ctx, t, peer, "TLS handshake", &"timed out"),
+        Some(Err(e)) => handshake_failed(&ctx, t, peer, "TLS handshake", &e),
+    }
+}
+
+/// Runs one transport handshake until `deadline`: `None` on shutdown, else its outcome with a
+/// timeout reported as an error.
+async fn bounded<T, E: std::fmt::Display>(
+    deadline: Instant,
+    shutdown: &CancellationToken,
+    handshake: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<Result<T, String>> {
+    tokio::select! {
+        r = tokio::time::timeout_at(deadline, handshake) => Some(match r {
+            Ok(Ok(x)) => Ok(x),
+            Ok(Err(e)) => Err(format!("failed: {e}")),
+            Err(_) => Err("timed out".to_owned()),
+        }),
+        _ = shutdown.cancelled() => None,
     }
 }
 
@@ -242,14 +255,10 @@ async fn ws_and_serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let r = tokio::select! {
-        r = tokio::time::timeout_at(deadline, ws.accept(stream)) => r,
-        _ = shutdown.cancelled() => return,
-    };
-    match r {
-        Ok(Ok(io)) => connection::serve(io, info, ctx, shutdown).await,
-        Ok(Err(e)) => handshake_failed(&ctx, t, info.peer, "WebSocket upgrade failed", &e),
-        Err(_) => handshake_failed(&ctx, t, info.peer, "WebSocket upgrade", &"timed out"),
+    match bounded(deadline, &shutdown, ws.accept(stream)).await {
+        None => {}
+        Some(Ok(io)) => connection::serve(io, info, ctx, shutdown).await,
+        Some(Err(e)) => handshake_failed(&ctx, t, info.peer, "WebSocket upgrade", &e),
     }
 }
 

@@ -163,6 +163,9 @@ impl Index {
 pub struct Groups {
     // Taken for writing only on membership changes; lock order: this, then a group's members.
     index: RwLock<Index>,
+    /// Groups known, kept beside the index so the publish path skips the lock when there are
+    /// none (most brokers, most of the time).
+    count: AtomicUsize,
 }
 
 impl Groups {
@@ -178,7 +181,10 @@ impl Groups {
                 qos,
             }),
         }
-        m.local.len()
+        let n = m.local.len();
+        drop(m);
+        self.count.store(index.by_key.len(), Ordering::Release);
+        n
     }
 
     /// Removes `session` from the group; returns the local member count if it was a member.
@@ -192,6 +198,7 @@ impl Groups {
             (m.local.len() != before).then_some(m.local.len())
         };
         index.prune(&g);
+        self.count.store(index.by_key.len(), Ordering::Release);
         n
     }
 
@@ -215,31 +222,20 @@ impl Groups {
             }
         }
         index.prune(&g);
+        self.count.store(index.by_key.len(), Ordering::Release);
     }
 
     /// Calls `f` for every group whose filter matches `topic`.
     pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&Arc<Group>)) {
-        let index = self.index.read();
-        if index.by_key.is_empty() {
+        if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
-        index.trie.for_each_match(topic, |_, g| f(g));
+        self.index.read().trie.for_each_match(topic, |_, g| f(g));
     }
 
     /// The group with `key`, if known.
     pub fn get(&self, key: &GroupKey) -> Option<Arc<Group>> {
         self.index.read().by_key.get(key).cloned()
-    }
-
-    /// Every group with local members, and how many (for a peer that links up).
-    pub fn local_weights(&self) -> Vec<(GroupKey, usize)> {
-        let index = self.index.read();
-        index
-            .by_key
-            .iter()
-            .map(|(k, g)| (k.clone(), g.local_members()))
-            .filter(|(_, n)| *n > 0)
-            .collect()
     }
 }
 

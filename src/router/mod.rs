@@ -291,23 +291,19 @@ impl Router {
         }
         let hash = groups::hash_of(&msg.topic);
         for key in route.groups {
-            let pick = self
-                .groups
-                .get(key)
+            let group = self.groups.get(key);
+            let pick = group
+                .as_ref()
                 .map_or(Pick::Nobody, |g| g.pick(self.strategy, hash, true));
-            match pick {
-                Pick::Local(s, qos) => {
-                    let key = self
-                        .groups
-                        .get(key)
-                        .map_or_else(|| Arc::new(key.clone()), |g| g.key.clone());
-                    queued += usize::from(self.deliver_group(&s, &msg, qos, &key, now));
+            match (pick, group) {
+                (Pick::Local(s, qos), Some(g)) => {
+                    queued += usize::from(self.deliver_group(&s, &msg, qos, &g.key, now));
                 }
                 // The member chosen by the origin left meanwhile: hand it to another node
                 // once (QoS 1/2 only; QoS 0 may be lost by definition).
                 _ if !route.redispatched && msg.qos != QoS::AtMostOnce => {
                     metrics::inc(&self.metrics.group_redispatched);
-                    self.redispatch_remote(&msg, key, None);
+                    self.redispatch(&msg, key, None);
                 }
                 _ => metrics::inc(&self.metrics.group_dropped),
             }
@@ -316,7 +312,7 @@ impl Router {
     }
 
     /// Gives a group message to another member, local or on another node (never `avoid`).
-    fn redispatch_remote(&self, msg: &Arc<Message>, key: &GroupKey, avoid: Option<&Arc<str>>) {
+    fn redispatch(&self, msg: &Arc<Message>, key: &GroupKey, avoid: Option<&Arc<str>>) {
         let Some(g) = self.groups.get(key) else {
             metrics::inc(&self.metrics.group_dropped);
             return;
@@ -346,7 +342,7 @@ impl Router {
                 continue;
             }
             metrics::inc(&self.metrics.group_redispatched);
-            self.redispatch_remote(&d.msg, &key, None);
+            self.redispatch(&d.msg, &key, None);
         }
     }
 
