@@ -99,6 +99,19 @@ impl Broker {
                 shutdown.clone(),
             ));
         }
+        // Serving connections hear of shutdown through their links: one kick each, rather
+        // than a wait on the shared token held in every connection's task.
+        tracker.spawn({
+            let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+            async move {
+                shutdown.cancelled().await;
+                for s in ctx.sessions.all() {
+                    if let Some(l) = s.lock().link() {
+                        l.kick(session::KickReason::Shutdown);
+                    }
+                }
+            }
+        });
         let sys_interval = ctx.config.sys.interval;
         if !sys_interval.is_zero() {
             tracker.spawn(sys::run(ctx.clone(), sys_interval, shutdown.clone()));

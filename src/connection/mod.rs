@@ -10,7 +10,9 @@ mod connect;
 mod inbound;
 mod reason;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{self, ConnAck, Connect, ConnectReturnCode, DecodeError, Packet};
+use crate::codec::{self, ConnAck, Connect, ConnectReturnCode, DecodeError, LastWill, Packet};
 use crate::context::Context;
 use crate::message::Message;
 use crate::metrics;
@@ -43,6 +45,12 @@ const FAIR_READ: usize = 64 * 1024;
 /// buffers are released rather than kept.
 const IDLE_BUFFER: usize = 4096;
 
+/// The keep-alive timer's period when the client asked for none (it then never fires).
+const NO_KEEP_ALIVE: Duration = Duration::from_secs(86_400 * 365);
+
+/// What a read into a full (or absent) buffer gets: `read_buf` makes this much room itself.
+const SMALL_READ: usize = 64;
+
 /// What the transport knows about a connection before MQTT starts.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
@@ -52,20 +60,50 @@ pub struct ConnInfo {
 }
 
 /// Serves one client connection until it closes. Never panics on client input.
-pub async fn serve<T>(io: T, info: ConnInfo, ctx: Arc<Context>, shutdown: CancellationToken)
+///
+/// The returned future is what every connection's task holds for its whole life, so it is
+/// kept small: the CONNECT phase (read, authentication, refusal) and the closing phase run
+/// in boxed futures of their own, freed as soon as they finish, and only the serving loop's
+/// state stays inline (memory per idle connection).
+pub fn serve<T>(
+    io: T,
+    info: ConnInfo,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) -> impl Future<Output = ()> + Send
 where
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let peer = info.peer;
     let (rd, wr) = tokio::io::split(io);
-    let mut conn = Conn {
+    let conn = Conn {
         rd,
         wr,
         rbuf: BytesMut::new(),
         wbuf: BytesMut::new(),
         ctx,
-        peer,
     };
+    let opening = Box::pin(open(conn, info, shutdown.clone()));
+    async move {
+        let Some((mut conn, mut live, will)) = opening.await else {
+            return;
+        };
+        let reason = conn.run(&mut live, &shutdown).await;
+        Box::pin(close(conn, live, will, reason)).await;
+    }
+}
+
+/// The CONNECT phase: reads and checks the CONNECT, authenticates, attaches the session and
+/// queues the CONNACK. `None` when the connection was refused (and answered).
+async fn open<R, W>(
+    mut conn: Conn<R, W>,
+    info: ConnInfo,
+    shutdown: CancellationToken,
+) -> Option<(Conn<R, W>, Live, Option<Box<LastWill>>)>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let peer = info.peer;
     let connect = tokio::select! {
         r = tokio::time::timeout(conn.ctx.config.limits.connect_timeout, conn.read_connect()) => match r {
             Ok(r) => r,
@@ -73,18 +111,18 @@ where
         },
         _ = shutdown.cancelled() => Err(CloseReason::Shutdown),
     };
-    let connect = match connect {
+    let mut connect = match connect {
         Ok(c) => c,
         Err(reason) => {
-            conn.refuse(&reason).await;
-            return;
+            conn.refuse(peer, &reason).await;
+            return None;
         }
     };
     let client_id = match connect::validate(&connect, &conn.ctx) {
         Ok(id) => id,
         Err(code) => {
-            conn.refuse(&CloseReason::ConnectRefused(code)).await;
-            return;
+            conn.refuse(peer, &CloseReason::ConnectRefused(code)).await;
+            return None;
         }
     };
     // Authentication and the will's ACL check (auth/).
@@ -97,12 +135,12 @@ where
     {
         Ok(u) => u,
         Err(code) => {
-            conn.refuse(&CloseReason::ConnectRefused(code)).await;
-            return;
+            conn.refuse(peer, &CloseReason::ConnectRefused(code)).await;
+            return None;
         }
     };
     let gen = conn.ctx.sessions.next_gen();
-    let link = ConnLink::with_kick(gen, shutdown.child_token());
+    let link = ConnLink::new(gen);
     let attached = match conn
         .ctx
         .sessions
@@ -111,11 +149,12 @@ where
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(%peer, client_id, "{e}");
-            conn.refuse(&CloseReason::ConnectRefused(
-                ConnectReturnCode::ServerUnavailable,
-            ))
+            conn.refuse(
+                peer,
+                &CloseReason::ConnectRefused(ConnectReturnCode::ServerUnavailable),
+            )
             .await;
-            return;
+            return None;
         }
     };
     if let Some(old) = &attached.discarded {
@@ -133,12 +172,14 @@ where
         let n = session.lock().resend_inflight(&mut conn.wbuf);
         metrics::add(&conn.ctx.metrics.publish_sent, n);
     }
-    let m = &conn.ctx.metrics;
-    metrics::inc(&m.clients_connected_current);
+    metrics::inc(&conn.ctx.metrics.clients_connected_current);
     tracing::debug!(%peer, client_id, clean = connect.clean_session, present = attached.present, "client connected");
-
-    let mut live = Live {
-        session: session.clone(),
+    if let Some(c) = conn.ctx.router.cluster() {
+        // Client ids are unique cluster-wide: a live connection elsewhere is taken over.
+        c.announce_client(&client_id);
+    }
+    let live = Live {
+        session,
         gen,
         link,
         needs_drain: true,
@@ -152,16 +193,25 @@ where
         deferred: std::collections::VecDeque::new(),
         awaiting_acks: false,
     };
-    if let Some(c) = conn.ctx.router.cluster() {
-        // Client ids are unique cluster-wide: a live connection elsewhere is taken over.
-        c.announce_client(&client_id);
-    }
-    let reason = conn.run(&mut live, &shutdown).await;
+    Some((conn, live, connect.will.take().map(Box::new)))
+}
 
+/// The closing phase: the will, the session's detach, metrics, and a best-effort flush.
+async fn close<R, W>(
+    mut conn: Conn<R, W>,
+    live: Live,
+    will: Option<Box<LastWill>>,
+    reason: CloseReason,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let ctx = conn.ctx.clone();
+    let session = &live.session;
     if reason.publishes_will() {
-        if let Some(w) = connect.will {
+        if let Some(w) = will {
             metrics::inc(&ctx.metrics.wills_published);
+            let w = *w;
             let msg = Message {
                 topic: w.topic,
                 payload: w.payload,
@@ -171,15 +221,15 @@ where
             ctx.router.publish(msg, Instant::now());
         }
     }
-    if ctx.sessions.detach(&session, gen, Instant::now()) == DetachOutcome::Removed {
-        ctx.router.remove_all(&session);
+    if ctx.sessions.detach(session, live.gen, Instant::now()) == DetachOutcome::Removed {
+        ctx.router.remove_all(session);
         // A consumer-group member that leaves for good hands its unacknowledged group
         // messages to the other members.
-        ctx.router.redispatch_undelivered(&session);
+        ctx.router.redispatch_undelivered(session);
     }
     metrics::dec(&ctx.metrics.clients_connected_current);
     count_close(&ctx, &reason);
-    tracing::debug!(%peer, client_id, %reason, "client disconnected");
+    tracing::debug!(client_id = %session.client_id, %reason, "client disconnected");
     // Best effort: whatever is still buffered (e.g. a final PINGRESP) goes out before close.
     if matches!(
         reason,
@@ -213,7 +263,6 @@ struct Conn<R, W> {
     rbuf: BytesMut,
     wbuf: BytesMut,
     ctx: Arc<Context>,
-    peer: SocketAddr,
 }
 
 /// The session side of an accepted connection.
@@ -243,27 +292,30 @@ struct Live {
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
-    /// Makes room in the read buffer: small while idle, growing to `MAX_READ_CHUNK` while
-    /// reads keep filling it.
-    fn reserve_read(&mut self, last_read: usize) {
-        if self.rbuf.capacity() == 0 && last_read < IDLE_BUFFER {
-            // An idle connection waits with no buffer at all (the read allocates a small one
-            // when data comes); memory per idle connection is what this keeps low.
-            return;
+    /// Makes room in the read buffer before a read: none while traffic is light (the read
+    /// then makes a small one), growing up to `MAX_READ_CHUNK` while reads keep filling it.
+    /// `last_read` is what the previous read returned, `filled` whether it used all the room
+    /// it had. Returns the room the next read will have.
+    fn reserve_read(&mut self, last_read: usize, filled: bool) -> usize {
+        // Nothing buffered and the last read was small with room to spare: an idle
+        // connection keeps (at most) the small buffer a read makes, never a grown one.
+        // Memory per idle connection is what this keeps low.
+        if !(self.rbuf.is_empty() && last_read < IDLE_BUFFER && !filled) {
+            let spare = self.rbuf.capacity() - self.rbuf.len();
+            if spare < 512 || filled {
+                let initial = self.ctx.config.engine.read_buffer_size;
+                let want = (self.rbuf.capacity().max(initial) * 2)
+                    .min(MAX_READ_CHUNK)
+                    .max(initial);
+                self.rbuf.reserve(want);
+            }
         }
-        let initial = self.ctx.config.engine.read_buffer_size;
-        let spare = self.rbuf.capacity() - self.rbuf.len();
-        if spare < 512 || last_read >= spare {
-            let want = (self.rbuf.capacity().max(initial) * 2)
-                .min(MAX_READ_CHUNK)
-                .max(initial);
-            self.rbuf.reserve(want);
-        }
+        (self.rbuf.capacity() - self.rbuf.len()).max(SMALL_READ)
     }
 
     async fn read_connect(&mut self) -> Result<Connect, CloseReason> {
         let limits = self.ctx.decode_limits;
-        let mut last = 0;
+        let (mut last, mut filled) = (0, false);
         loop {
             match codec::decode(&mut self.rbuf, &limits)? {
                 Some(Packet::Connect(c)) => return Ok(c),
@@ -274,8 +326,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 }
                 None => {}
             }
-            self.reserve_read(last);
+            let room = self.reserve_read(last, filled);
             last = self.rd.read_buf(&mut self.rbuf).await?;
+            filled = last >= room;
             if last == 0 {
                 return Err(CloseReason::PeerClosed);
             }
@@ -285,7 +338,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
 
     /// Ends a connection that never got a session, answering with a CONNACK where the spec
     /// asks for one.
-    async fn refuse(&mut self, reason: &CloseReason) {
+    async fn refuse(&mut self, peer: SocketAddr, reason: &CloseReason) {
         let code = match reason {
             CloseReason::Malformed(DecodeError::UnsupportedProtocolLevel(_)) => {
                 // [MQTT-3.1.2-2]: answer 0x01 and close.
@@ -301,7 +354,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         ) {
             metrics::inc(&self.ctx.metrics.connects_refused);
         }
-        tracing::debug!(peer = %self.peer, %reason, "connection refused");
+        tracing::debug!(%peer, %reason, "connection refused");
         if let Some(code) = code {
             // A refused CONNECT gets CONNACK with session-present 0 [MQTT-3.2.2-4].
             let mut out = BytesMut::new();
@@ -319,34 +372,35 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
 
     async fn run(&mut self, live: &mut Live, shutdown: &CancellationToken) -> CloseReason {
         let wmax = self.ctx.config.engine.write_buffer_size;
-        let far = Duration::from_secs(86_400 * 365);
         let mut last_activity = Instant::now();
-        let timer = tokio::time::sleep(live.keep_alive.unwrap_or(far));
+        let timer = tokio::time::sleep(live.keep_alive.unwrap_or(NO_KEEP_ALIVE));
         tokio::pin!(timer);
-        let mut last_read = 0;
+        let (mut last_read, mut filled) = (0, false);
         if self.rbuf.is_empty() {
             // The CONNECT is handled: an idle connection keeps no read buffer.
             self.rbuf = BytesMut::new();
         }
-        // Registered once per connection, not once per loop turn: waiting on a token or a
-        // Notify takes a lock, and the shutdown token is shared by every connection.
-        let kick = live.link.kick.clone();
-        let kicked = kick.cancelled();
-        tokio::pin!(kicked);
-        let notify = live.link.notify.clone();
-        let notified = notify.notified();
-        tokio::pin!(notified);
-        let mut paused: Option<(tokio::sync::watch::Receiver<u64>, tokio::time::Instant)> = None;
+        // Shutdown reaches a serving connection as a kick through its link (see
+        // `Broker::start`), so the loop waits on the link alone; the token is still checked on
+        // every turn for a connection that attached just as the shutdown began.
+        let link = live.link.clone();
+        // Boxed, and only while paced: the wait (a timer and a channel) would otherwise sit in
+        // every connection's task.
+        let mut paused: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         // Packets already buffered behind the CONNECT are handled before the first read.
         if let Err(r) = self.handle_buffered(live) {
             return r;
         }
         loop {
+            if shutdown.is_cancelled() {
+                return CloseReason::Shutdown;
+            }
             if live.needs_sync {
                 live.needs_sync = false;
                 if let Some(c) = self.ctx.router.cluster() {
-                    // Nothing is written (so no SUBACK leaves) until the peers confirm.
-                    c.sync().await;
+                    // Nothing is written (so no SUBACK leaves) until the peers confirm. Boxed:
+                    // rare, and its state would otherwise sit in every connection's task.
+                    Box::pin(c.sync()).await;
                 }
             }
             if live.needs_drain && self.wbuf.len() < wmax {
@@ -356,8 +410,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     if shutdown.is_cancelled() {
                         return CloseReason::Shutdown;
                     }
-                    return live
-                        .link
+                    return link
                         .kick_reason()
                         .map_or(CloseReason::TakenOver, CloseReason::from);
                 }
@@ -378,7 +431,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 if let Some(s) = live.pressure.take() {
                     let relief = s.relief();
                     if s.pressured() {
-                        paused = Some((relief, tokio::time::Instant::now() + PACE_MAX));
+                        let mut relief = relief;
+                        paused = Some(Box::pin(async move {
+                            let _ = tokio::time::timeout(PACE_MAX, relief.changed()).await;
+                        }));
                     }
                 }
                 live.paused = paused.is_some();
@@ -400,18 +456,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     }
                 }
             }
-            self.reserve_read(last_read);
+            let room = self.reserve_read(last_read, filled);
             tokio::select! {
-                _ = &mut kicked => {
-                    // The kick token is a child of the shutdown token: shutdown wins.
-                    if shutdown.is_cancelled() {
-                        return CloseReason::Shutdown;
+                // Always listened to, even with a drain pending: a kick comes this way too, and
+                // a consumer that does not read (its buffer full, its drain pending) is the one
+                // a slow-consumer kick is for.
+                () = std::future::poll_fn(|cx| link.poll_woken(cx)) => {
+                    if let Some(k) = link.kick_reason() {
+                        return k.into();
                     }
-                    return live.link.kick_reason().map_or(CloseReason::TakenOver, CloseReason::from);
-                }
-                _ = &mut notified, if !live.needs_drain => {
                     live.needs_drain = true;
-                    notified.set(notify.notified());
                 }
                 r = self.wr.write(&self.wbuf), if !self.wbuf.is_empty() => match r {
                     Ok(0) => return CloseReason::PeerClosed,
@@ -428,9 +482,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 },
                 _ = async {
                     match paused.as_mut() {
-                        Some((rx, deadline)) => {
-                            let _ = tokio::time::timeout_at(*deadline, rx.changed()).await;
-                        }
+                        Some(wait) => wait.await,
                         None => std::future::pending().await,
                     }
                 }, if paused.is_some() => paused = None,
@@ -441,12 +493,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     Ok(0) => return CloseReason::PeerClosed,
                     Ok(n) => {
                         last_read = n;
+                        filled = n >= room;
                         last_activity = Instant::now();
                         metrics::add(&self.ctx.metrics.bytes_received, n as u64);
                         if let Err(r) = self.handle_buffered(live) {
                             return r;
                         }
-                        if self.rbuf.is_empty() && n < IDLE_BUFFER {
+                        if self.rbuf.is_empty() && n < IDLE_BUFFER && !filled {
                             // Likewise for reads: idle connections hold no read buffer.
                             self.rbuf = BytesMut::new();
                         }
@@ -459,7 +512,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     Err(e) => return CloseReason::Io(e),
                 },
                 _ = &mut timer, if live.keep_alive.is_some() => {
-                    let ka = live.keep_alive.unwrap_or(far);
+                    let ka = live.keep_alive.unwrap_or(NO_KEEP_ALIVE);
                     if last_activity.elapsed() >= ka {
                         return CloseReason::KeepAliveTimeout;
                     }
@@ -530,6 +583,8 @@ mod size_tests {
         };
         let f = super::serve(a, info, ctx, tokio_util::sync::CancellationToken::new());
         let size = std::mem::size_of_val(&f);
-        assert!(size < 4096, "connection future grew to {size} bytes");
+        // Together with tokio's task header this is the task's allocation (rounded up to
+        // 128 bytes): 768 today, within the 2 KB per idle connection BENCHMARKS.md measures.
+        assert!(size <= 640, "connection future grew to {size} bytes");
     }
 }

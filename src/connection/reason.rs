@@ -45,6 +45,7 @@ impl From<KickReason> for CloseReason {
         match k {
             KickReason::TakenOver => CloseReason::TakenOver,
             KickReason::SlowConsumer => CloseReason::SlowConsumer,
+            KickReason::Shutdown => CloseReason::Shutdown,
         }
     }
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -161,6 +162,19 @@ pub async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
+        if l.transport.tls.is_none() && l.transport.ws.is_none() {
+            // Plain MQTT over TCP: the task holds the connection's future and nothing else
+            // (memory per idle connection).
+            let info = ConnInfo {
+                peer,
+                cert_cn: None,
+            };
+            // `map`, not an async block: awaiting a captured future would hold it twice.
+            let serving =
+                connection::serve(stream, info, ctx, shutdown).map(move |()| drop(permit));
+            tracker.spawn(serving);
+            continue;
+        }
         let transport = l.transport.clone();
         tracker.spawn(async move {
             handshake_and_serve(stream, peer, &transport, ctx, shutdown).await;

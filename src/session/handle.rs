@@ -1,11 +1,13 @@
 //! The shared session handle and the link to the connection serving it.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use futures_util::task::AtomicWaker;
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::{watch, Notify};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::watch;
 
 use super::state::{EnqueueOutcome, SessionLimits, SessionState};
 use crate::message::Delivery;
@@ -17,46 +19,92 @@ pub enum KickReason {
     TakenOver,
     /// Its queue stayed full for longer than `session.slow_consumer_timeout`.
     SlowConsumer,
+    /// The broker is shutting down.
+    Shutdown,
 }
 
 /// How the router reaches the connection task that serves a session.
+///
+/// One small allocation per connection, and no future of its own for the connection to
+/// hold while it waits (memory per idle connection counts): a wake-up flag with the task's
+/// waker, and the kick, which shares that wake-up.
 #[derive(Debug, Clone)]
 pub struct ConnLink {
     /// Unique per connection; tells a stale connection from the current one.
     pub gen: u64,
-    /// Woken when the queue goes from empty to non-empty.
-    pub notify: Arc<Notify>,
-    /// Cancelled to make the connection close; `reason` says why.
-    pub kick: CancellationToken,
-    reason: Arc<Mutex<Option<KickReason>>>,
+    shared: Arc<LinkShared>,
+}
+
+#[derive(Debug, Default)]
+struct LinkShared {
+    /// The serving task, woken when the queue goes from empty to non-empty and when the
+    /// connection is kicked.
+    waker: AtomicWaker,
+    woken: AtomicBool,
+    /// 0 while the connection may go on; else the first [`KickReason`] given, encoded.
+    kick: AtomicU8,
+}
+
+impl KickReason {
+    fn code(self) -> u8 {
+        match self {
+            KickReason::TakenOver => 1,
+            KickReason::SlowConsumer => 2,
+            KickReason::Shutdown => 3,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Self> {
+        match c {
+            1 => Some(KickReason::TakenOver),
+            2 => Some(KickReason::SlowConsumer),
+            3 => Some(KickReason::Shutdown),
+            _ => None,
+        }
+    }
 }
 
 impl ConnLink {
-    /// A fresh link for connection `gen`, with its own kick token.
+    /// A fresh link for connection `gen`.
     pub fn new(gen: u64) -> Self {
-        Self::with_kick(gen, CancellationToken::new())
-    }
-
-    /// A link whose kick token is given, typically a child of the broker's shutdown token,
-    /// so a connection waits on one token for both.
-    pub fn with_kick(gen: u64, kick: CancellationToken) -> Self {
         ConnLink {
             gen,
-            notify: Arc::new(Notify::new()),
-            kick,
-            reason: Arc::new(Mutex::new(None)),
+            shared: Arc::new(LinkShared::default()),
         }
     }
 
     /// Asks the connection to close; the first reason given wins.
     pub fn kick(&self, reason: KickReason) {
-        self.reason.lock().get_or_insert(reason);
-        self.kick.cancel();
+        let _ = self.shared.kick.compare_exchange(
+            0,
+            reason.code(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        self.wake();
     }
 
     /// Why the connection was kicked, if it was.
     pub fn kick_reason(&self) -> Option<KickReason> {
-        *self.reason.lock()
+        KickReason::from_code(self.shared.kick.load(Ordering::Acquire))
+    }
+
+    /// Wakes the connection: its queue has something to send.
+    pub fn wake(&self) {
+        self.shared.woken.store(true, Ordering::Release);
+        self.shared.waker.wake();
+    }
+
+    /// Ready once after each [`ConnLink::wake`] or [`ConnLink::kick`]; a wake that comes
+    /// before the connection waits is not lost.
+    pub fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // Register first, then look: a wake between the two is seen by the look.
+        self.shared.waker.register(cx.waker());
+        if self.shared.woken.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -69,8 +117,10 @@ pub struct Session {
     // Protects all mutable session state; held only for short, non-async sections.
     state: Mutex<SessionState>,
     /// Bumped when a pressured queue drains to its low watermark; paced publishers wait on it
-    /// (a watch channel: a publisher that subscribes before checking misses no bump).
-    relief: watch::Sender<u64>,
+    /// (a watch channel: a publisher that subscribes before checking misses no bump). Made
+    /// when a publisher first waits: most sessions never pace anyone, and the channel is
+    /// larger than the rest of an idle session.
+    relief: OnceLock<watch::Sender<u64>>,
 }
 
 impl Session {
@@ -80,18 +130,24 @@ impl Session {
             id,
             client_id,
             state: Mutex::new(SessionState::new(clean, limits)),
-            relief: watch::Sender::new(0),
+            relief: OnceLock::new(),
         }
     }
 
     /// A receiver that resolves when this session's queue is relieved.
     pub fn relief(&self) -> watch::Receiver<u64> {
-        self.relief.subscribe()
+        self.relief
+            .get_or_init(|| watch::Sender::new(0))
+            .subscribe()
     }
 
-    /// Wakes the publishers paced by this session.
+    /// Wakes the publishers paced by this session. Before any publisher has waited there is
+    /// no one to wake: a publisher subscribes before it checks the pressure, so it either
+    /// sees this bump or finds the queue relieved.
     pub fn relieve(&self) {
-        self.relief.send_modify(|v| *v = v.wrapping_add(1));
+        if let Some(tx) = self.relief.get() {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
     }
 
     /// Locks the state. Never hold the guard across an `.await`.
@@ -113,7 +169,7 @@ impl Session {
         match outcome {
             EnqueueOutcome::Queued { wake: true } => {
                 if let Some(l) = st.link() {
-                    l.notify.notify_one();
+                    l.wake();
                 }
             }
             EnqueueOutcome::SlowConsumer { .. } => {

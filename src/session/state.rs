@@ -1,6 +1,6 @@
 //! The session state machine: pure methods that take `now` and write packets into a buffer.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -83,8 +83,9 @@ struct Inflight {
 pub struct SessionState {
     /// CleanSession of the connection that created the session.
     pub clean: bool,
-    /// Filter → granted QoS.
-    pub subscriptions: HashMap<String, QoS>,
+    /// Filter → granted QoS. B-tree maps here and below: half the inline size of a hash
+    /// map (every session carries them, most with few entries) and no hashing of client input.
+    pub subscriptions: BTreeMap<String, QoS>,
     /// Set when the session has been replaced or discarded; its connection must stop.
     pub discarded: bool,
     /// When the session last went offline (for expiry); `None` while connected.
@@ -93,7 +94,7 @@ pub struct SessionState {
     queued_bytes: usize,
     inflight: VecDeque<Inflight>,
     next_pkid: u16,
-    incoming_qos2: HashSet<u16>,
+    incoming_qos2: BTreeSet<u16>,
     limits: SessionLimits,
     link: Option<ConnLink>,
     full_since: Option<Instant>,
@@ -111,14 +112,14 @@ impl SessionState {
     pub fn new(clean: bool, limits: SessionLimits) -> Self {
         SessionState {
             clean,
-            subscriptions: HashMap::new(),
+            subscriptions: BTreeMap::new(),
             discarded: false,
             offline_since: None,
             queue: VecDeque::new(),
             queued_bytes: 0,
             inflight: VecDeque::new(),
             next_pkid: 0,
-            incoming_qos2: HashSet::new(),
+            incoming_qos2: BTreeSet::new(),
             limits,
             link: None,
             full_since: None,
