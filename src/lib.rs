@@ -25,6 +25,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod context;
+pub mod engine;
 pub mod listener;
 pub mod message;
 pub mod metrics;
@@ -43,6 +44,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::engine::ConnThreads;
+
 pub use config::Config;
 pub use context::Context;
 pub use metrics::Metrics;
@@ -59,6 +62,8 @@ pub enum StartError {
     Auth(#[from] auth::AuthError),
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
+    #[error("cannot start the connection threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// A running broker.
@@ -89,12 +94,21 @@ impl Broker {
             None
         };
         let limit = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
+        let n = match ctx.config.engine.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let threads = Arc::new(
+            ConnThreads::start(n, &shutdown, DRAIN_DEADLINE, &tracker)
+                .map_err(StartError::Threads)?,
+        );
         let addrs = bound.iter().map(|l| (l.name.clone(), l.addr)).collect();
         for l in bound {
             tracker.spawn(listener::accept_loop(
                 l,
                 ctx.clone(),
                 limit.clone(),
+                threads.clone(),
                 tracker.clone(),
                 shutdown.clone(),
             ));

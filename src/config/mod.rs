@@ -355,7 +355,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             worker_threads: 0,
-            write_buffer_size: 65536,
+            write_buffer_size: 262144,
             read_buffer_size: 8192,
         }
     }

@@ -74,22 +74,48 @@ pub fn serve<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let (rd, wr) = tokio::io::split(io);
-    let conn = Conn {
-        rd,
-        wr,
-        rbuf: BytesMut::new(),
-        wbuf: BytesMut::new(),
-        ctx,
-    };
-    let opening = Box::pin(open(conn, info, shutdown.clone()));
-    async move {
-        let Some((mut conn, mut live, will)) = opening.await else {
-            return;
+    let opening = Box::pin(open(Conn::new(io, ctx), info, shutdown.clone()));
+    serving(opening, shutdown)
+}
+
+/// [`serve`] for a TCP connection accepted elsewhere: it is registered with the I/O driver
+/// of the runtime that first polls the returned future (see [`crate::engine`]).
+pub fn serve_tcp(
+    stream: std::net::TcpStream,
+    info: ConnInfo,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) -> impl Future<Output = ()> + Send {
+    let stop = shutdown.clone();
+    let opening = Box::pin(async move {
+        let io = match tokio::net::TcpStream::from_std(stream) {
+            Ok(io) => io,
+            Err(e) => {
+                tracing::debug!(peer = %info.peer, "cannot register the connection: {e}");
+                return None;
+            }
         };
-        let reason = conn.run(&mut live, &shutdown).await;
-        Box::pin(close(conn, live, will, reason)).await;
-    }
+        open(Conn::new(io, ctx), info, stop).await
+    });
+    serving(opening, shutdown)
+}
+
+type Opened<R, W> = Option<(Conn<R, W>, Live, Option<Box<LastWill>>)>;
+
+/// What a connection's task holds for its life: the boxed CONNECT phase, then the loop,
+/// then the boxed closing phase.
+async fn serving<R, W>(
+    opening: Pin<Box<impl Future<Output = Opened<R, W>> + Send>>,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let Some((mut conn, mut live, will)) = opening.await else {
+        return;
+    };
+    let reason = conn.run(&mut live, &shutdown).await;
+    Box::pin(close(conn, live, will, reason)).await;
 }
 
 /// The CONNECT phase: reads and checks the CONNECT, authenticates, attaches the session and
@@ -98,7 +124,7 @@ async fn open<R, W>(
     mut conn: Conn<R, W>,
     info: ConnInfo,
     shutdown: CancellationToken,
-) -> Option<(Conn<R, W>, Live, Option<Box<LastWill>>)>
+) -> Opened<R, W>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -289,6 +315,19 @@ struct Live {
     deferred: std::collections::VecDeque<Packet>,
     /// The client owes acknowledgements for messages sent to it: keep reading while paced.
     awaiting_acks: bool,
+}
+
+impl<T: AsyncRead + AsyncWrite> Conn<tokio::io::ReadHalf<T>, tokio::io::WriteHalf<T>> {
+    fn new(io: T, ctx: Arc<Context>) -> Self {
+        let (rd, wr) = tokio::io::split(io);
+        Conn {
+            rd,
+            wr,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            ctx,
+        }
+    }
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {

@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, ListenerConfig};
 use crate::connection::{self, ConnInfo};
 use crate::context::Context;
+use crate::engine::ConnThreads;
 use crate::metrics;
 
 pub use ws_io::WsIo;
@@ -133,6 +134,7 @@ pub async fn accept_loop(
     l: BoundListener,
     ctx: Arc<Context>,
     limit: Arc<Semaphore>,
+    threads: Arc<ConnThreads>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -163,16 +165,26 @@ pub async fn accept_loop(
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         if l.transport.tls.is_none() && l.transport.ws.is_none() {
-            // Plain MQTT over TCP: the task holds the connection's future and nothing else
-            // (memory per idle connection).
+            // Plain MQTT over TCP runs on a connection thread (engine.rs), registered there.
+            let stream = match stream.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, "cannot hand the connection over: {e}");
+                    continue;
+                }
+            };
             let info = ConnInfo {
                 peer,
                 cert_cn: None,
             };
-            // `map`, not an async block: awaiting a captured future would hold it twice.
-            let serving =
-                connection::serve(stream, info, ctx, shutdown).map(move |()| drop(permit));
-            tracker.spawn(serving);
+            // `map`, not an async block: awaiting a captured future would hold it twice, and
+            // the task holds the connection's future and nothing else (memory per idle
+            // connection).
+            let tracker = tracker.clone();
+            threads.spawn(move || {
+                let serving = connection::serve_tcp(stream, info, ctx, shutdown);
+                tracker.track_future(serving.map(move |()| drop(permit)))
+            });
             continue;
         }
         let transport = l.transport.clone();

@@ -4,8 +4,12 @@
 //! most one literal child, one `+` child and one `#` set per level instead of scanning every
 //! filter. Not internally locked: the router shards it and wraps each shard in a lock.
 
-use std::collections::HashMap;
 use std::hash::Hash;
+
+// foldhash rather than the std SipHash: matching hashes every level of every published
+// topic, and SipHash was a visible share of the publish path. Its seed is random per
+// process, so client-chosen levels cannot be crafted to collide.
+use foldhash::{HashMap, HashMapExt};
 
 #[derive(Debug)]
 struct Node<K, V> {
@@ -143,7 +147,8 @@ impl<K: Hash + Eq + Clone, V> SubscriptionTrie<K, V> {
         let dollar = topic.starts_with('$');
         let mut levels = topic.split('/');
         let Some(first) = levels.next() else { return };
-        let rest: Vec<&str> = levels.collect();
+        // On the stack for topics up to 16 levels deep: no allocation per publish.
+        let rest: smallvec::SmallVec<[&str; 16]> = levels.collect();
         let root = &self.root;
         if !dollar {
             root.hash.iter().for_each(|(k, v)| f(k, v));
