@@ -57,6 +57,12 @@ class Broker:
 class Supermq(Broker):
     name = "supermq"
 
+    def __init__(self, path, args, threads, name=None):
+        super().__init__(path, args)
+        self.threads = threads
+        if name:
+            self.name = name
+
     def version(self):
         return first_line([str(self.path), "--version"])
 
@@ -84,7 +90,7 @@ slow_consumer_timeout = "0s"
 level = "warn"
 
 [engine]
-worker_threads = {self.args.supermq_threads}
+worker_threads = {self.threads}
 
 [sys]
 interval = "0s"

@@ -13,8 +13,8 @@
 //! Modules: [`codec`] (pure wire format), [`topic`] (filters, trie, retained tree),
 //! [`session`] (per-client state machine), [`store`] (session registry and retained
 //! messages), [`router`] (matching and fan-out), [`connection`] (the per-client driver),
-//! [`listener`] (accept loop, TLS and WebSocket handshakes), [`auth`] (passwords, HTTP hook,
-//! ACL), [`config`], [`metrics`].
+//! [`listener`] (accept loop, TLS and WebSocket handshakes), [`engine`] (the connection
+//! threads), [`auth`] (passwords, HTTP hook, ACL), [`config`], [`metrics`].
 //!
 //! This file only wires them: [`Broker::start`] binds the listeners and spawns the tasks;
 //! shutdown is a [`CancellationToken`] passed in by the caller.

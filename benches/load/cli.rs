@@ -71,6 +71,10 @@ pub struct Cli {
     /// Connections being set up at the same time.
     #[arg(long, default_value_t = 200)]
     pub connect_concurrency: usize,
+    /// Keep-alive every client announces in CONNECT, in seconds (0: none; some brokers, such
+    /// as rumqttd, refuse 0). Clients never send PINGREQ, so keep runs shorter than 1.5× it.
+    #[arg(long, default_value_t = 0)]
+    pub keep_alive: u16,
     /// Broker process id: report its CPU time and memory from /proc.
     #[arg(long)]
     pub broker_pid: Option<u32>,

@@ -163,12 +163,13 @@ pub struct Setup {
     pub leftover: BytesMut,
 }
 
-/// Opens a TCP connection (from `source` if given), sends CONNECT (clean session, keep-alive
-/// 0) and waits for an accepting CONNACK.
+/// Opens a TCP connection (from `source` if given), sends CONNECT (clean session, the given
+/// keep-alive in seconds) and waits for an accepting CONNACK.
 pub async fn connect(
     addr: SocketAddr,
     source: Option<IpAddr>,
     client_id: &str,
+    keep_alive: u16,
     timeout: Duration,
 ) -> Result<Setup, String> {
     let fut = async {
@@ -200,7 +201,7 @@ pub async fn connect(
         let connect = Packet::Connect(Connect {
             protocol: Protocol::V311,
             clean_session: true,
-            keep_alive: 0,
+            keep_alive,
             client_id: client_id.to_owned(),
             will: None,
             username: None,

@@ -108,6 +108,7 @@ pub async fn connect_many(
     clients: Vec<(String, Vec<String>, Option<IpAddr>)>,
     qos: supermq::codec::QoS,
     concurrency: usize,
+    keep_alive: u16,
 ) -> Vec<Result<Setup, String>> {
     let limit = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = JoinSet::new();
@@ -117,7 +118,7 @@ pub async fn connect_many(
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let r = async {
-                let mut s = client::connect(addr, source, &id, SETUP_TIMEOUT).await?;
+                let mut s = client::connect(addr, source, &id, keep_alive, SETUP_TIMEOUT).await?;
                 if !filters.is_empty() {
                     client::subscribe(&mut s, &filters, qos, SETUP_TIMEOUT).await?;
                 }
@@ -204,7 +205,7 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> Result<Report, String> {
             Some(port) if subscribers => SocketAddr::new(addr.ip(), port),
             _ => addr,
         };
-        let done = connect_many(target, specs, qos, cli.connect_concurrency).await;
+        let done = connect_many(target, specs, qos, cli.connect_concurrency, cli.keep_alive).await;
         for (i, r) in idx.into_iter().zip(done) {
             setups[i] = Some(r?);
         }
