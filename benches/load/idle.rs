@@ -110,7 +110,14 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> IdleReport {
 
     r.rss_before_kb = cli.broker_pid.and_then(procfs::rss_kb);
     let t0 = Instant::now();
-    let results = connect_many(addr, specs, cli.qos(), cli.connect_concurrency, cli.keep_alive).await;
+    let results = connect_many(
+        addr,
+        specs,
+        cli.qos(),
+        cli.connect_concurrency,
+        cli.keep_alive,
+    )
+    .await;
     r.connect_s = t0.elapsed().as_secs_f64();
     let mut open = Vec::with_capacity(results.len());
     let mut failed = 0u64;
