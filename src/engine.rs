@@ -106,14 +106,4 @@ impl ConnThreads {
         });
         let _ = self.threads[i].jobs.send(job);
     }
-
-    /// How many threads serve connections.
-    pub fn len(&self) -> usize {
-        self.threads.len()
-    }
-
-    /// Never true: there is always at least one thread.
-    pub fn is_empty(&self) -> bool {
-        self.threads.is_empty()
-    }
 }
