@@ -29,7 +29,11 @@ async fn connections_on_different_threads_deliver_and_shutdown_ends_every_thread
         .await
         .expect("broker starts");
     let addr = broker.local_addr();
-    assert_eq!(conn_threads(), 3, "one thread per configured worker");
+    // A thread names itself once it runs: wait for that, not for the spawn.
+    wait_until("one connection thread per configured worker", || {
+        conn_threads() == 3
+    })
+    .await;
 
     // Round-robin: three connections land on three different threads.
     let mut a = Raw::connect(addr, "a").await;
