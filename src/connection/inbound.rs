@@ -61,6 +61,21 @@ pub(super) fn handle(
 }
 
 fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {
+    if let Some(msg) = accept(p, live, ctx, out) {
+        route(msg, live, ctx, now);
+    }
+}
+
+/// Takes ownership of a PUBLISH: answers it (PUBACK, PUBREC) and returns the message to
+/// route, or `None` when there is nothing to route (a re-sent QoS 2 id, `$SYS`, refused by the
+/// ACL). Split from [`route`] so that a batch of messages can be acknowledged before it is
+/// routed: the acknowledgement then reaches a windowed publisher while the batch is routed.
+pub(super) fn accept(
+    p: Publish,
+    live: &mut Live,
+    ctx: &Arc<Context>,
+    out: &mut BytesMut,
+) -> Option<Message> {
     let first = match p.qos {
         QoS::AtMostOnce => true,
         QoS::AtLeastOnce => {
@@ -76,29 +91,35 @@ fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, 
         }
     };
     if !first {
-        return;
+        return None;
     }
     if p.topic.starts_with("$SYS") {
         // $SYS is the broker's own namespace.
         metrics::inc(&ctx.metrics.dropped_sys_publish);
-        return;
+        return None;
     }
     // ACL: a refused PUBLISH is dropped; QoS 1/2 were still acknowledged, as 3.1.1 allows.
     if !ctx
         .auth
         .check_publish(&live.session.client_id, live.username.as_deref(), &p.topic)
     {
-        return;
+        return None;
     }
-    let msg = Message {
+    Some(Message {
         topic: p.topic,
         // Copied out of the read buffer so a queued or retained message never pins a whole
         // read chunk, and the read buffer can be reused in place.
         payload: Bytes::copy_from_slice(&p.payload),
         qos: p.qos,
         retain: p.retain,
-    };
+    })
+}
+
+/// Routes an accepted message; a subscriber that asks for pacing pauses this publisher.
+pub(super) fn route(msg: Message, live: &mut Live, ctx: &Arc<Context>, now: Instant) {
     let routed = ctx.router.publish_from(msg, Some(&live.session), now);
+    live.routed += routed.queued;
+    live.deepest = live.deepest.max(routed.deepest);
     // A client's own subscription never paces it (the router leaves it out): its own
     // connection is the one draining it.
     if routed.pressure.is_some() {

@@ -38,8 +38,26 @@ const DEFER_MAX: usize = 256;
 /// Longest a publisher pauses for one subscriber before reading again (and re-checking).
 const PACE_MAX: Duration = Duration::from_millis(20);
 
+/// PUBLISH packets of one read accepted before they are routed, at most: the bound on how
+/// far a publisher runs past a subscriber that starts pacing it mid-batch.
+const ROUTE_BATCH: usize = 64;
+
+/// A batch holding at least this many QoS 1/2 PUBLISH packets has its acknowledgements
+/// written before it is routed (see [`Conn::route_batch`]); smaller ones are routed first,
+/// so that at low rates the delivery leaves before the acknowledgement (latency).
+const ACK_FIRST: usize = 16;
+
+/// ... unless the previous batch met a subscriber queue this deep: its subscribers are not
+/// keeping up, and acknowledging early would only let the publisher queue more (fan-in).
+const ACK_FIRST_DEPTH: usize = 2 * ROUTE_BATCH;
+
 /// A read at least this large ends the connection's turn on the runtime (fairness).
 const FAIR_READ: usize = 64 * 1024;
+
+/// A read whose messages were queued for at least this many deliveries to other sessions
+/// also ends the turn: the subscribers it fed write before the publisher reads again
+/// (fan-out), or else a publisher acknowledged early runs ahead of its subscribers.
+const FAIR_ROUTED: usize = 256;
 
 /// Below this many bytes per read or write a connection counts as not busy, and its empty
 /// buffers are released rather than kept.
@@ -218,6 +236,8 @@ where
         paused: false,
         deferred: std::collections::VecDeque::new(),
         awaiting_acks: false,
+        routed: 0,
+        deepest: 0,
     };
     Some((conn, live, connect.will.take().map(Box::new)))
 }
@@ -291,6 +311,14 @@ struct Conn<R, W> {
     ctx: Arc<Context>,
 }
 
+/// A PUBLISH set aside while its client is paced.
+enum Deferred {
+    /// Not yet handled (nor acknowledged).
+    Unhandled(Packet),
+    /// Accepted and acknowledged with its batch; only its routing waits.
+    Accepted(Message),
+}
+
 /// The session side of an accepted connection.
 struct Live {
     session: Arc<Session>,
@@ -312,9 +340,13 @@ struct Live {
     /// `DEFER_MAX`) while acknowledgements and pings go on being handled, so a client that is
     /// also a subscriber keeps draining its own queue.
     paused: bool,
-    deferred: std::collections::VecDeque<Packet>,
+    deferred: std::collections::VecDeque<Deferred>,
     /// The client owes acknowledgements for messages sent to it: keep reading while paced.
     awaiting_acks: bool,
+    /// Deliveries queued by this client's messages since its last read.
+    routed: usize,
+    /// The longest subscriber queue this client's last routed batch met.
+    deepest: usize,
 }
 
 impl<T: AsyncRead + AsyncWrite> Conn<tokio::io::ReadHalf<T>, tokio::io::WriteHalf<T>> {
@@ -497,6 +529,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             }
             let room = self.reserve_read(last_read, filled);
             tokio::select! {
+                biased;
                 // Always listened to, even with a drain pending: a kick comes this way too, and
                 // a consumer that does not read (its buffer full, its drain pending) is the one
                 // a slow-consumer kick is for.
@@ -542,7 +575,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                             // Likewise for reads: idle connections hold no read buffer.
                             self.rbuf = BytesMut::new();
                         }
-                        if n >= FAIR_READ {
+                        if n >= FAIR_READ || std::mem::take(&mut live.routed) >= FAIR_ROUTED {
                             // A connection that keeps reading large batches lets the others
                             // (the subscribers it feeds among them) run before its next read.
                             tokio::task::yield_now().await;
@@ -565,12 +598,27 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
     fn handle_deferred(&mut self, live: &mut Live) -> Result<(), CloseReason> {
         let now = Instant::now();
         while live.pressure.is_none() {
-            let Some(p) = live.deferred.pop_front() else {
-                break;
-            };
-            inbound::handle(p, live, &self.ctx, &mut self.wbuf, now)?;
+            match live.deferred.pop_front() {
+                Some(Deferred::Unhandled(p)) => {
+                    inbound::handle(p, live, &self.ctx, &mut self.wbuf, now)?;
+                }
+                Some(Deferred::Accepted(msg)) => inbound::route(msg, live, &self.ctx, now),
+                None => break,
+            }
         }
         Ok(())
+    }
+
+    /// Writes what is buffered if the socket takes it at once (never waits).
+    fn flush_now(&mut self) {
+        use futures_util::FutureExt;
+        if self.wbuf.is_empty() {
+            return;
+        }
+        if let Some(Ok(n)) = self.wr.write(&self.wbuf).now_or_never() {
+            self.wbuf.advance(n);
+            metrics::add(&self.ctx.metrics.bytes_sent, n as u64);
+        }
     }
 
     /// Decodes and handles every complete packet in the read buffer.
@@ -578,33 +626,81 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         let limits = self.ctx.decode_limits;
         let now = Instant::now();
         let mut received = 0;
+        // Accepted PUBLISH packets not yet routed, and how many of them were acknowledged.
+        let mut batch = Vec::new();
+        let mut acks = 0;
         let result = loop {
             match codec::decode(&mut self.rbuf, &limits) {
-                Ok(Some(p)) => {
-                    let publish = matches!(p, Packet::Publish(_));
-                    received += u64::from(publish);
-                    if publish && (live.paused || !live.deferred.is_empty()) {
-                        live.deferred.push_back(p);
+                Ok(Some(Packet::Publish(p))) => {
+                    received += 1;
+                    if live.paused || !live.deferred.is_empty() {
+                        live.deferred
+                            .push_back(Deferred::Unhandled(Packet::Publish(p)));
                         if live.deferred.len() >= DEFER_MAX {
                             live.backlog = true;
                             break Ok(());
                         }
                         continue;
                     }
+                    acks += usize::from(p.qos != codec::QoS::AtMostOnce);
+                    if let Some(msg) = inbound::accept(p, live, &self.ctx, &mut self.wbuf) {
+                        batch.push(msg);
+                    }
+                    if batch.len() >= ROUTE_BATCH {
+                        self.route_batch(&mut batch, std::mem::take(&mut acks), live, now);
+                    }
+                }
+                Ok(Some(p)) => {
+                    // Anything else is handled after the PUBLISH packets before it are routed
+                    // (a SUBSCRIBE must not see an earlier PUBLISH, for one).
+                    self.route_batch(&mut batch, std::mem::take(&mut acks), live, now);
                     if let Err(r) = inbound::handle(p, live, &self.ctx, &mut self.wbuf, now) {
                         break Err(r);
-                    }
-                    if live.pressure.is_some() && !live.paused {
-                        // Paced from here on: later PUBLISH packets are set aside.
-                        live.paused = true;
                     }
                 }
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(CloseReason::Malformed(e)),
             }
         };
+        self.route_batch(&mut batch, acks, live, now);
         metrics::add(&self.ctx.metrics.publish_received, received);
         result
+    }
+
+    /// Routes the accepted messages of a batch, in order. A batch carrying `acks` or more
+    /// acknowledgements has them written first, when the socket takes them at once: a
+    /// publisher that waits on a window of unacknowledged messages then sends its next ones
+    /// while this batch is being routed, instead of after (the round trip bounds a windowed
+    /// publisher's rate). The acknowledgement means the broker owns the message (§4.3.2),
+    /// which it does from the moment it is accepted.
+    fn route_batch(
+        &mut self,
+        batch: &mut Vec<Message>,
+        acks: usize,
+        live: &mut Live,
+        now: Instant,
+    ) {
+        if acks >= ACK_FIRST && live.deepest < ACK_FIRST_DEPTH {
+            self.flush_now();
+        }
+        if batch.is_empty() {
+            return;
+        }
+        live.deepest = 0;
+        let mut rest = batch.drain(..);
+        for msg in rest.by_ref() {
+            inbound::route(msg, live, &self.ctx, now);
+            if live.pressure.is_some() {
+                break;
+            }
+        }
+        // A subscriber asked for pacing mid-batch: the rest waits, as later packets do, so a
+        // publisher runs at most one message past the subscriber's high watermark.
+        live.deferred.extend(rest.map(Deferred::Accepted));
+        if live.pressure.is_some() && !live.paused {
+            // Paced from here on: later PUBLISH packets are set aside.
+            live.paused = true;
+        }
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Routed {
     /// queue is filling: the publisher should pause until it is relieved (flow control
     /// instead of drops).
     pub pressure: Option<Pacer>,
+    /// The longest queue of a local session after this message was queued to it.
+    pub deepest: usize,
 }
 
 /// What a paced publisher waits for.
@@ -380,9 +382,10 @@ impl Router {
                 retain: false,
                 group: None,
             };
-            let (outcome, pressured) = session.deliver_paced(d, now);
-            routed.queued += usize::from(self.account(outcome));
-            if pressured && routed.pressure.is_none() && publisher != Some(session.id) {
+            let paced = session.deliver_paced(d, now);
+            routed.queued += usize::from(self.account(paced.outcome));
+            routed.deepest = routed.deepest.max(paced.depth);
+            if paced.pressured && routed.pressure.is_none() && publisher != Some(session.id) {
                 routed.pressure = Some(Pacer::Session(session.clone()));
             }
         });

@@ -108,6 +108,16 @@ impl ConnLink {
     }
 }
 
+/// What [`Session::deliver_paced`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Paced {
+    pub outcome: EnqueueOutcome,
+    /// The publisher should pause (see [`SessionState::pressured`]).
+    pub pressured: bool,
+    /// Messages in the queue after this one was offered.
+    pub depth: usize,
+}
+
 /// A session shared between its connection task, the router and the session store.
 #[derive(Debug)]
 pub struct Session {
@@ -157,15 +167,16 @@ impl Session {
 
     /// Queues a delivery and wakes or kicks the serving connection as needed.
     pub fn deliver(&self, d: Delivery, now: Instant) -> EnqueueOutcome {
-        self.deliver_paced(d, now).0
+        self.deliver_paced(d, now).outcome
     }
 
     /// [`Session::deliver`], also telling whether the publisher should pause (see
     /// [`SessionState::pressured`]).
-    pub fn deliver_paced(&self, d: Delivery, now: Instant) -> (EnqueueOutcome, bool) {
+    pub fn deliver_paced(&self, d: Delivery, now: Instant) -> Paced {
         let mut st = self.state.lock();
         let outcome = st.enqueue(d, now);
         let pressured = st.pressured_at(now);
+        let depth = st.queued();
         match outcome {
             EnqueueOutcome::Queued { wake: true } => {
                 if let Some(l) = st.link() {
@@ -179,6 +190,10 @@ impl Session {
             }
             _ => {}
         }
-        (outcome, pressured)
+        Paced {
+            outcome,
+            pressured,
+            depth,
+        }
     }
 }

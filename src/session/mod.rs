@@ -8,5 +8,5 @@
 mod handle;
 mod state;
 
-pub use handle::{ConnLink, KickReason, Session};
+pub use handle::{ConnLink, KickReason, Paced, Session};
 pub use state::{EnqueueOutcome, FillResult, QueueFullPolicy, SessionLimits, SessionState};
