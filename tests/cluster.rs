@@ -248,6 +248,57 @@ async fn take_over_and_wills_cross_nodes() {
     assert_eq!(watcher.recv_publish().await.topic, "will/dropper");
 }
 
+/// Sends PINGREQ and reads until PINGRESP (true: the connection is served) or the close.
+async fn alive(c: &mut Raw) -> bool {
+    if c.stream.write_all(&[0xC0, 0x00]).await.is_err() {
+        return false;
+    }
+    tokio::time::timeout(WAIT, async {
+        while let Some(p) = c.try_recv().await {
+            if p == Packet::PingResp {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("PINGRESP or close within WAIT")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_client_id_on_two_nodes_at_once_leaves_exactly_one_connection() {
+    let nodes = mesh(2).await;
+    for i in 0..10 {
+        let id = format!("twin-{i}");
+        // Both CONNECTs leave together: each node hears of the other's connection while its
+        // own is already attached, and both must agree on which one stays.
+        let (mut a, mut b) = tokio::join!(Raw::open(nodes[0].addr), Raw::open(nodes[1].addr));
+        let connect = Packet::Connect(connect_packet(&id, true));
+        tokio::join!(a.send(&connect), b.send(&connect));
+        // Each is attached (CONNACK) or already closed, so each announcement has been sent.
+        for c in [&mut a, &mut b] {
+            let first = tokio::time::timeout(WAIT, c.try_recv())
+                .await
+                .expect("CONNACK or close");
+            assert!(
+                matches!(first, None | Some(Packet::ConnAck(_))),
+                "{first:?}"
+            );
+        }
+        // A SUBSCRIBE's SUBACK waits until every peer has applied what its node sent before,
+        // the announcements of both twins among it.
+        for (n, node) in nodes.iter().enumerate() {
+            let mut s = Raw::connect(node.addr, &format!("sync-{i}-{n}")).await;
+            s.subscribe("sync", QoS::AtMostOnce).await;
+        }
+        let (a_alive, b_alive) = tokio::join!(alive(&mut a), alive(&mut b));
+        assert!(
+            a_alive != b_alive,
+            "{id}: exactly one connection stays (node 1: {a_alive}, node 2: {b_alive})"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_down_purges_interest_and_link_up_restores_it() {
     let mut nodes = mesh(3).await;

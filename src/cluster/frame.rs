@@ -36,8 +36,12 @@ pub enum Frame {
     Msg(RouteMsg),
     /// A retained message (or, with an empty payload, a deletion) for last-writer-wins merge.
     Retain(RetainEntry),
-    /// A client with this id connected on the sender: any other node closes its connection.
-    Client(String),
+    /// A client with this id connected on the sender at `at` (µs since the Unix epoch): any
+    /// other node closes its connection for the id if that one is older.
+    Client {
+        id: String,
+        at: u64,
+    },
     /// Another node the sender is linked to; the receiver dials it if it does not know it.
     Peer {
         node_id: String,
@@ -240,8 +244,9 @@ pub fn encode(f: &Frame, out: &mut BytesMut) {
             put_bytes(&mut body, &r.payload);
             T_RETAIN
         }
-        Frame::Client(id) => {
+        Frame::Client { id, at } => {
             put_bytes(&mut body, id.as_bytes());
+            put_varint(&mut body, *at);
             T_CLIENT
         }
         Frame::Peer { node_id, addr } => {
@@ -382,7 +387,10 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
                 payload: b.bytes()?,
             })
         }
-        T_CLIENT => Frame::Client(b.string()?),
+        T_CLIENT => Frame::Client {
+            id: b.string()?,
+            at: b.varint()?,
+        },
         T_PEER => Frame::Peer {
             node_id: b.string()?,
             addr: b.string()?,
@@ -442,7 +450,10 @@ mod tests {
                 ts: 5,
                 origin: "n2".into(),
             }),
-            Frame::Client("dev-1".into()),
+            Frame::Client {
+                id: "dev-1".into(),
+                at: 1_700_000_000_000_000,
+            },
             Frame::Peer {
                 node_id: "n3".into(),
                 addr: "10.0.0.3:7000".into(),

@@ -439,11 +439,17 @@ fn handle(
             };
             ctx.router.retained().apply_remote(&msg, stamp);
         }
-        Frame::Client(id) => {
-            // The same client id connected on the peer: the id is unique cluster-wide.
+        Frame::Client { id, at } => {
+            // The same client id connected on the peer: the id is unique cluster-wide, and the
+            // newer connection wins [MQTT-3.1.4-2]. Two nodes taking each other's client at
+            // the same moment both hear of it; comparing connect times (then node ids) makes
+            // them agree on the winner instead of each closing its own.
             if let Some(s) = ctx.sessions.get(&id) {
                 if let Some(l) = s.lock().link() {
-                    l.kick(crate::session::KickReason::TakenOver);
+                    let ours = (l.connected_at(), &*cluster.node_id);
+                    if ours < (at, &**node) {
+                        l.kick(crate::session::KickReason::TakenOver);
+                    }
                 }
             }
         }

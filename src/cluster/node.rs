@@ -550,8 +550,11 @@ impl Cluster {
     }
 
     /// Tells every peer that `client_id` connected here (cluster-wide take-over).
-    pub fn announce_client(&self, client_id: &str) {
-        self.broadcast(&Frame::Client(client_id.to_owned()));
+    pub fn announce_client(&self, client_id: &str, at: u64) {
+        self.broadcast(&Frame::Client {
+            id: client_id.to_owned(),
+            at,
+        });
     }
 
     /// Tells every other peer about `node` (gossip discovery).

@@ -220,7 +220,7 @@ where
     tracing::debug!(%peer, client_id, clean = connect.clean_session, present = attached.present, "client connected");
     if let Some(c) = conn.ctx.router.cluster() {
         // Client ids are unique cluster-wide: a live connection elsewhere is taken over.
-        c.announce_client(&client_id);
+        c.announce_client(&client_id, link.connected_at());
     }
     let live = Live {
         session,

@@ -41,6 +41,9 @@ struct LinkShared {
     /// connection is kicked.
     waker: AtomicWaker,
     woken: AtomicBool,
+    /// When the connection attached, in µs since the Unix epoch (cluster-wide take-over
+    /// order).
+    connected_at: u64,
     /// 0 while the connection may go on; else the first [`KickReason`] given, encoded.
     kick: AtomicU8,
 }
@@ -65,12 +68,23 @@ impl KickReason {
 }
 
 impl ConnLink {
-    /// A fresh link for connection `gen`.
+    /// A fresh link for connection `gen`, connected now.
     pub fn new(gen: u64) -> Self {
+        let connected_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         ConnLink {
             gen,
-            shared: Arc::new(LinkShared::default()),
+            shared: Arc::new(LinkShared {
+                connected_at,
+                ..LinkShared::default()
+            }),
         }
+    }
+
+    /// When the connection attached, in µs since the Unix epoch.
+    pub fn connected_at(&self) -> u64 {
+        self.shared.connected_at
     }
 
     /// Asks the connection to close; the first reason given wins.
