@@ -1,7 +1,8 @@
 //! The application message as it travels through the broker, and one delivery of it.
 //!
 //! A published message is wrapped in an `Arc` once and shared by every subscriber's queue;
-//! its payload is the zero-copy slice of the publisher's read buffer.
+//! its payload was copied once out of the publisher's read buffer, into an allocation of its
+//! own.
 
 use std::sync::Arc;
 

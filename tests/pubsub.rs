@@ -234,3 +234,53 @@ async fn sys_metrics_are_published_when_enabled() {
     let p = s.recv_publish().await;
     assert!(p.payload.starts_with(b"supermq "), "{p:?}");
 }
+
+#[tokio::test]
+async fn a_publisher_repeating_one_topic_follows_every_subscription_change() {
+    // One publisher on one topic, message after message (what the broker memoises), while
+    // subscriptions come and go around it.
+    let b = start().await;
+    let mut p = Raw::connect(b.addr, "memo-pub").await;
+    let mut s1 = Raw::connect(b.addr, "memo-s1").await;
+    s1.subscribe("memo/t", QoS::AtLeastOnce).await;
+    p.publish("memo/t", b"1", QoS::AtLeastOnce, false).await;
+    assert_eq!(&s1.recv_publish().await.payload[..], b"1");
+
+    // A new subscriber through a wildcard (another shard of the trie).
+    let mut s2 = Raw::connect(b.addr, "memo-s2").await;
+    s2.subscribe("+/t", QoS::AtLeastOnce).await;
+    p.publish("memo/t", b"2", QoS::AtLeastOnce, false).await;
+    assert_eq!(&s1.recv_publish().await.payload[..], b"2");
+    assert_eq!(&s2.recv_publish().await.payload[..], b"2");
+
+    // Another topic in between, then back.
+    p.publish("memo/other", b"x", QoS::AtLeastOnce, false).await;
+    p.publish("memo/t", b"3", QoS::AtLeastOnce, false).await;
+    assert_eq!(&s1.recv_publish().await.payload[..], b"3");
+    assert_eq!(&s2.recv_publish().await.payload[..], b"3");
+
+    // An unsubscribe stops delivery at once.
+    s1.unsubscribe("memo/t").await;
+    p.publish("memo/t", b"4", QoS::AtLeastOnce, false).await;
+    assert_eq!(&s2.recv_publish().await.payload[..], b"4");
+    s1.ping().await;
+
+    // A take-over with a clean session replaces s2's session: the new one gets the next
+    // message once, at the QoS it asked for; the old one gets nothing.
+    let mut s3 = Raw::connect(b.addr, "memo-s2").await;
+    s3.subscribe("memo/#", QoS::AtMostOnce).await;
+    p.publish("memo/t", b"5", QoS::AtLeastOnce, false).await;
+    let got = s3.recv_publish().await;
+    assert_eq!((&got.payload[..], got.qos), (&b"5"[..], QoS::AtMostOnce));
+    s3.ping().await;
+
+    // s1 subscribes again, through an overlapping pair: one copy at the higher QoS.
+    s1.subscribe_many(&[("memo/t", QoS::AtMostOnce), ("memo/+", QoS::AtLeastOnce)])
+        .await;
+    p.publish("memo/t", b"6", QoS::AtLeastOnce, false).await;
+    let got = s1.recv_publish().await;
+    assert_eq!((&got.payload[..], got.qos), (&b"6"[..], QoS::AtLeastOnce));
+    assert_eq!(&s3.recv_publish().await.payload[..], b"6");
+    s1.ping().await;
+    s3.ping().await;
+}

@@ -9,7 +9,7 @@
 
 use std::str;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::DecodeError;
 use super::packet::{
@@ -93,22 +93,31 @@ pub fn decode(buf: &mut BytesMut, limits: &DecodeLimits) -> Result<Option<Packet
         return Ok(None);
     }
 
-    let frame = buf.split_to(size).freeze();
+    // Decoded in place: the fields a packet keeps are copied out (a payload once, into an
+    // allocation of its own, so a queued message never pins a read buffer), and the read
+    // buffer is then advanced past the packet and reused.
     let mut r = Reader {
-        frame: &frame,
+        frame: &buf[..size],
         pos: header_len,
     };
+    let packet = body(first, &mut r);
+    buf.advance(size);
+    packet.map(Some)
+}
+
+/// The variable header and payload of a packet whose fixed header is `first`.
+fn body(first: u8, r: &mut Reader<'_>) -> Result<Packet, DecodeError> {
     let packet = match first >> 4 {
-        CONNECT => Packet::Connect(decode_connect(&mut r)?),
-        CONNACK => Packet::ConnAck(decode_connack(&mut r)?),
-        PUBLISH => Packet::Publish(decode_publish(first, &mut r)?),
+        CONNECT => Packet::Connect(decode_connect(r)?),
+        CONNACK => Packet::ConnAck(decode_connack(r)?),
+        PUBLISH => Packet::Publish(decode_publish(first, r)?),
         PUBACK => Packet::PubAck(r.pkid()?),
         PUBREC => Packet::PubRec(r.pkid()?),
         PUBREL => Packet::PubRel(r.pkid()?),
         PUBCOMP => Packet::PubComp(r.pkid()?),
-        SUBSCRIBE => Packet::Subscribe(decode_subscribe(&mut r)?),
-        SUBACK => Packet::SubAck(decode_suback(&mut r)?),
-        UNSUBSCRIBE => Packet::Unsubscribe(decode_unsubscribe(&mut r)?),
+        SUBSCRIBE => Packet::Subscribe(decode_subscribe(r)?),
+        SUBACK => Packet::SubAck(decode_suback(r)?),
+        UNSUBSCRIBE => Packet::Unsubscribe(decode_unsubscribe(r)?),
         UNSUBACK => Packet::UnsubAck(r.pkid()?),
         PINGREQ => Packet::PingReq,
         PINGRESP => Packet::PingResp,
@@ -117,7 +126,7 @@ pub fn decode(buf: &mut BytesMut, limits: &DecodeLimits) -> Result<Option<Packet
         t => return Err(DecodeError::ReservedPacketType(t)),
     };
     r.finish()?;
-    Ok(Some(packet))
+    Ok(packet)
 }
 
 /// Whether `s` may be used as a PUBLISH or will topic name: at least one character
@@ -295,7 +304,7 @@ fn decode_publish(first: u8, r: &mut Reader<'_>) -> Result<Publish, DecodeError>
     let topic = r.topic_name()?;
     // [MQTT-2.3.1-1]: only QoS 1 and 2 carry a (non-zero) packet identifier.
     let pkid = if qos == QoS::AtMostOnce { 0 } else { r.pkid()? };
-    // The payload may be empty (§3.3.3); it shares the frame's allocation.
+    // The payload may be empty (§3.3.3).
     let payload = r.rest();
     Ok(Publish {
         dup: first & 0x08 != 0,
@@ -398,7 +407,7 @@ fn mqtt_str(raw: &[u8]) -> Result<&str, DecodeError> {
 /// whose length is the announced remaining length, so a field that runs past it is
 /// `Truncated` and nothing is ever allocated from a length that the bytes do not back.
 struct Reader<'a> {
-    frame: &'a Bytes,
+    frame: &'a [u8],
     pos: usize,
 }
 
@@ -412,7 +421,7 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let frame: &'a Bytes = self.frame;
+        let frame: &'a [u8] = self.frame;
         let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
         let bytes = frame.get(self.pos..end).ok_or(DecodeError::Truncated)?;
         self.pos = end;
@@ -448,12 +457,9 @@ impl<'a> Reader<'a> {
         self.take(usize::from(len))
     }
 
-    /// Binary data (will message, password): a zero-copy slice of the frame.
+    /// Binary data (will message, password), copied out of the frame.
     fn binary(&mut self) -> Result<Bytes, DecodeError> {
-        let len = usize::from(self.u16()?);
-        let start = self.pos;
-        self.take(len)?;
-        Ok(self.frame.slice(start..start + len))
+        self.length_prefixed().map(Bytes::copy_from_slice)
     }
 
     /// A UTF-8 string field: one validation, one allocation.
@@ -480,9 +486,9 @@ impl<'a> Reader<'a> {
         Ok(String::from(s))
     }
 
-    /// Everything up to the end of the packet, zero-copy.
+    /// Everything up to the end of the packet, copied out of the frame.
     fn rest(&mut self) -> Bytes {
-        let rest = self.frame.slice(self.pos..);
+        let rest = Bytes::copy_from_slice(&self.frame[self.pos..]);
         self.pos = self.frame.len();
         rest
     }

@@ -325,7 +325,9 @@ fn oversize_packet_is_refused_from_the_header() {
 }
 
 #[test]
-fn payload_and_binary_fields_are_zero_copy() {
+fn payload_and_binary_fields_never_pin_the_read_buffer() {
+    // A decoded packet owns its fields: a queued message must not keep a read buffer alive,
+    // and the read buffer is advanced in place and reused for the next read.
     // CONNECT: will "t"/"w", user name "", password "p".
     #[rustfmt::skip]
     let wire: &[u8] = &[
@@ -339,15 +341,27 @@ fn payload_and_binary_fields_are_zero_copy() {
     };
     let password = c.password.unwrap_or_default();
     assert_eq!(&password[..], b"p");
-    assert!(range.contains(&(password.as_ptr() as usize)));
+    assert!(!range.contains(&(password.as_ptr() as usize)));
+    assert!(buf.is_empty());
 
-    let mut buf = BytesMut::from(&[0x30, 0x06, 0x00, 0x01, b't', 1, 2, 3][..]);
+    // Two PUBLISH packets in one buffer: each decode takes exactly one.
+    let mut buf = BytesMut::from(
+        &[
+            0x30, 0x06, 0x00, 0x01, b't', 1, 2, 3, 0x30, 0x04, 0x00, 0x01, b'u', 4,
+        ][..],
+    );
     let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
     let Ok(Some(Packet::Publish(p))) = decode(&mut buf, &DecodeLimits::default()) else {
         panic!("PUBLISH expected");
     };
     assert_eq!(&p.payload[..], &[1, 2, 3]);
-    assert!(range.contains(&(p.payload.as_ptr() as usize)));
+    assert!(!range.contains(&(p.payload.as_ptr() as usize)));
+    assert_eq!(buf.len(), 6);
+    let Ok(Some(Packet::Publish(q))) = decode(&mut buf, &DecodeLimits::default()) else {
+        panic!("second PUBLISH expected");
+    };
+    assert_eq!((q.topic.as_str(), &q.payload[..]), ("u", &[4u8][..]));
+    assert!(buf.is_empty());
 }
 
 #[test]

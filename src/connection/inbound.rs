@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::{CloseReason, Live};
 use crate::codec::{self, Packet, Publish, QoS, SubAck, SubackCode, Subscribe};
@@ -107,9 +107,9 @@ pub(super) fn accept(
     }
     Some(Message {
         topic: p.topic,
-        // Copied out of the read buffer so a queued or retained message never pins a whole
-        // read chunk, and the read buffer can be reused in place.
-        payload: Bytes::copy_from_slice(&p.payload),
+        // Already copied out of the read buffer by the decoder: a queued or retained message
+        // never pins a read chunk.
+        payload: p.payload,
         qos: p.qos,
         retain: p.retain,
     })
@@ -117,7 +117,9 @@ pub(super) fn accept(
 
 /// Routes an accepted message; a subscriber that asks for pacing pauses this publisher.
 pub(super) fn route(msg: Message, live: &mut Live, ctx: &Arc<Context>, now: Instant) {
-    let routed = ctx.router.publish_from(msg, Some(&live.session), now);
+    let routed = ctx
+        .router
+        .publish_memo(msg, Some(&live.session), now, Some(&mut live.memo));
     live.routed += routed.queued;
     live.deepest = live.deepest.max(routed.deepest);
     // A client's own subscription never paces it (the router leaves it out): its own

@@ -238,6 +238,7 @@ where
         awaiting_acks: false,
         routed: 0,
         deepest: 0,
+        memo: None,
     };
     Some((conn, live, connect.will.take().map(Box::new)))
 }
@@ -347,6 +348,8 @@ struct Live {
     routed: usize,
     /// The longest subscriber queue this client's last routed batch met.
     deepest: usize,
+    /// Where this client's last topic went (made on its first PUBLISH).
+    memo: Option<Box<crate::router::RouteMemo>>,
 }
 
 impl<T: AsyncRead + AsyncWrite> Conn<tokio::io::ReadHalf<T>, tokio::io::WriteHalf<T>> {

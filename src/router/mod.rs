@@ -67,6 +67,21 @@ impl Pacer {
     }
 }
 
+/// Where one publisher's last topic went: its matching local sessions, valid while the
+/// subscription set keeps the generation it was made under. A publisher usually publishes on
+/// the same topic again and again (a sensor, a device): the memo spares it the trie walk,
+/// the shard locks and the merge of overlapping subscriptions on every message.
+#[derive(Debug, Default)]
+pub struct RouteMemo {
+    generation: u64,
+    topic: String,
+    targets: SmallVec<[(Arc<Session>, QoS); 4]>,
+}
+
+/// Topics matching more sessions than this are not memoised (the walk is then a small part
+/// of the cost, and the memo would hold many sessions).
+const MEMO_MAX_TARGETS: usize = 16;
+
 /// Peers chosen for consumer groups while routing one message: (node, group).
 pub type RemotePicks = SmallVec<[(Arc<str>, Arc<GroupKey>); 4]>;
 
@@ -225,6 +240,17 @@ impl Router {
     /// per matching local session and one per matching consumer group, and forwards it to
     /// every interested peer. Returns the number of local deliveries queued.
     pub fn publish_from(&self, msg: Message, publisher: Option<&Session>, now: Instant) -> Routed {
+        self.publish_memo(msg, publisher, now, None)
+    }
+
+    /// [`Router::publish_from`] with the publisher's [`RouteMemo`] (made on first use).
+    pub fn publish_memo(
+        &self,
+        msg: Message,
+        publisher: Option<&Session>,
+        now: Instant,
+        memo: Option<&mut Option<Box<RouteMemo>>>,
+    ) -> Routed {
         let msg = Arc::new(msg);
         let mut ts = 0;
         if msg.retain {
@@ -236,7 +262,7 @@ impl Router {
             }
         }
         let mut routed = Routed::default();
-        self.deliver_local(&msg, now, publisher.map(|p| p.id), &mut routed);
+        self.deliver_local(&msg, now, publisher.map(|p| p.id), &mut routed, memo);
         let mut picks = RemotePicks::new();
         let local_only = self.cluster().is_none();
         let strategy = self.strategy;
@@ -288,7 +314,7 @@ impl Router {
                 );
             }
             let mut routed = Routed::default();
-            self.deliver_local(&msg, now, None, &mut routed);
+            self.deliver_local(&msg, now, None, &mut routed, None);
             queued += routed.queued;
         }
         let hash = groups::hash_of(&msg.topic);
@@ -373,8 +399,50 @@ impl Router {
         now: Instant,
         publisher: Option<u64>,
         routed: &mut Routed,
+        memo: Option<&mut Option<Box<RouteMemo>>>,
     ) {
+        let Some(memo) = memo else {
+            self.subs.for_each_target(&msg.topic, |session, granted| {
+                self.deliver_one(msg, now, publisher, routed, session, granted);
+            });
+            return;
+        };
+        let generation = self.subs.generation();
+        if let Some(m) = memo.as_deref() {
+            if m.generation == generation && m.topic == msg.topic {
+                for (session, granted) in &m.targets {
+                    self.deliver_one(msg, now, publisher, routed, session, *granted);
+                }
+                return;
+            }
+        }
+        let mut targets = SmallVec::new();
         self.subs.for_each_target(&msg.topic, |session, granted| {
+            if targets.len() <= MEMO_MAX_TARGETS {
+                targets.push((session.clone(), granted));
+            }
+            self.deliver_one(msg, now, publisher, routed, session, granted);
+        });
+        if targets.len() <= MEMO_MAX_TARGETS {
+            let m = memo.get_or_insert_with(Box::default);
+            m.generation = generation;
+            m.topic.clone_from(&msg.topic);
+            m.targets = targets;
+        } else {
+            *memo = None;
+        }
+    }
+
+    fn deliver_one(
+        &self,
+        msg: &Arc<Message>,
+        now: Instant,
+        publisher: Option<u64>,
+        routed: &mut Routed,
+        session: &Arc<Session>,
+        granted: QoS,
+    ) {
+        {
             let d = Delivery {
                 msg: msg.clone(),
                 qos: msg.qos.min(granted),
@@ -388,7 +456,7 @@ impl Router {
             if paced.pressured && routed.pressure.is_none() && publisher != Some(session.id) {
                 routed.pressure = Some(Pacer::Session(session.clone()));
             }
-        });
+        }
     }
 
     /// Counts a delivery outcome; true if the message was queued.

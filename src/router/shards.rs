@@ -4,6 +4,7 @@
 //! top-level topics never contend and a publish read-locks only two shards: the one for its
 //! topic's first level and the one holding filters that start with a wildcard.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -27,6 +28,9 @@ pub(super) struct Shards {
     // Each lock protects one trie; publishes take read locks, (un)subscribes a write lock.
     literal: Box<[RwLock<Trie>]>,
     wildcard: RwLock<Trie>,
+    /// Bumped by every insert and remove: a result memoised under one generation is current
+    /// while the generation is unchanged (see [`super::RouteMemo`]).
+    generation: AtomicU64,
 }
 
 impl Shards {
@@ -34,7 +38,13 @@ impl Shards {
         Shards {
             literal: (0..n).map(|_| RwLock::new(Trie::default())).collect(),
             wildcard: RwLock::new(Trie::default()),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// The current generation of the subscription set.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     fn shard(&self, filter_or_topic: &str) -> &RwLock<Trie> {
@@ -56,10 +66,13 @@ impl Shards {
             qos,
         };
         self.shard(filter).write().insert(filter, session.id, sub);
+        // After the change, so a memo made from the old set cannot carry the new generation.
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(super) fn remove(&self, filter: &str, session_id: u64) {
         self.shard(filter).write().remove(filter, &session_id);
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Calls `f` once per matching session with the highest QoS it was granted through any
