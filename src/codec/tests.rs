@@ -1,5 +1,5 @@
 //! Codec tests against hand-written wire bytes laid out as in the spec (§2–3): one vector per
-//! packet type, remaining-length boundaries, partial input, the size limit, zero-copy, and a
+//! packet type, remaining-length boundaries, partial input, the size limit, owned fields, and a
 //! table of malformed packets with the error each must produce.
 
 use bytes::{BufMut, Bytes, BytesMut};

@@ -117,11 +117,12 @@ pub(super) fn accept(
 
 /// Routes an accepted message; a subscriber that asks for pacing pauses this publisher.
 pub(super) fn route(msg: Message, live: &mut Live, ctx: &Arc<Context>, now: Instant) {
+    let p = live.publishing.get_or_insert_with(Box::default);
     let routed = ctx
         .router
-        .publish_memo(msg, Some(&live.session), now, Some(&mut live.memo));
-    live.routed += routed.queued;
-    live.deepest = live.deepest.max(routed.deepest);
+        .publish_memo(msg, Some(&live.session), now, Some(&mut p.memo));
+    p.routed += routed.queued;
+    p.deepest = p.deepest.max(routed.deepest);
     // A client's own subscription never paces it (the router leaves it out): its own
     // connection is the one draining it.
     if routed.pressure.is_some() {
