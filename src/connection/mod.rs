@@ -552,7 +552,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             }
             let room = self.reserve_read(last_read, filled);
             tokio::select! {
-                biased;
                 // Always listened to, even with a drain pending: a kick comes this way too, and
                 // a consumer that does not read (its buffer full, its drain pending) is the one
                 // a slow-consumer kick is for.
