@@ -61,8 +61,9 @@ pub struct Cli {
     /// Connections to open in the idle scenario.
     #[arg(long, default_value_t = 10_000)]
     pub conns: usize,
-    /// Idle scenario: connections per local source address (127.0.0.2, 127.0.0.3, …) so that
-    /// ephemeral ports and lingering TIME_WAIT entries never run out; at most 10,000.
+    /// Idle scenario: connections per local source address (127.0.N.2, 127.0.N.3, …, N random
+    /// per run) so that ephemeral ports and lingering TIME_WAIT entries never run out; at most
+    /// 10,000.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub per_source: u64,
     /// Idle scenario: how long to let the broker settle before measuring its memory.

@@ -1,9 +1,10 @@
 //! The idle scenario: open many MQTT connections that then do nothing, and measure what each
 //! costs the broker in resident memory.
 //!
-//! Connections come from 127.0.0.2, 127.0.0.3, … (`--per-source` each) when the broker is on
-//! loopback, so neither the ephemeral port range nor ports lingering in TIME_WAIT from an
-//! earlier run limit how many can be opened.
+//! Connections come from 127.0.N.2, 127.0.N.3, … (`--per-source` each, N chosen at random
+//! per run) when the broker is on loopback, so neither the ephemeral port range nor ports
+//! lingering in TIME_WAIT from an earlier run limit how many can be opened (runs back to back
+//! from one set of addresses ran out of ports: "Address already in use").
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -98,11 +99,13 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> IdleReport {
         return r;
     }
     let nonce = rand::random::<u32>();
+    // All of 127/8 is loopback on Linux: a run's third octet comes from its nonce.
+    let net = 1 + (nonce % 250) as u8;
     let specs = (0..n)
         .map(|i| {
             let source = loopback.then(|| {
                 let k = 2 + (i as u64 / cli.per_source) as u8;
-                IpAddr::V4(Ipv4Addr::new(127, 0, 0, k))
+                IpAddr::V4(Ipv4Addr::new(127, 0, net, k))
             });
             (format!("si{nonce:08x}-{i}"), Vec::new(), source)
         })
