@@ -123,6 +123,7 @@ pub(super) fn route(msg: Message, live: &mut Live, ctx: &Arc<Context>, now: Inst
         .publish_memo(msg, Some(&live.session), now, Some(&mut p.memo));
     p.routed += routed.queued;
     p.deepest = p.deepest.max(routed.deepest);
+    p.woke_here |= routed.woke_here;
     // A client's own subscription never paces it (the router leaves it out): its own
     // connection is the one draining it.
     if routed.pressure.is_some() {

@@ -356,6 +356,13 @@ struct Publishing {
     deepest: usize,
     /// Where this client's last topic went.
     memo: Option<Box<crate::router::RouteMemo>>,
+    /// The last batch woke a subscriber served by this thread.
+    woke_here: bool,
+    /// A small batch woke subscribers of this thread while its acknowledgements are still
+    /// unwritten: this connection yields once, so the deliveries leave first and a client
+    /// that is waiting for both (a publisher that also subscribes, a test harness) is woken
+    /// once, not twice (latency at low rates).
+    deliveries_first: bool,
 }
 
 impl Live {
@@ -597,8 +604,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                             // Likewise for reads: idle connections hold no read buffer.
                             self.rbuf = BytesMut::new();
                         }
-                        let routed = live.publishing.as_mut().map_or(0, |p| std::mem::take(&mut p.routed));
-                        if n >= FAIR_READ || routed >= FAIR_ROUTED {
+                        let (routed, first) = live.publishing.as_mut().map_or((0, false), |p| {
+                            (std::mem::take(&mut p.routed), std::mem::take(&mut p.deliveries_first))
+                        });
+                        if n >= FAIR_READ || routed >= FAIR_ROUTED || first {
                             // A connection that keeps reading large batches lets the others
                             // (the subscribers it feeds among them) run before its next read.
                             tokio::task::yield_now().await;
@@ -704,13 +713,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         now: Instant,
     ) {
         let deepest = live.publishing.as_ref().map_or(0, |p| p.deepest);
-        if acks >= ACK_FIRST && deepest < ACK_FIRST_DEPTH {
+        let ack_first = acks >= ACK_FIRST && deepest < ACK_FIRST_DEPTH;
+        if ack_first {
             self.flush_now();
         }
         if batch.is_empty() {
             return;
         }
-        live.publishing().deepest = 0;
+        let p = live.publishing();
+        p.deepest = 0;
+        p.woke_here = false;
         let mut rest = batch.drain(..);
         for msg in rest.by_ref() {
             inbound::route(msg, live, &self.ctx, now);
@@ -720,11 +732,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         }
         // A subscriber asked for pacing mid-batch: the rest waits, as later packets do, so a
         // publisher runs at most one message past the subscriber's high watermark.
+        let p = live.publishing();
         if rest.len() > 0 {
-            live.publishing()
-                .deferred
-                .extend(rest.map(Deferred::Accepted));
+            p.deferred.extend(rest.map(Deferred::Accepted));
         }
+        p.deliveries_first |= acks > 0 && !ack_first && p.woke_here;
         if live.pressure.is_some() && !live.paused {
             // Paced from here on: later PUBLISH packets are set aside.
             live.paused = true;

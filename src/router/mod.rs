@@ -40,6 +40,8 @@ pub struct Routed {
     pub pressure: Option<Pacer>,
     /// The longest queue of a local session after this message was queued to it.
     pub deepest: usize,
+    /// A subscriber's connection that runs on the calling thread was woken.
+    pub woke_here: bool,
 }
 
 /// What a paced publisher waits for.
@@ -453,6 +455,7 @@ impl Router {
             let paced = session.deliver_paced(d, now);
             routed.queued += usize::from(self.account(paced.outcome));
             routed.deepest = routed.deepest.max(paced.depth);
+            routed.woke_here |= paced.woke_here;
             if paced.pressured && routed.pressure.is_none() && publisher != Some(session.id) {
                 routed.pressure = Some(Pacer::Session(session.clone()));
             }

@@ -44,6 +44,8 @@ struct LinkShared {
     /// When the connection attached, in µs since the Unix epoch (cluster-wide take-over
     /// order).
     connected_at: u64,
+    /// The thread the connection was set up on, which serves it for its life (src/engine.rs).
+    thread: Option<std::thread::ThreadId>,
     /// 0 while the connection may go on; else the first [`KickReason`] given, encoded.
     kick: AtomicU8,
 }
@@ -77,6 +79,7 @@ impl ConnLink {
             gen,
             shared: Arc::new(LinkShared {
                 connected_at,
+                thread: Some(std::thread::current().id()),
                 ..LinkShared::default()
             }),
         }
@@ -130,6 +133,8 @@ pub struct Paced {
     pub pressured: bool,
     /// Messages in the queue after this one was offered.
     pub depth: usize,
+    /// The serving connection was woken, and it runs on the calling thread.
+    pub woke_here: bool,
 }
 
 /// A session shared between its connection task, the router and the session store.
@@ -191,10 +196,12 @@ impl Session {
         let outcome = st.enqueue(d, now);
         let pressured = st.pressured_at(now);
         let depth = st.queued();
+        let mut woke_here = false;
         match outcome {
             EnqueueOutcome::Queued { wake: true } => {
                 if let Some(l) = st.link() {
                     l.wake();
+                    woke_here = l.shared.thread == Some(std::thread::current().id());
                 }
             }
             EnqueueOutcome::SlowConsumer { .. } => {
@@ -208,6 +215,7 @@ impl Session {
             outcome,
             pressured,
             depth,
+            woke_here,
         }
     }
 }
