@@ -435,6 +435,8 @@ impl Router {
         }
     }
 
+    /// Queues `msg` for one matching session at min(publish QoS, `granted`) and records what
+    /// that did in `routed`.
     fn deliver_one(
         &self,
         msg: &Arc<Message>,
@@ -444,21 +446,19 @@ impl Router {
         session: &Arc<Session>,
         granted: QoS,
     ) {
-        {
-            let d = Delivery {
-                msg: msg.clone(),
-                qos: msg.qos.min(granted),
-                // Normal deliveries never carry the retain flag [MQTT-3.3.1-9].
-                retain: false,
-                group: None,
-            };
-            let paced = session.deliver_paced(d, now);
-            routed.queued += usize::from(self.account(paced.outcome));
-            routed.deepest = routed.deepest.max(paced.depth);
-            routed.woke_here |= paced.woke_here;
-            if paced.pressured && routed.pressure.is_none() && publisher != Some(session.id) {
-                routed.pressure = Some(Pacer::Session(session.clone()));
-            }
+        let d = Delivery {
+            msg: msg.clone(),
+            qos: msg.qos.min(granted),
+            // Normal deliveries never carry the retain flag [MQTT-3.3.1-9].
+            retain: false,
+            group: None,
+        };
+        let paced = session.deliver_paced(d, now);
+        routed.queued += usize::from(self.account(paced.outcome));
+        routed.deepest = routed.deepest.max(paced.depth);
+        routed.woke_here |= paced.woke_here;
+        if paced.pressured && routed.pressure.is_none() && publisher != Some(session.id) {
+            routed.pressure = Some(Pacer::Session(session.clone()));
         }
     }
 
