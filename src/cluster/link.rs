@@ -391,8 +391,15 @@ fn handle(
         Frame::Pong => {}
         Frame::Sub(filter) => cluster.on_sub(node, link_id, filter),
         Frame::Unsub(filter) => cluster.on_unsub(node, link_id, &filter),
-        // Frames on a link are applied in order, so answering now confirms everything before.
-        Frame::Sync(n) => frame::encode(&Frame::SyncAck(n), out),
+        // Frames on a link are applied in order, so answering now confirms everything before;
+        // but not on a link this node has already replaced by another to the same peer: its
+        // Sub frames were ignored, so confirming would let a SUBACK overtake the interest
+        // (the peer asks again on the new link once it switches too, after its snapshot).
+        Frame::Sync(n) => {
+            if cluster.is_current(node, link_id) {
+                frame::encode(&Frame::SyncAck(n), out);
+            }
+        }
         Frame::SyncAck(n) => cluster.on_sync_ack(node, n),
         Frame::Msg(m) => {
             metrics::inc(&stats.msgs_in);

@@ -299,6 +299,14 @@ impl Cluster {
         })
     }
 
+    /// Whether `link_id` is the link this node uses for `node` now.
+    pub fn is_current(&self, node: &str, link_id: u64) -> bool {
+        self.peers
+            .lock()
+            .get(node)
+            .is_some_and(|p| p.link_id == link_id)
+    }
+
     /// A link ended: if it was the current one, its node's interest is purged. Returns the
     /// consumer groups it had members in, for the caller to withdraw.
     pub fn unregister(&self, node: &Arc<str>, link_id: u64) -> Vec<GroupKey> {
