@@ -44,7 +44,12 @@ pub struct Group {
     pub key: Arc<GroupKey>,
     // Protects the member lists; held only while one member is chosen or a list changes.
     members: Mutex<Members>,
+    /// Round-robin position over every member, cluster-wide (messages published here).
     turn: AtomicUsize,
+    /// Round-robin position over the local members only (messages a peer routed here for
+    /// this group): kept apart so that their arrival, timed by the route, does not shift the
+    /// cluster-wide rotation of this node's own messages.
+    turn_local: AtomicUsize,
 }
 
 /// The member chosen for one message.
@@ -61,6 +66,7 @@ impl Group {
             key: Arc::new(key),
             members: Mutex::new(Members::default()),
             turn: AtomicUsize::new(0),
+            turn_local: AtomicUsize::new(0),
         }
     }
 
@@ -97,7 +103,14 @@ impl Group {
         }
         let idx = match strategy {
             GroupStrategy::Random | GroupStrategy::Sticky => rand::thread_rng().gen_range(0..total),
-            GroupStrategy::RoundRobin => self.turn.fetch_add(1, Ordering::Relaxed) as u64 % total,
+            GroupStrategy::RoundRobin => {
+                let turn = if local_only {
+                    &self.turn_local
+                } else {
+                    &self.turn
+                };
+                turn.fetch_add(1, Ordering::Relaxed) as u64 % total
+            }
             GroupStrategy::HashClient | GroupStrategy::HashTopic => hash % total,
         };
         let pick = if (idx as usize) < m.local.len() {
