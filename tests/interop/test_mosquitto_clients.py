@@ -104,6 +104,18 @@ class Sub:
             self.proc.send_signal(sig)
         self.proc.wait(timeout=WAIT)
 
+    def stop(self):
+        """Cleanup: SIGTERM, and SIGKILL if it lingers (a mosquitto_sub in its reconnect
+        back-off after a take-over can take longer than WAIT to act on SIGTERM)."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=WAIT)
+
 
 @pytest.fixture
 def subs(port):
@@ -117,7 +129,7 @@ def subs(port):
 
     yield make
     for s in made:
-        s.kill(signal.SIGTERM)
+        s.stop()
 
 
 def test_pub_sub_at_each_qos_is_delivered_at_the_minimum_qos(port, subs):
