@@ -133,6 +133,12 @@ async fn killed_node_is_dropped_and_rejoins_after_restart() {
         wait_links(n, 2).await;
     }
     flows(&nodes[0], &nodes[2], "before").await;
+    // A consumer group member that stays connected throughout: the restarted node must learn
+    // of it from the link snapshot, not from a SUBSCRIBE it was not there to see.
+    let mut member = connect_retry(nodes[0].mqtt, "member-p1").await;
+    member
+        .subscribe("$share/workers/jobs", QoS::AtLeastOnce)
+        .await;
 
     nodes[1].kill9();
     wait_links(&nodes[0], 1).await;
@@ -146,5 +152,13 @@ async fn killed_node_is_dropped_and_rejoins_after_restart() {
     }
     flows(&nodes[0], &nodes[1], "after").await;
     flows(&nodes[1], &nodes[2], "after2").await;
+    let mut p = connect_retry(nodes[1].mqtt, "p-jobs").await;
+    p.publish("jobs", b"job-1", QoS::AtLeastOnce, false).await;
+    let got = member.recv_publish().await;
+    assert_eq!(
+        &got.payload[..],
+        b"job-1",
+        "group member on p1 via restarted p2"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -32,7 +32,15 @@ pub async fn dial_loop(
 ) {
     let cfg = &ctx.config.cluster;
     let mut attempt = 0u32;
+    // The node last reached at `addr`. While it is linked (it dialled us after a restart),
+    // dialling it again would only make a duplicate link that replaces a working one.
+    let mut known: Option<Arc<str>> = None;
     loop {
+        if let Some(node) = &known {
+            if !wait_unlinked(node, &cluster, cfg.reconnect_max, &shutdown).await {
+                return;
+            }
+        }
         if shutdown.is_cancelled() {
             return;
         }
@@ -50,21 +58,18 @@ pub async fn dial_loop(
                     shutdown.clone(),
                 )
                 .await;
+                if let Some(node) = &end.peer {
+                    known = Some(node.clone());
+                }
                 match end.error {
                     LinkError::SelfLink => {
                         tracing::info!(%addr, "seed is this node itself; not dialling it again");
                         return;
                     }
                     LinkError::Shutdown => return,
-                    LinkError::Duplicate(node) => {
-                        // Linked the other way round: wait for that link to go down.
-                        while cluster.is_linked(&node) {
-                            tokio::select! {
-                                _ = shutdown.cancelled() => return,
-                                _ = cluster.link_down.notified() => {}
-                                _ = tokio::time::sleep(cfg.reconnect_max) => {}
-                            }
-                        }
+                    LinkError::Duplicate(_) => {
+                        // Linked the other way round: wait for that link to go down (at the
+                        // top of the loop, `known` is that node).
                         attempt = 0;
                     }
                     _ if end.peer.is_some() => {
@@ -90,6 +95,23 @@ pub async fn dial_loop(
             _ = tokio::time::sleep(backoff(attempt, cfg.reconnect_min, cfg.reconnect_max)) => {}
         }
     }
+}
+
+/// Waits while `node` is linked; false on shutdown.
+async fn wait_unlinked(
+    node: &str,
+    cluster: &Cluster,
+    recheck: Duration,
+    shutdown: &CancellationToken,
+) -> bool {
+    while cluster.is_linked(node) {
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = cluster.link_down.notified() => {}
+            _ = tokio::time::sleep(recheck) => {}
+        }
+    }
+    true
 }
 
 /// Dials an address learned by gossip, unless a dial to it is already running.

@@ -12,7 +12,7 @@ use thiserror::Error;
 /// Sent first on every route connection.
 pub const MAGIC: &[u8; 4] = b"SMQR";
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Largest frame body accepted (a retained snapshot travels as many frames, not one).
 pub const MAX_FRAME: usize = 256 * 1024 * 1024 + 1024;
 
@@ -23,6 +23,9 @@ pub enum Frame {
     Info(Info),
     /// Handshake: HMAC-SHA256(secret, receiver's nonce ‖ sender node id), when a secret is set.
     Auth(Bytes),
+    /// Handshake, accepting side to dialer: the link is registered here and kept. A link the
+    /// acceptor refuses (a duplicate) is closed instead, before the dialer has used it.
+    Welcome,
     Ping,
     Pong,
     /// The sender's local clients gained interest in `filter` (ref count 0 → 1).
@@ -54,6 +57,9 @@ pub enum Frame {
         filter: String,
         weight: u32,
     },
+    /// Ends the snapshot a link starts with: interest the receiver still holds from the
+    /// sender's previous link and that the snapshot did not repeat is withdrawn.
+    SnapshotEnd,
 }
 
 /// The handshake information.
@@ -125,6 +131,8 @@ const T_RETAIN: u8 = 10;
 const T_CLIENT: u8 = 11;
 const T_PEER: u8 = 12;
 const T_GROUP: u8 = 13;
+const T_SNAPSHOT_END: u8 = 14;
+const T_WELCOME: u8 = 15;
 
 const F_RETAIN: u8 = 0x10;
 const F_GROUP_ONLY: u8 = 0x20;
@@ -264,6 +272,8 @@ pub fn encode(f: &Frame, out: &mut BytesMut) {
             put_varint(&mut body, u64::from(*weight));
             T_GROUP
         }
+        Frame::SnapshotEnd => T_SNAPSHOT_END,
+        Frame::Welcome => T_WELCOME,
     };
     out.put_u8(t);
     put_varint(out, body.len() as u64);
@@ -401,6 +411,8 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
             weight: u32::try_from(b.varint()?)
                 .map_err(|_| FrameError::Malformed("group weight overflow"))?,
         },
+        T_SNAPSHOT_END => Frame::SnapshotEnd,
+        T_WELCOME => Frame::Welcome,
         other => return Err(FrameError::UnknownType(other)),
     };
     b.end()?;
@@ -458,6 +470,8 @@ mod tests {
                 node_id: "n3".into(),
                 addr: "10.0.0.3:7000".into(),
             },
+            Frame::SnapshotEnd,
+            Frame::Welcome,
         ]
     }
 

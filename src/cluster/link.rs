@@ -216,7 +216,26 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
     } else {
         node.clone()
     };
-    let mut reg = match cluster.register(
+    if dialed {
+        // The accepting side decides whether a link is kept: it registers first and says so
+        // with WELCOME, or closes a duplicate. Registering only then means a link the peer
+        // refuses is never used here, not even for the moment it takes to hear of it.
+        let refused = |error| LinkEnd { peer: None, error };
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, io.read_frame()).await {
+            Ok(Ok(Frame::Welcome)) => {}
+            Ok(Ok(_)) => return refused(LinkError::Unexpected("non-WELCOME")),
+            Ok(Err(LinkError::Closed)) => {
+                tracing::debug!(peer = %node, "route refused by the peer; its other link is kept");
+                return LinkEnd {
+                    peer: Some(node.clone()),
+                    error: LinkError::Duplicate(node),
+                };
+            }
+            Ok(Err(e)) => return refused(e),
+            Err(_) => return refused(LinkError::HandshakeTimeout),
+        }
+    }
+    let reg = match cluster.register(
         node.clone(),
         info.instance,
         dialer,
@@ -243,11 +262,8 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
     tracing::info!(peer = %node, addr = %info.advertise, dialed, "route link up");
     // Discovery: the new peer learns every other peer, and they learn it.
     cluster.gossip(&node, &info.advertise);
-    for key in std::mem::take(&mut reg.stale_groups) {
-        ctx.router.groups().set_remote(&key, &node, 0);
-    }
     let gate = reg.gate.clone();
-    let error = serve(io, &node, reg, &ctx, &cluster, &shutdown).await;
+    let error = serve(io, dialed, &node, reg, &ctx, &cluster, &shutdown).await;
     gate.drained(0);
     for key in cluster.unregister(&node, error.0) {
         ctx.router.groups().set_remote(&key, &node, 0);
@@ -259,11 +275,13 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
     }
 }
 
-/// The snapshot a peer gets on link up: interest, peers, retained set.
+/// The snapshot a peer gets on link up: interest (closed by `SnapshotEnd`), peers, retained
+/// set.
 fn snapshot(out: &mut BytesMut, node: &Arc<str>, ctx: &Context, cluster: &Cluster) {
     for f in cluster.interest_snapshot() {
         frame::encode(&f, out);
     }
+    frame::encode(&Frame::SnapshotEnd, out);
     for (id, addr) in cluster.peer_addrs() {
         if id != *node {
             frame::encode(
@@ -304,6 +322,7 @@ fn snapshot(out: &mut BytesMut, node: &Arc<str>, ctx: &Context, cluster: &Cluste
 
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     io: Io<S>,
+    dialed: bool,
     node: &Arc<str>,
     mut reg: super::node::Registered,
     ctx: &Arc<Context>,
@@ -312,6 +331,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> (u64, LinkError) {
     let id = reg.link_id;
     let mut wbuf = BytesMut::new();
+    if !dialed {
+        frame::encode(&Frame::Welcome, &mut wbuf);
+    }
     // The snapshot goes first: frames queued on `rx` since registration follow it, so an
     // UNSUB never overtakes the SUB it withdraws.
     snapshot(&mut wbuf, node, ctx, cluster);
@@ -323,9 +345,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = reg.kick.cancelled() => {
-                return (id, if shutdown.is_cancelled() { LinkError::Shutdown } else { LinkError::Replaced });
-            }
+            // The queue's sender is dropped only when a newer link replaced this one.
+            _ = reg.kick.cancelled() => break,
             _ = tick.tick() => {
                 if last_rx.elapsed() > cluster.ping_interval * 3 {
                     return (id, LinkError::Silent);
@@ -341,7 +362,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 Err(e) => return (id, e.into()),
             },
             f = reg.rx.recv(), if wbuf.len() < WRITE_BATCH => {
-                let Some(f) = f else { return (id, LinkError::Closed) };
+                let Some(f) = f else { break };
                 wbuf.extend_from_slice(&f);
                 while wbuf.len() < WRITE_BATCH {
                     match reg.rx.try_recv() {
@@ -375,6 +396,33 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             },
         }
     }
+    if shutdown.is_cancelled() {
+        return (id, LinkError::Shutdown);
+    }
+    // Replaced by a newer link to the same process: what the peer sent on this one before
+    // it switched is still read and applied, so the switch loses no message. The peer must
+    // not see this link end before it has switched too, or it would drop our interest in
+    // the meantime: a new link is dialled by the smaller node id (the duplicate rule) and
+    // registered by its acceptor first, so the larger id, which switches first, waits for
+    // the smaller to close the old link once it has switched, then closes its end.
+    let close_first = *cluster.node_id < **node;
+    let _ = tokio::time::timeout(cluster.ping_interval * 3, async {
+        if close_first {
+            let _ = wr.shutdown().await;
+        }
+        let mut scratch = BytesMut::new();
+        while let Ok(n) = rd.read_buf(rbuf).await {
+            if n == 0 {
+                break;
+            }
+            while let Ok(Some(f)) = frame::decode(rbuf) {
+                let _ = handle(f, node, id, ctx, cluster, &mut scratch, &reg.stats);
+                scratch.clear();
+            }
+        }
+    })
+    .await;
+    (id, LinkError::Replaced)
 }
 
 fn handle(
@@ -401,6 +449,11 @@ fn handle(
             }
         }
         Frame::SyncAck(n) => cluster.on_sync_ack(node, n),
+        Frame::SnapshotEnd => {
+            for key in cluster.on_snapshot_end(node, link_id) {
+                ctx.router.groups().set_remote(&key, node, 0);
+            }
+        }
         Frame::Msg(m) => {
             metrics::inc(&stats.msgs_in);
             let Some(qos) = QoS::from_u8(m.qos) else {
@@ -481,6 +534,7 @@ fn handle(
             }
         }
         Frame::Info(_) => return Err(LinkError::Unexpected("INFO")),
+        Frame::Welcome => return Err(LinkError::Unexpected("WELCOME")),
         Frame::Auth(_) => return Err(LinkError::Unexpected("AUTH")),
     }
     Ok(())

@@ -14,8 +14,13 @@
 //!   sent; on link down the peer's interest is purged.
 //! - **No lost first message.** A SUBSCRIBE's SUBACK waits (bounded) until every linked peer
 //!   has confirmed it applied everything sent before, including the new interest.
-//! - **Duplicate links** (simultaneous dials) resolve without a round trip: both sides keep
-//!   the link dialled by the smaller node id. A link from the same dialer replaces a stale one.
+//! - **Duplicate links** (simultaneous dials): both sides keep the link dialled by the smaller
+//!   node id; a link from the same dialer replaces a stale one. The accepting side decides
+//!   and answers WELCOME, and the dialer registers the link only then, so a refused link is
+//!   never used. A replacement loses nothing: the peer's interest stays applied until the
+//!   new link's snapshot ends (`SnapshotEnd` withdraws what it did not repeat), the old link
+//!   is read to its end, and the side that switched first waits for the other to close it.
+//!   A dialler does not redial a node that is linked to it the other way round.
 //! - **Retained messages** go to every node whatever its interest and merge last-writer-wins
 //!   by (timestamp, node id), with tombstones for deletes; a link coming up exchanges the whole
 //!   retained set, so a node restarted empty gets it back.

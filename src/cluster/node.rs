@@ -89,6 +89,12 @@ struct Peer {
     filters: HashSet<String>,
     /// Consumer groups this peer advertised members for (purged with the link).
     groups: HashSet<GroupKey>,
+    /// Interest learned on the link this one replaced, still applied until this link's
+    /// snapshot ends: what the snapshot repeats moves to `filters`/`groups`, the rest is
+    /// withdrawn then. Replacing a link so never leaves a gap in which the peer's
+    /// subscribers miss messages.
+    carried: HashSet<String>,
+    carried_groups: HashSet<GroupKey>,
     stats: Arc<LinkStats>,
     reconnects_seen: u64,
     gate: Arc<RouteGate>,
@@ -106,8 +112,6 @@ pub enum RegisterError {
 /// What `register` hands the link task.
 #[derive(Debug)]
 pub struct Registered {
-    /// Groups the replaced link had advertised: the caller withdraws them.
-    pub stale_groups: Vec<GroupKey>,
     pub link_id: u64,
     pub rx: mpsc::Receiver<Bytes>,
     pub kick: CancellationToken,
@@ -249,48 +253,48 @@ impl Cluster {
             old.kick.cancel();
             reconnects_seen = old.reconnects_seen + 1;
         }
-        let mut stale_groups = Vec::new();
         let (tx, rx) = mpsc::channel(self.route_queue);
-        // A SUBSCRIBE waiting on the replaced link would wait for an answer that never comes:
-        // its sync is asked again on the new link (after the snapshot, like everything queued).
-        if reconnects_seen > 0 {
-            for (seq, w) in self.syncs.lock().iter() {
-                if w.pending.contains(&node) {
-                    let _ = tx.try_send(encode(&Frame::Sync(*seq)));
-                }
+        // A SUBSCRIBE waiting on a replaced or lost link would wait for an answer that never
+        // comes: its sync is asked again on the new link (after the snapshot, like everything
+        // queued), so its SUBACK still follows the peer's having the interest.
+        for (seq, w) in self.syncs.lock().iter() {
+            if w.pending.contains(&node) {
+                let _ = tx.try_send(encode(&Frame::Sync(*seq)));
             }
         }
         let link_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kick = shutdown.child_token();
         let stats = Arc::new(LinkStats::default());
         let gate = Arc::new(RouteGate::new(self.route_queue));
-        if let Some(old) = peers.insert(
-            node.clone(),
-            Peer {
-                link_id,
-                instance,
-                dialer,
-                advertise,
-                tx,
-                kick: kick.clone(),
-                filters: HashSet::new(),
-                groups: HashSet::new(),
-                stats: stats.clone(),
-                reconnects_seen,
-                gate: gate.clone(),
-            },
-        ) {
-            // The replaced link's interest is dropped: the new link brings a full snapshot.
-            let mut remote = self.remote.write();
-            for f in old.filters {
-                remote.remove(&f, &node);
+        let mut peer = Peer {
+            link_id,
+            instance,
+            dialer,
+            advertise,
+            tx,
+            kick: kick.clone(),
+            filters: HashSet::new(),
+            groups: HashSet::new(),
+            carried: HashSet::new(),
+            carried_groups: HashSet::new(),
+            stats: stats.clone(),
+            reconnects_seen,
+            gate: gate.clone(),
+        };
+        match peers.remove(&node) {
+            // Same process on the other end (checked above): its interest stays applied
+            // until the new link's snapshot says what still holds.
+            Some(old) => {
+                tracing::debug!(peer = %node, old = old.link_id, new = link_id, "link replaced");
+                peer.carried = old.filters;
+                peer.carried.extend(old.carried);
+                peer.carried_groups = old.groups;
+                peer.carried_groups.extend(old.carried_groups);
             }
-            stale_groups.extend(old.groups);
-        } else {
-            metrics::inc(&self.metrics.route_links_current);
+            None => metrics::inc(&self.metrics.route_links_current),
         }
+        peers.insert(node, peer);
         Ok(Registered {
-            stale_groups,
             link_id,
             rx,
             kick,
@@ -321,18 +325,15 @@ impl Cluster {
         metrics::dec(&self.metrics.route_links_current);
         {
             let mut remote = self.remote.write();
-            for f in &p.filters {
+            for f in p.filters.iter().chain(&p.carried) {
                 remote.remove(f, node);
             }
         }
-        // A SUBSCRIBE waiting for this node's confirmation need not wait any more.
-        for w in self.syncs.lock().values_mut() {
-            if w.pending.remove(node) && w.pending.is_empty() {
-                w.done.notify_one();
-            }
-        }
+        // A SUBSCRIBE waiting for this node's confirmation keeps waiting (bounded by
+        // `sync_timeout`): a link that went down is often replaced at once (a duplicate
+        // resolved, a peer restarted), and the new link answers the sync after its snapshot.
         self.link_down.notify_waiters();
-        p.groups.into_iter().collect()
+        p.groups.into_iter().chain(p.carried_groups).collect()
     }
 
     /// A peer gained interest in `filter`.
@@ -342,9 +343,12 @@ impl Cluster {
         }
         let mut peers = self.peers.lock();
         let Some(p) = peers.get_mut(node).filter(|p| p.link_id == link_id) else {
+            tracing::debug!(peer = %node, link_id, %filter, "SUB on a replaced link ignored");
             return;
         };
-        if p.filters.insert(filter.clone()) {
+        // Interest carried over from the replaced link is already in the trie.
+        let carried = p.carried.remove(&filter);
+        if p.filters.insert(filter.clone()) && !carried {
             self.remote.write().insert(&filter, node.clone(), ());
         }
     }
@@ -355,9 +359,26 @@ impl Cluster {
         let Some(p) = peers.get_mut(node).filter(|p| p.link_id == link_id) else {
             return;
         };
-        if p.filters.remove(filter) {
+        if p.filters.remove(filter) | p.carried.remove(filter) {
             self.remote.write().remove(filter, node);
         }
+    }
+
+    /// The snapshot on link `link_id` ended: interest carried over from the replaced link
+    /// that it did not repeat is withdrawn. Returns the consumer groups to withdraw.
+    pub fn on_snapshot_end(&self, node: &Arc<str>, link_id: u64) -> Vec<GroupKey> {
+        let mut peers = self.peers.lock();
+        let Some(p) = peers.get_mut(node).filter(|p| p.link_id == link_id) else {
+            return Vec::new();
+        };
+        tracing::debug!(peer = %node, link_id, withdrawn = p.carried.len(), "snapshot ended");
+        if !p.carried.is_empty() {
+            let mut remote = self.remote.write();
+            for f in p.carried.drain() {
+                remote.remove(&f, node);
+            }
+        }
+        p.carried_groups.drain().collect()
     }
 
     /// A peer advertised `weight` members in group `key`; false when the link is stale.
@@ -366,6 +387,7 @@ impl Cluster {
         let Some(p) = peers.get_mut(node).filter(|p| p.link_id == link_id) else {
             return false;
         };
+        p.carried_groups.remove(key);
         if weight == 0 {
             p.groups.remove(key);
         } else {
@@ -412,13 +434,21 @@ impl Cluster {
         }
     }
 
-    /// The frames a newly linked peer needs first: every local interest.
+    /// The frames a newly linked peer needs first: every local interest and consumer group
+    /// membership.
     pub fn interest_snapshot(&self) -> Vec<Frame> {
-        self.local
+        let mut frames: Vec<Frame> = self
+            .local
             .lock()
             .keys()
             .map(|f| Frame::Sub(f.clone()))
-            .collect()
+            .collect();
+        frames.extend(self.local_groups.lock().iter().map(|(k, w)| Frame::Group {
+            group: k.group.to_string(),
+            filter: k.filter.to_string(),
+            weight: *w,
+        }));
+        frames
     }
 
     /// Waits until every currently linked peer has applied everything sent to it so far
@@ -584,4 +614,90 @@ pub fn encode(f: &Frame) -> Bytes {
     let mut out = BytesMut::new();
     frame::encode(f, &mut out);
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> Cluster {
+        let cfg = crate::config::ClusterConfig {
+            node_id: "a".into(),
+            ..Default::default()
+        };
+        Cluster::new(&cfg, "127.0.0.1:1".into(), Arc::new(Metrics::default()))
+    }
+
+    fn matches(c: &Cluster, topic: &str) -> Vec<String> {
+        let mut v = Vec::new();
+        c.remote
+            .read()
+            .for_each_match(topic, |n, _| v.push(n.to_string()));
+        v
+    }
+
+    fn key(g: &str) -> GroupKey {
+        GroupKey {
+            group: Arc::from(g),
+            filter: Arc::from("t/#"),
+        }
+    }
+
+    #[test]
+    fn a_replacing_link_keeps_interest_until_its_snapshot_ends() {
+        let c = cluster();
+        let sd = CancellationToken::new();
+        let b: Arc<str> = Arc::from("b");
+        let first = c
+            .register(b.clone(), 9, b.clone(), "x".into(), &sd)
+            .unwrap();
+        c.on_sub(&b, first.link_id, "kept/#".into());
+        c.on_sub(&b, first.link_id, "dropped".into());
+        assert!(c.on_group(&b, first.link_id, &key("g1"), 2));
+        assert!(c.on_group(&b, first.link_id, &key("g2"), 1));
+
+        // The same peer process links again (its old link is dead but not yet noticed).
+        let second = c
+            .register(b.clone(), 9, b.clone(), "x".into(), &sd)
+            .unwrap();
+        assert!(first.kick.is_cancelled());
+        assert_eq!(matches(&c, "kept/1"), ["b"], "no gap before the snapshot");
+        assert_eq!(matches(&c, "dropped"), ["b"]);
+        // Frames still arriving on the replaced link change nothing.
+        c.on_unsub(&b, first.link_id, "kept/#");
+        assert_eq!(matches(&c, "kept/1"), ["b"]);
+
+        // The snapshot repeats `kept/#` and g1, then ends.
+        c.on_sub(&b, second.link_id, "kept/#".into());
+        assert!(c.on_group(&b, second.link_id, &key("g1"), 3));
+        let withdrawn = c.on_snapshot_end(&b, second.link_id);
+        assert_eq!(withdrawn, vec![key("g2")]);
+        assert_eq!(matches(&c, "kept/1"), ["b"]);
+        assert!(matches(&c, "dropped").is_empty(), "not repeated: withdrawn");
+
+        // The kept interest now belongs to the new link: its UNSUB and link-down remove it.
+        c.on_unsub(&b, second.link_id, "kept/#");
+        assert!(matches(&c, "kept/1").is_empty());
+        c.on_sub(&b, second.link_id, "again".into());
+        assert_eq!(c.unregister(&b, second.link_id), vec![key("g1")]);
+        assert!(matches(&c, "again").is_empty());
+        assert!(!c.is_linked("b"));
+    }
+
+    #[test]
+    fn a_link_down_before_the_snapshot_ends_purges_carried_interest_too() {
+        let c = cluster();
+        let sd = CancellationToken::new();
+        let b: Arc<str> = Arc::from("b");
+        let first = c
+            .register(b.clone(), 9, b.clone(), "x".into(), &sd)
+            .unwrap();
+        c.on_sub(&b, first.link_id, "t/1".into());
+        assert!(c.on_group(&b, first.link_id, &key("g"), 1));
+        let second = c
+            .register(b.clone(), 9, b.clone(), "x".into(), &sd)
+            .unwrap();
+        assert_eq!(c.unregister(&b, second.link_id), vec![key("g")]);
+        assert!(matches(&c, "t/1").is_empty());
+    }
 }

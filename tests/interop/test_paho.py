@@ -9,6 +9,8 @@ before the marker has arrived by the time the marker has.
 """
 
 import queue
+import socket
+import struct
 import threading
 
 import paho.mqtt.client as mqtt
@@ -235,11 +237,37 @@ def test_no_will_after_clean_disconnect(clients):
     assert watcher.until_barrier("nowill/barrier") == [], "no will after DISCONNECT"
 
 
-def test_persistent_session_receives_messages_queued_while_offline(clients):
-    dev = clients("paho-persist", clean_session=False)
-    assert not dev.session_present
-    assert dev.subscribe(("persist/cmd", 2)) == [2]
-    dev.disconnect()
+def _utf8(s):
+    b = s.encode()
+    return struct.pack("!H", len(b)) + b
+
+
+def _recv_exact(sock, n):
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        assert chunk, "connection closed early"
+        out += chunk
+    return out
+
+
+def subscribe_then_leave(port, client_id, topic, qos):
+    """Opens a persistent session (CleanSession=0) subscribed to `topic` on a raw socket,
+    sends DISCONNECT and waits for the broker to close the connection: only then is the
+    session offline for certain (paho's disconnect returns once DISCONNECT is written)."""
+    with socket.create_connection((HOST, port), timeout=WAIT) as s:
+        body = _utf8("MQTT") + bytes([4, 0x00]) + struct.pack("!H", 30) + _utf8(client_id)
+        s.sendall(bytes([0x10, len(body)]) + body)
+        assert _recv_exact(s, 4) == b"\x20\x02\x00\x00", "CONNACK, no session yet"
+        body = struct.pack("!H", 1) + _utf8(topic) + bytes([qos])
+        s.sendall(bytes([0x82, len(body)]) + body)
+        assert _recv_exact(s, 5) == bytes([0x90, 3, 0, 1, qos]), "SUBACK"
+        s.sendall(b"\xe0\x00")
+        assert s.recv(1) == b"", "the broker closes the connection after DISCONNECT"
+
+
+def test_persistent_session_receives_messages_queued_while_offline(clients, port):
+    subscribe_then_leave(port, "paho-persist", "persist/cmd", 2)
     pub = clients("paho-persist-pub")
     pub.publish("persist/cmd", b"q1", qos=1)
     pub.publish("persist/cmd", b"q2", qos=2)
