@@ -643,23 +643,24 @@ mod tests {
         }
     }
 
+    /// Registers a link from peer `b` (same process each time, dialled by `b`).
+    fn link(c: &Cluster, b: &Arc<str>, sd: &CancellationToken) -> Registered {
+        c.register(b.clone(), 9, b.clone(), "x".into(), sd).unwrap()
+    }
+
     #[test]
     fn a_replacing_link_keeps_interest_until_its_snapshot_ends() {
         let c = cluster();
         let sd = CancellationToken::new();
         let b: Arc<str> = Arc::from("b");
-        let first = c
-            .register(b.clone(), 9, b.clone(), "x".into(), &sd)
-            .unwrap();
+        let first = link(&c, &b, &sd);
         c.on_sub(&b, first.link_id, "kept/#".into());
         c.on_sub(&b, first.link_id, "dropped".into());
         assert!(c.on_group(&b, first.link_id, &key("g1"), 2));
         assert!(c.on_group(&b, first.link_id, &key("g2"), 1));
 
         // The same peer process links again (its old link is dead but not yet noticed).
-        let second = c
-            .register(b.clone(), 9, b.clone(), "x".into(), &sd)
-            .unwrap();
+        let second = link(&c, &b, &sd);
         assert!(first.kick.is_cancelled());
         assert_eq!(matches(&c, "kept/1"), ["b"], "no gap before the snapshot");
         assert_eq!(matches(&c, "dropped"), ["b"]);
@@ -689,14 +690,10 @@ mod tests {
         let c = cluster();
         let sd = CancellationToken::new();
         let b: Arc<str> = Arc::from("b");
-        let first = c
-            .register(b.clone(), 9, b.clone(), "x".into(), &sd)
-            .unwrap();
+        let first = link(&c, &b, &sd);
         c.on_sub(&b, first.link_id, "t/1".into());
         assert!(c.on_group(&b, first.link_id, &key("g"), 1));
-        let second = c
-            .register(b.clone(), 9, b.clone(), "x".into(), &sd)
-            .unwrap();
+        let second = link(&c, &b, &sd);
         assert_eq!(c.unregister(&b, second.link_id), vec![key("g")]);
         assert!(matches(&c, "t/1").is_empty());
     }
