@@ -345,7 +345,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            // The queue's sender is dropped only when a newer link replaced this one.
+            // Replaced by a newer link, or shutting down: see below the loop.
             _ = reg.kick.cancelled() => break,
             _ = tick.tick() => {
                 if last_rx.elapsed() > cluster.ping_interval * 3 {
@@ -362,6 +362,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 Err(e) => return (id, e.into()),
             },
             f = reg.rx.recv(), if wbuf.len() < WRITE_BATCH => {
+                // The queue's sender is dropped only when a newer link replaced this one.
                 let Some(f) = f else { break };
                 wbuf.extend_from_slice(&f);
                 while wbuf.len() < WRITE_BATCH {

@@ -96,7 +96,6 @@ struct Peer {
     carried: HashSet<String>,
     carried_groups: HashSet<GroupKey>,
     stats: Arc<LinkStats>,
-    reconnects_seen: u64,
     gate: Arc<RouteGate>,
 }
 
@@ -234,13 +233,12 @@ impl Cluster {
         shutdown: &CancellationToken,
     ) -> Result<Registered, RegisterError> {
         let mut peers = self.peers.lock();
-        let mut reconnects_seen = 0;
         if let Some(old) = peers.get(&node) {
             if old.instance != instance {
                 return Err(RegisterError::DuplicateNodeId);
             }
-            // Two links to one node: both sides keep the one dialled by the smaller node id,
-            // so they agree without talking. A link dialled by the same side as the existing
+            // Two links to one node: both sides keep the one dialled by the smaller node id
+            // (the acceptor decides first and tells the dialer with WELCOME). A link dialled by the same side as the existing
             // one replaces it (the old one is dead but not yet noticed).
             let preferred: &str = if *self.node_id < *node {
                 &self.node_id
@@ -251,7 +249,6 @@ impl Cluster {
                 return Err(RegisterError::Duplicate);
             }
             old.kick.cancel();
-            reconnects_seen = old.reconnects_seen + 1;
         }
         let (tx, rx) = mpsc::channel(self.route_queue);
         // A SUBSCRIBE waiting on a replaced or lost link would wait for an answer that never
@@ -278,7 +275,6 @@ impl Cluster {
             carried: HashSet::new(),
             carried_groups: HashSet::new(),
             stats: stats.clone(),
-            reconnects_seen,
             gate: gate.clone(),
         };
         match peers.remove(&node) {
