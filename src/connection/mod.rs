@@ -8,6 +8,7 @@
 
 mod connect;
 mod inbound;
+mod read;
 mod reason;
 
 use std::future::Future;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{self, ConnAck, Connect, ConnectReturnCode, DecodeError, LastWill, Packet};
@@ -26,11 +27,9 @@ use crate::message::Message;
 use crate::metrics;
 use crate::session::{ConnLink, Session};
 use crate::store::DetachOutcome;
+use read::{ReadSide, ReadSize};
 
 pub use reason::CloseReason;
-
-/// The largest read buffer a busy connection grows to.
-const MAX_READ_CHUNK: usize = 256 * 1024;
 
 /// PUBLISH packets set aside while paced, at most; then reading stops too.
 const DEFER_MAX: usize = 256;
@@ -65,9 +64,6 @@ const IDLE_BUFFER: usize = 4096;
 
 /// The keep-alive timer's period when the client asked for none (it then never fires).
 const NO_KEEP_ALIVE: Duration = Duration::from_secs(86_400 * 365);
-
-/// What a read into a full (or absent) buffer gets: `read_buf` makes this much room itself.
-const SMALL_READ: usize = 64;
 
 /// What the transport knows about a connection before MQTT starts.
 #[derive(Debug, Clone)]
@@ -113,7 +109,7 @@ pub fn serve_tcp(
                 return None;
             }
         };
-        open(Conn::new(io, ctx), info, stop).await
+        open(Conn::tcp(io, ctx), info, stop).await
     });
     serving(opening, shutdown)
 }
@@ -126,7 +122,7 @@ async fn serving<R, W>(
     opening: Pin<Box<impl Future<Output = Opened<R, W>> + Send>>,
     shutdown: CancellationToken,
 ) where
-    R: AsyncRead + Unpin + Send,
+    R: ReadSide + Send,
     W: AsyncWrite + Unpin + Send,
 {
     let Some((mut conn, mut live, will)) = opening.await else {
@@ -144,7 +140,7 @@ async fn open<R, W>(
     shutdown: CancellationToken,
 ) -> Opened<R, W>
 where
-    R: AsyncRead + Unpin,
+    R: ReadSide,
     W: AsyncWrite + Unpin,
 {
     let peer = info.peer;
@@ -247,7 +243,7 @@ async fn close<R, W>(
     will: Option<Box<LastWill>>,
     reason: CloseReason,
 ) where
-    R: AsyncRead + Unpin,
+    R: ReadSide,
     W: AsyncWrite + Unpin,
 {
     let ctx = conn.ctx.clone();
@@ -392,31 +388,24 @@ impl<T: AsyncRead + AsyncWrite> Conn<tokio::io::ReadHalf<T>, tokio::io::WriteHal
     }
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
-    /// Makes room in the read buffer before a read: none while traffic is light (the read
-    /// then makes a small one), growing up to `MAX_READ_CHUNK` while reads keep filling it.
-    /// `last_read` is what the previous read returned, `filled` whether it used all the room
-    /// it had. Returns the room the next read will have.
-    fn reserve_read(&mut self, last_read: usize, filled: bool) -> usize {
-        // Nothing buffered and the last read was small with room to spare: an idle
-        // connection keeps (at most) the small buffer a read makes, never a grown one.
-        // Memory per idle connection is what this keeps low.
-        if !(self.rbuf.is_empty() && last_read < IDLE_BUFFER && !filled) {
-            let spare = self.rbuf.capacity() - self.rbuf.len();
-            if spare < 512 || filled {
-                let initial = self.ctx.config.engine.read_buffer_size;
-                let want = (self.rbuf.capacity().max(initial) * 2)
-                    .min(MAX_READ_CHUNK)
-                    .max(initial);
-                self.rbuf.reserve(want);
-            }
+impl Conn<tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf> {
+    /// A TCP connection: its read half can wait for readiness without a buffer.
+    fn tcp(io: tokio::net::TcpStream, ctx: Arc<Context>) -> Self {
+        let (rd, wr) = io.into_split();
+        Conn {
+            rd,
+            wr,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            ctx,
         }
-        (self.rbuf.capacity() - self.rbuf.len()).max(SMALL_READ)
     }
+}
 
+impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
     async fn read_connect(&mut self) -> Result<Connect, CloseReason> {
         let limits = self.ctx.decode_limits;
-        let (mut last, mut filled) = (0, false);
+        let mut size = ReadSize::default();
         loop {
             match codec::decode(&mut self.rbuf, &limits)? {
                 Some(Packet::Connect(c)) => return Ok(c),
@@ -427,13 +416,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 }
                 None => {}
             }
-            let room = self.reserve_read(last, filled);
-            last = self.rd.read_buf(&mut self.rbuf).await?;
-            filled = last >= room;
-            if last == 0 {
+            let initial = self.ctx.config.engine.read_buffer_size;
+            let room = size.reserve::<R>(&mut self.rbuf, initial);
+            let n = read::read(&mut self.rd, &mut self.rbuf, size.when_ready(initial)).await?;
+            size.record(n, room);
+            if n == 0 {
                 return Err(CloseReason::PeerClosed);
             }
-            metrics::add(&self.ctx.metrics.bytes_received, last as u64);
+            metrics::add(&self.ctx.metrics.bytes_received, n as u64);
         }
     }
 
@@ -476,7 +466,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         let mut last_activity = Instant::now();
         let timer = tokio::time::sleep(live.keep_alive.unwrap_or(NO_KEEP_ALIVE));
         tokio::pin!(timer);
-        let (mut last_read, mut filled) = (0, false);
+        let mut size = ReadSize::default();
         if self.rbuf.is_empty() {
             // The CONNECT is handled: an idle connection keeps no read buffer.
             self.rbuf = BytesMut::new();
@@ -557,7 +547,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     }
                 }
             }
-            let room = self.reserve_read(last_read, filled);
+            let initial = self.ctx.config.engine.read_buffer_size;
+            let room = size.reserve::<R>(&mut self.rbuf, initial);
             tokio::select! {
                 // Always listened to, even with a drain pending: a kick comes this way too, and
                 // a consumer that does not read (its buffer full, its drain pending) is the one
@@ -589,28 +580,31 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 }, if paused.is_some() => paused = None,
                 // Backpressure: a client that does not read its acknowledgements is not read,
                 // nor one whose subscribers need time to catch up.
-                r = self.rd.read_buf(&mut self.rbuf), if self.wbuf.len() < 2 * wmax && live.deferred_len() < DEFER_MAX && !live.backlog
+                r = read::read(&mut self.rd, &mut self.rbuf, size.when_ready(initial)), if self.wbuf.len() < 2 * wmax && live.deferred_len() < DEFER_MAX && !live.backlog
                     && (paused.is_none() || live.awaiting_acks) => match r {
                     Ok(0) => return CloseReason::PeerClosed,
                     Ok(n) => {
-                        last_read = n;
-                        filled = n >= room;
+                        size.record(n, room);
                         last_activity = Instant::now();
                         metrics::add(&self.ctx.metrics.bytes_received, n as u64);
                         if let Err(r) = self.handle_buffered(live) {
                             return r;
                         }
-                        if self.rbuf.is_empty() && n < IDLE_BUFFER && !filled {
+                        if self.rbuf.is_empty() && n < IDLE_BUFFER && !size.filled {
                             // Likewise for reads: idle connections hold no read buffer.
                             self.rbuf = BytesMut::new();
                         }
                         let (routed, first) = live.publishing.as_mut().map_or((0, false), |p| {
                             (std::mem::take(&mut p.routed), std::mem::take(&mut p.deliveries_first))
                         });
-                        if n >= FAIR_READ || routed >= FAIR_ROUTED || first {
+                        if n >= FAIR_READ || routed >= FAIR_ROUTED {
                             // A connection that keeps reading large batches lets the others
-                            // (the subscribers it feeds among them) run before its next read.
+                            // (the subscribers it feeds among them) run before its next read,
+                            // and the I/O driver look for other ready connections.
                             tokio::task::yield_now().await;
+                        } else if first {
+                            // A small batch: only the subscribers it woke go first.
+                            requeue().await;
                         }
                     }
                     Err(e) => return CloseReason::Io(e),
@@ -742,6 +736,25 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             live.paused = true;
         }
     }
+}
+
+/// Lets the tasks already queued on this thread run once before this one goes on.
+///
+/// `tokio::task::yield_now` would do it too, but a current-thread runtime polls its I/O
+/// driver (one more `epoll_wait`) before it resumes a task that yielded that way: at low
+/// rates that is a syscall per batch for nothing. Waking the task itself puts it at the
+/// back of the run queue, behind the subscribers it just woke.
+async fn requeue() {
+    let mut queued = false;
+    std::future::poll_fn(|cx| {
+        if queued {
+            return std::task::Poll::Ready(());
+        }
+        queued = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 #[cfg(test)]
