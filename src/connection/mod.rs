@@ -375,9 +375,9 @@ impl Live {
     }
 }
 
-impl<T: AsyncRead + AsyncWrite> Conn<tokio::io::ReadHalf<T>, tokio::io::WriteHalf<T>> {
-    fn new(io: T, ctx: Arc<Context>) -> Self {
-        let (rd, wr) = tokio::io::split(io);
+impl<R, W> Conn<R, W> {
+    /// Neither buffer is made until it is needed.
+    fn from_halves(rd: R, wr: W, ctx: Arc<Context>) -> Self {
         Conn {
             rd,
             wr,
@@ -388,17 +388,18 @@ impl<T: AsyncRead + AsyncWrite> Conn<tokio::io::ReadHalf<T>, tokio::io::WriteHal
     }
 }
 
+impl<T: AsyncRead + AsyncWrite> Conn<tokio::io::ReadHalf<T>, tokio::io::WriteHalf<T>> {
+    fn new(io: T, ctx: Arc<Context>) -> Self {
+        let (rd, wr) = tokio::io::split(io);
+        Conn::from_halves(rd, wr, ctx)
+    }
+}
+
 impl Conn<tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf> {
     /// A TCP connection: its read half can wait for readiness without a buffer.
     fn tcp(io: tokio::net::TcpStream, ctx: Arc<Context>) -> Self {
         let (rd, wr) = io.into_split();
-        Conn {
-            rd,
-            wr,
-            rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
-            ctx,
-        }
+        Conn::from_halves(rd, wr, ctx)
     }
 }
 
