@@ -71,9 +71,12 @@ impl ReadSize {
 
     /// Room a busy connection reads into: twice its last read (bursts grow), at least
     /// `initial` (`engine.read_buffer_size`), and twice the buffer it had when the last
-    /// read filled it.
+    /// read filled it. Not `clamp`: `initial` may be configured above `MAX_READ_CHUNK`,
+    /// and then it wins.
     fn want(&self, initial: usize, capacity: usize) -> usize {
-        let mut want = (2 * self.last_read as usize).clamp(initial, MAX_READ_CHUNK);
+        let mut want = (2 * self.last_read as usize)
+            .min(MAX_READ_CHUNK)
+            .max(initial);
         if self.filled {
             want = want.max((2 * capacity).min(MAX_READ_CHUNK));
         }
@@ -174,6 +177,16 @@ mod tests {
         let mut buf = BytesMut::with_capacity(MAX_READ_CHUNK);
         size.record(MAX_READ_CHUNK, MAX_READ_CHUNK);
         assert_eq!(size.reserve::<Generic>(&mut buf, 8192), MAX_READ_CHUNK);
+    }
+
+    #[test]
+    fn a_read_buffer_size_above_the_cap_is_used_as_configured() {
+        let initial = 2 * MAX_READ_CHUNK;
+        let mut size = ReadSize::default();
+        size.record(100_000, 100_000);
+        let mut buf = BytesMut::with_capacity(100_000);
+        assert!(size.reserve::<Generic>(&mut buf, initial) >= initial);
+        assert_eq!(size.when_ready(initial), initial);
     }
 
     #[tokio::test]
