@@ -591,7 +591,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         if let Err(r) = self.handle_buffered(live) {
                             return r;
                         }
-                        if self.rbuf.is_empty() && n < IDLE_BUFFER && !size.filled {
+                        if size.idle(&self.rbuf) {
                             // Likewise for reads: idle connections hold no read buffer.
                             self.rbuf = BytesMut::new();
                         }

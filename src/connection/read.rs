@@ -58,7 +58,7 @@ impl ReadSide for tokio::net::tcp::OwnedReadHalf {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReadSize {
     last_read: u32,
-    pub filled: bool,
+    filled: bool,
 }
 
 impl ReadSize {
@@ -85,7 +85,7 @@ impl ReadSize {
 
     /// A connection with nothing buffered whose last read was small and left room: it
     /// keeps no buffer while it waits.
-    fn idle(&self, buf: &BytesMut) -> bool {
+    pub fn idle(&self, buf: &BytesMut) -> bool {
         buf.is_empty() && (self.last_read as usize) < IDLE_BUFFER && !self.filled
     }
 
