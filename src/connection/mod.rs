@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +25,7 @@ use crate::codec::{self, ConnAck, Connect, ConnectReturnCode, DecodeError, LastW
 use crate::context::Context;
 use crate::message::Message;
 use crate::metrics;
-use crate::session::{ConnLink, Session};
+use crate::session::{ConnLink, Outbox, Session};
 use crate::store::DetachOutcome;
 use read::{ReadSide, ReadSize};
 
@@ -206,10 +206,11 @@ where
             session_present: attached.present,
             code: ConnectReturnCode::Accepted,
         }),
-        &mut conn.wbuf,
+        conn.wbuf.buf(),
     );
     if attached.present {
-        let n = session.lock().resend_inflight(&mut conn.wbuf);
+        let vectored = conn.wr.is_write_vectored();
+        let n = session.lock().resend_inflight(&mut conn.wbuf, vectored);
         metrics::add(&conn.ctx.metrics.publish_sent, n);
     }
     metrics::inc(&conn.ctx.metrics.clients_connected_current);
@@ -276,8 +277,11 @@ async fn close<R, W>(
         CloseReason::ClientDisconnect | CloseReason::Shutdown
     ) && !conn.wbuf.is_empty()
     {
-        let _ =
-            tokio::time::timeout(Duration::from_millis(200), conn.wr.write_all(&conn.wbuf)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(200),
+            conn.wbuf.write_all(&mut conn.wr),
+        )
+        .await;
     }
     let _ = tokio::time::timeout(Duration::from_millis(200), conn.wr.shutdown()).await;
 }
@@ -301,7 +305,7 @@ struct Conn<R, W> {
     rd: R,
     wr: W,
     rbuf: BytesMut,
-    wbuf: BytesMut,
+    wbuf: Outbox,
     ctx: Arc<Context>,
 }
 
@@ -379,10 +383,10 @@ impl<R, W> Conn<R, W> {
     /// Neither buffer is made until it is needed.
     fn from_halves(rd: R, wr: W, ctx: Arc<Context>) -> Self {
         Conn {
+            wbuf: Outbox::default(),
             rd,
             wr,
             rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
             ctx,
         }
     }
@@ -506,7 +510,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         .kick_reason()
                         .map_or(CloseReason::TakenOver, CloseReason::from);
                 }
-                let r = st.fill(&mut self.wbuf, wmax);
+                let r = st.fill(&mut self.wbuf, wmax, self.wr.is_write_vectored());
                 live.awaiting_acks = st.inflight() > 0;
                 drop(st);
                 metrics::add(&self.ctx.metrics.publish_sent, r.sent);
@@ -560,7 +564,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                     }
                     live.needs_drain = true;
                 }
-                r = self.wr.write(&self.wbuf), if !self.wbuf.is_empty() => match r {
+                r = std::future::poll_fn(|cx| self.wbuf.poll_write(&mut self.wr, cx)), if !self.wbuf.is_empty() => match r {
                     Ok(0) => return CloseReason::PeerClosed,
                     Ok(n) => {
                         self.wbuf.advance(n);
@@ -568,7 +572,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         if self.wbuf.is_empty() && n < IDLE_BUFFER {
                             // A connection that writes little keeps no write buffer between
                             // writes; a busy one keeps its buffer and reuses it in place.
-                            self.wbuf = BytesMut::new();
+                            self.wbuf.release();
                         }
                     }
                     Err(e) => return CloseReason::Io(e),
@@ -627,7 +631,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         while live.pressure.is_none() {
             match live.pop_deferred() {
                 Some(Deferred::Unhandled(p)) => {
-                    inbound::handle(p, live, &self.ctx, &mut self.wbuf, now)?;
+                    inbound::handle(p, live, &self.ctx, self.wbuf.buf(), now)?;
                 }
                 Some(Deferred::Accepted(msg)) => inbound::route(msg, live, &self.ctx, now),
                 None => break,
@@ -642,7 +646,9 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         if self.wbuf.is_empty() {
             return;
         }
-        if let Some(Ok(n)) = self.wr.write(&self.wbuf).now_or_never() {
+        let wr = &mut self.wr;
+        let wbuf = &self.wbuf;
+        if let Some(Ok(n)) = std::future::poll_fn(|cx| wbuf.poll_write(wr, cx)).now_or_never() {
             self.wbuf.advance(n);
             metrics::add(&self.ctx.metrics.bytes_sent, n as u64);
         }
@@ -670,7 +676,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         continue;
                     }
                     acks += usize::from(p.qos != codec::QoS::AtMostOnce);
-                    if let Some(msg) = inbound::accept(p, live, &self.ctx, &mut self.wbuf) {
+                    if let Some(msg) = inbound::accept(p, live, &self.ctx, self.wbuf.buf()) {
                         batch.push(msg);
                     }
                     if batch.len() >= ROUTE_BATCH {
@@ -681,7 +687,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                     // Anything else is handled after the PUBLISH packets before it are routed
                     // (a SUBSCRIBE must not see an earlier PUBLISH, for one).
                     self.route_batch(&mut batch, std::mem::take(&mut acks), live, now);
-                    if let Err(r) = inbound::handle(p, live, &self.ctx, &mut self.wbuf, now) {
+                    if let Err(r) = inbound::handle(p, live, &self.ctx, self.wbuf.buf(), now) {
                         break Err(r);
                     }
                 }

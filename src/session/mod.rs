@@ -6,7 +6,9 @@
 //! task drives it, the router enqueues into it, both under its one short-held mutex.
 
 mod handle;
+mod outbox;
 mod state;
 
 pub use handle::{ConnLink, KickReason, Paced, Session};
+pub use outbox::Outbox;
 pub use state::{EnqueueOutcome, FillResult, QueueFullPolicy, SessionLimits, SessionState};

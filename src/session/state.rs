@@ -3,9 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-
 use super::handle::ConnLink;
+use super::outbox::Outbox;
 use crate::codec::{self, Packet, QoS};
 use crate::message::Delivery;
 
@@ -255,7 +254,7 @@ impl SessionState {
 
     /// Moves queued messages into `out` as PUBLISH packets while the in-flight window has
     /// credit and `out` is below `max_bytes`. Queue order is kept [MQTT-4.6.0-6].
-    pub fn fill(&mut self, out: &mut BytesMut, max_bytes: usize) -> FillResult {
+    pub fn fill(&mut self, out: &mut Outbox, max_bytes: usize, vectored: bool) -> FillResult {
         let mut res = FillResult::default();
         while out.len() < max_bytes {
             let Some(front) = self.queue.front() else {
@@ -275,7 +274,7 @@ impl SessionState {
                 QoS::AtMostOnce => 0,
                 _ => self.alloc_pkid(),
             };
-            write_publish(out, &d, pkid, false);
+            write_publish(out, &d, pkid, false, vectored);
             let state = match d.qos {
                 QoS::AtMostOnce => continue,
                 QoS::AtLeastOnce => InflightState::Ack,
@@ -306,13 +305,13 @@ impl SessionState {
 
     /// Re-sends every unacknowledged PUBLISH (DUP set) and PUBREL, in order, after a
     /// reconnect with CleanSession 0 [MQTT-4.4.0-1, MQTT-3.3.1-1].
-    pub fn resend_inflight(&self, out: &mut BytesMut) -> u64 {
+    pub fn resend_inflight(&self, out: &mut Outbox, vectored: bool) -> u64 {
         let mut n = 0;
         for i in &self.inflight {
             match (&i.state, &i.delivery) {
-                (InflightState::Comp, _) => codec::encode(&Packet::PubRel(i.pkid), out),
+                (InflightState::Comp, _) => codec::encode(&Packet::PubRel(i.pkid), out.buf()),
                 (_, Some(d)) => {
-                    write_publish(out, d, i.pkid, true);
+                    write_publish(out, d, i.pkid, true, vectored);
                     n += 1;
                 }
                 (_, None) => {}
@@ -391,17 +390,25 @@ impl SessionState {
 }
 
 /// Appends one PUBLISH for `d` with the shared payload.
-fn write_publish(out: &mut BytesMut, d: &Delivery, pkid: u16, dup: bool) {
+fn write_publish(out: &mut Outbox, d: &Delivery, pkid: u16, dup: bool, vectored: bool) {
     let m = &d.msg;
-    codec::encode_publish_header(dup, d.qos, d.retain, &m.topic, pkid, m.payload.len(), out);
-    out.extend_from_slice(&m.payload);
+    codec::encode_publish_header(
+        dup,
+        d.qos,
+        d.retain,
+        &m.topic,
+        pkid,
+        m.payload.len(),
+        out.buf(),
+    );
+    out.put_payload(m, vectored);
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use bytes::Bytes;
+    use bytes::{Bytes, BytesMut};
 
     use super::*;
     use crate::codec::{decode, DecodeLimits, Publish};
@@ -456,24 +463,24 @@ mod tests {
         for n in 0..4 {
             s.enqueue(delivery(n, QoS::AtLeastOnce), now);
         }
-        let mut out = BytesMut::new();
+        let mut out = Outbox::default();
         assert_eq!(
-            s.fill(&mut out, 1 << 16),
+            s.fill(&mut out, 1 << 16, false),
             FillResult {
                 sent: 2,
                 more: false,
                 relieved: false
             }
         );
-        let p = publishes(&mut out);
+        let p = publishes(out.buf());
         assert_eq!(p.iter().map(|p| p.pkid).collect::<Vec<_>>(), vec![1, 2]);
         assert!(s.on_puback(1));
         assert!(
             !s.on_puback(1),
             "a second PUBACK for the same id completes nothing"
         );
-        assert_eq!(s.fill(&mut out, 1 << 16).sent, 1);
-        assert_eq!(publishes(&mut out)[0].payload[..], [2]);
+        assert_eq!(s.fill(&mut out, 1 << 16, false).sent, 1);
+        assert_eq!(publishes(out.buf())[0].payload[..], [2]);
     }
 
     #[test]
@@ -482,16 +489,19 @@ mod tests {
         let mut s = online(limits(10, 100, QueueFullPolicy::DropNew));
         s.enqueue(delivery(1, QoS::ExactlyOnce), now);
         s.enqueue(delivery(2, QoS::ExactlyOnce), now);
-        let mut out = BytesMut::new();
-        s.fill(&mut out, 1 << 16);
-        out.clear();
+        let mut out = Outbox::default();
+        s.fill(&mut out, 1 << 16, false);
+        out.buf().clear();
         assert!(s.on_pubrec(1));
         assert!(s.detach(1, now));
         s.attach(ConnLink::new(2));
-        s.resend_inflight(&mut out);
+        s.resend_inflight(&mut out, false);
         let lim = DecodeLimits::default();
-        assert_eq!(decode(&mut out, &lim).expect("ok"), Some(Packet::PubRel(1)));
-        match decode(&mut out, &lim).expect("ok") {
+        assert_eq!(
+            decode(out.buf(), &lim).expect("ok"),
+            Some(Packet::PubRel(1))
+        );
+        match decode(out.buf(), &lim).expect("ok") {
             Some(Packet::Publish(p)) => assert!(p.dup && p.pkid == 2),
             other => panic!("expected PUBLISH, got {other:?}"),
         }
@@ -529,9 +539,9 @@ mod tests {
         for n in 1..=3 {
             s.enqueue(delivery(n, QoS::AtLeastOnce), now);
         }
-        let mut out = BytesMut::new();
-        s.fill(&mut out, 1 << 16);
-        let got: Vec<u8> = publishes(&mut out).iter().map(|p| p.payload[0]).collect();
+        let mut out = Outbox::default();
+        s.fill(&mut out, 1 << 16, false);
+        let got: Vec<u8> = publishes(out.buf()).iter().map(|p| p.payload[0]).collect();
         assert_eq!(got, vec![2, 3]);
     }
 
@@ -570,9 +580,9 @@ mod tests {
         for n in 0..3 {
             s.enqueue(delivery(n, QoS::AtLeastOnce), now);
         }
-        let mut out = BytesMut::new();
-        s.fill(&mut out, 1 << 16);
-        let ids: Vec<u16> = publishes(&mut out).iter().map(|p| p.pkid).collect();
+        let mut out = Outbox::default();
+        s.fill(&mut out, 1 << 16, false);
+        let ids: Vec<u16> = publishes(out.buf()).iter().map(|p| p.pkid).collect();
         assert_eq!(ids, vec![u16::MAX, 1, 2]);
     }
 }
@@ -620,9 +630,9 @@ mod pressure_tests {
     #[test]
     fn a_draining_consumer_paces_publishers_and_relieves_them() {
         let mut s = session(100);
-        let mut out = BytesMut::new();
+        let mut out = Outbox::default();
         s.enqueue(d(), Instant::now());
-        s.fill(&mut out, usize::MAX);
+        s.fill(&mut out, usize::MAX, false);
         for _ in 0..50 {
             s.enqueue(d(), Instant::now());
         }
@@ -630,22 +640,22 @@ mod pressure_tests {
             s.pressured(),
             "half the bound reached while the consumer drains"
         );
-        out.clear();
+        out.buf().clear();
         // Each of these QoS 0 packets is 6 bytes: draining 24 leaves 26, still above the low
         // watermark (a quarter of the bound); one more relieves the publishers.
-        assert!(!s.fill(&mut out, 24 * 6).relieved);
+        assert!(!s.fill(&mut out, 24 * 6, false).relieved);
         assert!(s.pressured());
-        out.clear();
-        assert!(s.fill(&mut out, 6).relieved);
+        out.buf().clear();
+        assert!(s.fill(&mut out, 6, false).relieved);
         assert!(!s.pressured());
     }
 
     #[test]
     fn a_consumer_that_stalls_after_pacing_releases_its_publishers() {
         let mut s = session(100);
-        let mut out = BytesMut::new();
+        let mut out = Outbox::default();
         s.enqueue(d(), Instant::now());
-        s.fill(&mut out, usize::MAX);
+        s.fill(&mut out, usize::MAX, false);
         for _ in 0..50 {
             s.enqueue(d(), Instant::now());
         }
