@@ -192,6 +192,11 @@ impl Auth {
 
     /// Whether the ACL (if any) allows `op`; no ACL file means everything is allowed.
     pub fn allows(&self, client_id: &str, username: Option<&str>, op: Op<'_>) -> bool {
+        if self.acl_path.is_none() {
+            // No ACL file is configured, so no reload can bring one: every PUBLISH is
+            // allowed without loading the shared snapshot (1 % of a fan-in's CPU in perf).
+            return true;
+        }
         match &self.files.load().acl {
             None => true,
             Some(acl) => acl.allows(client_id, username, op),
