@@ -44,6 +44,16 @@ async fn tls_pub_sub_with_a_tcp_client() {
         payload_of(s.recv().await),
         ("t/1".into(), "over tls".into())
     );
+    // A payload large enough to be written by reference (vectored) reaches a TLS client
+    // whole, in order with the small one after it.
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    tcp.publish("t/big", &big, QoS::AtMostOnce, false).await;
+    tcp.publish("t/2", b"after", QoS::AtMostOnce, false).await;
+    match s.recv().await {
+        Packet::Publish(p) => assert!(p.payload[..] == big[..], "large payload differs"),
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+    assert_eq!(payload_of(s.recv().await), ("t/2".into(), "after".into()));
 
     tcp.subscribe("back", QoS::AtMostOnce).await;
     s.send(&publish("back", "from tls")).await;
@@ -283,6 +293,13 @@ where
         payload_of(ws.recv().await),
         ("ws/in".into(), "to ws".into())
     );
+    // A large payload (copied into the write buffer for WebSocket, see src/session/outbox.rs).
+    let big: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
+    tcp.publish("ws/in", &big, QoS::AtMostOnce, false).await;
+    match ws.recv().await {
+        Packet::Publish(p) => assert!(p.payload[..] == big[..], "large payload differs"),
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
 
     // Two PUBLISH packets in one frame, then one split over three frames.
     let mut two = bytes::BytesMut::new();
