@@ -21,6 +21,25 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Applies `engine.transparent_huge_pages` to the whole process (the flag belongs to the
+/// address space, not the calling thread, and is inherited across fork and exec).
+///
+/// Why off by default: with THP the allocator's arenas are backed by 2 MB pages, and the
+/// first touch of one stalls the touching thread while the kernel (and, in a VM, the host)
+/// provides it. Measured at 10,000 msgs/s 1:1 (6 runs each, `supermq-load`): p99.9 went from
+/// 5.5-17.8 ms with THP to 0.26-0.47 ms without, p99 from 233 to 174 us; throughput within
+/// noise. The system-wide setting is left alone.
+#[cfg(target_os = "linux")]
+pub fn set_huge_pages(allowed: bool) -> std::io::Result<()> {
+    rustix::thread::disable_transparent_huge_pages(!allowed).map_err(std::io::Error::from)
+}
+
+/// Elsewhere there is nothing to set.
+#[cfg(not(target_os = "linux"))]
+pub fn set_huge_pages(_allowed: bool) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// The pool of connection threads.
 #[derive(Debug)]
 pub struct ConnThreads {

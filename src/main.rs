@@ -106,6 +106,10 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
+    // Before the runtime and the connection threads allocate their memory.
+    if let Err(e) = supermq::engine::set_huge_pages(config.engine.transparent_huge_pages) {
+        tracing::warn!("cannot set engine.transparent_huge_pages: {e}");
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if config.engine.worker_threads > 0 {
         rt.worker_threads(config.engine.worker_threads);

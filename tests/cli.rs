@@ -292,6 +292,49 @@ async fn sigterm_with_clients_connected_still_exits_0() {
     assert_eq!(silent.expect_closed().await, vec![]);
 }
 
+/// `engine.transparent_huge_pages` (off by default) reaches the process: the kernel reports
+/// it in `/proc/PID/status` (`THP_enabled`, Linux 6.x).
+#[tokio::test]
+async fn transparent_huge_pages_follow_the_config() {
+    fn thp_enabled(pid: u32) -> Option<String> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .map(|v| v.trim().to_owned())
+    }
+    if thp_enabled(std::process::id()).is_none() {
+        // A kernel that does not report it: nothing to observe.
+        return;
+    }
+    let port = free_port();
+    let b = Running::start(&broker_config(port), &[], port).await;
+    assert_eq!(
+        thp_enabled(b.child.id()).as_deref(),
+        Some("0"),
+        "off by default"
+    );
+    b.stop_with("-TERM").await;
+
+    let port = free_port();
+    let on = format!(
+        "{}\n[engine]\ntransparent_huge_pages = true\n",
+        broker_config(port)
+    );
+    let b = Running::start(&on, &[], port).await;
+    // On only as far as the system allows (it reports 0 when THP is "never").
+    let system =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    if !system.contains("[never]") {
+        assert_eq!(
+            thp_enabled(b.child.id()).as_deref(),
+            Some("1"),
+            "on when configured"
+        );
+    }
+    b.stop_with("-TERM").await;
+}
+
 /// `-p` replaces the port of the TCP listener: the configured port 1 is never bound.
 #[tokio::test]
 async fn port_flag_overrides_the_configured_port() {

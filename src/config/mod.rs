@@ -223,6 +223,10 @@ pub struct EngineConfig {
     pub write_buffer_size: usize,
     #[serde(deserialize_with = "de::int::<_, _, 1024, { de::NO_MAX }>")]
     pub read_buffer_size: usize,
+    /// Whether the process may use transparent huge pages. Off by default: faulting in a
+    /// fresh 2 MB page (and, in a VM, the host backing it) stalls the thread that touches
+    /// it for milliseconds, which shows as the broker's worst latencies.
+    pub transparent_huge_pages: bool,
 }
 
 /// `$SYS/broker/...` statistics.
@@ -357,6 +361,7 @@ impl Default for EngineConfig {
             worker_threads: 0,
             write_buffer_size: 262144,
             read_buffer_size: 8192,
+            transparent_huge_pages: false,
         }
     }
 }

@@ -108,6 +108,7 @@ level = "info,supermq=debug,tokio::net=WARN"
 worker_threads = 4
 write_buffer_size = 4096
 read_buffer_size = 1024
+transparent_huge_pages = true
 
 [sys]
 interval = 60
@@ -179,6 +180,7 @@ strategy = "hash_topic"
             worker_threads: 4,
             write_buffer_size: 4096,
             read_buffer_size: 1024,
+            transparent_huge_pages: true,
         },
         sys: SysConfig {
             interval: Duration::from_secs(60),
