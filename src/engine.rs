@@ -12,6 +12,9 @@
 //! Shutdown is passed in: each thread stops taking work when the token is cancelled, lets its
 //! connections finish (they are kicked by the broker) for at most the drain deadline, then
 //! ends.
+//!
+//! Also here: the one process-wide memory setting of `[engine]`, transparent huge pages
+//! ([`set_huge_pages`]), which the binary applies before any thread starts.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,8 +24,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Applies `engine.transparent_huge_pages` to the whole process (the flag belongs to the
-/// address space, not the calling thread, and is inherited across fork and exec).
+/// Applies `engine.transparent_huge_pages` to the whole process (the kernel keeps the flag
+/// on the address space, and fork and exec inherit it). Called by the binary only: a program
+/// that embeds the broker decides this for itself.
 ///
 /// Why off by default: with THP the allocator's arenas are backed by 2 MB pages, and the
 /// first touch of one stalls the touching thread while the kernel (and, in a VM, the host)
