@@ -423,7 +423,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
             }
             let initial = self.ctx.config.engine.read_buffer_size;
             let room = size.reserve::<R>(&mut self.rbuf, initial);
-            let n = read::read(&mut self.rd, &mut self.rbuf, size.when_ready(initial)).await?;
+            let n = read::read(&mut self.rd, &mut self.rbuf, room).await?;
             size.record(n, room);
             if n == 0 {
                 return Err(CloseReason::PeerClosed);
@@ -585,7 +585,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 }, if paused.is_some() => paused = None,
                 // Backpressure: a client that does not read its acknowledgements is not read,
                 // nor one whose subscribers need time to catch up.
-                r = read::read(&mut self.rd, &mut self.rbuf, size.when_ready(initial)), if self.wbuf.len() < 2 * wmax && live.deferred_len() < DEFER_MAX && !live.backlog
+                r = read::read(&mut self.rd, &mut self.rbuf, room), if self.wbuf.len() < 2 * wmax && live.deferred_len() < DEFER_MAX && !live.backlog
                     && (paused.is_none() || live.awaiting_acks) => match r {
                     Ok(0) => return CloseReason::PeerClosed,
                     Ok(n) => {

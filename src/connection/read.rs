@@ -89,10 +89,10 @@ impl ReadSize {
         buf.is_empty() && (self.last_read as usize) < IDLE_BUFFER && !self.filled
     }
 
-    /// Makes room in `buf` before a read; returns the room the read will have. An idle
-    /// connection gets none now (see the module doc); a busy one always has `want` bytes
-    /// free, so a read never stops short at the end of a buffer that still holds the
-    /// previous burst's tail.
+    /// Makes room in `buf` before a read; returns the room the read will have (pass it to
+    /// [`read`]). An idle connection gets none now (see the module doc): on TCP the read
+    /// makes it once bytes are there. A busy one always has `want` bytes free, so a read
+    /// never stops short at the end of a buffer that still holds the previous burst's tail.
     pub fn reserve<R: ReadSide>(&self, buf: &mut BytesMut, initial: usize) -> usize {
         if self.idle(buf) {
             if buf.capacity() == buf.len() {
@@ -112,24 +112,25 @@ impl ReadSize {
     }
 
     /// The buffer a TCP read makes once readable.
-    pub fn when_ready(&self, initial: usize) -> usize {
+    fn when_ready(&self, initial: usize) -> usize {
         self.want(initial, 0).max(READY_READ)
     }
 }
 
-/// Reads once into `buf`; 0 is the end of the stream. On a transport that can wait for
-/// readiness, a buffer without room gets `when_ready` bytes only once bytes are there, and
-/// loses them again if the read then finds nothing (a spurious wake-up).
+/// Reads once into `buf`; 0 is the end of the stream. `room` is what
+/// [`ReadSize::reserve`] returned. On a transport that can wait for readiness, a buffer
+/// without room gets `room` bytes only once bytes are there, and loses them again if the
+/// read then finds nothing (a spurious wake-up).
 pub fn read<'a, R: ReadSide>(
     rd: &'a mut R,
     buf: &'a mut BytesMut,
-    when_ready: usize,
+    room: usize,
 ) -> impl Future<Output = io::Result<usize>> + 'a {
     std::future::poll_fn(move |cx| {
         let made = R::READY_FIRST && buf.capacity() == buf.len();
         if made {
             ready!(rd.poll_readable(cx))?;
-            buf.reserve(when_ready);
+            buf.reserve(room);
         }
         let r = tokio_util::io::poll_read_buf(Pin::new(&mut *rd), cx, buf);
         if made && r.is_pending() && buf.is_empty() {
@@ -218,9 +219,7 @@ mod tests {
         let mut got = 0;
         while got < 12_000 {
             let room = size.reserve::<Tcp>(&mut buf, 8192);
-            let n = read(&mut rd, &mut buf, size.when_ready(8192))
-                .await
-                .expect("read");
+            let n = read(&mut rd, &mut buf, room).await.expect("read");
             size.record(n, room);
             got += n;
             if got < 12_000 {
