@@ -60,6 +60,8 @@ impl Context {
         );
         let decode_limits = DecodeLimits {
             max_packet_size: config.limits.max_packet_size,
+            max_topic_levels: config.limits.max_topic_levels,
+            max_topic_length: config.limits.max_topic_length,
         };
         Ok(Arc::new(Context {
             config,

@@ -31,6 +31,9 @@ metrics! {
     connects_refused,
     /// Connections closed for a malformed packet.
     malformed_packets,
+    /// Connections closed for a topic name or filter over `limits.max_topic_levels` or
+    /// `limits.max_topic_length` (also counted in `malformed_packets`).
+    topics_over_limit,
     /// Connections closed for a protocol violation (e.g. second CONNECT).
     protocol_errors,
     /// Connections closed because no CONNECT came within `limits.connect_timeout`.

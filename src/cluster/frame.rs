@@ -15,6 +15,10 @@ pub const MAGIC: &[u8; 4] = b"SMQR";
 pub const VERSION: u8 = 2;
 /// Largest frame body accepted (a retained snapshot travels as many frames, not one).
 pub const MAX_FRAME: usize = 256 * 1024 * 1024 + 1024;
+/// Largest frame body accepted during the handshake (INFO, AUTH, WELCOME), from a peer not
+/// yet authenticated: those frames are a few hundred bytes, and a stranger declaring a huge
+/// one must not make this node buffer [`MAX_FRAME`] bytes before it is even checked.
+pub const MAX_HANDSHAKE_FRAME: usize = 4 * 1024;
 
 /// A route frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,6 +329,12 @@ impl Body {
 
 /// Decodes one frame from the front of `buf`; `Ok(None)` when more bytes are needed.
 pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    decode_limited(buf, MAX_FRAME)
+}
+
+/// [`decode`] with a smaller body limit (see [`MAX_HANDSHAKE_FRAME`]). The limit is checked
+/// as soon as the length header is in, before any of the body has to be buffered.
+pub fn decode_limited(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, FrameError> {
     let Some(&t) = buf.first() else {
         return Ok(None);
     };
@@ -332,7 +342,7 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         return Ok(None);
     };
     let len = usize::try_from(len).map_err(|_| FrameError::TooLarge(usize::MAX))?;
-    if len > MAX_FRAME {
+    if len > max.min(MAX_FRAME) {
         return Err(FrameError::TooLarge(len));
     }
     if buf.len() < 1 + n + len {
@@ -538,6 +548,28 @@ mod tests {
         for (bytes, err) in cases {
             assert_eq!(decode(&mut BytesMut::from(bytes)), Err(err), "{bytes:?}");
         }
+    }
+
+    #[test]
+    fn a_handshake_frame_over_the_limit_is_refused_from_its_header() {
+        // Only the header of a frame declaring 100 MB: refused without its body.
+        let mut header = BytesMut::from(&[T_INFO][..]);
+        put_varint(&mut header, 100_000_000);
+        assert_eq!(
+            decode_limited(&mut header, MAX_HANDSHAKE_FRAME),
+            Err(FrameError::TooLarge(100_000_000))
+        );
+        // After the handshake the general limit applies: the same header just needs more.
+        let mut header = BytesMut::from(&[T_INFO][..]);
+        put_varint(&mut header, 100_000_000);
+        assert_eq!(decode(&mut header), Ok(None));
+        // A real INFO fits the handshake limit.
+        let mut info = BytesMut::new();
+        encode(&samples()[0], &mut info);
+        assert!(info.len() < MAX_HANDSHAKE_FRAME);
+        assert!(decode_limited(&mut info, MAX_HANDSHAKE_FRAME)
+            .expect("valid")
+            .is_some());
     }
 
     proptest! {

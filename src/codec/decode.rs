@@ -51,6 +51,11 @@ pub(super) const RULE_EMPTY_SUBACK: &str = "SUBACK carries no return codes (§3.
 pub struct DecodeLimits {
     /// The largest packet accepted, counting the fixed header (type byte and remaining length).
     pub max_packet_size: usize,
+    /// The most levels a topic name or filter may have (`a/b/c` has 3). Checked here, before
+    /// any tree is touched, so a client cannot make the broker build or walk a deep tree.
+    pub max_topic_levels: usize,
+    /// The longest topic name or filter accepted, in bytes.
+    pub max_topic_length: usize,
 }
 
 impl Default for DecodeLimits {
@@ -58,6 +63,8 @@ impl Default for DecodeLimits {
     fn default() -> Self {
         DecodeLimits {
             max_packet_size: 1 + 4 + MAX_REMAINING_LENGTH,
+            max_topic_levels: usize::MAX,
+            max_topic_length: usize::MAX,
         }
     }
 }
@@ -99,6 +106,7 @@ pub fn decode(buf: &mut BytesMut, limits: &DecodeLimits) -> Result<Option<Packet
     let mut r = Reader {
         frame: &buf[..size],
         pos: header_len,
+        limits,
     };
     let packet = body(first, &mut r);
     buf.advance(size);
@@ -132,7 +140,7 @@ fn body(first: u8, r: &mut Reader<'_>) -> Result<Packet, DecodeError> {
 /// Whether `s` may be used as a PUBLISH or will topic name: at least one character
 /// [MQTT-4.7.3-1], no wildcard [MQTT-3.3.2-2], no U+0000 [MQTT-1.5.3-2].
 pub fn is_valid_topic_name(s: &str) -> bool {
-    check_topic_name(s).is_ok()
+    check_topic_name(s, &DecodeLimits::default()).is_ok()
 }
 
 /// Validates the type and flag nibbles of the first fixed-header byte (§2.2, table 2.2).
@@ -375,21 +383,49 @@ fn decode_unsubscribe(r: &mut Reader<'_>) -> Result<Unsubscribe, DecodeError> {
 }
 
 /// Topic name rules shared by PUBLISH and the CONNECT will topic.
-fn check_topic_name(s: &str) -> Result<(), DecodeError> {
+fn check_topic_name(s: &str, limits: &DecodeLimits) -> Result<(), DecodeError> {
     // [MQTT-4.7.3-1].
     if s.is_empty() {
         return Err(DecodeError::InvalidTopicName);
     }
-    // One fused pass for the three forbidden bytes: topics are short, so this beats three
-    // separate memchr scans. Multi-byte UTF-8 sequences only contain bytes >= 0x80, so a byte
-    // search cannot hit inside a character.
-    match s.bytes().find(|b| matches!(b, b'+' | b'#' | 0)) {
-        None => Ok(()),
-        // [MQTT-1.5.3-2].
-        Some(0) => Err(DecodeError::InvalidUtf8),
-        // [MQTT-3.3.2-2].
-        Some(_) => Err(DecodeError::InvalidTopicName),
+    check_topic_length(s, limits)?;
+    // One fused pass for the three forbidden bytes and the level separators: topics are
+    // short, so this beats separate memchr scans. Multi-byte UTF-8 sequences only contain
+    // bytes >= 0x80, so a byte search cannot hit inside a character.
+    let mut levels = 1usize;
+    for b in s.bytes() {
+        match b {
+            b'/' => levels += 1,
+            // [MQTT-1.5.3-2].
+            0 => return Err(DecodeError::InvalidUtf8),
+            // [MQTT-3.3.2-2].
+            b'+' | b'#' => return Err(DecodeError::InvalidTopicName),
+            _ => {}
+        }
     }
+    check_topic_levels(levels, limits)
+}
+
+/// `limits.max_topic_length` for a topic name or filter.
+fn check_topic_length(s: &str, limits: &DecodeLimits) -> Result<(), DecodeError> {
+    if s.len() > limits.max_topic_length {
+        return Err(DecodeError::TopicTooLong {
+            len: s.len(),
+            max: limits.max_topic_length,
+        });
+    }
+    Ok(())
+}
+
+/// `limits.max_topic_levels` for a topic name or filter of `levels` levels.
+fn check_topic_levels(levels: usize, limits: &DecodeLimits) -> Result<(), DecodeError> {
+    if levels > limits.max_topic_levels {
+        return Err(DecodeError::TopicTooDeep {
+            levels,
+            max: limits.max_topic_levels,
+        });
+    }
+    Ok(())
 }
 
 /// A well-formed MQTT string: valid UTF-8 (which excludes surrogates) [MQTT-1.5.3-1] and no
@@ -409,6 +445,7 @@ fn mqtt_str(raw: &[u8]) -> Result<&str, DecodeError> {
 struct Reader<'a> {
     frame: &'a [u8],
     pos: usize,
+    limits: &'a DecodeLimits,
 }
 
 impl<'a> Reader<'a> {
@@ -472,7 +509,7 @@ impl<'a> Reader<'a> {
     fn topic_name(&mut self) -> Result<String, DecodeError> {
         let raw = self.length_prefixed()?;
         let s = str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
-        check_topic_name(s)?;
+        check_topic_name(s, self.limits)?;
         Ok(String::from(s))
     }
 
@@ -483,6 +520,10 @@ impl<'a> Reader<'a> {
         if s.is_empty() {
             return Err(DecodeError::EmptyTopicFilter);
         }
+        check_topic_length(s, self.limits)?;
+        // A `$share/<group>/` prefix counts too: the bound is on what the client sent.
+        let levels = 1 + s.bytes().filter(|&b| b == b'/').count();
+        check_topic_levels(levels, self.limits)?;
         Ok(String::from(s))
     }
 
@@ -554,7 +595,13 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             drain(&bytes, &DecodeLimits::default());
-            drain(&bytes, &DecodeLimits { max_packet_size: 16 });
+            drain(
+                &bytes,
+                &DecodeLimits {
+                    max_packet_size: 16,
+                    ..DecodeLimits::default()
+                },
+            );
         }
 
         /// Random bytes rarely get past the first field; a valid header with a random body

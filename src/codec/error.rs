@@ -54,6 +54,14 @@ pub enum DecodeError {
     #[error("topic name is empty or contains '+' or '#' [MQTT-3.3.2-2, MQTT-4.7.3-1]")]
     InvalidTopicName,
 
+    /// A topic name or filter longer than `limits.max_topic_length`.
+    #[error("topic of {len} bytes exceeds limits.max_topic_length ({max})")]
+    TopicTooLong { len: usize, max: usize },
+
+    /// A topic name or filter with more levels than `limits.max_topic_levels`.
+    #[error("topic of {levels} levels exceeds limits.max_topic_levels ({max})")]
+    TopicTooDeep { levels: usize, max: usize },
+
     /// A SUBSCRIBE or UNSUBSCRIBE topic filter is the empty string.
     #[error("topic filter is empty [MQTT-4.7.3-1]")]
     EmptyTopicFilter,
@@ -92,6 +100,15 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// Whether this is a topic over `limits.max_topic_levels` or `limits.max_topic_length`
+    /// (counted on its own: it is a configured bound, not a broken client).
+    pub fn is_topic_limit(&self) -> bool {
+        matches!(
+            self,
+            DecodeError::TopicTooLong { .. } | DecodeError::TopicTooDeep { .. }
+        )
+    }
+
     /// A short, stable snake_case label for metrics and structured logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -106,6 +123,8 @@ impl DecodeError {
             DecodeError::ZeroPacketId => "zero_packet_id",
             DecodeError::InvalidUtf8 => "invalid_utf8",
             DecodeError::InvalidTopicName => "invalid_topic_name",
+            DecodeError::TopicTooLong { .. } => "topic_too_long",
+            DecodeError::TopicTooDeep { .. } => "topic_too_deep",
             DecodeError::EmptyTopicFilter => "empty_topic_filter",
             DecodeError::NoTopicFilters => "no_topic_filters",
             DecodeError::InvalidSubscribeOptions(_) => "invalid_subscribe_options",
@@ -143,6 +162,8 @@ mod tests {
             DecodeError::ZeroPacketId,
             DecodeError::InvalidUtf8,
             DecodeError::InvalidTopicName,
+            DecodeError::TopicTooLong { len: 2, max: 1 },
+            DecodeError::TopicTooDeep { levels: 2, max: 1 },
             DecodeError::EmptyTopicFilter,
             DecodeError::NoTopicFilters,
             DecodeError::InvalidSubscribeOptions(4),

@@ -255,6 +255,7 @@ fn largest_remaining_length_is_accepted_from_the_header() {
     // One byte less of limit: refused from the header alone.
     let limits = DecodeLimits {
         max_packet_size: 268_435_459,
+        ..DecodeLimits::default()
     };
     assert_eq!(
         decode(&mut buf, &limits),
@@ -288,6 +289,7 @@ fn back_to_back_packets_decode_in_order() {
 fn oversize_packet_is_refused_from_the_header() {
     let limits = DecodeLimits {
         max_packet_size: 100,
+        ..DecodeLimits::default()
     };
     // PUBLISH announcing 1000 bytes (0xE8 0x07): only the header has arrived.
     let mut buf = BytesMut::from(&[0x30, 0xE8][..]);
@@ -468,4 +470,76 @@ fn malformed_packets() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn topics_over_the_configured_limits_are_refused() {
+    let limits = DecodeLimits {
+        max_topic_levels: 3,
+        max_topic_length: 8,
+        ..DecodeLimits::default()
+    };
+    let encode_one = |p: &Packet| {
+        let mut b = BytesMut::new();
+        crate::codec::encode(p, &mut b);
+        b
+    };
+    let publish_to = |t: &str| publish(false, QoS::AtMostOnce, false, t, 0, b"x");
+    let subscribe_to = |f: &str| {
+        Packet::Subscribe(Subscribe {
+            pkid: 1,
+            filters: vec![SubscribeFilter {
+                filter: f.into(),
+                qos: QoS::AtMostOnce,
+            }],
+        })
+    };
+    let unsubscribe_from = |f: &str| {
+        Packet::Unsubscribe(Unsubscribe {
+            pkid: 1,
+            filters: vec![f.into()],
+        })
+    };
+    // At the limits: accepted.
+    for p in [publish_to("a/b/c"), subscribe_to("a/+/#"), unsubscribe_from("12345678")] {
+        let mut b = encode_one(&p);
+        assert_eq!(decode(&mut b, &limits), Ok(Some(p)));
+    }
+    let deep = DecodeError::TopicTooDeep { levels: 4, max: 3 };
+    let long = DecodeError::TopicTooLong { len: 9, max: 8 };
+    for (p, want) in [
+        (publish_to("a/b/c/d"), deep.clone()),
+        (subscribe_to("+/+/+/#"), deep.clone()),
+        (unsubscribe_from("///"), deep.clone()),
+        (publish_to("123456789"), long.clone()),
+        (subscribe_to("123456789"), long.clone()),
+        (unsubscribe_from("123456789"), long.clone()),
+    ] {
+        let mut b = encode_one(&p);
+        let got = decode(&mut b, &limits);
+        assert_eq!(got, Err(want), "{p:?}");
+        assert!(got.unwrap_err().is_topic_limit());
+    }
+    // The will topic of a CONNECT is a topic name like any other.
+    let mut c = Connect {
+        protocol: Protocol::V311,
+        clean_session: true,
+        keep_alive: 0,
+        client_id: "c".into(),
+        will: Some(LastWill {
+            topic: "w/x/y/z".into(),
+            payload: Bytes::new(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+        }),
+        username: None,
+        password: None,
+    };
+    let mut b = encode_one(&Packet::Connect(c.clone()));
+    assert_eq!(decode(&mut b, &limits), Err(deep));
+    if let Some(w) = &mut c.will {
+        w.topic = "w/x/y".into();
+    }
+    let mut b = encode_one(&Packet::Connect(c.clone()));
+    assert_eq!(decode(&mut b, &limits), Ok(Some(Packet::Connect(c))));
 }

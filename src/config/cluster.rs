@@ -43,6 +43,15 @@ pub struct ClusterConfig {
     /// its SUBACK is sent anyway.
     #[serde(deserialize_with = "de::positive_duration")]
     pub sync_timeout: Duration,
+    /// Route connections this node has accepted at once (handshaking or linked); one over
+    /// it is closed at accept. Bounds what unauthenticated connections to the route port
+    /// can hold, so it must exceed the number of peers that dial this node.
+    #[serde(deserialize_with = "de::int::<_, _, 1, 65535>")]
+    pub max_route_connections: usize,
+    /// Time from accepting or dialling a route connection to its being linked: TLS, the
+    /// INFO/AUTH exchange and the WELCOME. A peer that has not finished by then is closed.
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub handshake_timeout: Duration,
     /// Mutual TLS on routes: this node's certificate chain, its key, and the CA every peer's
     /// certificate must chain to. All three or none.
     #[serde(deserialize_with = "de::opt_path")]
@@ -68,6 +77,8 @@ impl Default for ClusterConfig {
             reconnect_max: Duration::from_secs(5),
             route_queue: 100_000,
             sync_timeout: Duration::from_secs(1),
+            max_route_connections: 64,
+            handshake_timeout: Duration::from_secs(5),
             tls_cert_file: None,
             tls_key_file: None,
             tls_ca_file: None,

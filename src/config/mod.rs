@@ -115,6 +115,13 @@ pub struct Limits {
     #[serde(deserialize_with = "de::int::<_, _, 23, 65535>")]
     pub max_client_id_len: usize,
     pub allow_zero_keep_alive: bool,
+    /// Levels a topic name or filter may have; a client that sends more is disconnected.
+    /// (A 65,535-byte topic has at most 65,535 levels, so larger values mean no limit.)
+    #[serde(deserialize_with = "de::int::<_, _, 1, { de::NO_MAX }>")]
+    pub max_topic_levels: usize,
+    /// Bytes a topic name or filter may have; a client that sends more is disconnected.
+    #[serde(deserialize_with = "de::int::<_, _, 1, 65535>")]
+    pub max_topic_length: usize,
 }
 
 /// Per-session delivery state and its bounds.
@@ -142,6 +149,9 @@ pub struct SessionConfig {
     /// Online plus offline persistent sessions.
     #[serde(deserialize_with = "de::int::<_, _, 1, { de::NO_MAX }>")]
     pub max_sessions: usize,
+    /// Subscriptions one session may hold; SUBSCRIBE filters beyond it get 0x80.
+    #[serde(deserialize_with = "de::int::<_, _, 1, { de::NO_MAX }>")]
+    pub max_subscriptions: usize,
 }
 
 /// What to do with a message for a session whose queue is full.
@@ -282,6 +292,9 @@ impl Default for Limits {
             max_keep_alive: 65535,
             max_client_id_len: 65535,
             allow_zero_keep_alive: true,
+            // Mosquitto's fixed limit, so its users' topics keep working.
+            max_topic_levels: 200,
+            max_topic_length: 65535,
         }
     }
 }
@@ -297,6 +310,7 @@ impl Default for SessionConfig {
             slow_consumer_timeout: Duration::from_secs(30),
             persistent_session_expiry: Duration::ZERO,
             max_sessions: 1_000_000,
+            max_subscriptions: 10_000,
         }
     }
 }

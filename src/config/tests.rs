@@ -81,6 +81,8 @@ min_keep_alive = 5
 max_keep_alive = 600
 max_client_id_len = 23
 allow_zero_keep_alive = false
+max_topic_levels = 32
+max_topic_length = 1024
 
 [session]
 max_inflight = 65535
@@ -91,6 +93,7 @@ queue_qos0_offline = true
 slow_consumer_timeout = "0s"
 persistent_session_expiry = "1d"
 max_sessions = 42
+max_subscriptions = 50
 
 [retain]
 enabled = false
@@ -125,6 +128,8 @@ reconnect_min = "50ms"
 reconnect_max = "2s"
 route_queue = 1000
 sync_timeout = "250ms"
+max_route_connections = 8
+handshake_timeout = "2s"
 
 [groups]
 strategy = "hash_topic"
@@ -152,6 +157,8 @@ strategy = "hash_topic"
             max_keep_alive: 600,
             max_client_id_len: 23,
             allow_zero_keep_alive: false,
+            max_topic_levels: 32,
+            max_topic_length: 1024,
         },
         session: SessionConfig {
             max_inflight: 65535,
@@ -162,6 +169,7 @@ strategy = "hash_topic"
             slow_consumer_timeout: Duration::ZERO,
             persistent_session_expiry: Duration::from_secs(86_400),
             max_sessions: 42,
+            max_subscriptions: 50,
         },
         retain: RetainConfig {
             enabled: false,
@@ -198,6 +206,8 @@ strategy = "hash_topic"
             reconnect_max: Duration::from_secs(2),
             route_queue: 1000,
             sync_timeout: Duration::from_millis(250),
+            max_route_connections: 8,
+            handshake_timeout: Duration::from_secs(2),
             tls_cert_file: None,
             tls_key_file: None,
             tls_ca_file: None,

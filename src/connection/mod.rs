@@ -289,7 +289,12 @@ async fn close<R, W>(
 fn count_close(ctx: &Context, reason: &CloseReason) {
     let m = &ctx.metrics;
     match reason {
-        CloseReason::Malformed(_) => metrics::inc(&m.malformed_packets),
+        CloseReason::Malformed(e) => {
+            metrics::inc(&m.malformed_packets);
+            if e.is_topic_limit() {
+                metrics::inc(&m.topics_over_limit);
+            }
+        }
         CloseReason::Protocol(_) => metrics::inc(&m.protocol_errors),
         CloseReason::KeepAliveTimeout => metrics::inc(&m.keep_alive_timeouts),
         CloseReason::TakenOver => metrics::inc(&m.takeovers),

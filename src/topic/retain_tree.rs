@@ -19,6 +19,20 @@ impl<V> Default for Node<V> {
     }
 }
 
+/// Dropped with an explicit stack: a branch is as deep as the deepest topic a client
+/// retained, and the default recursive drop would overflow the thread's stack on it.
+impl<V> Drop for Node<V> {
+    fn drop(&mut self) {
+        if self.children.is_empty() {
+            return;
+        }
+        let mut stack: Vec<Node<V>> = self.children.drain().map(|(_, n)| n).collect();
+        while let Some(mut n) = stack.pop() {
+            stack.extend(n.children.drain().map(|(_, c)| c));
+        }
+    }
+}
+
 /// Topic name → value, with wildcard look-up.
 #[derive(Debug)]
 pub struct RetainTree<V> {
@@ -67,81 +81,111 @@ impl<V> RetainTree<V> {
     }
 
     /// Removes `topic`, pruning emptied branches.
+    ///
+    /// Iterative (a topic may be as deep as `limits.max_topic_levels` allows): one walk down
+    /// to take the value, one to find the shallowest node left empty, one to unlink it.
     pub fn remove(&mut self, topic: &str) -> Option<V> {
-        let levels: Vec<&str> = topic.split('/').collect();
-        let old = Self::remove_at(&mut self.root, &levels);
-        self.len -= usize::from(old.is_some());
-        old
-    }
-
-    fn remove_at(node: &mut Node<V>, levels: &[&str]) -> Option<V> {
-        let Some((first, rest)) = levels.split_first() else {
-            return node.value.take();
-        };
-        let child = node.children.get_mut(*first)?;
-        let old = Self::remove_at(child, rest);
-        if child.value.is_none() && child.children.is_empty() {
-            node.children.remove(*first);
+        let path: Vec<&str> = topic.split('/').collect();
+        let mut node = &mut self.root;
+        for level in &path {
+            node = node.children.get_mut(*level)?;
         }
-        old
+        let old = node.value.take()?;
+        self.len -= 1;
+        let mut chain: Vec<&Node<V>> = Vec::with_capacity(path.len() + 1);
+        let mut node = &self.root;
+        chain.push(node);
+        for level in &path {
+            match node.children.get(*level) {
+                Some(child) => node = child,
+                None => return Some(old),
+            }
+            chain.push(node);
+        }
+        let mut cut = None;
+        for depth in (1..chain.len()).rev() {
+            let n = chain[depth];
+            let limit = usize::from(depth != chain.len() - 1);
+            if n.value.is_some() || n.children.len() > limit {
+                break;
+            }
+            cut = Some(depth);
+        }
+        if let Some(depth) = cut {
+            let mut node = &mut self.root;
+            for level in &path[..depth - 1] {
+                node = node.children.get_mut(*level)?;
+            }
+            // Dropped here, iteratively (see `Drop for Node`).
+            drop(node.children.remove(path[depth - 1]));
+        }
+        Some(old)
     }
 
     /// Calls `f` for every stored topic matching the valid `filter`; root-level wildcards
     /// skip `$` topics [MQTT-4.7.2-1].
     pub fn for_each_match(&self, filter: &str, mut f: impl FnMut(&V)) {
         let levels: Vec<&str> = filter.split('/').collect();
-        Self::walk(&self.root, &levels, true, &mut f);
-    }
-
-    fn walk(node: &Node<V>, levels: &[&str], root: bool, f: &mut impl FnMut(&V)) {
-        let Some((first, rest)) = levels.split_first() else {
-            if let Some(v) = &node.value {
-                f(v);
-            }
-            return;
-        };
-        match *first {
-            "#" => {
-                // `a/#` includes `a` itself (spec §4.7.1.2); the root has no value.
-                if let Some(v) = &node.value {
-                    f(v);
-                }
-                for (name, child) in &node.children {
-                    if !(root && name.starts_with('$')) {
-                        Self::walk_all(child, f);
+        // (node, levels consumed): explicit stacks, never recursion over topic depth.
+        let mut stack: Vec<(&Node<V>, usize)> = vec![(&self.root, 0)];
+        // Nodes whose whole subtree matches (reached by a `#`).
+        let mut whole: Vec<&Node<V>> = Vec::new();
+        while let Some((node, depth)) = stack.pop() {
+            // Only the root is at depth 0, and only there do wildcards skip `$` names.
+            let skip = |name: &str| depth == 0 && name.starts_with('$');
+            match levels.get(depth).copied() {
+                None => {
+                    if let Some(v) = &node.value {
+                        f(v);
                     }
                 }
-            }
-            "+" => {
-                for (name, child) in &node.children {
-                    if !(root && name.starts_with('$')) {
-                        Self::walk(child, rest, false, f);
+                Some("#") => {
+                    // `a/#` includes `a` itself (spec §4.7.1.2); the root has no value.
+                    if let Some(v) = &node.value {
+                        f(v);
                     }
+                    whole.extend(
+                        node.children
+                            .iter()
+                            .filter(|(name, _)| !skip(name))
+                            .map(|(_, c)| c),
+                    );
                 }
-            }
-            literal => {
-                if let Some(child) = node.children.get(literal) {
-                    Self::walk(child, rest, false, f);
+                Some("+") => stack.extend(
+                    node.children
+                        .iter()
+                        .filter(|(name, _)| !skip(name))
+                        .map(|(_, c)| (c, depth + 1)),
+                ),
+                Some(literal) => {
+                    if let Some(child) = node.children.get(literal) {
+                        stack.push((child, depth + 1));
+                    }
                 }
             }
         }
+        Self::walk_all(whole, &mut f);
     }
 
     /// Calls `f` for every stored topic that starts with `$` (which `#` does not match).
     pub fn for_each_dollar(&self, mut f: impl FnMut(&V)) {
-        for (name, child) in &self.root.children {
-            if name.starts_with('$') {
-                Self::walk_all(child, &mut f);
-            }
-        }
+        let dollar = self
+            .root
+            .children
+            .iter()
+            .filter(|(name, _)| name.starts_with('$'))
+            .map(|(_, c)| c)
+            .collect();
+        Self::walk_all(dollar, &mut f);
     }
 
-    fn walk_all(node: &Node<V>, f: &mut impl FnMut(&V)) {
-        if let Some(v) = &node.value {
-            f(v);
-        }
-        for child in node.children.values() {
-            Self::walk_all(child, f);
+    /// Calls `f` for every value in the subtrees of `stack`, depth first, without recursion.
+    fn walk_all<'a>(mut stack: Vec<&'a Node<V>>, f: &mut impl FnMut(&V)) {
+        while let Some(node) = stack.pop() {
+            if let Some(v) = &node.value {
+                f(v);
+            }
+            stack.extend(node.children.values());
         }
     }
 }
@@ -183,5 +227,61 @@ mod tests {
         assert_eq!(t.get("a/b/c"), Some(&2));
         assert_eq!(t.remove("a/b/c"), Some(2));
         assert!(t.is_empty() && t.root.children.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod deep {
+    use super::*;
+
+    /// Far deeper than any thread stack could recurse: insert, match, remove and drop must
+    /// all be iterative.
+    #[test]
+    fn a_topic_of_65535_levels_is_handled_without_recursion() {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let deep = "/".repeat(65_534);
+                let other = "a/".repeat(30_000) + "z";
+                let mut t = RetainTree::default();
+                t.insert(&deep, 1);
+                t.insert(&other, 2);
+                t.insert("a", 3);
+                let mut got = Vec::new();
+                t.for_each_match("#", |v| got.push(*v));
+                got.sort_unstable();
+                assert_eq!(got, vec![1, 2, 3]);
+                let mut got = Vec::new();
+                t.for_each_match(&deep, |v| got.push(*v));
+                assert_eq!(got, vec![1]);
+                let plus = "+/".repeat(30_000) + "+";
+                let mut got = Vec::new();
+                t.for_each_match(&plus, |v| got.push(*v));
+                assert_eq!(got, vec![2]);
+                assert_eq!(t.remove(&deep), Some(1));
+                assert_eq!(t.len(), 2);
+                assert_eq!(t.root.children.len(), 1, "the empty-level branch is pruned");
+                // Dropped with the 30,000-level branch still in it.
+                drop(t);
+            })
+            .expect("spawn")
+            .join()
+            .expect("no stack overflow");
+    }
+
+    #[test]
+    fn remove_keeps_shared_prefixes() {
+        let mut t = RetainTree::default();
+        t.insert("a/b/c", 1);
+        t.insert("a", 2);
+        t.insert("a/x", 3);
+        assert_eq!(t.remove("a/b/c"), Some(1));
+        assert!(!t.root.children["a"].children.contains_key("b"));
+        assert_eq!(t.get("a"), Some(&2));
+        assert_eq!(t.remove("a"), Some(2));
+        assert_eq!(t.get("a/x"), Some(&3));
+        assert_eq!(t.remove("a/x"), Some(3));
+        assert!(t.root.children.is_empty() && t.is_empty());
+        assert_eq!(t.remove("a/x"), None);
     }
 }

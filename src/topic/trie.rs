@@ -6,6 +6,8 @@
 
 use std::hash::Hash;
 
+use smallvec::SmallVec;
+
 // foldhash rather than the std SipHash: matching hashes every level of every published
 // topic, and SipHash was a visible share of the publish path. Its seed is random per
 // process, so client-chosen levels cannot be crafted to collide.
@@ -38,6 +40,54 @@ impl<K, V> Node<K, V> {
             && self.plus.is_none()
             && self.hash.is_empty()
             && self.exact.is_empty()
+    }
+
+    /// Whether the node holds nothing but one child (the one on a path being pruned).
+    fn only_one_child(&self) -> bool {
+        self.hash.is_empty()
+            && self.exact.is_empty()
+            && self.literal.len() + usize::from(self.plus.is_some()) == 1
+    }
+
+    fn child(&self, level: &str) -> Option<&Node<K, V>> {
+        if level == "+" {
+            self.plus.as_deref()
+        } else {
+            self.literal.get(level)
+        }
+    }
+
+    fn child_mut(&mut self, level: &str) -> Option<&mut Node<K, V>> {
+        if level == "+" {
+            self.plus.as_deref_mut()
+        } else {
+            self.literal.get_mut(level)
+        }
+    }
+
+    fn remove_child(&mut self, level: &str) -> Option<Node<K, V>> {
+        if level == "+" {
+            self.plus.take().map(|b| *b)
+        } else {
+            self.literal.remove(level)
+        }
+    }
+}
+
+/// Dropped with an explicit stack: a chain of nodes is as deep as the deepest filter a
+/// client sent, and the default recursive drop would overflow the thread's stack on it.
+impl<K, V> Drop for Node<K, V> {
+    fn drop(&mut self) {
+        if self.literal.is_empty() && self.plus.is_none() {
+            return;
+        }
+        let mut stack: Vec<Node<K, V>> = self.literal.drain().map(|(_, n)| n).collect();
+        stack.extend(self.plus.take().map(|b| *b));
+        while let Some(mut n) = stack.pop() {
+            stack.extend(n.literal.drain().map(|(_, c)| c));
+            stack.extend(n.plus.take().map(|b| *b));
+            // `n` now has no children, so its own drop ends here.
+        }
     }
 }
 
@@ -107,35 +157,58 @@ impl<K: Hash + Eq + Clone, V> SubscriptionTrie<K, V> {
     }
 
     /// Removes `key`'s entry for `filter`, pruning emptied nodes.
+    ///
+    /// Iterative (a filter may be as deep as `limits.max_topic_levels` allows): one walk down
+    /// to remove the entry, one to find the shallowest node left empty, one to unlink it.
     pub fn remove(&mut self, filter: &str, key: &K) -> Option<V> {
         let levels: Vec<&str> = filter.split('/').collect();
-        let old = Self::remove_at(&mut self.root, &levels, key);
-        self.entries -= usize::from(old.is_some());
-        old
-    }
-
-    fn remove_at(node: &mut Node<K, V>, levels: &[&str], key: &K) -> Option<V> {
-        match levels {
-            [] => node.exact.remove(key),
-            ["#"] => node.hash.remove(key),
-            [first, rest @ ..] => {
-                if *first == "+" {
-                    let child = node.plus.as_mut()?;
-                    let old = Self::remove_at(child, rest, key);
-                    if child.is_empty() {
-                        node.plus = None;
-                    }
-                    old
-                } else {
-                    let child = node.literal.get_mut(*first)?;
-                    let old = Self::remove_at(child, rest, key);
-                    if child.is_empty() {
-                        node.literal.remove(*first);
-                    }
-                    old
-                }
-            }
+        let (path, multi) = match levels.split_last() {
+            Some((&"#", path)) => (path, true),
+            _ => (&levels[..], false),
+        };
+        let mut node = &mut self.root;
+        for level in path {
+            node = node.child_mut(level)?;
         }
+        let old = if multi {
+            node.hash.remove(key)
+        } else {
+            node.exact.remove(key)
+        }?;
+        self.entries -= 1;
+        // Nodes along the path, root first; the deepest ones that held only the path are cut.
+        let mut chain: Vec<&Node<K, V>> = Vec::with_capacity(path.len() + 1);
+        let mut node = &self.root;
+        chain.push(node);
+        for level in path {
+            match node.child(level) {
+                Some(child) => node = child,
+                None => return Some(old),
+            }
+            chain.push(node);
+        }
+        let mut cut = None;
+        for depth in (1..chain.len()).rev() {
+            let n = chain[depth];
+            let emptied = if depth == chain.len() - 1 {
+                n.is_empty()
+            } else {
+                n.only_one_child()
+            };
+            if !emptied {
+                break;
+            }
+            cut = Some(depth);
+        }
+        if let Some(depth) = cut {
+            let mut node = &mut self.root;
+            for level in &path[..depth - 1] {
+                node = node.child_mut(level)?;
+            }
+            // Dropped here, iteratively (see `Drop for Node`).
+            drop(node.remove_child(path[depth - 1]));
+        }
+        Some(old)
     }
 
     /// Calls `f` for every entry whose filter matches `topic` (a valid topic name).
@@ -145,33 +218,34 @@ impl<K: Hash + Eq + Clone, V> SubscriptionTrie<K, V> {
     /// [MQTT-4.7.2-1].
     pub fn for_each_match<'a>(&'a self, topic: &str, mut f: impl FnMut(&'a K, &'a V)) {
         let dollar = topic.starts_with('$');
-        let mut levels = topic.split('/');
-        let Some(first) = levels.next() else { return };
         // On the stack for topics up to 16 levels deep: no allocation per publish.
-        let rest: smallvec::SmallVec<[&str; 16]> = levels.collect();
+        let levels: SmallVec<[&str; 16]> = topic.split('/').collect();
+        // (node, levels consumed): an explicit stack, never recursion, since a topic may be as
+        // deep as `limits.max_topic_levels`. Each step pushes at most two nodes one level
+        // deeper, so the stack holds at most one entry per level plus one.
+        let mut stack: SmallVec<[(&'a Node<K, V>, usize); 16]> = SmallVec::new();
         let root = &self.root;
         if !dollar {
             root.hash.iter().for_each(|(k, v)| f(k, v));
             if let Some(plus) = &root.plus {
-                Self::walk(plus, &rest, &mut f);
+                stack.push((plus, 1));
             }
         }
-        if let Some(child) = root.literal.get(first) {
-            Self::walk(child, &rest, &mut f);
+        if let Some(child) = root.literal.get(levels[0]) {
+            stack.push((child, 1));
         }
-    }
-
-    fn walk<'a>(node: &'a Node<K, V>, levels: &[&str], f: &mut impl FnMut(&'a K, &'a V)) {
-        // `a/#` matches `a` itself as well as everything below it (spec §4.7.1.2).
-        node.hash.iter().for_each(|(k, v)| f(k, v));
-        match levels.split_first() {
-            None => node.exact.iter().for_each(|(k, v)| f(k, v)),
-            Some((level, rest)) => {
-                if let Some(plus) = &node.plus {
-                    Self::walk(plus, rest, f);
-                }
-                if let Some(child) = node.literal.get(*level) {
-                    Self::walk(child, rest, f);
+        while let Some((node, depth)) = stack.pop() {
+            // `a/#` matches `a` itself as well as everything below it (spec §4.7.1.2).
+            node.hash.iter().for_each(|(k, v)| f(k, v));
+            match levels.get(depth) {
+                None => node.exact.iter().for_each(|(k, v)| f(k, v)),
+                Some(level) => {
+                    if let Some(plus) = &node.plus {
+                        stack.push((plus, depth + 1));
+                    }
+                    if let Some(child) = node.literal.get(*level) {
+                        stack.push((child, depth + 1));
+                    }
                 }
             }
         }
@@ -227,5 +301,71 @@ mod tests {
         assert_eq!(t.remove("a/+/c", &1), None);
         assert!(t.is_empty());
         assert!(t.root.is_empty(), "emptied nodes are pruned");
+    }
+}
+
+#[cfg(test)]
+mod deep {
+    use super::*;
+
+    /// Far deeper than any thread stack could recurse: insert, match, remove and drop must
+    /// all be iterative.
+    #[test]
+    fn a_filter_of_65535_levels_is_handled_without_recursion() {
+        let deep_filter = "/".repeat(65_534);
+        let deep_plus = "+/".repeat(40_000) + "#";
+        let topic = "/".repeat(65_534);
+        // A small stack makes any recursion fail loudly here rather than in production.
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let mut t = SubscriptionTrie::default();
+                t.insert(&deep_filter, 1u32, "deep");
+                t.insert(&deep_plus, 2u32, "plus");
+                t.insert("#", 3u32, "all");
+                let mut got = Vec::new();
+                t.for_each_match(&topic, |_, v| got.push(*v));
+                got.sort_unstable();
+                assert_eq!(got, vec!["all", "deep", "plus"]);
+                assert_eq!(t.remove(&deep_filter, &1), Some("deep"));
+                assert_eq!(t.len(), 2);
+                let mut got = Vec::new();
+                t.for_each_match(&topic, |_, v| got.push(*v));
+                got.sort_unstable();
+                assert_eq!(got, vec!["all", "plus"]);
+                // Dropped with the 40,000-level `+` chain still in it.
+                drop(t);
+                let mut t = SubscriptionTrie::default();
+                t.insert(&deep_filter, 1u32, "deep");
+                t.insert("a", 1u32, "a");
+                assert_eq!(t.remove(&deep_filter, &1), Some("deep"));
+                assert_eq!(t.len(), 1);
+                assert_eq!(t.root.literal.len(), 1, "only `a` is left after pruning");
+            })
+            .expect("spawn")
+            .join()
+            .expect("no stack overflow");
+    }
+
+    #[test]
+    fn pruning_keeps_shared_prefixes() {
+        let mut t = SubscriptionTrie::default();
+        t.insert("a/b/c/d", 1u32, "abcd");
+        t.insert("a/b", 2u32, "ab");
+        t.insert("a/+/x", 3u32, "a+x");
+        t.insert("a/b/#", 4u32, "ab#");
+        assert_eq!(t.remove("a/b/c/d", &1), Some("abcd"));
+        assert!(t.root.literal["a"].literal["b"].literal.is_empty());
+        assert_eq!(t.remove("a/b/#", &4), Some("ab#"));
+        assert_eq!(t.remove("a/b", &2), Some("ab"));
+        assert!(!t.root.literal["a"].literal.contains_key("b"));
+        assert!(t.root.literal["a"].plus.is_some());
+        assert_eq!(t.remove("a/+/x", &3), Some("a+x"));
+        assert!(t.root.is_empty());
+        assert_eq!(t.remove("a/+/x", &3), None);
+        assert_eq!(t.remove("#", &3), None);
+        t.insert("#", 9, "root#");
+        assert_eq!(t.remove("#", &9), Some("root#"));
+        assert!(t.root.is_empty() && t.is_empty());
     }
 }
