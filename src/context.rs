@@ -54,10 +54,12 @@ impl Context {
             r.max_payload_size,
             metrics.clone(),
         );
-        let router = Router::new(retained, metrics.clone()).with_groups(
-            config.groups.strategy,
-            config.retain.send_to_shared_subscribers,
-        );
+        let router = Router::new(retained, metrics.clone())
+            .with_groups(
+                config.groups.strategy,
+                config.retain.send_to_shared_subscribers,
+            )
+            .with_max_subscriptions(config.session.max_subscriptions);
         let decode_limits = DecodeLimits {
             max_packet_size: config.limits.max_packet_size,
             max_topic_levels: config.limits.max_topic_levels,

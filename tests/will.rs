@@ -90,3 +90,25 @@ async fn will_retain_and_qos_are_honoured() {
     // Retained copies are queued during SUBSCRIBE, before this PINGREQ is read.
     late.ping().await;
 }
+
+#[tokio::test]
+async fn a_will_on_sys_is_neither_published_nor_retained() {
+    let b = start().await;
+    let mut w = Raw::connect(b.addr, "sys-watcher").await;
+    w.subscribe_many(&[("$SYS/#", QoS::AtLeastOnce), ("b", QoS::AtLeastOnce)])
+        .await;
+    let mut c = connect_packet("forger", true);
+    c.will = Some(will("$SYS/broker/fake", "forged", QoS::AtLeastOnce, true));
+    let (forger, _) = Raw::connect_with(b.addr, c).await;
+    drop(forger);
+    wait_until("the forger's session is gone", || {
+        b.broker.context().sessions.get("forger").is_none()
+    })
+    .await;
+    let mut p = Raw::connect(b.addr, "p").await;
+    barrier(&mut p, "b").await;
+    assert!(until_barrier(&mut w, "b").await.is_empty(), "no $SYS will");
+    assert_eq!(b.broker.context().router.retained().len(), 0);
+    assert_eq!(metric(&b, |m| &m.dropped_sys_publish), 1);
+    assert_eq!(metric(&b, |m| &m.wills_published), 0);
+}

@@ -93,9 +93,7 @@ pub(super) fn accept(
     if !first {
         return None;
     }
-    if p.topic.starts_with("$SYS") {
-        // $SYS is the broker's own namespace.
-        metrics::inc(&ctx.metrics.dropped_sys_publish);
+    if refuse_sys(&p.topic, ctx) {
         return None;
     }
     // ACL: a refused PUBLISH is dropped; QoS 1/2 were still acknowledged, as 3.1.1 allows.
@@ -113,6 +111,17 @@ pub(super) fn accept(
         qos: p.qos,
         retain: p.retain,
     })
+}
+
+/// `$SYS` is the broker's own namespace: a client's PUBLISH or will there is dropped and
+/// counted, so no client can forge or retain broker statistics.
+pub(super) fn refuse_sys(topic: &str, ctx: &Context) -> bool {
+    let sys = topic.starts_with("$SYS");
+    if sys {
+        metrics::inc(&ctx.metrics.dropped_sys_publish);
+        tracing::debug!(topic, "client message to $SYS dropped");
+    }
+    sys
 }
 
 /// Routes an accepted message; a subscriber that asks for pacing pauses this publisher.

@@ -250,7 +250,8 @@ async fn close<R, W>(
     let ctx = conn.ctx.clone();
     let session = &live.session;
     if reason.publishes_will() {
-        if let Some(w) = will {
+        // The same `$SYS` guard as a PUBLISH: a will is a message the client publishes.
+        if let Some(w) = will.filter(|w| !inbound::refuse_sys(&w.topic, &ctx)) {
             metrics::inc(&ctx.metrics.wills_published);
             let w = *w;
             let msg = Message {

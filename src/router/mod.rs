@@ -29,6 +29,16 @@ pub use groups::{Group, Groups, Pick};
 use shards::Shards;
 pub use shards::Subscriber;
 
+/// Why a subscription was refused (answered with SUBACK 0x80).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    /// The session already holds `session.max_subscriptions` subscriptions.
+    #[error("session holds {0} subscriptions already (session.max_subscriptions)")]
+    TooMany(usize),
+}
+
 /// What routing one published message did.
 #[derive(Debug, Default)]
 pub struct Routed {
@@ -94,6 +104,8 @@ pub struct Router {
     groups: Groups,
     strategy: GroupStrategy,
     retained_to_groups: bool,
+    /// Subscriptions one session may hold (`session.max_subscriptions`).
+    max_subscriptions: usize,
     retained: RetainedStore,
     metrics: Arc<Metrics>,
     /// Set once when clustering starts; absent on a single node.
@@ -115,6 +127,7 @@ impl Router {
             groups: Groups::default(),
             strategy: GroupStrategy::Random,
             retained_to_groups: false,
+            max_subscriptions: usize::MAX,
             retained,
             metrics,
             cluster: OnceLock::new(),
@@ -126,6 +139,13 @@ impl Router {
     pub fn with_groups(mut self, strategy: GroupStrategy, retained_to_groups: bool) -> Self {
         self.strategy = strategy;
         self.retained_to_groups = retained_to_groups;
+        self
+    }
+
+    /// Bounds the subscriptions one session may hold: each is memory a client makes the
+    /// broker keep (its filter, a trie entry, perhaps cluster interest).
+    pub fn with_max_subscriptions(mut self, max: usize) -> Self {
+        self.max_subscriptions = max;
         self
     }
 
@@ -151,13 +171,14 @@ impl Router {
 
     /// Adds or replaces `session`'s subscription to `filter` [MQTT-3.8.4-3] (an ordinary
     /// filter or a `$share/`, `$g/`, `$queue/` group) and records it in the session. Returns
-    /// the retained messages to send for it.
+    /// the retained messages to send for it. A new filter beyond `session.max_subscriptions`
+    /// is refused; replacing an existing one always works.
     pub fn subscribe(
         &self,
         session: &Arc<Session>,
         filter: &str,
         qos: QoS,
-    ) -> Result<Vec<Arc<Message>>, FilterError> {
+    ) -> Result<Vec<Arc<Message>>, SubscribeError> {
         let sub = parse_subscription(filter)?;
         // Lock order: a session's lock is never held while a shard or group lock is taken
         // (publish holds those while it locks sessions). Only the session's own connection
@@ -167,6 +188,10 @@ impl Router {
             if st.discarded {
                 // The connection is being replaced; its subscriptions would outlive it.
                 return Ok(Vec::new());
+            }
+            let held = st.subscriptions.len();
+            if held >= self.max_subscriptions && !st.subscriptions.contains_key(filter) {
+                return Err(SubscribeError::TooMany(held));
             }
             st.subscriptions.insert(filter.to_owned(), qos).is_none()
         };
