@@ -65,7 +65,7 @@ pub async fn expire_sessions(ctx: Arc<Context>, every: Duration, shutdown: Cance
             _ = tick.tick() => {}
         }
         for s in ctx.sessions.expire(Instant::now()) {
-            ctx.router.remove_all(&s);
+            ctx.router.end_session(&s);
         }
     }
 }

@@ -428,3 +428,61 @@ async fn a_dead_members_messages_move_to_a_member_on_another_node() {
     got.extend(drain(&mut alive, &mut p).await);
     exactly_once(std::slice::from_ref(&seqs(&got)), 20);
 }
+
+/// A persistent member that went away with unacknowledged group messages; `end` ends its
+/// session for good (replaced by a clean session, or expired).
+async fn persistent_member_ends(b: &TestBroker, end: impl std::future::Future<Output = ()>) {
+    let (mut raw, _) = Raw::connect_with(b.addr, connect_packet("keeper", false)).await;
+    assert_eq!(raw.subscribe("$share/g/jobs", QoS::AtLeastOnce).await, 1);
+    let mut alive = member(b.addr, "alive", "$share/g/jobs").await;
+    let mut p = Raw::connect(b.addr, "p").await;
+    publish_n(&mut p, "jobs", 0..20).await;
+    for _ in 0..10 {
+        match raw.recv().await {
+            Packet::Publish(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(raw);
+    end.await;
+    wait_until("the persistent member's messages were handed on", || {
+        metric(b, |m| &m.group_redispatched) >= 10
+    })
+    .await;
+    let got = seqs(&drain(&mut alive, &mut p).await);
+    exactly_once(std::slice::from_ref(&got), 20);
+    assert_eq!(metric(b, |m| &m.group_dropped), 0);
+}
+
+#[tokio::test]
+async fn a_replaced_persistent_members_messages_go_to_another_member() {
+    let b = start_with(|c| {
+        c.groups.strategy = GroupStrategy::RoundRobin;
+        c.session.max_inflight = 100;
+    })
+    .await;
+    let addr = b.addr;
+    persistent_member_ends(&b, async move {
+        // The same client id comes back with a clean session: the old one is discarded.
+        let _fresh = Raw::connect(addr, "keeper").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_persistent_members_messages_go_to_another_member() {
+    let b = start_with(|c| {
+        c.groups.strategy = GroupStrategy::RoundRobin;
+        c.session.max_inflight = 100;
+        c.session.persistent_session_expiry = Duration::from_millis(300);
+    })
+    .await;
+    let ctx = b.broker.context().clone();
+    persistent_member_ends(&b, async move {
+        wait_until("the persistent session expired", || {
+            ctx.sessions.get("keeper").is_none()
+        })
+        .await;
+    })
+    .await;
+}

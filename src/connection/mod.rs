@@ -198,7 +198,7 @@ where
         }
     };
     if let Some(old) = &attached.discarded {
-        conn.ctx.router.remove_all(old);
+        conn.ctx.router.end_session(old);
     }
     let session = attached.session;
     codec::encode(
@@ -264,10 +264,7 @@ async fn close<R, W>(
         }
     }
     if ctx.sessions.detach(session, live.gen, Instant::now()) == DetachOutcome::Removed {
-        ctx.router.remove_all(session);
-        // A consumer-group member that leaves for good hands its unacknowledged group
-        // messages to the other members.
-        ctx.router.redispatch_undelivered(session);
+        ctx.router.end_session(session);
     }
     metrics::dec(&ctx.metrics.clients_connected_current);
     count_close(&ctx, &reason);

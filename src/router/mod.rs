@@ -280,11 +280,13 @@ impl Router {
     ) -> Routed {
         let msg = Arc::new(msg);
         let mut ts = 0;
+        let mut retain_refused = false;
         if msg.retain {
             match self.retained.apply(&msg) {
                 RetainOutcome::Stored(s) | RetainOutcome::Removed(s) => ts = s.ts,
                 RetainOutcome::Refused | RetainOutcome::Stale => {
                     tracing::debug!(topic = %msg.topic, "retained message refused by retain limits");
+                    retain_refused = true;
                 }
             }
         }
@@ -311,7 +313,23 @@ impl Router {
             }
         });
         if let Some(c) = self.cluster() {
-            if let Some(gate) = c.forward(&msg, ts, &picks) {
+            // A retained message this node refused (over `retain.max_messages` or
+            // `max_payload_size`) goes on as a plain message: live subscribers on peers get it
+            // as they do here (they never see the retain flag anyway [MQTT-3.3.1-9]), and no
+            // node stores it. Replicated as a retained write (and with no stamp) the peers
+            // with room would keep it while this node does not, and the nodes would answer
+            // the same SUBSCRIBE differently for good.
+            let plain;
+            let fwd = if retain_refused {
+                plain = Message {
+                    retain: false,
+                    ..Message::clone(&msg)
+                };
+                &plain
+            } else {
+                &*msg
+            };
+            if let Some(gate) = c.forward(fwd, ts, &picks) {
                 routed.pressure.get_or_insert(Pacer::Route(gate));
             }
         }
@@ -384,6 +402,14 @@ impl Router {
             }
             _ => metrics::inc(&self.metrics.group_dropped),
         }
+    }
+
+    /// Ends a session for good (clean disconnect, replaced by a clean session, expired):
+    /// removes its subscriptions, then hands its unacknowledged and queued group messages to
+    /// the other members, so a group never loses a message because one member went away.
+    pub fn end_session(&self, session: &Session) {
+        self.remove_all(session);
+        self.redispatch_undelivered(session);
     }
 
     /// Hands the unacknowledged group messages of a member that left (clean session) to other
