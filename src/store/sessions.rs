@@ -141,13 +141,19 @@ impl SessionStore {
                 })
             }
             Entry::Vacant(e) => {
-                if self.count.load(Ordering::Relaxed) >= self.max_sessions {
+                // Reserved before the insert, in one atomic step: a check followed by a later
+                // increment lets concurrent CONNECTs for other ids (other shards) all pass.
+                let reserved = self
+                    .count
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < self.max_sessions).then_some(n + 1)
+                    });
+                if reserved.is_err() {
                     return Err(StoreError::Full(self.max_sessions));
                 }
                 let session = self.create(key, clean);
                 session.lock().attach(link);
                 e.insert(session.clone());
-                self.count.fetch_add(1, Ordering::Relaxed);
                 metrics::inc(&self.metrics.sessions_current);
                 Ok(Attached {
                     session,
@@ -215,5 +221,53 @@ impl SessionStore {
     /// Every session (for shutdown and `$SYS`).
     pub fn all(&self) -> Vec<Arc<Session>> {
         self.map.iter().map(|e| e.value().clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::QueueFullPolicy;
+
+    fn store(max_sessions: usize) -> SessionStore {
+        let limits = SessionLimits {
+            max_inflight: 20,
+            max_queued: 100,
+            max_queued_bytes: 1 << 20,
+            policy: QueueFullPolicy::DropNew,
+            queue_qos0_offline: false,
+            slow_consumer_timeout: None,
+        };
+        SessionStore::new(limits, max_sessions, None, Arc::default())
+    }
+
+    /// Concurrent CONNECTs for distinct ids never hold more than `session.max_sessions`.
+    #[test]
+    fn the_session_bound_holds_under_concurrent_attaches() {
+        const THREADS: usize = 8;
+        const PER_THREAD: usize = 500;
+        const MAX: usize = 1000;
+        for round in 0..5 {
+            let s = Arc::new(store(MAX));
+            let start = Arc::new(std::sync::Barrier::new(THREADS));
+            let handles: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (s, start) = (s.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        (0..PER_THREAD)
+                            .filter(|i| {
+                                let id = format!("r{round}-t{t}-{i}");
+                                s.attach(&id, true, ConnLink::new(s.next_gen())).is_ok()
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            let admitted: usize = handles.into_iter().map(|h| h.join().expect("join")).sum();
+            assert_eq!(admitted, MAX, "round {round}");
+            assert_eq!(s.len(), MAX);
+            assert_eq!(s.map.len(), MAX);
+        }
     }
 }
