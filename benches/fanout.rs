@@ -44,7 +44,7 @@ impl Fixture {
                     .attach(&format!("bench-{i}"), true, link)
                     .expect("session store has room");
                 ctx.router
-                    .subscribe(&attached.session, "t", qos)
+                    .subscribe(&attached.session, "t", qos, None)
                     .expect("valid filter");
                 attached.session
             })

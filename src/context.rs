@@ -22,7 +22,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub decode_limits: DecodeLimits,
     /// Credentials and ACL; the files are swapped in place by [`Context::reload_auth`].
-    pub auth: Auth,
+    pub auth: Arc<Auth>,
 }
 
 impl Context {
@@ -30,7 +30,7 @@ impl Context {
     /// files.
     pub fn new(config: Config) -> Result<Arc<Context>, AuthError> {
         let metrics = Arc::new(Metrics::default());
-        let auth = Auth::load(&config.auth, metrics.clone())?;
+        let auth = Arc::new(Auth::load(&config.auth, metrics.clone())?);
         let s = &config.session;
         let limits = SessionLimits {
             max_inflight: s.max_inflight,

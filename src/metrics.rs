@@ -92,6 +92,8 @@ metrics! {
     acl_denied_publish,
     /// SUBSCRIBE filters refused by the ACL (answered with 0x80).
     acl_denied_subscribe,
+    /// Deliveries withheld by the ACL: a granted filter overlapping a denied topic.
+    acl_denied_read,
     /// TLS handshakes or WebSocket upgrades that failed or timed out.
     handshake_failures,
 }

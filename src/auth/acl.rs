@@ -11,6 +11,11 @@
 //! Access is `read`, `write`, `readwrite` (the default when omitted) or `deny`. Anything not
 //! granted is denied, and a matching `deny` wins over any grant.
 //!
+//! Subscriptions follow Mosquitto: a filter is granted when a read grant covers all of it,
+//! and refused by a `deny` only when the deny covers all of it; a filter that merely overlaps
+//! a denied area is granted, and each message is then checked on delivery ([`Op::Receive`],
+//! see `ReadGate`), so a monitoring client on `#` keeps working beside a `deny` line.
+//!
 //! Owns parsing and the pure decision; counting and logging are the caller's.
 
 use std::collections::HashMap;
@@ -59,7 +64,7 @@ impl Access {
     fn grants(self, op: Op<'_>) -> bool {
         match op {
             Op::Publish(_) => matches!(self, Access::Write | Access::ReadWrite),
-            Op::Subscribe(_) => matches!(self, Access::Read | Access::ReadWrite),
+            Op::Subscribe(_) | Op::Receive(_) => matches!(self, Access::Read | Access::ReadWrite),
         }
     }
 }
@@ -71,6 +76,8 @@ pub enum Op<'a> {
     Publish(&'a str),
     /// Subscribe with a topic filter.
     Subscribe(&'a str),
+    /// Receive a message published on a topic name (checked at delivery).
+    Receive(&'a str),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,18 +244,19 @@ fn substitute(pattern: &str, client_id: &str, username: Option<&str>) -> Subst {
     Subst::Topic(t)
 }
 
-/// Whether an entry's topic reaches what `op` touches at all (used for `deny`).
+/// Whether a `deny` entry refuses `op`: it matches the topic, or covers the whole filter (a
+/// filter only partly denied is granted and filtered per message, as Mosquitto does).
 fn hits(entry: &str, op: Op<'_>) -> bool {
     match op {
-        Op::Publish(topic) => matches(entry, topic),
-        Op::Subscribe(filter) => overlaps(entry, filter),
+        Op::Publish(topic) | Op::Receive(topic) => matches(entry, topic),
+        Op::Subscribe(filter) => covers(entry, filter),
     }
 }
 
-/// Whether an entry's topic grants all of what `op` touches.
+/// Whether a grant entry allows `op`: it matches the topic, or covers the whole filter.
 fn grants(entry: &str, op: Op<'_>) -> bool {
     match op {
-        Op::Publish(topic) => matches(entry, topic),
+        Op::Publish(topic) | Op::Receive(topic) => matches(entry, topic),
         Op::Subscribe(filter) => covers(entry, filter),
     }
 }
@@ -268,26 +276,6 @@ pub(super) fn covers(entry: &str, filter: &str) -> bool {
             (Some("+"), Some(fl)) if fl != "#" => {}
             (Some(el), Some(fl)) if el == fl => {}
             (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
-/// Whether some topic is matched by both filters. A subscription that could receive a
-/// denied topic is refused, since messages are not checked again at delivery.
-pub(super) fn overlaps(a: &str, b: &str) -> bool {
-    let a_dollar = a.starts_with('$');
-    let b_dollar = b.starts_with('$');
-    if (a_dollar && b.starts_with(['+', '#'])) || (b_dollar && a.starts_with(['+', '#'])) {
-        return false;
-    }
-    let mut x = levels(a);
-    let mut y = levels(b);
-    loop {
-        match (x.next(), y.next()) {
-            (Some("#"), _) | (_, Some("#")) => return true,
-            (None, None) => return true,
-            (Some(p), Some(q)) if p == "+" || q == "+" || p == q => {}
             _ => return false,
         }
     }
@@ -339,13 +327,41 @@ pattern deny %u/private
         assert!(a.allows("c", Some("alice"), Op::Subscribe("alice/x/+")));
         assert!(!a.allows("c", Some("alice"), Op::Publish("alice/secret/k")));
         assert!(
-            !a.allows("c", Some("alice"), Op::Subscribe("alice/#")),
-            "a filter that reaches a denied topic is refused"
+            a.allows("c", Some("alice"), Op::Subscribe("alice/#")),
+            "a filter that only overlaps a denied area is granted (as Mosquitto)"
         );
+        assert!(a.allows("c", Some("alice"), Op::Receive("alice/x")));
+        assert!(
+            !a.allows("c", Some("alice"), Op::Receive("alice/secret/k")),
+            "the denied topics are withheld per message"
+        );
+        assert!(
+            !a.allows("c", Some("alice"), Op::Subscribe("alice/secret/+")),
+            "a filter wholly inside a denied area is refused"
+        );
+        assert!(!a.allows("c", Some("alice"), Op::Receive("shared/in")));
         assert!(a.allows("c", Some("alice"), Op::Publish("shared/in")));
         assert!(!a.allows("c", Some("alice"), Op::Subscribe("shared/in")));
         assert!(a.allows("c", Some("bob smith"), Op::Subscribe("shared/#")));
         assert!(!a.allows("c", Some("bob smith"), Op::Publish("shared/in")));
+    }
+
+    /// A monitoring client on `#` keeps working beside a deny line (Mosquitto's behaviour);
+    /// the denied topic is withheld at delivery.
+    #[test]
+    fn deny_lines_do_not_break_wildcard_subscribers() {
+        let a = Acl::parse("topic readwrite #\ntopic deny test/nosubscribe\n").expect("parse");
+        for f in ["#", "test/#", "+/nosubscribe", "test/+"] {
+            assert!(a.allows("c", None, Op::Subscribe(f)), "{f}");
+        }
+        assert!(!a.allows("c", None, Op::Subscribe("test/nosubscribe")));
+        assert!(a.allows("c", None, Op::Receive("test/other")));
+        assert!(!a.allows("c", None, Op::Receive("test/nosubscribe")));
+        // A filter no grant covers is refused, as in Mosquitto.
+        let b = Acl::parse("topic read a/#\n").expect("parse");
+        assert!(!b.allows("c", None, Op::Subscribe("#")));
+        assert!(b.allows("c", None, Op::Subscribe("a/+/x")));
+        assert!(!b.allows("c", None, Op::Receive("b/x")));
     }
 
     #[test]
@@ -403,29 +419,6 @@ pattern deny %u/private
         ];
         for (e, f) in no {
             assert!(!covers(e, f), "{e} should not cover {f}");
-        }
-    }
-
-    #[test]
-    fn overlap_of_filters() {
-        let yes = [
-            ("a/#", "#"),
-            ("a/secret", "a/+"),
-            ("a/+/c", "+/b/+"),
-            ("a", "a/#"),
-            ("$SYS/x", "$SYS/#"),
-        ];
-        for (a, b) in yes {
-            assert!(overlaps(a, b) && overlaps(b, a), "{a} ~ {b}");
-        }
-        let no = [
-            ("a/b", "a/c"),
-            ("a/+", "a"),
-            ("#", "$SYS/x"),
-            ("a/b/c", "a/+"),
-        ];
-        for (a, b) in no {
-            assert!(!overlaps(a, b) && !overlaps(b, a), "{a} !~ {b}");
         }
     }
 

@@ -20,9 +20,11 @@
 pub mod acl;
 mod http;
 pub mod passwd;
+mod read_gate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -33,6 +35,7 @@ use crate::config::AuthConfig;
 use crate::metrics::{self, Metrics};
 pub use acl::{Acl, AclError, Op};
 pub use passwd::{PasswdError, PasswordFile, PasswordHash};
+pub use read_gate::ReadGate;
 
 /// Why the authentication setup could not be loaded.
 #[derive(Debug, Error)]
@@ -68,6 +71,8 @@ pub struct Auth {
     password_path: Option<PathBuf>,
     acl_path: Option<PathBuf>,
     files: ArcSwap<Files>,
+    /// Bumped by every reload, so cached read verdicts ([`ReadGate`]) start over.
+    generation: AtomicU64,
     hook: Option<http::HttpHook>,
     metrics: Arc<Metrics>,
 }
@@ -88,6 +93,7 @@ impl Auth {
             password_path: cfg.password_file.clone(),
             acl_path: cfg.acl_file.clone(),
             files: ArcSwap::from_pointee(files),
+            generation: AtomicU64::new(0),
             hook,
             metrics,
         })
@@ -99,7 +105,28 @@ impl Auth {
         let files = Files::load(self.password_path.as_deref(), self.acl_path.as_deref())?;
         log_loaded(&files);
         self.files.store(Arc::new(files));
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// The reload generation of the files in force.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The per-delivery read check for one client, or `None` when no ACL file is configured
+    /// (then everything a subscription matches is delivered, at no cost).
+    pub fn read_gate(
+        self: &Arc<Self>,
+        client_id: &Arc<str>,
+        username: Option<&Arc<str>>,
+    ) -> Option<Arc<ReadGate>> {
+        self.acl_path.as_ref()?;
+        Some(Arc::new(ReadGate::new(
+            self.clone(),
+            client_id.clone(),
+            username.cloned(),
+        )))
     }
 
     /// Decides a CONNECT that passed the protocol checks: authenticates the client, then

@@ -501,7 +501,11 @@ fn topics_over_the_configured_limits_are_refused() {
         })
     };
     // At the limits: accepted.
-    for p in [publish_to("a/b/c"), subscribe_to("a/+/#"), unsubscribe_from("12345678")] {
+    for p in [
+        publish_to("a/b/c"),
+        subscribe_to("a/+/#"),
+        unsubscribe_from("12345678"),
+    ] {
         let mut b = encode_one(&p);
         assert_eq!(decode(&mut b, &limits), Ok(Some(p)));
     }

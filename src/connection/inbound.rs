@@ -10,6 +10,7 @@ use crate::codec::{self, Packet, Publish, QoS, SubAck, SubackCode, Subscribe};
 use crate::context::Context;
 use crate::message::{Delivery, Message};
 use crate::metrics;
+use crate::topic::{parse_subscription, Subscription};
 
 /// Applies one packet; responses are appended to `out`.
 pub(super) fn handle(
@@ -45,8 +46,13 @@ pub(super) fn handle(
             for f in &u.filters {
                 ctx.router.unsubscribe(&live.session, f);
             }
-            // UNSUBACK even when nothing matched [MQTT-3.10.4-4, MQTT-3.10.4-5].
-            codec::encode(&Packet::UnsubAck(u.pkid), out);
+            // UNSUBACK even when nothing matched [MQTT-3.10.4-4, MQTT-3.10.4-5]; behind any
+            // SUBACK still held for the cluster, so the client's acknowledgements of
+            // subscription changes arrive in the order it asked for them.
+            match live.held.as_mut() {
+                Some(held) => held.push(None, &Packet::UnsubAck(u.pkid)),
+                None => codec::encode(&Packet::UnsubAck(u.pkid), out),
+            }
         }
         Packet::PingReq => codec::encode(&Packet::PingResp, out), // [MQTT-3.12.4-1]
         Packet::Disconnect => return Err(CloseReason::ClientDisconnect),
@@ -144,15 +150,24 @@ fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesM
     let mut codes = Vec::with_capacity(s.filters.len());
     let mut retained = Vec::new();
     for f in &s.filters {
+        // The ACL judges the topics a subscription reaches: for a consumer group that is the
+        // filter inside `$share/<group>/`, not the prefixed string.
+        let reach = match parse_subscription(&f.filter) {
+            Ok(Subscription::Plain(x) | Subscription::Shared { filter: x, .. }) => x,
+            Err(_) => &f.filter,
+        };
         if !ctx
             .auth
-            .check_subscribe(&live.session.client_id, live.username.as_deref(), &f.filter)
+            .check_subscribe(&live.session.client_id, live.username.as_deref(), reach)
         {
             metrics::inc(&ctx.metrics.subscriptions_rejected);
             codes.push(SubackCode::Failure);
             continue;
         }
-        match ctx.router.subscribe(&live.session, &f.filter, f.qos) {
+        match ctx
+            .router
+            .subscribe(&live.session, &f.filter, f.qos, live.read.as_ref())
+        {
             Ok(msgs) => {
                 codes.push(SubackCode::Granted(f.qos));
                 retained.extend(msgs.into_iter().map(|m| (m, f.qos)));
@@ -164,14 +179,27 @@ fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesM
             }
         }
     }
-    // SUBACK goes out before the retained messages, which travel through the queue.
-    codec::encode(
-        &Packet::SubAck(SubAck {
-            pkid: s.pkid,
-            codes,
-        }),
-        out,
-    );
+    // In a cluster, the SUBACK waits until every peer has the interest this SUBSCRIBE (or
+    // one just before it) advertised, so that a message published anywhere after the SUBACK
+    // is delivered; one that changed nothing already known goes out at once. The wait is
+    // not done here: the SUBACK is held (with the ones behind it) while the connection goes
+    // on serving its client (reads, PINGRESP, keep-alive, take-over). The retained messages
+    // travel through the queue, which is not drained while a SUBACK is held, so they still
+    // follow it (the spec would let them go first [MQTT-3.8.4]).
+    let suback = Packet::SubAck(SubAck {
+        pkid: s.pkid,
+        codes,
+    });
+    let barrier = ctx.router.cluster().and_then(|c| c.interest_barrier());
+    match (barrier, live.held.as_mut()) {
+        (None, None) => codec::encode(&suback, out),
+        (barrier, Some(held)) => held.push(barrier, &suback),
+        (barrier, None) => {
+            let mut held = Box::<super::Held>::default();
+            held.push(barrier, &suback);
+            live.held = Some(held);
+        }
+    }
     for (msg, granted) in retained {
         let d = Delivery {
             qos: msg.qos.min(granted),
@@ -182,5 +210,4 @@ fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesM
         ctx.router.account(live.session.deliver(d, now));
     }
     live.needs_drain = true;
-    live.needs_sync = true;
 }

@@ -219,6 +219,10 @@ where
         // Client ids are unique cluster-wide: a live connection elsewhere is taken over.
         c.announce_client(&client_id, link.connected_at());
     }
+    let read = conn
+        .ctx
+        .auth
+        .read_gate(&session.client_id, username.as_ref());
     let live = Live {
         session,
         gen,
@@ -226,8 +230,9 @@ where
         needs_drain: true,
         keep_alive: (connect.keep_alive > 0)
             .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500)),
+        read,
         username,
-        needs_sync: false,
+        held: None,
         pressure: None,
         backlog: false,
         paused: false,
@@ -331,8 +336,12 @@ struct Live {
     keep_alive: Option<Duration>,
     /// The username the ACL knows this client by (`None`: anonymous).
     username: Option<Arc<str>>,
-    /// A SUBSCRIBE was handled: its SUBACK waits until every cluster peer has the interest.
-    needs_sync: bool,
+    /// The per-message ACL check of this client's subscriptions (with an ACL file).
+    read: Option<Arc<crate::auth::ReadGate>>,
+    /// SUBACKs waiting for the cluster to have their interest (and acknowledgements behind
+    /// them); while any is held the queue is not drained. Boxed, and only while held: rare,
+    /// and it would otherwise sit in every connection's task.
+    held: Option<Box<Held>>,
     /// A subscriber this client publishes to is filling up while it drains: pause reading.
     pressure: Option<crate::router::Pacer>,
     /// Packets are left in the read buffer (handling stopped for pacing).
@@ -368,7 +377,45 @@ struct Publishing {
     deliveries_first: bool,
 }
 
+/// Acknowledgements held back until the cluster barriers before them resolve, in the order of
+/// the packets they answer.
+#[derive(Default)]
+pub(super) struct Held {
+    acks: std::collections::VecDeque<(Option<crate::cluster::SyncBarrier>, BytesMut)>,
+}
+
+impl Held {
+    /// Holds `ack` behind everything held before; with `barrier`, until that resolves too.
+    pub(super) fn push(&mut self, barrier: Option<crate::cluster::SyncBarrier>, ack: &Packet) {
+        let mut bytes = BytesMut::new();
+        codec::encode(ack, &mut bytes);
+        self.acks.push_back((barrier, bytes));
+    }
+
+    /// Ready when the first held acknowledgement's barrier has resolved (it is then free to
+    /// go: see [`Conn::release_held`]).
+    fn poll_front(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if let Some((barrier @ Some(_), _)) = self.acks.front_mut() {
+            if let Some(b) = barrier.as_mut() {
+                std::task::ready!(Pin::new(b).poll(cx));
+            }
+            *barrier = None;
+        }
+        std::task::Poll::Ready(())
+    }
+}
+
 impl Live {
+    /// Ready when the link was woken (queue, kick) or the first held SUBACK may go.
+    fn poll_woken(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if let Some(held) = self.held.as_mut() {
+            if held.poll_front(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        self.link.poll_woken(cx)
+    }
+
     fn publishing(&mut self) -> &mut Publishing {
         self.publishing.get_or_insert_with(Box::default)
     }
@@ -482,7 +529,6 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         // Shutdown reaches a serving connection as a kick through its link (see
         // `Broker::start`), so the loop waits on the link alone; the token is still checked on
         // every turn for a connection that attached just as the shutdown began.
-        let link = live.link.clone();
         // Boxed, and only while paced: the wait (a timer and a channel) would otherwise sit in
         // every connection's task.
         let mut paused: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
@@ -494,22 +540,18 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
             if shutdown.is_cancelled() {
                 return CloseReason::Shutdown;
             }
-            if live.needs_sync {
-                live.needs_sync = false;
-                if let Some(c) = self.ctx.router.cluster() {
-                    // Nothing is written (so no SUBACK leaves) until the peers confirm. Boxed:
-                    // rare, and its state would otherwise sit in every connection's task.
-                    Box::pin(c.sync()).await;
-                }
-            }
-            if live.needs_drain && self.wbuf.len() < wmax {
+            self.release_held(live);
+            // Not drained while a SUBACK is held: the retained messages of its subscription
+            // wait behind it, and deliveries keep their order with them.
+            if live.needs_drain && live.held.is_none() && self.wbuf.len() < wmax {
                 let mut st = live.session.lock();
                 if !st.is_served_by(live.gen) {
                     drop(st);
                     if shutdown.is_cancelled() {
                         return CloseReason::Shutdown;
                     }
-                    return link
+                    return live
+                        .link
                         .kick_reason()
                         .map_or(CloseReason::TakenOver, CloseReason::from);
                 }
@@ -561,8 +603,11 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 // Always listened to, even with a drain pending: a kick comes this way too, and
                 // a consumer that does not read (its buffer full, its drain pending) is the one
                 // a slow-consumer kick is for.
-                () = std::future::poll_fn(|cx| link.poll_woken(cx)) => {
-                    if let Some(k) = link.kick_reason() {
+                // A held SUBACK whose cluster barrier resolved wakes the loop this way too (it
+                // goes out at the top of the loop): one branch, one borrow of `live`, to keep
+                // the task small.
+                () = std::future::poll_fn(|cx| live.poll_woken(cx)) => {
+                    if let Some(k) = live.link.kick_reason() {
                         return k.into();
                     }
                     live.needs_drain = true;
@@ -625,6 +670,22 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                     timer.as_mut().reset((last_activity + ka).into());
                 }
             }
+        }
+    }
+
+    /// Writes the held acknowledgements whose barriers have resolved, in order, up to the first
+    /// that still waits.
+    fn release_held(&mut self, live: &mut Live) {
+        let Some(held) = live.held.as_mut() else {
+            return;
+        };
+        while let Some((None, _)) = held.acks.front() {
+            if let Some((_, ack)) = held.acks.pop_front() {
+                self.wbuf.buf().extend_from_slice(&ack);
+            }
+        }
+        if held.acks.is_empty() {
+            live.held = None;
         }
     }
 

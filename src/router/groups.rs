@@ -13,6 +13,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use rand::Rng;
 
+use crate::auth::ReadGate;
 use crate::codec::QoS;
 use crate::config::GroupStrategy;
 use crate::session::Session;
@@ -22,6 +23,7 @@ use crate::topic::{GroupKey, SubscriptionTrie};
 struct Member {
     session: Arc<Session>,
     qos: QoS,
+    read: Option<Arc<ReadGate>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +57,8 @@ pub struct Group {
 /// The member chosen for one message.
 #[derive(Debug)]
 pub enum Pick {
-    Local(Arc<Session>, QoS),
+    /// A member on this node, its granted QoS and its read check (with an ACL file).
+    Local(Arc<Session>, QoS, Option<Arc<ReadGate>>),
     Remote(Arc<str>),
     Nobody,
 }
@@ -89,7 +92,7 @@ impl Group {
                     .local
                     .iter()
                     .find(|x| x.session.id == *id)
-                    .map(|x| Pick::Local(x.session.clone(), x.qos)),
+                    .map(|x| Pick::Local(x.session.clone(), x.qos, x.read.clone())),
                 Some(Stuck::Remote(n)) if !local_only => m
                     .remote
                     .iter()
@@ -115,7 +118,7 @@ impl Group {
         };
         let pick = if (idx as usize) < m.local.len() {
             let x = &m.local[idx as usize];
-            Pick::Local(x.session.clone(), x.qos)
+            Pick::Local(x.session.clone(), x.qos, x.read.clone())
         } else {
             let mut rest = idx - m.local.len() as u64;
             let mut chosen = Pick::Nobody;
@@ -130,7 +133,7 @@ impl Group {
         };
         if strategy == GroupStrategy::Sticky {
             m.sticky = match &pick {
-                Pick::Local(s, _) => Some(Stuck::Local(s.id)),
+                Pick::Local(s, _, _) => Some(Stuck::Local(s.id)),
                 Pick::Remote(n) => Some(Stuck::Remote(n.clone())),
                 Pick::Nobody => None,
             };
@@ -183,15 +186,25 @@ pub struct Groups {
 
 impl Groups {
     /// Adds (or updates the QoS of) `session` as a member; returns the local member count.
-    pub fn join(&self, key: &GroupKey, session: &Arc<Session>, qos: QoS) -> usize {
+    pub fn join(
+        &self,
+        key: &GroupKey,
+        session: &Arc<Session>,
+        qos: QoS,
+        read: Option<Arc<ReadGate>>,
+    ) -> usize {
         let mut index = self.index.write();
         let g = index.get_or_create(key);
         let mut m = g.members.lock();
         match m.local.iter_mut().find(|x| x.session.id == session.id) {
-            Some(x) => x.qos = qos,
+            Some(x) => {
+                x.qos = qos;
+                x.read = read;
+            }
             None => m.local.push(Member {
                 session: session.clone(),
                 qos,
+                read,
             }),
         }
         let n = m.local.len();

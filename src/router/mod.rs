@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use smallvec::SmallVec;
 
+use crate::auth::ReadGate;
 use crate::cluster::Cluster;
 use crate::codec::QoS;
 use crate::config::GroupStrategy;
@@ -87,7 +88,7 @@ impl Pacer {
 pub struct RouteMemo {
     generation: u64,
     topic: String,
-    targets: SmallVec<[(Arc<Session>, QoS); 4]>,
+    targets: SmallVec<[(Arc<Session>, QoS, Option<Arc<ReadGate>>); 4]>,
 }
 
 /// Topics matching more sessions than this are not memoised (the walk is then a small part
@@ -110,6 +111,22 @@ pub struct Router {
     metrics: Arc<Metrics>,
     /// Set once when clustering starts; absent on a single node.
     cluster: OnceLock<Arc<Cluster>>,
+}
+
+/// Whether a subscriber with this read check (none: no ACL file) may receive `topic`.
+fn may_read(read: Option<&Arc<ReadGate>>, topic: &str) -> bool {
+    match read {
+        None => true,
+        Some(gate) => gate.allows(topic),
+    }
+}
+
+/// The retained messages a subscriber's read check lets through.
+fn readable(mut msgs: Vec<Arc<Message>>, read: Option<&Arc<ReadGate>>) -> Vec<Arc<Message>> {
+    if let Some(gate) = read {
+        msgs.retain(|m| gate.allows(&m.topic));
+    }
+    msgs
 }
 
 fn key_of(group: &str, filter: &str) -> GroupKey {
@@ -173,11 +190,15 @@ impl Router {
     /// filter or a `$share/`, `$g/`, `$queue/` group) and records it in the session. Returns
     /// the retained messages to send for it. A new filter beyond `session.max_subscriptions`
     /// is refused; replacing an existing one always works.
+    ///
+    /// `read` is the subscriber's per-message ACL check (with an ACL file): messages, retained
+    /// ones included, on topics it denies are withheld.
     pub fn subscribe(
         &self,
         session: &Arc<Session>,
         filter: &str,
         qos: QoS,
+        read: Option<&Arc<ReadGate>>,
     ) -> Result<Vec<Arc<Message>>, SubscribeError> {
         let sub = parse_subscription(filter)?;
         // Lock order: a session's lock is never held while a shard or group lock is taken
@@ -200,24 +221,24 @@ impl Router {
         }
         match sub {
             Subscription::Plain(f) => {
-                self.subs.insert(f, session, qos);
+                self.subs.insert(f, session, qos, read.cloned());
                 if new {
                     if let Some(c) = self.cluster() {
                         c.interest_add(f);
                     }
                 }
-                Ok(self.retained.matching(f))
+                Ok(readable(self.retained.matching(f), read))
             }
             Subscription::Shared { group, filter: f } => {
                 let key = key_of(group, f);
-                let members = self.groups.join(&key, session, qos);
+                let members = self.groups.join(&key, session, qos, read.cloned());
                 if let Some(c) = self.cluster() {
                     c.group_weight(&key, members);
                 }
                 // Shared subscriptions get no retained messages by default: every member
                 // would get a copy, which is what a group exists to avoid.
                 Ok(if self.retained_to_groups {
-                    self.retained.matching(f)
+                    readable(self.retained.matching(f), read)
                 } else {
                     Vec::new()
                 })
@@ -305,8 +326,14 @@ impl Router {
                 _ => groups::hash_of(&msg.topic),
             });
             match g.pick(strategy, h, local_only) {
-                Pick::Local(s, qos) => {
-                    routed.queued += usize::from(self.deliver_group(&s, &msg, qos, &g.key, now));
+                Pick::Local(s, qos, read) => {
+                    if !may_read(read.as_ref(), &msg.topic) {
+                        // This member may not read the topic: another one may.
+                        self.redispatch(&msg, &g.key, None);
+                    } else {
+                        routed.queued +=
+                            usize::from(self.deliver_group(&s, &msg, qos, &g.key, now));
+                    }
                 }
                 Pick::Remote(node) => picks.push((node, g.key.clone())),
                 Pick::Nobody => {}
@@ -369,7 +396,9 @@ impl Router {
                 .as_ref()
                 .map_or(Pick::Nobody, |g| g.pick(self.strategy, hash, true));
             match (pick, group) {
-                (Pick::Local(s, qos), Some(g)) => {
+                (Pick::Local(s, qos, read), Some(g))
+                    if may_read(read.as_ref(), &msg.topic) =>
+                {
                     queued += usize::from(self.deliver_group(&s, &msg, qos, &g.key, now));
                 }
                 // The member chosen by the origin left meanwhile: hand it to another node
@@ -392,7 +421,8 @@ impl Router {
         };
         let local_only = self.cluster().is_none();
         match g.pick(self.strategy, groups::hash_of(&msg.topic), local_only) {
-            Pick::Local(s, qos) => {
+            // Handed on once: a second member that may not read it either drops it (counted).
+            Pick::Local(s, qos, read) if may_read(read.as_ref(), &msg.topic) => {
                 self.deliver_group(&s, msg, qos, &g.key, Instant::now());
             }
             Pick::Remote(node) if avoid != Some(&node) => {
@@ -455,26 +485,26 @@ impl Router {
         memo: Option<&mut Option<Box<RouteMemo>>>,
     ) {
         let Some(memo) = memo else {
-            self.subs.for_each_target(&msg.topic, |session, granted| {
-                self.deliver_one(msg, now, publisher, routed, session, granted);
+            self.subs.for_each_target(&msg.topic, |(session, granted, read)| {
+                self.deliver_one(msg, now, publisher, routed, session, granted, read);
             });
             return;
         };
         let generation = self.subs.generation();
         if let Some(m) = memo.as_deref() {
             if m.generation == generation && m.topic == msg.topic {
-                for (session, granted) in &m.targets {
-                    self.deliver_one(msg, now, publisher, routed, session, *granted);
+                for (session, granted, read) in &m.targets {
+                    self.deliver_one(msg, now, publisher, routed, session, *granted, read.as_ref());
                 }
                 return;
             }
         }
         let mut targets = SmallVec::new();
-        self.subs.for_each_target(&msg.topic, |session, granted| {
+        self.subs.for_each_target(&msg.topic, |(session, granted, read)| {
             if targets.len() <= MEMO_MAX_TARGETS {
-                targets.push((session.clone(), granted));
+                targets.push((session.clone(), granted, read.cloned()));
             }
-            self.deliver_one(msg, now, publisher, routed, session, granted);
+            self.deliver_one(msg, now, publisher, routed, session, granted, read);
         });
         if targets.len() <= MEMO_MAX_TARGETS {
             let m = memo.get_or_insert_with(Box::default);
@@ -487,7 +517,8 @@ impl Router {
     }
 
     /// Queues `msg` for one matching session at min(publish QoS, `granted`) and records what
-    /// that did in `routed`.
+    /// that did in `routed`; a topic the session's ACL denies is withheld (counted).
+    #[allow(clippy::too_many_arguments)]
     fn deliver_one(
         &self,
         msg: &Arc<Message>,
@@ -496,7 +527,11 @@ impl Router {
         routed: &mut Routed,
         session: &Arc<Session>,
         granted: QoS,
+        read: Option<&Arc<ReadGate>>,
     ) {
+        if !may_read(read, &msg.topic) {
+            return;
+        }
         let d = Delivery {
             msg: msg.clone(),
             qos: msg.qos.min(granted),

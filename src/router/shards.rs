@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use smallvec::SmallVec;
 
+use crate::auth::ReadGate;
 use crate::codec::QoS;
 use crate::session::Session;
 use crate::topic::SubscriptionTrie;
@@ -19,7 +20,12 @@ use crate::topic::SubscriptionTrie;
 pub struct Subscriber {
     pub session: Arc<Session>,
     pub qos: QoS,
+    /// The per-message ACL check, when an ACL file is configured.
+    pub read: Option<Arc<ReadGate>>,
 }
+
+/// One matching session: its highest granted QoS and, if any, the read check that applies.
+pub(super) type Target<'a> = (&'a Arc<Session>, QoS, Option<&'a Arc<ReadGate>>);
 
 type Trie = SubscriptionTrie<u64, Subscriber>;
 
@@ -60,10 +66,17 @@ impl Shards {
         &self.literal[(h % self.literal.len() as u64) as usize]
     }
 
-    pub(super) fn insert(&self, filter: &str, session: &Arc<Session>, qos: QoS) {
+    pub(super) fn insert(
+        &self,
+        filter: &str,
+        session: &Arc<Session>,
+        qos: QoS,
+        read: Option<Arc<ReadGate>>,
+    ) {
         let sub = Subscriber {
             session: session.clone(),
             qos,
+            read,
         };
         self.shard(filter).write().insert(filter, session.id, sub);
         // After the change, so a memo made from the old set cannot carry the new generation.
@@ -78,30 +91,32 @@ impl Shards {
     /// Calls `f` once per matching session with the highest QoS it was granted through any
     /// of its overlapping filters [MQTT-3.3.5-1]. `f` runs under the shards' read locks, so it
     /// must be short and must not subscribe or unsubscribe.
-    pub(super) fn for_each_target(&self, topic: &str, mut f: impl FnMut(&Arc<Session>, QoS)) {
+    /// A session reached through one filter without a read check needs none for this topic.
+    pub(super) fn for_each_target(&self, topic: &str, mut f: impl FnMut(Target<'_>)) {
         // Most topics match a handful of sessions: collect references on the stack, no
         // allocation and no reference-count traffic on the hot path.
         // The guards are declared first so they outlive the references collected from them.
         let shard = self.shard(topic).read();
         let wild = self.wildcard.read();
-        let mut hits: SmallVec<[(&Arc<Session>, QoS); 16]> = SmallVec::new();
-        shard.for_each_match(topic, |_, s| hits.push((&s.session, s.qos)));
+        let mut hits: SmallVec<[Target<'_>; 16]> = SmallVec::new();
+        shard.for_each_match(topic, |_, s| hits.push((&s.session, s.qos, s.read.as_ref())));
         if !wild.is_empty() {
-            wild.for_each_match(topic, |_, s| hits.push((&s.session, s.qos)));
+            wild.for_each_match(topic, |_, s| hits.push((&s.session, s.qos, s.read.as_ref())));
         }
         if hits.len() > 1 {
             hits.sort_unstable_by_key(|h| h.0.id);
             hits.dedup_by(|b, a| {
                 if a.0.id == b.0.id {
                     a.1 = a.1.max(b.1);
+                    a.2 = a.2.and(b.2);
                     true
                 } else {
                     false
                 }
             });
         }
-        for (session, qos) in hits {
-            f(session, qos);
+        for hit in hits {
+            f(hit);
         }
     }
 

@@ -409,3 +409,70 @@ async fn sighup_reloads_the_running_binary() {
         .expect("status");
     assert!(status.success(), "{status:?}");
 }
+
+/// A Mosquitto ACL with a deny line: `#` is granted and the denied topic withheld per message
+/// (retained copies too); a filter wholly inside the denied area is refused; `$share/` filters
+/// are judged by the filter they share; a reload changes what is delivered at once.
+#[tokio::test]
+async fn deny_lines_withhold_messages_without_breaking_wildcard_subscribers() {
+    let dir = support::temp_dir("acl-deny");
+    let acl = write(
+        &dir,
+        "acl",
+        "topic readwrite #\ntopic deny test/nosubscribe\nuser writer\ntopic write #\n",
+    );
+    let b = start_with(|c| c.auth.acl_file = Some(acl.clone())).await;
+    // The publisher may write everywhere; the anonymous monitor may not read the denied topic.
+    let (mut p, _) = Raw::connect_with(b.addr, connect_as("pub", Some("writer"), None)).await;
+    p.publish("test/nosubscribe", b"retained secret", QoS::AtLeastOnce, true)
+        .await;
+    p.publish("test/open", b"retained open", QoS::AtLeastOnce, true)
+        .await;
+
+    let mut mon = Raw::connect(b.addr, "monitor").await;
+    let codes = mon
+        .subscribe_many(&[
+            ("#", QoS::AtLeastOnce),
+            ("test/nosubscribe", QoS::AtLeastOnce),
+            ("$share/g/test/nosubscribe", QoS::AtLeastOnce),
+            ("$share/g/jobs/+", QoS::AtLeastOnce),
+        ])
+        .await;
+    assert_eq!(codes, vec![1, 0x80, 0x80, 1]);
+    let retained = mon.recv_publish().await;
+    assert_eq!(&retained.payload[..], b"retained open");
+    mon.ping().await;
+
+    p.publish("test/nosubscribe", b"secret", QoS::AtLeastOnce, false)
+        .await;
+    p.publish("test/other", b"open", QoS::AtLeastOnce, false)
+        .await;
+    p.publish("jobs/1", b"job", QoS::AtLeastOnce, false).await;
+    barrier(&mut p, "barrier").await;
+    let got: Vec<_> = until_barrier(&mut mon, "barrier")
+        .await
+        .iter()
+        .map(|m| (m.topic.clone(), m.payload.to_vec()))
+        .collect();
+    // `jobs/1` twice: once through `#`, once as the only member of the group.
+    assert_eq!(
+        got,
+        vec![
+            ("test/other".to_owned(), b"open".to_vec()),
+            ("jobs/1".to_owned(), b"job".to_vec()),
+            ("jobs/1".to_owned(), b"job".to_vec()),
+        ]
+    );
+    // The retained copy and the live message on the denied topic.
+    assert_eq!(metric(&b, |m| &m.acl_denied_read), 2);
+
+    // A reload that denies more is applied to the next message.
+    let wider = "topic readwrite #\ntopic deny test/#\nuser writer\ntopic write #\n";
+    std::fs::write(&acl, wider).expect("write acl");
+    b.broker.reload_auth().expect("reload");
+    p.publish("test/other", b"now denied", QoS::AtLeastOnce, false)
+        .await;
+    barrier(&mut p, "barrier").await;
+    assert!(until_barrier(&mut mon, "barrier").await.is_empty());
+    assert_eq!(metric(&b, |m| &m.acl_denied_read), 3);
+}
