@@ -114,16 +114,58 @@ async fn wait_unlinked(
     true
 }
 
-/// Dials an address learned by gossip, unless a dial to it is already running.
+/// Dials an address learned by gossip, unless a dial to it is already running. The dial runs
+/// on the broker's task tracker and watches its shutdown token like every other task, so a
+/// shutdown neither leaves it running nor returns before it has ended.
 pub fn spawn_gossiped(addr: String, ctx: Arc<Context>, cluster: Arc<Cluster>) {
-    if !cluster.start_dialing(&addr) {
-        return;
-    }
-    let Some(shutdown) = cluster.shutdown() else {
+    let Some((tracker, shutdown)) = cluster.tasks() else {
         return;
     };
-    tokio::spawn(async move {
+    if shutdown.is_cancelled() || !cluster.start_dialing(&addr) {
+        return;
+    }
+    tracker.spawn(async move {
         dial_loop(addr.clone(), false, ctx, cluster.clone(), shutdown).await;
         cluster.stop_dialing(&addr);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio_util::task::TaskTracker;
+
+    #[tokio::test]
+    async fn a_gossiped_dial_runs_on_the_broker_tracker_and_ends_at_shutdown() {
+        let mut config = crate::config::Config::default();
+        config.cluster.node_id = "me".into();
+        let ctx = Context::new(config).expect("context");
+        let cluster = Arc::new(Cluster::new(
+            &ctx.config.cluster,
+            "127.0.0.1:1".into(),
+            ctx.metrics.clone(),
+        ));
+        let (tracker, shutdown) = (TaskTracker::new(), CancellationToken::new());
+        *cluster.dialing.tasks.lock() = Some((tracker.clone(), shutdown.clone()));
+        // A gossiped node that accepts and never answers the handshake.
+        let ghost = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = ghost.local_addr().expect("addr").to_string();
+        spawn_gossiped(addr.clone(), ctx, cluster.clone());
+        assert_eq!(tracker.len(), 1, "the dial is the broker's task");
+        let (mut s, _) = ghost.accept().await.expect("dialled");
+        let mut preamble = [0u8; 5];
+        s.read_exact(&mut preamble)
+            .await
+            .expect("handshake started");
+
+        shutdown.cancel();
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(1), tracker.wait())
+            .await
+            .expect("the dial ends with the broker, not at its handshake timeout");
+        assert!(cluster.start_dialing(&addr), "and forgets the address");
+    }
 }

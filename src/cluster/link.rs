@@ -2,7 +2,7 @@
 //! dies. One task per link; writes are batched like client writes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use ring::hmac;
@@ -21,7 +21,6 @@ use crate::router::RouteMeta;
 use crate::store::Stamp;
 use crate::topic::GroupKey;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_BATCH: usize = 256 * 1024;
 
 /// Why a link ended or was refused.
@@ -77,9 +76,12 @@ struct Io<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
+    /// Reads one handshake frame. The peer is not authenticated yet, so the frame is bounded
+    /// by [`frame::MAX_HANDSHAKE_FRAME`]: a declared length beyond it ends the link from the
+    /// header, before the body is buffered.
     async fn read_frame(&mut self) -> Result<Frame, LinkError> {
         loop {
-            if let Some(f) = frame::decode(&mut self.rbuf)? {
+            if let Some(f) = frame::decode_limited(&mut self.rbuf, frame::MAX_HANDSHAKE_FRAME)? {
                 return Ok(f);
             }
             if self.stream.read_buf(&mut self.rbuf).await? == 0 {
@@ -139,9 +141,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 }
 
+/// Runs `step` of a handshake: it fails at `deadline`, and gives up at shutdown (a peer that
+/// never answers must not hold the broker's shutdown for the whole handshake timeout).
+async fn step<T, E>(
+    deadline: tokio::time::Instant,
+    shutdown: &CancellationToken,
+    step: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, LinkError>
+where
+    LinkError: From<E>,
+{
+    tokio::select! {
+        _ = shutdown.cancelled() => Err(LinkError::Shutdown),
+        r = tokio::time::timeout_at(deadline, step) => match r {
+            Ok(r) => r.map_err(LinkError::from),
+            Err(_) => Err(LinkError::HandshakeTimeout),
+        },
+    }
+}
+
 /// Runs one link until it ends; `dialed` is the address this node dialled, or `None` for an
-/// accepted connection. With route TLS, the TLS handshake comes first (within the same
-/// handshake timeout).
+/// accepted connection. Everything before the link is registered (TLS, INFO/AUTH, WELCOME)
+/// shares one deadline, `cluster.handshake_timeout` from now: a peer that trickles its
+/// handshake cannot renew the bound step by step.
 pub async fn run(
     stream: TcpStream,
     dialed: Option<&str>,
@@ -151,38 +173,49 @@ pub async fn run(
 ) -> LinkEnd {
     let _ = stream.set_nodelay(true);
     let peer_addr = stream.peer_addr().ok();
+    let deadline = tokio::time::Instant::now() + ctx.config.cluster.handshake_timeout;
     let Some(tls) = cluster.tls.clone() else {
-        return run_on(stream, dialed.is_some(), peer_addr, ctx, cluster, shutdown).await;
+        return run_on(
+            stream,
+            dialed.is_some(),
+            peer_addr,
+            deadline,
+            ctx,
+            cluster,
+            shutdown,
+        )
+        .await;
     };
-    let refused = |e: std::io::Error, ctx: &Context| {
-        metrics::inc(&ctx.metrics.route_handshake_rejected);
-        tracing::warn!(peer = ?peer_addr, "route TLS handshake failed: {e}");
-        LinkEnd {
-            peer: None,
-            error: LinkError::Tls(e),
-        }
-    };
-    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out");
-    match dialed {
+    let error = match dialed {
         Some(addr) => {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(addr, stream)).await {
-                Ok(Ok(s)) => run_on(s, true, peer_addr, ctx, cluster, shutdown).await,
-                Ok(Err(e)) => refused(e, &ctx),
-                Err(_) => refused(timed_out(), &ctx),
+            let connect = async { tls.connect(addr, stream).await.map_err(LinkError::Tls) };
+            match step(deadline, &shutdown, connect).await {
+                Ok(s) => return run_on(s, true, peer_addr, deadline, ctx, cluster, shutdown).await,
+                Err(e) => e,
             }
         }
-        None => match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-            Ok(Ok(s)) => run_on(s, false, peer_addr, ctx, cluster, shutdown).await,
-            Ok(Err(e)) => refused(e, &ctx),
-            Err(_) => refused(timed_out(), &ctx),
-        },
+        None => {
+            let accept = async { tls.accept(stream).await.map_err(LinkError::Tls) };
+            match step(deadline, &shutdown, accept).await {
+                Ok(s) => {
+                    return run_on(s, false, peer_addr, deadline, ctx, cluster, shutdown).await
+                }
+                Err(e) => e,
+            }
+        }
+    };
+    if !matches!(error, LinkError::Shutdown) {
+        metrics::inc(&ctx.metrics.route_handshake_rejected);
+        tracing::warn!(peer = ?peer_addr, "route TLS handshake failed: {error}");
     }
+    LinkEnd { peer: None, error }
 }
 
 async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
     stream: S,
     dialed: bool,
     peer_addr: Option<std::net::SocketAddr>,
+    deadline: tokio::time::Instant,
     ctx: Arc<Context>,
     cluster: Arc<Cluster>,
     shutdown: CancellationToken,
@@ -191,22 +224,20 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
         stream,
         rbuf: BytesMut::with_capacity(8192),
     };
-    let info = match tokio::time::timeout(HANDSHAKE_TIMEOUT, io.handshake(&cluster)).await {
-        Ok(Ok(info)) => info,
-        Ok(Err(e)) => {
+    let info = match step(deadline, &shutdown, io.handshake(&cluster)).await {
+        Ok(info) => info,
+        Err(LinkError::Shutdown) => {
+            return LinkEnd {
+                peer: None,
+                error: LinkError::Shutdown,
+            }
+        }
+        Err(e) => {
             metrics::inc(&ctx.metrics.route_handshake_rejected);
             tracing::warn!(peer = ?peer_addr, "route handshake refused: {e}");
             return LinkEnd {
                 peer: None,
                 error: e,
-            };
-        }
-        Err(_) => {
-            metrics::inc(&ctx.metrics.route_handshake_rejected);
-            tracing::warn!(peer = ?peer_addr, "route handshake timed out");
-            return LinkEnd {
-                peer: None,
-                error: LinkError::HandshakeTimeout,
             };
         }
     };
@@ -221,18 +252,17 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
         // with WELCOME, or closes a duplicate. Registering only then means a link the peer
         // refuses is never used here, not even for the moment it takes to hear of it.
         let refused = |error| LinkEnd { peer: None, error };
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, io.read_frame()).await {
-            Ok(Ok(Frame::Welcome)) => {}
-            Ok(Ok(_)) => return refused(LinkError::Unexpected("non-WELCOME")),
-            Ok(Err(LinkError::Closed)) => {
+        match step(deadline, &shutdown, io.read_frame()).await {
+            Ok(Frame::Welcome) => {}
+            Ok(_) => return refused(LinkError::Unexpected("non-WELCOME")),
+            Err(LinkError::Closed) => {
                 tracing::debug!(peer = %node, "route refused by the peer; its other link is kept");
                 return LinkEnd {
                     peer: Some(node.clone()),
                     error: LinkError::Duplicate(node),
                 };
             }
-            Ok(Err(e)) => return refused(e),
-            Err(_) => return refused(LinkError::HandshakeTimeout),
+            Err(e) => return refused(e),
         }
     }
     let reg = match cluster.register(

@@ -12,8 +12,13 @@
 //!   0 → 1, UNSUB on 1 → 0); a peer keeps them in a trie keyed by node and forwards each
 //!   matching publish as one frame per interested peer. On link up the full interest set is
 //!   sent; on link down the peer's interest is purged.
-//! - **No lost first message.** A SUBSCRIBE's SUBACK waits (bounded) until every linked peer
-//!   has confirmed it applied everything sent before, including the new interest.
+//! - **No lost first message.** A SUBSCRIBE's SUBACK waits (bounded by `sync_timeout`) until
+//!   every linked peer has confirmed it applied everything sent before, including the new
+//!   interest; when all interest advertised so far is already confirmed it goes out at once.
+//!   The connection keeps serving its client meanwhile (the SUBACK is held, not awaited).
+//! - **Strangers on the route port** get little: handshake frames are limited to
+//!   [`frame::MAX_HANDSHAKE_FRAME`], the whole handshake to `handshake_timeout`, and accepted
+//!   route connections to `max_route_connections`.
 //! - **Duplicate links** (simultaneous dials): both sides keep the link dialled by the smaller
 //!   node id; a link from the same dialer replaces a stale one. The accepting side decides
 //!   and answers WELCOME, and the dialer registers the link only then, so a refused link is
@@ -43,13 +48,15 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use node::{Cluster, LinkStats, RouteGate};
+pub use node::{Cluster, LinkStats, RouteGate, SyncBarrier};
 pub use tls::RouteTls;
 
 use crate::context::Context;
+use crate::metrics;
 
 /// Why clustering could not start.
 #[derive(Debug, Error)]
@@ -67,11 +74,13 @@ pub enum ClusterError {
     },
 }
 
-/// Process-level state the dialers share: which addresses are being dialled, and the token.
+/// Process-level state the dialers share: which addresses are being dialled, and where dial
+/// tasks run: the broker's tracker (so [`crate::Broker::stopped`] waits for them) and its
+/// shutdown token (so they end with it).
 #[derive(Debug, Default)]
 pub(crate) struct Dialing {
     addrs: Mutex<HashSet<String>>,
-    shutdown: Mutex<Option<CancellationToken>>,
+    tasks: Mutex<Option<(TaskTracker, CancellationToken)>>,
 }
 
 impl Cluster {
@@ -84,8 +93,9 @@ impl Cluster {
         self.dialing.addrs.lock().remove(addr);
     }
 
-    pub(crate) fn shutdown(&self) -> Option<CancellationToken> {
-        self.dialing.shutdown.lock().clone()
+    /// The broker's task tracker and shutdown token; `None` before [`start`] set them.
+    pub(crate) fn tasks(&self) -> Option<(TaskTracker, CancellationToken)> {
+        self.dialing.tasks.lock().clone()
     }
 }
 
@@ -112,7 +122,7 @@ pub async fn start(
     let mut node = Cluster::new(cfg, advertise, ctx.metrics.clone());
     node.tls = tls;
     let cluster = Arc::new(node);
-    *cluster.dialing.shutdown.lock() = Some(shutdown.clone());
+    *cluster.dialing.tasks.lock() = Some((tracker.clone(), shutdown.clone()));
     ctx.router.retained().set_node(cluster.node_id.clone());
     ctx.router.set_cluster(cluster.clone());
     tracing::info!(node = %cluster.node_id, route = %bound, advertise = %cluster.advertise, "cluster routes listening");
@@ -123,6 +133,12 @@ pub async fn start(
         shutdown.clone(),
         tracker.clone(),
     );
+    // Anyone can connect to the route port; until a peer has passed the handshake it is a
+    // stranger, and each connection costs a task and a buffer. The permit is held for the
+    // connection's life, so strangers can hold at most `max_route_connections` of them
+    // (each for at most `handshake_timeout`); one over the limit is closed at once rather
+    // than left in the listen backlog, where a real peer's dial would queue behind it.
+    let permits = Arc::new(Semaphore::new(cfg.max_route_connections));
     tracker.spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -130,8 +146,18 @@ pub async fn start(
                 r = listener.accept() => r,
             };
             match accepted {
-                Ok((stream, _)) => {
-                    tr.spawn(link::run(stream, None, cx.clone(), c.clone(), sd.clone()));
+                Ok((stream, peer)) => {
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        metrics::inc(&cx.metrics.route_handshake_rejected);
+                        tracing::debug!(%peer, "route connection refused: cluster.max_route_connections reached");
+                        drop(stream);
+                        continue;
+                    };
+                    let link = link::run(stream, None, cx.clone(), c.clone(), sd.clone());
+                    tr.spawn(async move {
+                        link.await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!("route accept failed: {e}");

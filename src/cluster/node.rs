@@ -3,16 +3,20 @@
 //!
 //! Locks: `peers`, `local`, `remote` and `syncs` are each held only for short, non-async
 //! sections and never nested, except `local` → `peers` (an interest change is queued to every
-//! peer under the ref-count lock so that SUB/UNSUB order matches the counts).
+//! peer under the ref-count lock so that SUB/UNSUB order matches the counts) and `peers` →
+//! `syncs` (a sync is registered for exactly the peers it is sent to).
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{self, Frame, RouteMsg};
@@ -121,7 +125,50 @@ pub struct Registered {
 #[derive(Debug)]
 struct SyncWait {
     pending: HashSet<Arc<str>>,
-    done: Arc<Notify>,
+    /// Fired when `pending` empties.
+    done: Option<oneshot::Sender<()>>,
+}
+
+/// A SUBSCRIBE's wait for the cluster to have its interest (see [`Cluster::interest_barrier`]).
+///
+/// Started when it is made (its SYNC frames are already queued, its deadline already runs), so
+/// a connection can keep serving its client and poll it alongside; it resolves when every
+/// peer linked at the start has answered, or at `sync_timeout`. Dropping it withdraws the
+/// wait.
+#[derive(Debug)]
+pub struct SyncBarrier {
+    cluster: Arc<Cluster>,
+    seq: u64,
+    /// The interest frames sent before it: confirmed when every peer answers.
+    target: u64,
+    acked: oneshot::Receiver<()>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Future for SyncBarrier {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Poll::Ready(r) = Pin::new(&mut self.acked).poll(cx) {
+            if r.is_ok() {
+                self.cluster
+                    .interest_confirmed
+                    .fetch_max(self.target, Ordering::SeqCst);
+            }
+            return Poll::Ready(());
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            tracing::debug!(seq = self.seq, "cluster sync timed out; SUBACK sent anyway");
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for SyncBarrier {
+    fn drop(&mut self) {
+        self.cluster.syncs.lock().remove(&self.seq);
+    }
 }
 
 /// The cluster state shared by link tasks, the router and connections.
@@ -140,6 +187,12 @@ pub struct Cluster {
     local_groups: Mutex<HashMap<GroupKey, u32>>,
     remote: RwLock<SubscriptionTrie<Arc<str>, ()>>,
     syncs: Mutex<HashMap<u64, SyncWait>>,
+    /// Interest frames (SUB, and GROUP frames adding members) queued to at least one peer so
+    /// far; counted after they are queued.
+    interest_sent: AtomicU64,
+    /// The largest `interest_sent` that every peer linked at the time has confirmed applying
+    /// (a sync they all answered).
+    interest_confirmed: AtomicU64,
     next_id: AtomicU64,
     /// Wakes dialers waiting for a node's link to go down.
     pub link_down: Notify,
@@ -170,6 +223,8 @@ impl Cluster {
             local_groups: Mutex::new(HashMap::new()),
             remote: RwLock::new(SubscriptionTrie::default()),
             syncs: Mutex::new(HashMap::new()),
+            interest_sent: AtomicU64::new(0),
+            interest_confirmed: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             link_down: Notify::new(),
             dialing: super::Dialing::default(),
@@ -188,10 +243,21 @@ impl Cluster {
         }
     }
 
-    fn broadcast(&self, f: &Frame) {
+    /// Queues `f` to every peer; false when there is none.
+    fn broadcast(&self, f: &Frame) -> bool {
         let bytes = encode(f);
-        for p in self.peers.lock().values() {
+        let peers = self.peers.lock();
+        for p in peers.values() {
             self.send(p, bytes.clone());
+        }
+        !peers.is_empty()
+    }
+
+    /// Counts an interest frame queued to peers (after it is queued: a barrier that sees the
+    /// count sends its SYNC behind the frame).
+    fn interest_queued(&self, queued: bool) {
+        if queued {
+            self.interest_sent.fetch_add(1, Ordering::SeqCst);
         }
     }
 
@@ -396,16 +462,19 @@ impl Cluster {
     pub fn group_weight(&self, key: &GroupKey, members: usize) {
         let weight = u32::try_from(members).unwrap_or(u32::MAX);
         let mut local = self.local_groups.lock();
-        if weight == 0 {
-            local.remove(key);
+        let before = if weight == 0 {
+            local.remove(key)
         } else {
-            local.insert(key.clone(), weight);
-        }
-        self.broadcast(&Frame::Group {
+            local.insert(key.clone(), weight)
+        };
+        let queued = self.broadcast(&Frame::Group {
             group: key.group.to_string(),
             filter: key.filter.to_string(),
             weight,
         });
+        // A new member is interest a SUBACK must wait for (peers pick this node for it); a
+        // member leaving is not.
+        self.interest_queued(queued && weight > before.unwrap_or(0));
     }
 
     /// A local subscription to `filter` was added: advertised on the first one.
@@ -414,7 +483,8 @@ impl Cluster {
         let n = local.entry(filter.to_owned()).or_insert(0);
         *n += 1;
         if *n == 1 {
-            self.broadcast(&Frame::Sub(filter.to_owned()));
+            let queued = self.broadcast(&Frame::Sub(filter.to_owned()));
+            self.interest_queued(queued);
         }
     }
 
@@ -447,43 +517,60 @@ impl Cluster {
         frames
     }
 
-    /// Waits until every currently linked peer has applied everything sent to it so far
-    /// (bounded by `sync_timeout`). A SUBACK sent after this cannot lose a message published
-    /// on another node.
-    pub async fn sync(&self) {
+    /// What a SUBSCRIBE's SUBACK must wait for: `None` when every interest frame queued to
+    /// peers so far has been confirmed (nothing to wait for: a subscription that changed no
+    /// interest, its filter already advertised and applied), else a barrier that resolves
+    /// once every linked peer has applied everything sent to it so far (bounded by
+    /// `sync_timeout`). A SUBACK sent after it cannot lose a message published on another
+    /// node. Call after the subscription was added.
+    ///
+    /// Not "did this SUBSCRIBE send a frame": a filter another client advertised a moment
+    /// ago changes no count, yet its SUB may still be on its way, and this SUBACK must not
+    /// overtake it either.
+    pub fn interest_barrier(self: &Arc<Self>) -> Option<SyncBarrier> {
+        let target = self.interest_sent.load(Ordering::SeqCst);
+        if target <= self.interest_confirmed.load(Ordering::SeqCst) {
+            return None;
+        }
         let seq = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let done = Arc::new(Notify::new());
+        let (tx, acked) = oneshot::channel();
         {
             let peers = self.peers.lock();
             if peers.is_empty() {
-                return;
+                // No peer lacks anything: one that links later gets the interest in its
+                // snapshot.
+                self.interest_confirmed.fetch_max(target, Ordering::SeqCst);
+                return None;
             }
-            let bytes = encode(&Frame::Sync(seq));
-            for p in peers.values() {
-                self.send(p, bytes.clone());
-            }
+            // Registered before the SYNC frames go out, so no answer can come first.
             self.syncs.lock().insert(
                 seq,
                 SyncWait {
                     pending: peers.keys().cloned().collect(),
-                    done: done.clone(),
+                    done: Some(tx),
                 },
             );
+            let bytes = encode(&Frame::Sync(seq));
+            for p in peers.values() {
+                self.send(p, bytes.clone());
+            }
         }
-        if tokio::time::timeout(self.sync_timeout, done.notified())
-            .await
-            .is_err()
-        {
-            tracing::debug!(seq, "cluster sync timed out; SUBACK sent anyway");
-        }
-        self.syncs.lock().remove(&seq);
+        Some(SyncBarrier {
+            cluster: self.clone(),
+            seq,
+            target,
+            acked,
+            deadline: Box::pin(tokio::time::sleep(self.sync_timeout)),
+        })
     }
 
     /// A peer confirmed sync `seq`.
     pub fn on_sync_ack(&self, node: &Arc<str>, seq: u64) {
         if let Some(w) = self.syncs.lock().get_mut(&seq) {
             if w.pending.remove(node) && w.pending.is_empty() {
-                w.done.notify_one();
+                if let Some(done) = w.done.take() {
+                    let _ = done.send(());
+                }
             }
         }
     }
@@ -679,6 +766,50 @@ mod tests {
         assert_eq!(c.unregister(&b, second.link_id), vec![key("g1")]);
         assert!(matches(&c, "again").is_empty());
         assert!(!c.is_linked("b"));
+    }
+
+    #[tokio::test]
+    async fn a_suback_waits_only_while_advertised_interest_is_unconfirmed() {
+        let c = Arc::new(cluster());
+        let sd = CancellationToken::new();
+        // No peer: nothing to wait for, whatever changed.
+        c.interest_add("alone");
+        assert!(c.interest_barrier().is_none());
+
+        let b: Arc<str> = Arc::from("b");
+        let mut reg = link(&c, &b, &sd);
+        // A known filter changes no interest (its SUB went out in b's snapshot).
+        c.interest_add("alone");
+        assert!(
+            c.interest_barrier().is_none(),
+            "no interest change: no wait"
+        );
+
+        // A new filter is advertised: its SUBACK waits for b's answer to the SYNC behind it.
+        c.interest_add("new");
+        let barrier = c.interest_barrier().expect("interest sent: wait");
+        assert_eq!(
+            reg.rx.try_recv().ok(),
+            Some(encode(&Frame::Sub("new".into())))
+        );
+        let Ok(Some(Frame::Sync(seq))) = frame::decode(&mut BytesMut::from(
+            &reg.rx.try_recv().expect("SYNC queued")[..],
+        )) else {
+            panic!("SYNC expected after the SUB");
+        };
+        // Another client subscribing to the same filter before b answered must wait too:
+        // the SUB it relies on may still be on its way.
+        c.interest_add("new");
+        let second = c.interest_barrier().expect("unconfirmed interest: wait");
+        drop(second);
+        c.on_sync_ack(&b, seq);
+        tokio::time::timeout(Duration::from_secs(1), barrier)
+            .await
+            .expect("resolved by the answer, not the timeout");
+        // Confirmed: the same filter again needs no wait.
+        c.interest_add("new");
+        assert!(c.interest_barrier().is_none());
+        assert!(c.syncs.lock().is_empty(), "finished waits are withdrawn");
     }
 
     #[test]

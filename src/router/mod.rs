@@ -88,8 +88,11 @@ impl Pacer {
 pub struct RouteMemo {
     generation: u64,
     topic: String,
-    targets: SmallVec<[(Arc<Session>, QoS, Option<Arc<ReadGate>>); 4]>,
+    targets: SmallVec<[MemoTarget; 4]>,
 }
+
+/// One memoised target: the session, its granted QoS and its read check (with an ACL file).
+type MemoTarget = (Arc<Session>, QoS, Option<Arc<ReadGate>>);
 
 /// Topics matching more sessions than this are not memoised (the walk is then a small part
 /// of the cost, and the memo would hold many sessions).
@@ -396,9 +399,7 @@ impl Router {
                 .as_ref()
                 .map_or(Pick::Nobody, |g| g.pick(self.strategy, hash, true));
             match (pick, group) {
-                (Pick::Local(s, qos, read), Some(g))
-                    if may_read(read.as_ref(), &msg.topic) =>
-                {
+                (Pick::Local(s, qos, read), Some(g)) if may_read(read.as_ref(), &msg.topic) => {
                     queued += usize::from(self.deliver_group(&s, &msg, qos, &g.key, now));
                 }
                 // The member chosen by the origin left meanwhile: hand it to another node
@@ -485,27 +486,37 @@ impl Router {
         memo: Option<&mut Option<Box<RouteMemo>>>,
     ) {
         let Some(memo) = memo else {
-            self.subs.for_each_target(&msg.topic, |(session, granted, read)| {
-                self.deliver_one(msg, now, publisher, routed, session, granted, read);
-            });
+            self.subs
+                .for_each_target(&msg.topic, |(session, granted, read)| {
+                    self.deliver_one(msg, now, publisher, routed, session, granted, read);
+                });
             return;
         };
         let generation = self.subs.generation();
         if let Some(m) = memo.as_deref() {
             if m.generation == generation && m.topic == msg.topic {
                 for (session, granted, read) in &m.targets {
-                    self.deliver_one(msg, now, publisher, routed, session, *granted, read.as_ref());
+                    self.deliver_one(
+                        msg,
+                        now,
+                        publisher,
+                        routed,
+                        session,
+                        *granted,
+                        read.as_ref(),
+                    );
                 }
                 return;
             }
         }
         let mut targets = SmallVec::new();
-        self.subs.for_each_target(&msg.topic, |(session, granted, read)| {
-            if targets.len() <= MEMO_MAX_TARGETS {
-                targets.push((session.clone(), granted, read.cloned()));
-            }
-            self.deliver_one(msg, now, publisher, routed, session, granted, read);
-        });
+        self.subs
+            .for_each_target(&msg.topic, |(session, granted, read)| {
+                if targets.len() <= MEMO_MAX_TARGETS {
+                    targets.push((session.clone(), granted, read.cloned()));
+                }
+                self.deliver_one(msg, now, publisher, routed, session, granted, read);
+            });
         if targets.len() <= MEMO_MAX_TARGETS {
             let m = memo.get_or_insert_with(Box::default);
             m.generation = generation;

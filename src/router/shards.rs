@@ -99,9 +99,13 @@ impl Shards {
         let shard = self.shard(topic).read();
         let wild = self.wildcard.read();
         let mut hits: SmallVec<[Target<'_>; 16]> = SmallVec::new();
-        shard.for_each_match(topic, |_, s| hits.push((&s.session, s.qos, s.read.as_ref())));
+        shard.for_each_match(topic, |_, s| {
+            hits.push((&s.session, s.qos, s.read.as_ref()))
+        });
         if !wild.is_empty() {
-            wild.for_each_match(topic, |_, s| hits.push((&s.session, s.qos, s.read.as_ref())));
+            wild.for_each_match(topic, |_, s| {
+                hits.push((&s.session, s.qos, s.read.as_ref()))
+            });
         }
         if hits.len() > 1 {
             hits.sort_unstable_by_key(|h| h.0.id);

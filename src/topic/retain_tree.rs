@@ -180,7 +180,7 @@ impl<V> RetainTree<V> {
     }
 
     /// Calls `f` for every value in the subtrees of `stack`, depth first, without recursion.
-    fn walk_all<'a>(mut stack: Vec<&'a Node<V>>, f: &mut impl FnMut(&V)) {
+    fn walk_all(mut stack: Vec<&Node<V>>, f: &mut impl FnMut(&V)) {
         while let Some(node) = stack.pop() {
             if let Some(v) = &node.value {
                 f(v);

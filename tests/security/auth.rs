@@ -424,8 +424,13 @@ async fn deny_lines_withhold_messages_without_breaking_wildcard_subscribers() {
     let b = start_with(|c| c.auth.acl_file = Some(acl.clone())).await;
     // The publisher may write everywhere; the anonymous monitor may not read the denied topic.
     let (mut p, _) = Raw::connect_with(b.addr, connect_as("pub", Some("writer"), None)).await;
-    p.publish("test/nosubscribe", b"retained secret", QoS::AtLeastOnce, true)
-        .await;
+    p.publish(
+        "test/nosubscribe",
+        b"retained secret",
+        QoS::AtLeastOnce,
+        true,
+    )
+    .await;
     p.publish("test/open", b"retained open", QoS::AtLeastOnce, true)
         .await;
 

@@ -1,0 +1,513 @@
+//! The hostile suite's harness: the real binary with a config of its own, a bystander that
+//! proves the broker still serves, and a raw encoder for packets the codec would refuse.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::common::{until_barrier, Raw, WAIT};
+use supermq::codec::{ConnAck, ConnectReturnCode, Packet, QoS, SubAck, SubackCode};
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+/// How long the broker may take to start listening, and to exit after SIGTERM.
+pub(crate) const PROCESS_WAIT: Duration = Duration::from_secs(10);
+
+/// The bystander's own topic.
+pub(crate) const BYSTANDER_TOPIC: &str = "bystander/echo";
+
+// --- Raw packet encoder -------------------------------------------------------------------
+
+/// Appends a remaining length in the variable-length encoding of §2.2.3.
+pub(crate) fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// A packet: first byte, the body's remaining length, body.
+pub(crate) fn frame(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    put_len(&mut out, body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A 2-byte-length-prefixed field (§1.5.3); any bytes, valid UTF-8 or not.
+pub(crate) fn s(bytes: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(bytes.len()).expect("a field holds at most 65,535 bytes");
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// The optional parts of a raw CONNECT.
+#[derive(Default)]
+pub(crate) struct ConnectFields<'a> {
+    /// CleanSession 0.
+    pub(crate) persistent: bool,
+    /// (topic, message, QoS).
+    pub(crate) will: Option<(&'a [u8], &'a [u8], u8)>,
+    pub(crate) username: Option<&'a [u8]>,
+    pub(crate) password: Option<&'a [u8]>,
+}
+
+/// A 3.1.1 CONNECT for `id`, keep-alive 60 s.
+pub(crate) fn connect_raw(id: &[u8], f: ConnectFields<'_>) -> Vec<u8> {
+    let mut flags = 0u8;
+    if !f.persistent {
+        flags |= 0x02;
+    }
+    let mut payload = s(id);
+    if let Some((topic, message, qos)) = f.will {
+        flags |= 0x04 | (qos << 3);
+        payload.extend(s(topic));
+        payload.extend(s(message));
+    }
+    if let Some(u) = f.username {
+        flags |= 0x80;
+        payload.extend(s(u));
+    }
+    if let Some(p) = f.password {
+        flags |= 0x40;
+        payload.extend(s(p));
+    }
+    let mut body = s(b"MQTT");
+    body.extend_from_slice(&[4, flags, 0, 60]);
+    body.extend(payload);
+    frame(0x10, &body)
+}
+
+/// A PUBLISH; `pkid` is written only for QoS 1 and 2.
+pub(crate) fn publish_raw(
+    topic: &[u8],
+    qos: u8,
+    retain: bool,
+    pkid: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut body = s(topic);
+    if qos > 0 {
+        body.extend_from_slice(&pkid.to_be_bytes());
+    }
+    body.extend_from_slice(payload);
+    frame(0x30 | (qos << 1) | u8::from(retain), &body)
+}
+
+/// A SUBSCRIBE of `filters`, each at QoS 1.
+pub(crate) fn subscribe_raw(pkid: u16, filters: &[&[u8]]) -> Vec<u8> {
+    let mut body = pkid.to_be_bytes().to_vec();
+    for f in filters {
+        body.extend(s(f));
+        body.push(1);
+    }
+    frame(0x82, &body)
+}
+
+/// An UNSUBSCRIBE of `filters`.
+pub(crate) fn unsubscribe_raw(pkid: u16, filters: &[&[u8]]) -> Vec<u8> {
+    let mut body = pkid.to_be_bytes().to_vec();
+    for f in filters {
+        body.extend(s(f));
+    }
+    frame(0xA2, &body)
+}
+
+/// `n` levels named `level`, joined by '/'.
+pub(crate) fn levels(n: usize, level: &str) -> String {
+    vec![level; n].join("/")
+}
+
+// --- The broker process -------------------------------------------------------------------
+
+/// A config file under the temp directory that no other test (or run) uses.
+pub(crate) fn temp_config(contents: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "supermq-hostile-test-{}-{}.conf",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, contents).expect("write temp config");
+    path
+}
+
+/// The config text: one TCP listener on 127.0.0.1:0, info logs (the "listening" line names
+/// the bound address), $SYS off, plus `settings` as (table, `key = value` line) pairs. A
+/// setting for `log` or `sys` replaces that table's default.
+pub(crate) fn config_text(settings: &[(&str, &str)]) -> String {
+    let mut tables: Vec<(&str, Vec<&str>)> = vec![
+        ("log", vec!["level = \"info\""]),
+        ("sys", vec!["interval = \"0s\""]),
+    ];
+    let mut overridden = Vec::new();
+    for &(table, line) in settings {
+        match tables.iter_mut().find(|(t, _)| *t == table) {
+            Some((t, lines)) => {
+                if matches!(*t, "log" | "sys") && !overridden.contains(t) {
+                    lines.clear();
+                    overridden.push(*t);
+                }
+                lines.push(line);
+            }
+            None => tables.push((table, vec![line])),
+        }
+    }
+    let mut out = String::from("[[listener]]\nbind = \"127.0.0.1:0\"\n");
+    for (table, lines) in tables {
+        out.push_str(&format!("\n[{table}]\n"));
+        for l in lines {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A running `supermq` process; killed (and its log tail printed, if the test failed) on drop.
+pub(crate) struct Broker {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    /// Every line the broker wrote to standard error so far.
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
+    pub(crate) reader: Option<JoinHandle<()>>,
+    pub(crate) config: PathBuf,
+}
+
+impl Broker {
+    /// Starts the binary with the config of `config_text(settings)` and waits for it to
+    /// report its bound address.
+    pub(crate) async fn start(settings: &[(&str, &str)]) -> Broker {
+        let config = temp_config(&config_text(settings));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_supermq"))
+            // The configured level applies, whatever the environment says.
+            .env_remove("RUST_LOG")
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn supermq");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let reader = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains("listening") {
+                        if let Some(addr) = line
+                            .split_whitespace()
+                            .find_map(|w| w.strip_prefix("addr="))
+                            .and_then(|a| a.parse::<SocketAddr>().ok())
+                        {
+                            let _ = tx.send(addr);
+                        }
+                    }
+                    log.lock().expect("log lock").push(line);
+                }
+            })
+        };
+        let mut b = Broker {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+            reader: Some(reader),
+            config,
+        };
+        let deadline = Instant::now() + PROCESS_WAIT;
+        b.addr = loop {
+            match rx.try_recv() {
+                Ok(addr) => break addr,
+                Err(mpsc::TryRecvError::Empty) => {}
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    let st = b.child.wait().expect("wait");
+                    panic!("broker exited before listening ({st}):\n{}", b.tail());
+                }
+            }
+            if let Some(st) = b.child.try_wait().expect("try_wait") {
+                panic!("broker exited before listening ({st}):\n{}", b.tail());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker did not report its address in time:\n{}",
+                b.tail()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        b
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of the broker's log.
+    pub(crate) fn tail(&self) -> String {
+        let log = self.log.lock().expect("log lock");
+        let from = log.len().saturating_sub(40);
+        log[from..].join("\n")
+    }
+
+    /// Fails the test if the process has exited.
+    pub(crate) fn assert_alive(&mut self, after: &str) {
+        if let Some(st) = self.child.try_wait().expect("try_wait") {
+            // Let the reader thread collect the last words (e.g. a stack overflow report).
+            if let Some(r) = self.reader.take() {
+                let _ = r.join();
+            }
+            panic!("broker died ({st}) after {after}:\n{}", self.tail());
+        }
+    }
+
+    /// Resident memory in KiB (Linux).
+    pub(crate) fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// SIGTERM; the process must exit 0 in time, having logged no panic.
+    pub(crate) async fn stop(mut self) {
+        self.assert_alive("the test, before SIGTERM");
+        let pid = self.pid().to_string();
+        let st = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -TERM {pid}");
+        let deadline = Instant::now() + PROCESS_WAIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker still running {PROCESS_WAIT:?} after SIGTERM:\n{}",
+                self.tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "exit after SIGTERM: {status}:\n{}",
+            self.tail()
+        );
+        let panics: Vec<String> = self
+            .log
+            .lock()
+            .expect("log lock")
+            .iter()
+            .filter(|l| l.contains("panicked"))
+            .cloned()
+            .collect();
+        assert!(panics.is_empty(), "the broker logged panics: {panics:#?}");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let running = matches!(self.child.try_wait(), Ok(None));
+        if std::thread::panicking() {
+            let status = match self.child.try_wait() {
+                Ok(Some(st)) => st.to_string(),
+                _ => "still running".to_owned(),
+            };
+            eprintln!(
+                "--- supermq (pid {}, {status}) log tail ---\n{}\n---",
+                self.pid(),
+                self.tail()
+            );
+        }
+        if running {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+// --- Clients ------------------------------------------------------------------------------
+
+/// A client connected before any attack, subscribed to its own topic at QoS 1.
+pub(crate) struct Bystander {
+    pub(crate) raw: Raw,
+    pub(crate) n: usize,
+}
+
+impl Bystander {
+    pub(crate) async fn connect(b: &Broker) -> Bystander {
+        let mut raw = Raw::connect(b.addr, "bystander").await;
+        assert_eq!(raw.subscribe(BYSTANDER_TOPIC, QoS::AtLeastOnce).await, 1);
+        Bystander { raw, n: 0 }
+    }
+
+    /// After a hostile action: the process lives and the bystander's QoS 1 round trip works.
+    pub(crate) async fn check(&mut self, b: &mut Broker, after: &str) {
+        b.assert_alive(after);
+        self.n += 1;
+        let tag = format!("{} after {after}", self.n);
+        self.raw
+            .publish(BYSTANDER_TOPIC, tag.as_bytes(), QoS::AtLeastOnce, false)
+            .await;
+        let p = self.raw.recv_publish().await;
+        assert_eq!(
+            (&p.topic[..], &p.payload[..]),
+            (BYSTANDER_TOPIC, tag.as_bytes()),
+            "bystander after {after}"
+        );
+        b.assert_alive(after);
+    }
+}
+
+/// Writes `bytes`, ignoring a failure: the broker may already have closed the connection.
+pub(crate) async fn send_lenient(r: &mut Raw, bytes: &[u8]) {
+    let _ = r.stream.write_all(bytes).await;
+}
+
+/// Whether `p` is the broker accepting something (rather than refusing it).
+pub(crate) fn is_refusal(p: &Packet) -> bool {
+    matches!(p, Packet::ConnAck(ConnAck { code, .. }) if *code != ConnectReturnCode::Accepted)
+}
+
+/// Sends `bytes` and asserts the broker closes the connection, sending at most a refusing
+/// CONNACK first (no PUBACK, UNSUBACK, CONNACK 0, ...).
+pub(crate) async fn expect_cut(r: &mut Raw, bytes: &[u8], what: &str) {
+    send_lenient(r, bytes).await;
+    let got = r.expect_closed().await;
+    assert!(
+        got.iter().all(is_refusal),
+        "{what}: the broker answered {got:?} before closing"
+    );
+}
+
+/// Sends `bytes` and asserts the broker closes the connection without sending anything.
+pub(crate) async fn expect_silent_close(r: &mut Raw, bytes: &[u8], what: &str) {
+    send_lenient(r, bytes).await;
+    let got = r.expect_closed().await;
+    assert!(
+        got.is_empty(),
+        "{what}: the broker sent {got:?} before closing"
+    );
+}
+
+/// Outcome of a SUBSCRIBE the broker must not honour.
+pub(crate) enum Refused {
+    /// The connection was closed.
+    Closed,
+    /// SUBACK with 0x80 for every filter; the connection is still open.
+    Failure(Raw),
+}
+
+/// Sends a SUBSCRIBE of `filters` that the broker must refuse: it closes the connection, or
+/// answers 0x80 for every filter.
+pub(crate) async fn subscribe_refused(mut r: Raw, filters: &[&[u8]], what: &str) -> Refused {
+    send_lenient(&mut r, &subscribe_raw(7, filters)).await;
+    let first = tokio::time::timeout(WAIT, r.try_recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no SUBACK and no close within {WAIT:?}"));
+    match first {
+        None => Refused::Closed,
+        Some(Packet::SubAck(SubAck { pkid: 7, codes })) => {
+            assert_eq!(
+                codes,
+                vec![SubackCode::Failure; filters.len()],
+                "{what}: SUBACK must refuse every filter"
+            );
+            Refused::Failure(r)
+        }
+        Some(other) => panic!("{what}: expected SUBACK 0x80 or a close, got {other:?}"),
+    }
+}
+
+/// Asserts that `sub` receives nothing published on `topic`: `publisher` sends a QoS 1
+/// message there and then a barrier to `barrier_topic`, to which `sub` is subscribed.
+pub(crate) async fn assert_not_delivered(
+    publisher: &mut Raw,
+    sub: &mut Raw,
+    topic: &str,
+    barrier_topic: &str,
+    what: &str,
+) {
+    publisher
+        .publish(topic, b"must not arrive", QoS::AtLeastOnce, false)
+        .await;
+    publisher
+        .publish(barrier_topic, b"barrier", QoS::AtLeastOnce, false)
+        .await;
+    let got = until_barrier(sub, barrier_topic).await;
+    let leaked: Vec<&str> = got.iter().map(|p| &p.topic[..]).collect();
+    assert!(
+        got.is_empty(),
+        "{what}: received {} message(s) on {} topic(s) (first topic {} bytes long)",
+        got.len(),
+        leaked.len(),
+        leaked.first().map_or(0, |t| t.len())
+    );
+}
+
+/// `$SYS/broker/subscriptions_current` as it is now: a fresh watcher subscribes to it and
+/// takes the third value it gets (the retained one, then two new publications, the last of
+/// which was made after this call began). The watcher's own subscription is counted.
+pub(crate) async fn sys_subscriptions(addr: SocketAddr) -> u64 {
+    let mut watcher = Raw::connect(addr, "sys-watcher").await;
+    assert_eq!(
+        watcher
+            .subscribe("$SYS/broker/subscriptions_current", QoS::AtMostOnce)
+            .await,
+        0
+    );
+    let mut value = None;
+    for _ in 0..3 {
+        let p = watcher.recv_publish().await;
+        assert_eq!(p.topic, "$SYS/broker/subscriptions_current");
+        value = Some(
+            std::str::from_utf8(&p.payload)
+                .expect("utf-8")
+                .parse()
+                .expect("a number"),
+        );
+    }
+    watcher.disconnect().await;
+    value.expect("three values")
+}
+
+// --- Deep topics and filters --------------------------------------------------------------
+
+/// The deep topic names of the brief: "/" x 65,534 (65,535 empty levels) and "a/" x 30,000.
+pub(crate) fn deep_topics() -> Vec<(&'static str, String)> {
+    vec![
+        ("\"/\" x 65534", "/".repeat(65534)),
+        ("\"a/\" x 30000", "a/".repeat(30000)),
+    ]
+}
+
+/// The deep filters: the topics, plus "+/" x 30,000 then "#".
+pub(crate) fn deep_filters() -> Vec<(&'static str, String)> {
+    let mut f = deep_topics();
+    f.push(("\"+/\" x 30000 + \"#\"", format!("{}#", "+/".repeat(30000))));
+    f
+}
