@@ -52,6 +52,7 @@ impl Context {
             r.enabled,
             r.max_messages,
             r.max_payload_size,
+            r.max_bytes,
             metrics.clone(),
         );
         let router = Router::new(retained, metrics.clone())

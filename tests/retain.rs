@@ -128,3 +128,29 @@ async fn retain_disabled_delivers_but_does_not_store() {
     barrier(&mut p, "end").await;
     assert!(until_barrier(&mut late, "end").await.is_empty());
 }
+
+/// `retain.max_bytes` bounds what all retained messages together hold: a message that would
+/// grow the store past it is delivered but not stored; shrinking or clearing makes room.
+#[tokio::test]
+async fn retained_store_is_bounded_by_max_bytes() {
+    let b = start_with(|c| c.retain.max_bytes = 1024).await;
+    let store = || b.broker.context().router.retained();
+    let mut p = Raw::connect(b.addr, "p").await;
+    let mut live = Raw::connect(b.addr, "live").await;
+    live.subscribe("r/#", QoS::AtMostOnce).await;
+    p.publish("r/a", &[1; 600], QoS::AtLeastOnce, true).await;
+    assert_eq!(store().bytes(), 3 + 600);
+    p.publish("r/b", &[2; 600], QoS::AtLeastOnce, true).await;
+    assert_eq!(metric(&b, |m| &m.retained_rejected), 1);
+    assert_eq!((store().len(), store().bytes()), (1, 603));
+    // Delivered live all the same.
+    assert_eq!(live.recv_publish().await.payload.len(), 600);
+    assert_eq!(live.recv_publish().await.topic, "r/b");
+    // Replacing with a smaller one and clearing both free room.
+    p.publish("r/a", &[3; 100], QoS::AtLeastOnce, true).await;
+    assert_eq!(store().bytes(), 103);
+    p.publish("r/b", &[2; 600], QoS::AtLeastOnce, true).await;
+    assert_eq!((store().len(), store().bytes()), (2, 706));
+    p.publish("r/a", b"", QoS::AtLeastOnce, true).await;
+    assert_eq!((store().len(), store().bytes()), (1, 603));
+}

@@ -179,6 +179,10 @@ fn get_varint(b: &[u8]) -> Result<Option<(u64, usize)>, FrameError> {
         if i == 10 {
             return Err(FrameError::Malformed("varint longer than 10 bytes"));
         }
+        // The 10th byte holds bit 63 only: anything more would be shifted out unseen.
+        if i == 9 && *byte > 1 {
+            return Err(FrameError::Malformed("varint overflows 64 bits"));
+        }
         v |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             return Ok(Some((v, i + 1)));
@@ -543,6 +547,15 @@ mod tests {
             (
                 &[T_PING, 0xff, 0xff, 0xff, 0xff, 0x0f],
                 FrameError::TooLarge(0xffff_ffff),
+            ),
+            // A 10th varint byte above 1 (caught by the route_frame fuzz target's round trip):
+            // it used to be read as 2^63, the value of the canonical ...0x80 0x01.
+            (
+                &[
+                    T_CLIENT, 12, 1, b'c', 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                    0x7f,
+                ],
+                FrameError::Malformed("varint overflows 64 bits"),
             ),
         ];
         for (bytes, err) in cases {

@@ -173,6 +173,9 @@ pub struct RetainConfig {
     pub max_messages: usize,
     #[serde(deserialize_with = "de::int::<_, _, 1, 268_435_455>")]
     pub max_payload_size: usize,
+    /// Topic and payload bytes of all retained messages together.
+    #[serde(deserialize_with = "de::int::<_, _, 1024, { de::NO_MAX }>")]
+    pub max_bytes: usize,
     pub send_to_shared_subscribers: bool,
 }
 
@@ -321,6 +324,9 @@ impl Default for RetainConfig {
             enabled: true,
             max_messages: 1_000_000,
             max_payload_size: 1_048_576,
+            // Without a byte bound, max_messages x max_payload_size (1 TB) is what any client
+            // could make the broker hold with retained messages on new topics.
+            max_bytes: 1 << 30,
             send_to_shared_subscribers: false,
         }
     }

@@ -116,12 +116,20 @@ impl<'a> Source<'a> {
     }
 }
 
-/// Joins the keys of a path with dots, leaving out array indices.
+/// Joins the keys of a path with dots, leaving out array indices. A key that is not a bare
+/// TOML key (empty, or with a character other than a letter, digit, `-` or `_`) is shown
+/// quoted and escaped, so the message names it unambiguously and stays on one line.
 pub(super) fn dotted(path: &[Seg]) -> String {
-    let keys: Vec<&str> = path
+    let bare = |k: &str| {
+        !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let keys: Vec<String> = path
         .iter()
         .filter_map(|s| match s {
-            Seg::Key(k) => Some(k.as_str()),
+            Seg::Key(k) if bare(k) => Some(k.clone()),
+            Seg::Key(k) => Some(format!("{k:?}")),
             Seg::Index(_) => None,
         })
         .collect();

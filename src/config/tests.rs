@@ -99,6 +99,7 @@ max_subscriptions = 50
 enabled = false
 max_messages = 7
 max_payload_size = 268435455
+max_bytes = 2048
 send_to_shared_subscribers = true
 
 [auth]
@@ -175,6 +176,7 @@ strategy = "hash_topic"
             enabled: false,
             max_messages: 7,
             max_payload_size: 268_435_455,
+            max_bytes: 2048,
             send_to_shared_subscribers: true,
         },
         auth: AuthConfig {
@@ -276,6 +278,9 @@ bind = "127.0.0.1:0"
 const BAD: &[(&str, &str, &str, usize)] = &[
     ("unknown section", "[sessions]\nmax_inflight = 5", "sessions", 1),
     ("unknown top-level key", "\n\nverbose = true", "verbose", 3),
+    // Found by the config fuzz target: an empty quoted key was named by an empty string.
+    ("empty quoted key", "'' = 1", "\"\"", 1),
+    ("quoted key with a line break", "[\"a\\nb\"]", "\"a\\nb\"", 1),
     (
         "unknown key in a section",
         "[session]\nmax_inflight = 5\nmax_infligt = 6",

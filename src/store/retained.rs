@@ -8,6 +8,7 @@
 //! delete and an older set arriving in either order converge to "deleted".
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -40,7 +41,8 @@ pub enum RetainOutcome {
     Stored(Stamp),
     /// Empty payload: the retained message for the topic was removed [MQTT-3.3.1-10].
     Removed(Stamp),
-    /// Refused by `retain.max_messages` or `retain.max_payload_size`, or retain is disabled.
+    /// Refused by `retain.max_messages`, `max_payload_size` or `max_bytes`, or retain is
+    /// disabled.
     Refused,
     /// A replicated write older than what this node holds (last writer wins).
     Stale,
@@ -63,7 +65,15 @@ pub struct RetainedStore {
     enabled: bool,
     max_messages: usize,
     max_payload: usize,
+    max_bytes: usize,
+    /// Topic and payload bytes held; changed only under the tree's write lock.
+    bytes: AtomicUsize,
     metrics: Arc<Metrics>,
+}
+
+/// What one retained message counts against `retain.max_bytes`.
+fn size_of(msg: &Message) -> usize {
+    msg.topic.len() + msg.payload.len()
 }
 
 fn now_ms() -> u64 {
@@ -78,6 +88,7 @@ impl RetainedStore {
         enabled: bool,
         max_messages: usize,
         max_payload: usize,
+        max_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
         RetainedStore {
@@ -87,6 +98,8 @@ impl RetainedStore {
             enabled,
             max_messages,
             max_payload,
+            max_bytes,
+            bytes: AtomicUsize::new(0),
             metrics,
         }
     }
@@ -134,7 +147,8 @@ impl RetainedStore {
             },
         };
         if delete {
-            if tree.remove(&msg.topic).is_some() {
+            if let Some(old) = tree.remove(&msg.topic) {
+                self.bytes.fetch_sub(size_of(&old.msg), Ordering::Relaxed);
                 metrics::dec(&self.metrics.retained_current);
             }
             if tombs.len() >= MAX_TOMBSTONES {
@@ -149,7 +163,11 @@ impl RetainedStore {
             tombs.insert(msg.topic.clone(), stamp.clone());
             return RetainOutcome::Removed(stamp);
         }
-        if tree.len() >= self.max_messages && tree.get(&msg.topic).is_none() {
+        let replaced = tree.get(&msg.topic).map(|e| size_of(&e.msg));
+        let held_bytes = self.bytes.load(Ordering::Relaxed) - replaced.unwrap_or(0);
+        let full = (tree.len() >= self.max_messages && replaced.is_none())
+            || held_bytes + size_of(msg) > self.max_bytes;
+        if full {
             metrics::inc(&self.metrics.retained_rejected);
             return RetainOutcome::Refused;
         }
@@ -159,6 +177,8 @@ impl RetainedStore {
             msg: msg.clone(),
             stamp: stamp.clone(),
         };
+        self.bytes
+            .store(held_bytes + size_of(msg), Ordering::Relaxed);
         if tree.insert(&msg.topic, entry).is_none() {
             metrics::inc(&self.metrics.retained_current);
         }
@@ -194,6 +214,11 @@ impl RetainedStore {
             held,
             deleted: tombs,
         }
+    }
+
+    /// Topic and payload bytes held (what `retain.max_bytes` bounds).
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// Number of retained messages.
