@@ -91,3 +91,76 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
         .queued();
     assert!(q <= 50, "queue stayed within its bound: {q}");
 }
+
+/// Found by the `broker_stateful` fuzz target: a PUBLISH is acknowledged when it is accepted,
+/// and the rest of its batch is set aside (`Deferred::Accepted`) once a subscriber asks for
+/// pacing; a DISCONNECT (or EOF) in the same read then closed the connection with those
+/// acknowledged messages never routed. An acknowledged QoS 1 message belongs to the broker
+/// (§4.3.2) and must reach every matching subscriber.
+#[tokio::test]
+async fn acknowledged_messages_set_aside_by_pacing_survive_the_publishers_disconnect() {
+    const N: u16 = 30;
+    // High watermark 5: the slow subscriber asks for pacing after 5 queued messages.
+    let b = start_with(|c| {
+        c.session.max_queued_messages = 10;
+        c.session.max_inflight = 1;
+    })
+    .await;
+    // Subscribed, reading, but never acknowledging: its queue reaches the watermark.
+    let mut slow = Raw::connect(b.addr, "slow").await;
+    slow.subscribe("#", QoS::AtLeastOnce).await;
+    let mut watcher = Raw::connect(b.addr, "watcher").await;
+    watcher.subscribe("t", QoS::AtLeastOnce).await;
+    // The watcher reads (and acknowledges) all along, as a live subscriber does, until the
+    // barrier published after the publisher has gone.
+    let watching = tokio::spawn(async move {
+        let got: Vec<u16> = until_barrier(&mut watcher, "t")
+            .await
+            .iter()
+            .map(|m| u16::from_be_bytes(m.payload[..2].try_into().expect("2")))
+            .collect();
+        got
+    });
+
+    // CONNECT, N QoS 1 PUBLISH and DISCONNECT in one write: one read, one batch.
+    let mut p = Raw::open(b.addr).await;
+    let mut out = BytesMut::new();
+    codec::encode(&Packet::Connect(connect_packet("pub", true)), &mut out);
+    for i in 1..=N {
+        codec::encode(
+            &Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                topic: "t".into(),
+                pkid: i,
+                payload: Bytes::copy_from_slice(&i.to_be_bytes()),
+            }),
+            &mut out,
+        );
+    }
+    codec::encode(&Packet::Disconnect, &mut out);
+    p.send_raw(&out).await;
+    let acked: Vec<u16> = p
+        .expect_closed()
+        .await
+        .into_iter()
+        .filter_map(|p| match p {
+            Packet::PubAck(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert!(!acked.is_empty(), "no PUBACK at all");
+
+    let mut other = Raw::connect(b.addr, "other").await;
+    barrier(&mut other, "t").await;
+    let got = tokio::time::timeout(WAIT, watching)
+        .await
+        .expect("watcher got the barrier")
+        .expect("watcher task");
+    assert_eq!(
+        got, acked,
+        "every acknowledged message is delivered, in order"
+    );
+    drop(slow);
+}

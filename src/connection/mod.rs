@@ -7,6 +7,7 @@
 //! with one call.
 
 mod connect;
+mod finish;
 mod inbound;
 mod read;
 mod reason;
@@ -129,7 +130,11 @@ async fn serving<R, W>(
         return;
     };
     let reason = conn.run(&mut live, &shutdown).await;
-    Box::pin(close(conn, live, will, reason)).await;
+    Box::pin(async move {
+        conn.finish_deferred(&mut live, &reason, &shutdown).await;
+        close(conn, live, will, reason).await;
+    })
+    .await;
 }
 
 /// The CONNECT phase: reads and checks the CONNECT, authenticates, attaches the session and
