@@ -230,6 +230,20 @@ async fn route_connections_over_the_limit_are_refused_until_the_hostile_ones_go(
     })
     .await;
     wait_until("the real peer links", || links(&a) == 1 && links(&b) == 1).await;
+    // A linked peer no longer counts: both places are free for handshakes again, so strangers
+    // can never keep a restarting peer out for longer than a handshake lasts.
+    let mut again = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(ra).await.expect("connect");
+        let mut preamble = [0u8; 5];
+        tokio::time::timeout(WAIT, s.read_exact(&mut preamble))
+            .await
+            .expect("accepted beside the linked peer")
+            .expect("preamble");
+        again.push(s);
+    }
+    let mut over = TcpStream::connect(ra).await.expect("connect");
+    assert!(closed_within(&mut over, PROMPT).await);
 }
 
 /// Sends SUBSCRIBE `filter` (QoS 1) with packet id `pkid`, without waiting for the SUBACK.

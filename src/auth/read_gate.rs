@@ -48,6 +48,16 @@ impl ReadGate {
     /// Whether the client may receive a message on `topic`; a refusal is counted in
     /// `acl_denied_read`.
     pub fn allows(&self, topic: &str) -> bool {
+        let ok = self.may_read(topic);
+        if !ok {
+            metrics::inc(&self.auth.metrics.acl_denied_read);
+            tracing::debug!(client_id = %self.client_id, topic, "delivery withheld by the ACL");
+        }
+        ok
+    }
+
+    /// [`ReadGate::allows`] without counting: for choosing among consumer-group members.
+    pub fn may_read(&self, topic: &str) -> bool {
         let generation = self.auth.generation();
         let cached = {
             let c = self.cache.lock();
@@ -69,10 +79,6 @@ impl ReadGate {
             c.verdicts.insert(topic.into(), ok);
             ok
         });
-        if !ok {
-            metrics::inc(&self.auth.metrics.acl_denied_read);
-            tracing::debug!(client_id = %self.client_id, topic, "delivery withheld by the ACL");
-        }
         ok
     }
 }

@@ -53,6 +53,7 @@ pub async fn dial_loop(
                 let end = link::run(
                     stream,
                     Some(&addr),
+                    None,
                     ctx.clone(),
                     cluster.clone(),
                     shutdown.clone(),

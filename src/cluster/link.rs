@@ -9,6 +9,7 @@ use ring::hmac;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{self, Frame, FrameError, Info, RetainEntry};
@@ -160,26 +161,43 @@ where
     }
 }
 
+/// What bounds a link until it is registered: the handshake deadline, and an accepted
+/// connection's admission permit.
+#[derive(Debug)]
+struct Admission {
+    deadline: tokio::time::Instant,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
 /// Runs one link until it ends; `dialed` is the address this node dialled, or `None` for an
 /// accepted connection. Everything before the link is registered (TLS, INFO/AUTH, WELCOME)
 /// shares one deadline, `cluster.handshake_timeout` from now: a peer that trickles its
 /// handshake cannot renew the bound step by step.
+///
+/// `permit` is an accepted connection's place among the strangers the route port admits
+/// (`cluster.max_route_connections`): it is given back once the peer has passed the handshake
+/// and its link is registered, so connections that never authenticate cannot keep a real peer
+/// out for longer than a handshake lasts.
 pub async fn run(
     stream: TcpStream,
     dialed: Option<&str>,
+    permit: Option<OwnedSemaphorePermit>,
     ctx: Arc<Context>,
     cluster: Arc<Cluster>,
     shutdown: CancellationToken,
 ) -> LinkEnd {
     let _ = stream.set_nodelay(true);
     let peer_addr = stream.peer_addr().ok();
-    let deadline = tokio::time::Instant::now() + ctx.config.cluster.handshake_timeout;
+    let admission = Admission {
+        deadline: tokio::time::Instant::now() + ctx.config.cluster.handshake_timeout,
+        permit,
+    };
     let Some(tls) = cluster.tls.clone() else {
         return run_on(
             stream,
             dialed.is_some(),
             peer_addr,
-            deadline,
+            admission,
             ctx,
             cluster,
             shutdown,
@@ -189,16 +207,18 @@ pub async fn run(
     let error = match dialed {
         Some(addr) => {
             let connect = async { tls.connect(addr, stream).await.map_err(LinkError::Tls) };
-            match step(deadline, &shutdown, connect).await {
-                Ok(s) => return run_on(s, true, peer_addr, deadline, ctx, cluster, shutdown).await,
+            match step(admission.deadline, &shutdown, connect).await {
+                Ok(s) => {
+                    return run_on(s, true, peer_addr, admission, ctx, cluster, shutdown).await
+                }
                 Err(e) => e,
             }
         }
         None => {
             let accept = async { tls.accept(stream).await.map_err(LinkError::Tls) };
-            match step(deadline, &shutdown, accept).await {
+            match step(admission.deadline, &shutdown, accept).await {
                 Ok(s) => {
-                    return run_on(s, false, peer_addr, deadline, ctx, cluster, shutdown).await
+                    return run_on(s, false, peer_addr, admission, ctx, cluster, shutdown).await
                 }
                 Err(e) => e,
             }
@@ -215,11 +235,12 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
     stream: S,
     dialed: bool,
     peer_addr: Option<std::net::SocketAddr>,
-    deadline: tokio::time::Instant,
+    admission: Admission,
     ctx: Arc<Context>,
     cluster: Arc<Cluster>,
     shutdown: CancellationToken,
 ) -> LinkEnd {
+    let Admission { deadline, permit } = admission;
     let mut io = Io {
         stream,
         rbuf: BytesMut::with_capacity(8192),
@@ -289,6 +310,8 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
             };
         }
     };
+    // An authenticated peer: no longer one of the strangers the accept loop bounds.
+    drop(permit);
     tracing::info!(peer = %node, addr = %info.advertise, dialed, "route link up");
     // Discovery: the new peer learns every other peer, and they learn it.
     cluster.gossip(&node, &info.advertise);

@@ -134,10 +134,11 @@ pub async fn start(
         tracker.clone(),
     );
     // Anyone can connect to the route port; until a peer has passed the handshake it is a
-    // stranger, and each connection costs a task and a buffer. The permit is held for the
-    // connection's life, so strangers can hold at most `max_route_connections` of them
-    // (each for at most `handshake_timeout`); one over the limit is closed at once rather
-    // than left in the listen backlog, where a real peer's dial would queue behind it.
+    // stranger, and each connection costs a task and a buffer. The permit is held until the
+    // link is registered (see `link::run`), so strangers can hold at most
+    // `max_route_connections` of them, each for at most `handshake_timeout`, and linked peers
+    // never count against it; one over the limit is closed at once rather than left in the
+    // listen backlog, where a real peer's dial would queue behind it.
     let permits = Arc::new(Semaphore::new(cfg.max_route_connections));
     tracker.spawn(async move {
         loop {
@@ -153,11 +154,9 @@ pub async fn start(
                         drop(stream);
                         continue;
                     };
-                    let link = link::run(stream, None, cx.clone(), c.clone(), sd.clone());
-                    tr.spawn(async move {
-                        link.await;
-                        drop(permit);
-                    });
+                    let link =
+                        link::run(stream, None, Some(permit), cx.clone(), c.clone(), sd.clone());
+                    tr.spawn(link);
                 }
                 Err(e) => {
                     tracing::warn!("route accept failed: {e}");

@@ -43,9 +43,9 @@ pub struct ClusterConfig {
     /// its SUBACK is sent anyway.
     #[serde(deserialize_with = "de::positive_duration")]
     pub sync_timeout: Duration,
-    /// Route connections this node has accepted at once (handshaking or linked); one over
-    /// it is closed at accept. Bounds what unauthenticated connections to the route port
-    /// can hold, so it must exceed the number of peers that dial this node.
+    /// Accepted route connections still in their handshake at once; one over it is closed
+    /// at accept. Bounds what unauthenticated connections to the route port can hold;
+    /// linked peers do not count.
     #[serde(deserialize_with = "de::int::<_, _, 1, 65535>")]
     pub max_route_connections: usize,
     /// Time from accepting or dialling a route connection to its being linked: TLS, the

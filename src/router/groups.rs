@@ -57,8 +57,8 @@ pub struct Group {
 /// The member chosen for one message.
 #[derive(Debug)]
 pub enum Pick {
-    /// A member on this node, its granted QoS and its read check (with an ACL file).
-    Local(Arc<Session>, QoS, Option<Arc<ReadGate>>),
+    /// A member on this node (one that may read the topic) and its granted QoS.
+    Local(Arc<Session>, QoS),
     Remote(Arc<str>),
     Nobody,
 }
@@ -74,15 +74,30 @@ impl Group {
     }
 
     /// Chooses one member by `strategy`; `local_only` leaves peers out (a message a peer
-    /// already routed here), and `hash` feeds the hash strategies.
-    pub fn pick(&self, strategy: GroupStrategy, hash: u64, local_only: bool) -> Pick {
+    /// already routed here), and `hash` feeds the hash strategies. Local members the ACL does
+    /// not let read `topic` are left out of the choice, so a group never loses a message to a
+    /// member that may not have it while another may.
+    pub fn pick(&self, strategy: GroupStrategy, hash: u64, local_only: bool, topic: &str) -> Pick {
         let mut m = self.members.lock();
         let remote_total: u64 = if local_only {
             0
         } else {
             m.remote.iter().map(|(_, w)| u64::from(*w)).sum()
         };
-        let total = m.local.len() as u64 + remote_total;
+        let readable = |x: &Member| match &x.read {
+            None => true,
+            Some(r) => r.may_read(topic),
+        };
+        // Indices of the local members that may read `topic`; `None` (no ACL): all of them.
+        let allowed: Option<smallvec::SmallVec<[usize; 8]>> =
+            m.local.iter().any(|x| x.read.is_some()).then(|| {
+                (0..m.local.len())
+                    .filter(|&i| readable(&m.local[i]))
+                    .collect()
+            });
+        let n_local = allowed.as_ref().map_or(m.local.len(), |a| a.len());
+        let local_at = |k: usize| allowed.as_ref().map_or(k, |a| a[k]);
+        let total = n_local as u64 + remote_total;
         if total == 0 {
             return Pick::Nobody;
         }
@@ -91,8 +106,8 @@ impl Group {
                 Some(Stuck::Local(id)) => m
                     .local
                     .iter()
-                    .find(|x| x.session.id == *id)
-                    .map(|x| Pick::Local(x.session.clone(), x.qos, x.read.clone())),
+                    .find(|x| x.session.id == *id && readable(x))
+                    .map(|x| Pick::Local(x.session.clone(), x.qos)),
                 Some(Stuck::Remote(n)) if !local_only => m
                     .remote
                     .iter()
@@ -116,11 +131,11 @@ impl Group {
             }
             GroupStrategy::HashClient | GroupStrategy::HashTopic => hash % total,
         };
-        let pick = if (idx as usize) < m.local.len() {
-            let x = &m.local[idx as usize];
-            Pick::Local(x.session.clone(), x.qos, x.read.clone())
+        let pick = if (idx as usize) < n_local {
+            let x = &m.local[local_at(idx as usize)];
+            Pick::Local(x.session.clone(), x.qos)
         } else {
-            let mut rest = idx - m.local.len() as u64;
+            let mut rest = idx - n_local as u64;
             let mut chosen = Pick::Nobody;
             for (node, w) in &m.remote {
                 if rest < u64::from(*w) {
@@ -133,7 +148,7 @@ impl Group {
         };
         if strategy == GroupStrategy::Sticky {
             m.sticky = match &pick {
-                Pick::Local(s, _, _) => Some(Stuck::Local(s.id)),
+                Pick::Local(s, _) => Some(Stuck::Local(s.id)),
                 Pick::Remote(n) => Some(Stuck::Remote(n.clone())),
                 Pick::Nobody => None,
             };

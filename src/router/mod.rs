@@ -328,15 +328,10 @@ impl Router {
                 }
                 _ => groups::hash_of(&msg.topic),
             });
-            match g.pick(strategy, h, local_only) {
-                Pick::Local(s, qos, read) => {
-                    if !may_read(read.as_ref(), &msg.topic) {
-                        // This member may not read the topic: another one may.
-                        self.redispatch(&msg, &g.key, None);
-                    } else {
-                        routed.queued +=
-                            usize::from(self.deliver_group(&s, &msg, qos, &g.key, now));
-                    }
+            // Only members that may read the topic are candidates (see `Group::pick`).
+            match g.pick(strategy, h, local_only, &msg.topic) {
+                Pick::Local(s, qos) => {
+                    routed.queued += usize::from(self.deliver_group(&s, &msg, qos, &g.key, now));
                 }
                 Pick::Remote(node) => picks.push((node, g.key.clone())),
                 Pick::Nobody => {}
@@ -395,11 +390,11 @@ impl Router {
         let hash = groups::hash_of(&msg.topic);
         for key in route.groups {
             let group = self.groups.get(key);
-            let pick = group
-                .as_ref()
-                .map_or(Pick::Nobody, |g| g.pick(self.strategy, hash, true));
+            let pick = group.as_ref().map_or(Pick::Nobody, |g| {
+                g.pick(self.strategy, hash, true, &msg.topic)
+            });
             match (pick, group) {
-                (Pick::Local(s, qos, read), Some(g)) if may_read(read.as_ref(), &msg.topic) => {
+                (Pick::Local(s, qos), Some(g)) => {
                     queued += usize::from(self.deliver_group(&s, &msg, qos, &g.key, now));
                 }
                 // The member chosen by the origin left meanwhile: hand it to another node
@@ -421,9 +416,13 @@ impl Router {
             return;
         };
         let local_only = self.cluster().is_none();
-        match g.pick(self.strategy, groups::hash_of(&msg.topic), local_only) {
-            // Handed on once: a second member that may not read it either drops it (counted).
-            Pick::Local(s, qos, read) if may_read(read.as_ref(), &msg.topic) => {
+        match g.pick(
+            self.strategy,
+            groups::hash_of(&msg.topic),
+            local_only,
+            &msg.topic,
+        ) {
+            Pick::Local(s, qos) => {
                 self.deliver_group(&s, msg, qos, &g.key, Instant::now());
             }
             Pick::Remote(node) if avoid != Some(&node) => {

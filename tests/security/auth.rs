@@ -481,3 +481,48 @@ async fn deny_lines_withhold_messages_without_breaking_wildcard_subscribers() {
     assert!(until_barrier(&mut mon, "barrier").await.is_empty());
     assert_eq!(metric(&b, |m| &m.acl_denied_read), 3);
 }
+
+/// A consumer-group member the ACL does not let read a topic is left out of the choice for
+/// that topic: with a deterministic strategy, every message still reaches a member that may
+/// read it, none is dropped (round robin would otherwise give alice every other one).
+#[tokio::test]
+async fn group_members_that_may_not_read_a_topic_are_not_chosen_for_it() {
+    let dir = support::temp_dir("acl-group");
+    let acl = write(
+        &dir,
+        "acl",
+        "user alice\ntopic read #\ntopic deny a/secret\nuser bob\ntopic read #\nuser pub\ntopic write #\n",
+    );
+    let b = start_with(|c| {
+        c.auth.acl_file = Some(acl);
+        c.groups.strategy = supermq::config::GroupStrategy::RoundRobin;
+    })
+    .await;
+    let mut members = Vec::new();
+    for user in ["alice", "bob"] {
+        let (mut m, _) = Raw::connect_with(b.addr, connect_as(user, Some(user), None)).await;
+        assert_eq!(m.subscribe("$share/g/a/+", QoS::AtLeastOnce).await, 1);
+        assert_eq!(
+            m.subscribe(&format!("ctl/{user}"), QoS::AtLeastOnce).await,
+            1
+        );
+        members.push(m);
+    }
+    let (mut p, _) = Raw::connect_with(b.addr, connect_as("pub", Some("pub"), None)).await;
+    for i in 0..20u8 {
+        p.publish("a/secret", &[i], QoS::AtLeastOnce, false).await;
+        p.publish("a/open", &[i], QoS::AtLeastOnce, false).await;
+    }
+    let mut per_topic = std::collections::BTreeMap::<(String, String), usize>::new();
+    for (user, m) in ["alice", "bob"].into_iter().zip(members.iter_mut()) {
+        let ctl = format!("ctl/{user}");
+        barrier(&mut p, &ctl).await;
+        for msg in until_barrier(m, &ctl).await {
+            *per_topic.entry((user.to_owned(), msg.topic)).or_default() += 1;
+        }
+    }
+    assert_eq!(per_topic.get(&("alice".into(), "a/secret".into())), None);
+    assert_eq!(per_topic.get(&("bob".into(), "a/secret".into())), Some(&20));
+    assert_eq!(per_topic.values().sum::<usize>(), 40, "{per_topic:?}");
+    assert_eq!(metric(&b, |m| &m.group_dropped), 0);
+}
