@@ -28,18 +28,6 @@ async fn node(id: &str, seeds: &[SocketAddr], secret: Option<&str>) -> TestBroke
     .await
 }
 
-fn route(b: &TestBroker) -> SocketAddr {
-    b.broker.route_addr().expect("cluster enabled")
-}
-
-fn links(b: &TestBroker) -> usize {
-    b.broker
-        .context()
-        .router
-        .cluster()
-        .map_or(0, |c| c.peer_ids().len())
-}
-
 async fn mesh(n: usize) -> Vec<TestBroker> {
     let first = node("n1", &[], None).await;
     let seed = route(&first);

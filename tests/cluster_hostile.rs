@@ -30,18 +30,6 @@ fn clustered(c: &mut Config, id: &str) {
     c.cluster.reconnect_max = Duration::from_millis(500);
 }
 
-fn route(b: &TestBroker) -> SocketAddr {
-    b.broker.route_addr().expect("cluster enabled")
-}
-
-fn links(b: &TestBroker) -> usize {
-    b.broker
-        .context()
-        .router
-        .cluster()
-        .map_or(0, |c| c.peer_ids().len())
-}
-
 /// Reads from `s` until the peer closes (or resets) it; true if that happened within `within`.
 async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     let mut buf = [0u8; 4096];

@@ -82,14 +82,6 @@ async fn tls_node(
     .await
 }
 
-fn links(b: &TestBroker) -> usize {
-    b.broker
-        .context()
-        .router
-        .cluster()
-        .map_or(0, |c| c.peer_ids().len())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_routes_link_and_refuse_strangers() {
     let dir = temp_dir();

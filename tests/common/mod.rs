@@ -354,3 +354,17 @@ pub fn metric(
 ) -> u64 {
     supermq::metrics::get(f(b.broker.metrics()))
 }
+
+/// The route listener of a clustered test broker.
+pub fn route(b: &TestBroker) -> SocketAddr {
+    b.broker.route_addr().expect("cluster enabled")
+}
+
+/// Route links currently up on `b`.
+pub fn links(b: &TestBroker) -> usize {
+    b.broker
+        .context()
+        .router
+        .cluster()
+        .map_or(0, |c| c.peer_ids().len())
+}
