@@ -486,7 +486,7 @@ fn handle(
     ctx: &Arc<Context>,
     cluster: &Arc<Cluster>,
     out: &mut BytesMut,
-    stats: &super::node::LinkStats,
+    stats: &super::stats::LinkStats,
 ) -> Result<(), LinkError> {
     match f {
         Frame::Ping => frame::encode(&Frame::Pong, out),

@@ -35,10 +35,13 @@
 //! - **Partitions** keep both sides serving; on heal, links, interest and retained sets
 //!   reconcile as on any link up.
 
+mod barrier;
 mod dial;
 pub mod frame;
+mod gate;
 mod link;
 mod node;
+mod stats;
 mod tls;
 
 use std::collections::HashSet;
@@ -52,7 +55,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use node::{Cluster, LinkStats, RouteGate, SyncBarrier};
+pub use barrier::SyncBarrier;
+pub use gate::RouteGate;
+pub use node::Cluster;
+pub use stats::LinkStats;
 pub use tls::RouteTls;
 
 use crate::context::Context;

@@ -7,78 +7,24 @@
 //! `syncs` (a sync is registered for exactly the peers it is sent to).
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::barrier::{SyncBarrier, SyncWait};
 use super::frame::{self, Frame, RouteMsg};
+use super::gate::RouteGate;
+use super::stats::LinkStats;
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
 use crate::router::RemotePicks;
 use crate::topic::GroupKey;
 use crate::topic::SubscriptionTrie;
-
-/// Traffic counters of one route link.
-#[derive(Debug, Default)]
-pub struct LinkStats {
-    pub msgs_in: AtomicU64,
-    pub msgs_out: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-}
-
-/// Flow control for one route: set when the peer's frame queue is half full, cleared (and
-/// paced publishers woken) when the link task has drained it to a quarter.
-#[derive(Debug)]
-pub struct RouteGate {
-    pressured: std::sync::atomic::AtomicBool,
-    relief: tokio::sync::watch::Sender<u64>,
-    cap: usize,
-}
-
-impl RouteGate {
-    fn new(cap: usize) -> Self {
-        RouteGate {
-            pressured: std::sync::atomic::AtomicBool::new(false),
-            relief: tokio::sync::watch::Sender::new(0),
-            cap,
-        }
-    }
-
-    /// Whether publishers feeding this route should pause.
-    pub fn pressured(&self) -> bool {
-        self.pressured.load(Ordering::Acquire)
-    }
-
-    /// A receiver that resolves when the route is relieved.
-    pub fn relief(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.relief.subscribe()
-    }
-
-    /// Called by the link task after draining: relieves publishers at a quarter full (or
-    /// when the link ends, with `queued` 0).
-    pub fn drained(&self, queued: usize) {
-        if queued <= self.cap / 4 && self.pressured.swap(false, Ordering::AcqRel) {
-            self.relief.send_modify(|v| *v = v.wrapping_add(1));
-        }
-    }
-
-    fn note_queued(&self, free: usize) -> bool {
-        let pressured = free < self.cap / 2;
-        if pressured {
-            self.pressured.store(true, Ordering::Release);
-        }
-        pressured
-    }
-}
 
 /// A registered link to a peer.
 #[derive(Debug)]
@@ -122,55 +68,6 @@ pub struct Registered {
     pub gate: Arc<RouteGate>,
 }
 
-#[derive(Debug)]
-struct SyncWait {
-    pending: HashSet<Arc<str>>,
-    /// Fired when `pending` empties.
-    done: Option<oneshot::Sender<()>>,
-}
-
-/// A SUBSCRIBE's wait for the cluster to have its interest (see [`Cluster::interest_barrier`]).
-///
-/// Started when it is made (its SYNC frames are already queued, its deadline already runs), so
-/// a connection can keep serving its client and poll it alongside; it resolves when every
-/// peer linked at the start has answered, or at `sync_timeout`. Dropping it withdraws the
-/// wait.
-#[derive(Debug)]
-pub struct SyncBarrier {
-    cluster: Arc<Cluster>,
-    seq: u64,
-    /// The interest frames sent before it: confirmed when every peer answers.
-    target: u64,
-    acked: oneshot::Receiver<()>,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Future for SyncBarrier {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if let Poll::Ready(r) = Pin::new(&mut self.acked).poll(cx) {
-            if r.is_ok() {
-                self.cluster
-                    .interest_confirmed
-                    .fetch_max(self.target, Ordering::SeqCst);
-            }
-            return Poll::Ready(());
-        }
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            tracing::debug!(seq = self.seq, "cluster sync timed out; SUBACK sent anyway");
-            return Poll::Ready(());
-        }
-        Poll::Pending
-    }
-}
-
-impl Drop for SyncBarrier {
-    fn drop(&mut self) {
-        self.cluster.syncs.lock().remove(&self.seq);
-    }
-}
-
 /// The cluster state shared by link tasks, the router and connections.
 #[derive(Debug)]
 pub struct Cluster {
@@ -186,13 +83,13 @@ pub struct Cluster {
     local: Mutex<HashMap<String, usize>>,
     local_groups: Mutex<HashMap<GroupKey, u32>>,
     remote: RwLock<SubscriptionTrie<Arc<str>, ()>>,
-    syncs: Mutex<HashMap<u64, SyncWait>>,
+    pub(super) syncs: Mutex<HashMap<u64, SyncWait>>,
     /// Interest frames (SUB, and GROUP frames adding members) queued to at least one peer so
     /// far; counted after they are queued.
     interest_sent: AtomicU64,
     /// The largest `interest_sent` that every peer linked at the time has confirmed applying
     /// (a sync they all answered).
-    interest_confirmed: AtomicU64,
+    pub(super) interest_confirmed: AtomicU64,
     next_id: AtomicU64,
     /// Wakes dialers waiting for a node's link to go down.
     pub link_down: Notify,
@@ -245,7 +142,7 @@ impl Cluster {
 
     /// Queues `f` to every peer; false when there is none.
     fn broadcast(&self, f: &Frame) -> bool {
-        let bytes = encode(f);
+        let bytes = frame::to_bytes(f);
         let peers = self.peers.lock();
         for p in peers.values() {
             self.send(p, bytes.clone());
@@ -322,7 +219,7 @@ impl Cluster {
         // queued), so its SUBACK still follows the peer's having the interest.
         for (seq, w) in self.syncs.lock().iter() {
             if w.pending.contains(&node) {
-                let _ = tx.try_send(encode(&Frame::Sync(*seq)));
+                let _ = tx.try_send(frame::to_bytes(&Frame::Sync(*seq)));
             }
         }
         let link_id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -550,7 +447,7 @@ impl Cluster {
                     done: Some(tx),
                 },
             );
-            let bytes = encode(&Frame::Sync(seq));
+            let bytes = frame::to_bytes(&Frame::Sync(seq));
             for p in peers.values() {
                 self.send(p, bytes.clone());
             }
@@ -599,7 +496,7 @@ impl Cluster {
         interested.sort_unstable();
         interested.dedup();
         let frame = |groups: Vec<(String, String)>, group_only: bool| {
-            encode(&Frame::Msg(RouteMsg {
+            frame::to_bytes(&Frame::Msg(RouteMsg {
                 topic: msg.topic.clone(),
                 payload: msg.payload.clone(),
                 qos: msg.qos as u8,
@@ -654,7 +551,7 @@ impl Cluster {
 
     /// Hands one group message to `node` after the member chosen for it left.
     pub fn forward_group(&self, node: &Arc<str>, msg: &Message, key: &GroupKey) {
-        let bytes = encode(&Frame::Msg(RouteMsg {
+        let bytes = frame::to_bytes(&Frame::Msg(RouteMsg {
             topic: msg.topic.clone(),
             payload: msg.payload.clone(),
             qos: msg.qos as u8,
@@ -680,7 +577,7 @@ impl Cluster {
 
     /// Tells every other peer about `node` (gossip discovery).
     pub fn gossip(&self, node: &Arc<str>, addr: &str) {
-        let bytes = encode(&Frame::Peer {
+        let bytes = frame::to_bytes(&Frame::Peer {
             node_id: node.to_string(),
             addr: addr.to_owned(),
         });
@@ -692,136 +589,6 @@ impl Cluster {
     }
 }
 
-/// Encodes one frame into its own buffer (shared by every peer it goes to).
-pub fn encode(f: &Frame) -> Bytes {
-    let mut out = BytesMut::new();
-    frame::encode(f, &mut out);
-    out.freeze()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cluster() -> Cluster {
-        let cfg = crate::config::ClusterConfig {
-            node_id: "a".into(),
-            ..Default::default()
-        };
-        Cluster::new(&cfg, "127.0.0.1:1".into(), Arc::new(Metrics::default()))
-    }
-
-    fn matches(c: &Cluster, topic: &str) -> Vec<String> {
-        let mut v = Vec::new();
-        c.remote
-            .read()
-            .for_each_match(topic, |n, _| v.push(n.to_string()));
-        v
-    }
-
-    fn key(g: &str) -> GroupKey {
-        GroupKey {
-            group: Arc::from(g),
-            filter: Arc::from("t/#"),
-        }
-    }
-
-    /// Registers a link from peer `b` (same process each time, dialled by `b`).
-    fn link(c: &Cluster, b: &Arc<str>, sd: &CancellationToken) -> Registered {
-        c.register(b.clone(), 9, b.clone(), "x".into(), sd).unwrap()
-    }
-
-    #[test]
-    fn a_replacing_link_keeps_interest_until_its_snapshot_ends() {
-        let c = cluster();
-        let sd = CancellationToken::new();
-        let b: Arc<str> = Arc::from("b");
-        let first = link(&c, &b, &sd);
-        c.on_sub(&b, first.link_id, "kept/#".into());
-        c.on_sub(&b, first.link_id, "dropped".into());
-        assert!(c.on_group(&b, first.link_id, &key("g1"), 2));
-        assert!(c.on_group(&b, first.link_id, &key("g2"), 1));
-
-        // The same peer process links again (its old link is dead but not yet noticed).
-        let second = link(&c, &b, &sd);
-        assert!(first.kick.is_cancelled());
-        assert_eq!(matches(&c, "kept/1"), ["b"], "no gap before the snapshot");
-        assert_eq!(matches(&c, "dropped"), ["b"]);
-        // Frames still arriving on the replaced link change nothing.
-        c.on_unsub(&b, first.link_id, "kept/#");
-        assert_eq!(matches(&c, "kept/1"), ["b"]);
-
-        // The snapshot repeats `kept/#` and g1, then ends.
-        c.on_sub(&b, second.link_id, "kept/#".into());
-        assert!(c.on_group(&b, second.link_id, &key("g1"), 3));
-        let withdrawn = c.on_snapshot_end(&b, second.link_id);
-        assert_eq!(withdrawn, vec![key("g2")]);
-        assert_eq!(matches(&c, "kept/1"), ["b"]);
-        assert!(matches(&c, "dropped").is_empty(), "not repeated: withdrawn");
-
-        // The kept interest now belongs to the new link: its UNSUB and link-down remove it.
-        c.on_unsub(&b, second.link_id, "kept/#");
-        assert!(matches(&c, "kept/1").is_empty());
-        c.on_sub(&b, second.link_id, "again".into());
-        assert_eq!(c.unregister(&b, second.link_id), vec![key("g1")]);
-        assert!(matches(&c, "again").is_empty());
-        assert!(!c.is_linked("b"));
-    }
-
-    #[tokio::test]
-    async fn a_suback_waits_only_while_advertised_interest_is_unconfirmed() {
-        let c = Arc::new(cluster());
-        let sd = CancellationToken::new();
-        // No peer: nothing to wait for, whatever changed.
-        c.interest_add("alone");
-        assert!(c.interest_barrier().is_none());
-
-        let b: Arc<str> = Arc::from("b");
-        let mut reg = link(&c, &b, &sd);
-        // A known filter changes no interest (its SUB went out in b's snapshot).
-        c.interest_add("alone");
-        assert!(
-            c.interest_barrier().is_none(),
-            "no interest change: no wait"
-        );
-
-        // A new filter is advertised: its SUBACK waits for b's answer to the SYNC behind it.
-        c.interest_add("new");
-        let barrier = c.interest_barrier().expect("interest sent: wait");
-        assert_eq!(
-            reg.rx.try_recv().ok(),
-            Some(encode(&Frame::Sub("new".into())))
-        );
-        let Ok(Some(Frame::Sync(seq))) = frame::decode(&mut BytesMut::from(
-            &reg.rx.try_recv().expect("SYNC queued")[..],
-        )) else {
-            panic!("SYNC expected after the SUB");
-        };
-        // Another client subscribing to the same filter before b answered must wait too:
-        // the SUB it relies on may still be on its way.
-        c.interest_add("new");
-        let second = c.interest_barrier().expect("unconfirmed interest: wait");
-        drop(second);
-        c.on_sync_ack(&b, seq);
-        tokio::time::timeout(Duration::from_secs(1), barrier)
-            .await
-            .expect("resolved by the answer, not the timeout");
-        // Confirmed: the same filter again needs no wait.
-        c.interest_add("new");
-        assert!(c.interest_barrier().is_none());
-        assert!(c.syncs.lock().is_empty(), "finished waits are withdrawn");
-    }
-
-    #[test]
-    fn a_link_down_before_the_snapshot_ends_purges_carried_interest_too() {
-        let c = cluster();
-        let sd = CancellationToken::new();
-        let b: Arc<str> = Arc::from("b");
-        let first = link(&c, &b, &sd);
-        c.on_sub(&b, first.link_id, "t/1".into());
-        assert!(c.on_group(&b, first.link_id, &key("g"), 1));
-        let second = link(&c, &b, &sd);
-        assert_eq!(c.unregister(&b, second.link_id), vec![key("g")]);
-        assert!(matches(&c, "t/1").is_empty());
-    }
-}
+#[path = "node_tests.rs"]
+mod tests;

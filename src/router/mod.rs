@@ -9,6 +9,7 @@
 //! cluster handle.
 
 mod groups;
+mod pacing;
 mod shards;
 
 use std::sync::{Arc, OnceLock};
@@ -27,6 +28,7 @@ use crate::store::{RetainOutcome, RetainedStore, Stamp};
 use crate::topic::{parse_subscription, FilterError, GroupKey, Subscription};
 
 pub use groups::{Group, Groups, Pick};
+pub use pacing::{Pacer, Routed};
 use shards::Shards;
 pub use shards::Subscriber;
 
@@ -38,46 +40,6 @@ pub enum SubscribeError {
     /// The session already holds `session.max_subscriptions` subscriptions.
     #[error("session holds {0} subscriptions already (session.max_subscriptions)")]
     TooMany(usize),
-}
-
-/// What routing one published message did.
-#[derive(Debug, Default)]
-pub struct Routed {
-    /// Local deliveries queued.
-    pub queued: usize,
-    /// A local subscriber whose queue is filling while it drains, or a route to a peer whose
-    /// queue is filling: the publisher should pause until it is relieved (flow control
-    /// instead of drops).
-    pub pressure: Option<Pacer>,
-    /// The longest queue of a local session after this message was queued to it.
-    pub deepest: usize,
-    /// A subscriber's connection that runs on the calling thread was woken.
-    pub woke_here: bool,
-}
-
-/// What a paced publisher waits for.
-#[derive(Debug, Clone)]
-pub enum Pacer {
-    Session(Arc<Session>),
-    Route(Arc<crate::cluster::RouteGate>),
-}
-
-impl Pacer {
-    /// A receiver that resolves when the pressure is relieved.
-    pub fn relief(&self) -> tokio::sync::watch::Receiver<u64> {
-        match self {
-            Pacer::Session(s) => s.relief(),
-            Pacer::Route(g) => g.relief(),
-        }
-    }
-
-    /// Whether the pressure still holds.
-    pub fn pressured(&self) -> bool {
-        match self {
-            Pacer::Session(s) => s.lock().pressured(),
-            Pacer::Route(g) => g.pressured(),
-        }
-    }
 }
 
 /// Where one publisher's last topic went: its matching local sessions, valid while the

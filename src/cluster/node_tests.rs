@@ -1,0 +1,127 @@
+//! Cluster node tests: interest ref-counts, registration, barriers and forwarding.
+
+use bytes::BytesMut;
+
+use super::*;
+
+fn cluster() -> Cluster {
+    let cfg = crate::config::ClusterConfig {
+        node_id: "a".into(),
+        ..Default::default()
+    };
+    Cluster::new(&cfg, "127.0.0.1:1".into(), Arc::new(Metrics::default()))
+}
+
+fn matches(c: &Cluster, topic: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    c.remote
+        .read()
+        .for_each_match(topic, |n, _| v.push(n.to_string()));
+    v
+}
+
+fn key(g: &str) -> GroupKey {
+    GroupKey {
+        group: Arc::from(g),
+        filter: Arc::from("t/#"),
+    }
+}
+
+/// Registers a link from peer `b` (same process each time, dialled by `b`).
+fn link(c: &Cluster, b: &Arc<str>, sd: &CancellationToken) -> Registered {
+    c.register(b.clone(), 9, b.clone(), "x".into(), sd).unwrap()
+}
+
+#[test]
+fn a_replacing_link_keeps_interest_until_its_snapshot_ends() {
+    let c = cluster();
+    let sd = CancellationToken::new();
+    let b: Arc<str> = Arc::from("b");
+    let first = link(&c, &b, &sd);
+    c.on_sub(&b, first.link_id, "kept/#".into());
+    c.on_sub(&b, first.link_id, "dropped".into());
+    assert!(c.on_group(&b, first.link_id, &key("g1"), 2));
+    assert!(c.on_group(&b, first.link_id, &key("g2"), 1));
+
+    // The same peer process links again (its old link is dead but not yet noticed).
+    let second = link(&c, &b, &sd);
+    assert!(first.kick.is_cancelled());
+    assert_eq!(matches(&c, "kept/1"), ["b"], "no gap before the snapshot");
+    assert_eq!(matches(&c, "dropped"), ["b"]);
+    // Frames still arriving on the replaced link change nothing.
+    c.on_unsub(&b, first.link_id, "kept/#");
+    assert_eq!(matches(&c, "kept/1"), ["b"]);
+
+    // The snapshot repeats `kept/#` and g1, then ends.
+    c.on_sub(&b, second.link_id, "kept/#".into());
+    assert!(c.on_group(&b, second.link_id, &key("g1"), 3));
+    let withdrawn = c.on_snapshot_end(&b, second.link_id);
+    assert_eq!(withdrawn, vec![key("g2")]);
+    assert_eq!(matches(&c, "kept/1"), ["b"]);
+    assert!(matches(&c, "dropped").is_empty(), "not repeated: withdrawn");
+
+    // The kept interest now belongs to the new link: its UNSUB and link-down remove it.
+    c.on_unsub(&b, second.link_id, "kept/#");
+    assert!(matches(&c, "kept/1").is_empty());
+    c.on_sub(&b, second.link_id, "again".into());
+    assert_eq!(c.unregister(&b, second.link_id), vec![key("g1")]);
+    assert!(matches(&c, "again").is_empty());
+    assert!(!c.is_linked("b"));
+}
+
+#[tokio::test]
+async fn a_suback_waits_only_while_advertised_interest_is_unconfirmed() {
+    let c = Arc::new(cluster());
+    let sd = CancellationToken::new();
+    // No peer: nothing to wait for, whatever changed.
+    c.interest_add("alone");
+    assert!(c.interest_barrier().is_none());
+
+    let b: Arc<str> = Arc::from("b");
+    let mut reg = link(&c, &b, &sd);
+    // A known filter changes no interest (its SUB went out in b's snapshot).
+    c.interest_add("alone");
+    assert!(
+        c.interest_barrier().is_none(),
+        "no interest change: no wait"
+    );
+
+    // A new filter is advertised: its SUBACK waits for b's answer to the SYNC behind it.
+    c.interest_add("new");
+    let barrier = c.interest_barrier().expect("interest sent: wait");
+    assert_eq!(
+        reg.rx.try_recv().ok(),
+        Some(frame::to_bytes(&Frame::Sub("new".into())))
+    );
+    let Ok(Some(Frame::Sync(seq))) = frame::decode(&mut BytesMut::from(
+        &reg.rx.try_recv().expect("SYNC queued")[..],
+    )) else {
+        panic!("SYNC expected after the SUB");
+    };
+    // Another client subscribing to the same filter before b answered must wait too:
+    // the SUB it relies on may still be on its way.
+    c.interest_add("new");
+    let second = c.interest_barrier().expect("unconfirmed interest: wait");
+    drop(second);
+    c.on_sync_ack(&b, seq);
+    tokio::time::timeout(Duration::from_secs(1), barrier)
+        .await
+        .expect("resolved by the answer, not the timeout");
+    // Confirmed: the same filter again needs no wait.
+    c.interest_add("new");
+    assert!(c.interest_barrier().is_none());
+    assert!(c.syncs.lock().is_empty(), "finished waits are withdrawn");
+}
+
+#[test]
+fn a_link_down_before_the_snapshot_ends_purges_carried_interest_too() {
+    let c = cluster();
+    let sd = CancellationToken::new();
+    let b: Arc<str> = Arc::from("b");
+    let first = link(&c, &b, &sd);
+    c.on_sub(&b, first.link_id, "t/1".into());
+    assert!(c.on_group(&b, first.link_id, &key("g"), 1));
+    let second = link(&c, &b, &sd);
+    assert_eq!(c.unregister(&b, second.link_id), vec![key("g")]);
+    assert!(matches(&c, "t/1").is_empty());
+}

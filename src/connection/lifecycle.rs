@@ -1,0 +1,249 @@
+//! A connection's lifecycle around its serving loop: the CONNECT phase (read, check,
+//! authenticate, attach, CONNACK), refusing a connection that never got a session, and the
+//! closing phase (will, detach, counters, last flush).
+
+use std::net::SocketAddr;
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::read::ReadSide;
+use super::*;
+
+/// The CONNECT phase: reads and checks the CONNECT, authenticates, attaches the session and
+/// queues the CONNACK. `None` when the connection was refused (and answered).
+pub(super) async fn open<R, W>(
+    mut conn: Conn<R, W>,
+    info: ConnInfo,
+    shutdown: CancellationToken,
+) -> Opened<R, W>
+where
+    R: ReadSide,
+    W: AsyncWrite + Unpin,
+{
+    let peer = info.peer;
+    let connect = tokio::select! {
+        r = tokio::time::timeout(conn.ctx.config.limits.connect_timeout, conn.read_connect()) => match r {
+            Ok(r) => r,
+            Err(_) => Err(CloseReason::ConnectTimeout),
+        },
+        _ = shutdown.cancelled() => Err(CloseReason::Shutdown),
+    };
+    let mut connect = match connect {
+        Ok(c) => c,
+        Err(reason) => {
+            conn.refuse(peer, &reason).await;
+            return None;
+        }
+    };
+    let client_id = match connect::validate(&connect, &conn.ctx) {
+        Ok(id) => id,
+        Err(code) => {
+            conn.refuse(peer, &CloseReason::ConnectRefused(code)).await;
+            return None;
+        }
+    };
+    // Authentication and the will's ACL check (auth/).
+    let cert_cn = info.cert_cn.as_deref();
+    let username = match conn
+        .ctx
+        .auth
+        .admit(&connect, &client_id, peer, cert_cn)
+        .await
+    {
+        Ok(u) => u,
+        Err(code) => {
+            conn.refuse(peer, &CloseReason::ConnectRefused(code)).await;
+            return None;
+        }
+    };
+    let gen = conn.ctx.sessions.next_gen();
+    let link = ConnLink::new(gen);
+    let attached = match conn
+        .ctx
+        .sessions
+        .attach(&client_id, connect.clean_session, link.clone())
+    {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(%peer, client_id, "{e}");
+            conn.refuse(
+                peer,
+                &CloseReason::ConnectRefused(ConnectReturnCode::ServerUnavailable),
+            )
+            .await;
+            return None;
+        }
+    };
+    if let Some(old) = &attached.discarded {
+        conn.ctx.router.end_session(old);
+    }
+    let session = attached.session;
+    codec::encode(
+        &Packet::ConnAck(ConnAck {
+            session_present: attached.present,
+            code: ConnectReturnCode::Accepted,
+        }),
+        conn.wbuf.buf(),
+    );
+    if attached.present {
+        let vectored = conn.wr.is_write_vectored();
+        let n = session.lock().resend_inflight(&mut conn.wbuf, vectored);
+        metrics::add(&conn.ctx.metrics.publish_sent, n);
+    }
+    metrics::inc(&conn.ctx.metrics.clients_connected_current);
+    tracing::debug!(%peer, client_id, clean = connect.clean_session, present = attached.present, "client connected");
+    if let Some(c) = conn.ctx.router.cluster() {
+        // Client ids are unique cluster-wide: a live connection elsewhere is taken over.
+        c.announce_client(&client_id, link.connected_at());
+    }
+    let read = conn
+        .ctx
+        .auth
+        .read_gate(&session.client_id, username.as_ref());
+    let live = Live {
+        session,
+        gen,
+        link,
+        needs_drain: true,
+        keep_alive: (connect.keep_alive > 0)
+            .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500)),
+        read,
+        username,
+        held: None,
+        pressure: None,
+        backlog: false,
+        paused: false,
+        awaiting_acks: false,
+        publishing: None,
+    };
+    Some((conn, live, connect.will.take().map(Box::new)))
+}
+
+/// The closing phase: the will, the session's detach, metrics, and a best-effort flush.
+pub(super) async fn close<R, W>(
+    mut conn: Conn<R, W>,
+    live: Live,
+    will: Option<Box<LastWill>>,
+    reason: CloseReason,
+) where
+    R: ReadSide,
+    W: AsyncWrite + Unpin,
+{
+    let ctx = conn.ctx.clone();
+    let session = &live.session;
+    if reason.publishes_will() {
+        // The same `$SYS` guard as a PUBLISH: a will is a message the client publishes.
+        if let Some(w) = will.filter(|w| !inbound::refuse_sys(&w.topic, &ctx)) {
+            metrics::inc(&ctx.metrics.wills_published);
+            let w = *w;
+            let msg = Message {
+                topic: w.topic,
+                payload: w.payload,
+                qos: w.qos,
+                retain: w.retain,
+            };
+            ctx.router.publish(msg, Instant::now());
+        }
+    }
+    if ctx.sessions.detach(session, live.gen, Instant::now()) == DetachOutcome::Removed {
+        ctx.router.end_session(session);
+    }
+    metrics::dec(&ctx.metrics.clients_connected_current);
+    count_close(&ctx, &reason);
+    tracing::debug!(client_id = %session.client_id, %reason, "client disconnected");
+    // Best effort: whatever is still buffered (e.g. a final PINGRESP) goes out before close.
+    if matches!(
+        reason,
+        CloseReason::ClientDisconnect | CloseReason::Shutdown
+    ) && !conn.wbuf.is_empty()
+    {
+        let _ = tokio::time::timeout(
+            Duration::from_millis(200),
+            conn.wbuf.write_all(&mut conn.wr),
+        )
+        .await;
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(200), conn.wr.shutdown()).await;
+}
+
+fn count_close(ctx: &Context, reason: &CloseReason) {
+    let m = &ctx.metrics;
+    match reason {
+        CloseReason::Malformed(e) => {
+            metrics::inc(&m.malformed_packets);
+            if e.is_topic_limit() {
+                metrics::inc(&m.topics_over_limit);
+            }
+        }
+        CloseReason::Protocol(_) => metrics::inc(&m.protocol_errors),
+        CloseReason::KeepAliveTimeout => metrics::inc(&m.keep_alive_timeouts),
+        CloseReason::TakenOver => metrics::inc(&m.takeovers),
+        CloseReason::SlowConsumer => metrics::inc(&m.slow_consumer_disconnects),
+        CloseReason::ConnectTimeout => metrics::inc(&m.connect_timeouts),
+        CloseReason::ConnectRefused(_) => metrics::inc(&m.connects_refused),
+        _ => {}
+    }
+}
+
+impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
+    pub(super) async fn read_connect(&mut self) -> Result<Connect, CloseReason> {
+        let limits = self.ctx.decode_limits;
+        let mut size = ReadSize::default();
+        loop {
+            match codec::decode(&mut self.rbuf, &limits)? {
+                Some(Packet::Connect(c)) => return Ok(c),
+                Some(_) => {
+                    return Err(CloseReason::Protocol(
+                        "first packet is not CONNECT [MQTT-3.1.0-1]",
+                    ))
+                }
+                None => {}
+            }
+            let initial = self.ctx.config.engine.read_buffer_size;
+            let room = size.reserve::<R>(&mut self.rbuf, initial);
+            let n = read::read(&mut self.rd, &mut self.rbuf, room).await?;
+            size.record(n, room);
+            if n == 0 {
+                return Err(CloseReason::PeerClosed);
+            }
+            metrics::add(&self.ctx.metrics.bytes_received, n as u64);
+        }
+    }
+
+    /// Ends a connection that never got a session, answering with a CONNACK where the spec
+    /// asks for one.
+    pub(super) async fn refuse(&mut self, peer: SocketAddr, reason: &CloseReason) {
+        let code = match reason {
+            CloseReason::Malformed(DecodeError::UnsupportedProtocolLevel(_)) => {
+                // [MQTT-3.1.2-2]: answer 0x01 and close.
+                Some(ConnectReturnCode::UnacceptableProtocolVersion)
+            }
+            CloseReason::ConnectRefused(code) => Some(*code),
+            _ => None,
+        };
+        count_close(&self.ctx, reason);
+        if matches!(
+            reason,
+            CloseReason::Malformed(DecodeError::UnsupportedProtocolLevel(_))
+        ) {
+            metrics::inc(&self.ctx.metrics.connects_refused);
+        }
+        tracing::debug!(%peer, %reason, "connection refused");
+        if let Some(code) = code {
+            // A refused CONNECT gets CONNACK with session-present 0 [MQTT-3.2.2-4].
+            let mut out = BytesMut::new();
+            codec::encode(
+                &Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code,
+                }),
+                &mut out,
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.write_all(&out)).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), self.wr.shutdown()).await;
+    }
+}
