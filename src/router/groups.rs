@@ -89,8 +89,10 @@ impl Group {
             Some(r) => r.may_read(topic),
         };
         // Indices of the local members that may read `topic`; `None` (no ACL): all of them.
+        // Every member has a read check or none does (an ACL file is broker-wide), so the
+        // first one tells, and a broker without an ACL pays nothing here.
         let allowed: Option<smallvec::SmallVec<[usize; 8]>> =
-            m.local.iter().any(|x| x.read.is_some()).then(|| {
+            m.local.first().is_some_and(|x| x.read.is_some()).then(|| {
                 (0..m.local.len())
                     .filter(|&i| readable(&m.local[i]))
                     .collect()

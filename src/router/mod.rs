@@ -241,7 +241,7 @@ impl Router {
     }
 
     /// Removes every subscription of a session that ended.
-    pub fn remove_all(&self, session: &Session) {
+    fn remove_all(&self, session: &Session) {
         let filters = std::mem::take(&mut session.lock().subscriptions);
         for filter in filters.keys() {
             self.drop_subscription(session.id, filter);
@@ -407,7 +407,7 @@ impl Router {
     /// Hands the unacknowledged group messages of a member that left (clean session) to other
     /// members, so none is lost and none reaches a live member twice. Call after
     /// [`Router::remove_all`], so the leaver is no longer a candidate.
-    pub fn redispatch_undelivered(&self, session: &Session) {
+    fn redispatch_undelivered(&self, session: &Session) {
         let undelivered = session.lock().take_undelivered();
         for d in undelivered {
             let Some(key) = d.group else { continue };

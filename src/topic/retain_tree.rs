@@ -83,41 +83,31 @@ impl<V> RetainTree<V> {
     /// Removes `topic`, pruning emptied branches.
     ///
     /// Iterative (a topic may be as deep as `limits.max_topic_levels` allows): one walk down
-    /// to take the value, one to find the shallowest node left empty, one to unlink it.
+    /// to take the value and find what stays, one to unlink the emptied branch.
     pub fn remove(&mut self, topic: &str) -> Option<V> {
         let path: Vec<&str> = topic.split('/').collect();
+        // One walk down: the deepest node that stays (a value, or more than the path below
+        // it) is noted on the way; the path is cut just under it. The root always stays.
+        let mut keep = 0;
         let mut node = &mut self.root;
-        for level in &path {
+        for (depth, level) in path.iter().enumerate() {
             node = node.children.get_mut(*level)?;
+            if depth + 1 < path.len() && (node.value.is_some() || node.children.len() > 1) {
+                keep = depth + 1;
+            }
         }
         let old = node.value.take()?;
+        if !node.children.is_empty() {
+            keep = path.len();
+        }
         self.len -= 1;
-        let mut chain: Vec<&Node<V>> = Vec::with_capacity(path.len() + 1);
-        let mut node = &self.root;
-        chain.push(node);
-        for level in &path {
-            match node.children.get(*level) {
-                Some(child) => node = child,
-                None => return Some(old),
-            }
-            chain.push(node);
-        }
-        let mut cut = None;
-        for depth in (1..chain.len()).rev() {
-            let n = chain[depth];
-            let limit = usize::from(depth != chain.len() - 1);
-            if n.value.is_some() || n.children.len() > limit {
-                break;
-            }
-            cut = Some(depth);
-        }
-        if let Some(depth) = cut {
+        if keep < path.len() {
             let mut node = &mut self.root;
-            for level in &path[..depth - 1] {
+            for level in &path[..keep] {
                 node = node.children.get_mut(*level)?;
             }
             // Dropped here, iteratively (see `Drop for Node`).
-            drop(node.children.remove(path[depth - 1]));
+            drop(node.children.remove(path[keep]));
         }
         Some(old)
     }

@@ -49,14 +49,6 @@ impl<K, V> Node<K, V> {
             && self.literal.len() + usize::from(self.plus.is_some()) == 1
     }
 
-    fn child(&self, level: &str) -> Option<&Node<K, V>> {
-        if level == "+" {
-            self.plus.as_deref()
-        } else {
-            self.literal.get(level)
-        }
-    }
-
     fn child_mut(&mut self, level: &str) -> Option<&mut Node<K, V>> {
         if level == "+" {
             self.plus.as_deref_mut()
@@ -159,54 +151,39 @@ impl<K: Hash + Eq + Clone, V> SubscriptionTrie<K, V> {
     /// Removes `key`'s entry for `filter`, pruning emptied nodes.
     ///
     /// Iterative (a filter may be as deep as `limits.max_topic_levels` allows): one walk down
-    /// to remove the entry, one to find the shallowest node left empty, one to unlink it.
+    /// to remove the entry and find what stays, one to unlink the emptied branch.
     pub fn remove(&mut self, filter: &str, key: &K) -> Option<V> {
         let levels: Vec<&str> = filter.split('/').collect();
         let (path, multi) = match levels.split_last() {
             Some((&"#", path)) => (path, true),
             _ => (&levels[..], false),
         };
+        // One walk down: the deepest node that stays (it holds more than the path below it)
+        // is noted on the way; the path is cut just under it. The root always stays.
+        let mut keep = 0;
         let mut node = &mut self.root;
-        for level in path {
+        for (depth, level) in path.iter().enumerate() {
             node = node.child_mut(level)?;
+            if depth + 1 < path.len() && !node.only_one_child() {
+                keep = depth + 1;
+            }
         }
         let old = if multi {
             node.hash.remove(key)
         } else {
             node.exact.remove(key)
         }?;
+        if !node.is_empty() {
+            keep = path.len();
+        }
         self.entries -= 1;
-        // Nodes along the path, root first; the deepest ones that held only the path are cut.
-        let mut chain: Vec<&Node<K, V>> = Vec::with_capacity(path.len() + 1);
-        let mut node = &self.root;
-        chain.push(node);
-        for level in path {
-            match node.child(level) {
-                Some(child) => node = child,
-                None => return Some(old),
-            }
-            chain.push(node);
-        }
-        let mut cut = None;
-        for depth in (1..chain.len()).rev() {
-            let n = chain[depth];
-            let emptied = if depth == chain.len() - 1 {
-                n.is_empty()
-            } else {
-                n.only_one_child()
-            };
-            if !emptied {
-                break;
-            }
-            cut = Some(depth);
-        }
-        if let Some(depth) = cut {
+        if keep < path.len() {
             let mut node = &mut self.root;
-            for level in &path[..depth - 1] {
+            for level in &path[..keep] {
                 node = node.child_mut(level)?;
             }
             // Dropped here, iteratively (see `Drop for Node`).
-            drop(node.remove_child(path[depth - 1]));
+            drop(node.remove_child(path[keep]));
         }
         Some(old)
     }
