@@ -32,29 +32,6 @@ enum Expect {
 use Expect::*;
 use Phase::*;
 
-/// Appends a remaining length in the variable-length encoding of §2.2.3.
-fn put_len(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            break;
-        }
-    }
-}
-
-/// A packet: first byte, correct remaining length, body.
-fn frame(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    put_len(&mut out, body.len());
-    out.extend_from_slice(body);
-    out
-}
-
 /// A length-prefixed field (§1.5.3).
 fn s(bytes: &[u8]) -> Vec<u8> {
     let mut out = (bytes.len() as u16).to_be_bytes().to_vec();

@@ -368,3 +368,27 @@ pub fn links(b: &TestBroker) -> usize {
         .cluster()
         .map_or(0, |c| c.peer_ids().len())
 }
+
+/// Appends a remaining length in the variable-length encoding of §2.2.3.
+pub fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// A raw packet: first byte, the body's remaining length, body (for bytes the codec's own
+/// encoder would refuse).
+pub fn frame(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    put_len(&mut out, body.len());
+    out.extend_from_slice(body);
+    out
+}

@@ -7,7 +7,7 @@ use supermq::codec::{ConnAck, ConnectReturnCode, Packet, QoS, SubAck, SubackCode
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::common::{connect_packet, Raw, WAIT};
+use crate::common::{connect_packet, put_len, Raw, WAIT};
 use crate::support::*;
 
 // --- Huge declared lengths ----------------------------------------------------------------

@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::common::{until_barrier, Raw, WAIT};
+use crate::common::{frame, until_barrier, Raw, WAIT};
 use supermq::codec::{ConnAck, ConnectReturnCode, Packet, QoS, SubAck, SubackCode};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
@@ -23,28 +23,6 @@ pub(crate) const BYSTANDER_TOPIC: &str = "bystander/echo";
 
 // --- Raw packet encoder -------------------------------------------------------------------
 
-/// Appends a remaining length in the variable-length encoding of §2.2.3.
-pub(crate) fn put_len(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            break;
-        }
-    }
-}
-
-/// A packet: first byte, the body's remaining length, body.
-pub(crate) fn frame(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    put_len(&mut out, body.len());
-    out.extend_from_slice(body);
-    out
-}
 
 /// A 2-byte-length-prefixed field (§1.5.3); any bytes, valid UTF-8 or not.
 pub(crate) fn s(bytes: &[u8]) -> Vec<u8> {
