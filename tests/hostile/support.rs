@@ -23,7 +23,6 @@ pub(crate) const BYSTANDER_TOPIC: &str = "bystander/echo";
 
 // --- Raw packet encoder -------------------------------------------------------------------
 
-
 /// A 2-byte-length-prefixed field (§1.5.3); any bytes, valid UTF-8 or not.
 pub(crate) fn s(bytes: &[u8]) -> Vec<u8> {
     let len = u16::try_from(bytes.len()).expect("a field holds at most 65,535 bytes");
