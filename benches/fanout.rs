@@ -64,7 +64,10 @@ impl Fixture {
             qos,
             retain: false,
         };
-        self.ctx.router.publish(msg, Instant::now())
+        self.ctx
+            .router
+            .publish(msg, supermq::router::Origin::broker(), Instant::now())
+            .queued
     }
 
     /// Empties every queue (and the QoS 1 in-flight window).
@@ -73,7 +76,7 @@ impl Fixture {
             let mut st = s.lock();
             self.buf.buf().clear();
             // Copied in, as for a TLS or WebSocket client (1 KB payloads are copied anyway).
-            st.fill(&mut self.buf, usize::MAX, false);
+            st.fill(&mut self.buf, usize::MAX, false, Instant::now());
             drop(st.take_undelivered());
         }
     }

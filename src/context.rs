@@ -43,6 +43,7 @@ impl Context {
             queue_qos0_offline: s.queue_qos0_offline,
             slow_consumer_timeout: (!s.slow_consumer_timeout.is_zero())
                 .then_some(s.slow_consumer_timeout),
+            stall_timeout: s.stall_timeout,
         };
         let expiry =
             (!s.persistent_session_expiry.is_zero()).then_some(s.persistent_session_expiry);

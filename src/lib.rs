@@ -26,6 +26,7 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod engine;
+pub mod flow;
 pub mod listener;
 pub mod message;
 pub mod metrics;
@@ -72,6 +73,7 @@ pub struct Broker {
     ctx: Arc<Context>,
     addrs: Vec<(String, SocketAddr)>,
     route_addr: Option<SocketAddr>,
+    cluster: Option<Arc<cluster::Cluster>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -84,14 +86,11 @@ impl Broker {
         let tracker = TaskTracker::new();
         // The cluster starts before any client is accepted, so every subscription is counted
         // in the interest advertised to peers.
-        let route_addr = if ctx.config.cluster.enabled {
-            Some(
-                cluster::start(ctx.clone(), &tracker, shutdown.clone())
-                    .await?
-                    .1,
-            )
+        let (cluster, route_addr) = if ctx.config.cluster.enabled {
+            let (c, addr) = cluster::start(ctx.clone(), &tracker, shutdown.clone()).await?;
+            (Some(c), Some(addr))
         } else {
-            None
+            (None, None)
         };
         let limit = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
         let n = match ctx.config.engine.worker_threads {
@@ -128,7 +127,12 @@ impl Broker {
         });
         let sys_interval = ctx.config.sys.interval;
         if !sys_interval.is_zero() {
-            tracker.spawn(sys::run(ctx.clone(), sys_interval, shutdown.clone()));
+            tracker.spawn(sys::run(
+                ctx.clone(),
+                cluster.clone(),
+                sys_interval,
+                shutdown.clone(),
+            ));
         }
         let expiry = ctx.config.session.persistent_session_expiry;
         if !expiry.is_zero() {
@@ -139,6 +143,7 @@ impl Broker {
             ctx,
             addrs,
             route_addr,
+            cluster,
             tracker,
             shutdown,
         })
@@ -152,6 +157,11 @@ impl Broker {
     /// The bound route (cluster) address, when clustering is on.
     pub fn route_addr(&self) -> Option<SocketAddr> {
         self.route_addr
+    }
+
+    /// This node's cluster, when clustering is on.
+    pub fn cluster(&self) -> Option<&Arc<cluster::Cluster>> {
+        self.cluster.as_ref()
     }
 
     /// The bound address of the listener called `name`.

@@ -6,12 +6,20 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::codec::QoS;
 use crate::context::Context;
 use crate::message::Message;
+use crate::router::Origin;
 
-/// Publishes every metric under `$SYS/broker/` each `interval` until `shutdown`.
-pub async fn run(ctx: Arc<Context>, interval: Duration, shutdown: CancellationToken) {
+/// Publishes every metric under `$SYS/broker/` each `interval` until `shutdown`; with a
+/// `cluster`, each route's counters too.
+pub async fn run(
+    ctx: Arc<Context>,
+    cluster: Option<Arc<Cluster>>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,7 +38,7 @@ pub async fn run(ctx: Arc<Context>, interval: Duration, shutdown: CancellationTo
                 .into_iter()
                 .map(|(k, v)| (format!("$SYS/broker/{k}"), v.to_string())),
         );
-        if let Some(c) = ctx.router.cluster() {
+        if let Some(c) = &cluster {
             // One subtree per linked peer: a route that is down has no fresh entry.
             for (node, st) in c.link_stats() {
                 for (k, v) in [
@@ -51,7 +59,7 @@ pub async fn run(ctx: Arc<Context>, interval: Duration, shutdown: CancellationTo
                 qos: QoS::AtMostOnce,
                 retain: true,
             };
-            ctx.router.publish(msg, now);
+            ctx.router.publish(msg, Origin::broker(), now);
         }
     }
 }

@@ -331,11 +331,7 @@ async fn group_cluster(strategy: GroupStrategy) -> Vec<TestBroker> {
     let nodes = vec![n1, n2, n3];
     for b in &nodes {
         wait_until("mesh", || {
-            b.broker
-                .context()
-                .router
-                .cluster()
-                .is_some_and(|c| c.peer_ids().len() == 2)
+            b.broker.cluster().is_some_and(|c| c.peer_ids().len() == 2)
         })
         .await;
     }

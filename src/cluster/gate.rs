@@ -46,3 +46,13 @@ impl RouteGate {
         pressured
     }
 }
+
+impl crate::flow::Backpressure for RouteGate {
+    fn pressured(&self) -> bool {
+        RouteGate::pressured(self)
+    }
+
+    fn relief(&self) -> tokio::sync::watch::Receiver<u64> {
+        RouteGate::relief(self)
+    }
+}

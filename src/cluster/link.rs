@@ -13,14 +13,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{self, Frame, FrameError, Info, RetainEntry};
+use super::ingress::{self, Blocked};
 use super::node::{Cluster, RegisterError};
-use crate::codec::QoS;
 use crate::context::Context;
-use crate::message::Message;
 use crate::metrics;
-use crate::router::RouteMeta;
-use crate::store::Stamp;
-use crate::topic::GroupKey;
 
 const WRITE_BATCH: usize = 256 * 1024;
 
@@ -396,15 +392,36 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut tick = tokio::time::interval(cluster.ping_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A message local readers have not taken yet: reading waits for it (flow control).
+    let mut blocked: Option<Blocked> = None;
+    let mut relief: Option<ingress::Relief> = None;
     loop {
         tokio::select! {
             // Replaced by a newer link, or shutting down: see below the loop.
             _ = reg.kick.cancelled() => break,
             _ = tick.tick() => {
-                if last_rx.elapsed() > cluster.ping_interval * 3 {
+                // While reading waits for local readers the peer's pings are not read; that
+                // is not the peer's silence.
+                if blocked.is_none() && last_rx.elapsed() > cluster.ping_interval * 3 {
                     return (id, LinkError::Silent);
                 }
                 frame::encode(&Frame::Ping, &mut wbuf);
+            }
+            _ = async {
+                match relief.as_mut() {
+                    Some(r) => r.await,
+                    None => std::future::pending().await,
+                }
+            }, if relief.is_some() => {
+                last_rx = Instant::now();
+                blocked = blocked.take().and_then(|b| b.resume(ctx));
+                if blocked.is_none() {
+                    match ingress::apply(rbuf, node, id, ctx, cluster, &mut wbuf, &reg.stats) {
+                        Ok(b) => blocked = b,
+                        Err(e) => return (id, e),
+                    }
+                }
+                relief = blocked.as_ref().map(Blocked::relief);
             }
             r = wr.write(&wbuf), if !wbuf.is_empty() => match r {
                 Ok(0) => return (id, LinkError::Closed),
@@ -426,22 +443,16 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 reg.gate.drained(reg.rx.len());
             }
-            r = rd.read_buf(rbuf) => match r {
+            r = rd.read_buf(rbuf), if blocked.is_none() => match r {
                 Ok(0) => return (id, LinkError::Closed),
                 Ok(n) => {
                     last_rx = Instant::now();
                     metrics::add(&reg.stats.bytes_in, n as u64);
-                    loop {
-                        match frame::decode(rbuf) {
-                            Ok(Some(f)) => {
-                                if let Err(e) = handle(f, node, id, ctx, cluster, &mut wbuf, &reg.stats) {
-                                    return (id, e);
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => return (id, e.into()),
-                        }
+                    match ingress::apply(rbuf, node, id, ctx, cluster, &mut wbuf, &reg.stats) {
+                        Ok(b) => blocked = b,
+                        Err(e) => return (id, e),
                     }
+                    relief = blocked.as_ref().map(Blocked::relief);
                     if rbuf.capacity() - rbuf.len() < 4096 {
                         rbuf.reserve(64 * 1024);
                     }
@@ -465,131 +476,25 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             let _ = wr.shutdown().await;
         }
         let mut scratch = BytesMut::new();
-        while let Ok(n) = rd.read_buf(rbuf).await {
-            if n == 0 {
-                break;
+        loop {
+            while let Some(b) = blocked.take() {
+                b.relief().await;
+                blocked = b.resume(ctx);
             }
-            while let Ok(Some(f)) = frame::decode(rbuf) {
-                let _ = handle(f, node, id, ctx, cluster, &mut scratch, &reg.stats);
-                scratch.clear();
+            match ingress::apply(rbuf, node, id, ctx, cluster, &mut scratch, &reg.stats) {
+                Ok(b) => blocked = b,
+                Err(_) => break,
+            }
+            scratch.clear();
+            if blocked.is_some() {
+                continue;
+            }
+            match rd.read_buf(rbuf).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
             }
         }
     })
     .await;
     (id, LinkError::Replaced)
-}
-
-fn handle(
-    f: Frame,
-    node: &Arc<str>,
-    link_id: u64,
-    ctx: &Arc<Context>,
-    cluster: &Arc<Cluster>,
-    out: &mut BytesMut,
-    stats: &super::stats::LinkStats,
-) -> Result<(), LinkError> {
-    match f {
-        Frame::Ping => frame::encode(&Frame::Pong, out),
-        Frame::Pong => {}
-        Frame::Sub(filter) => cluster.on_sub(node, link_id, filter),
-        Frame::Unsub(filter) => cluster.on_unsub(node, link_id, &filter),
-        // Frames on a link are applied in order, so answering now confirms everything before;
-        // but not on a link this node has already replaced by another to the same peer: its
-        // Sub frames were ignored, so confirming would let a SUBACK overtake the interest
-        // (the peer asks again on the new link once it switches too, after its snapshot).
-        Frame::Sync(n) => {
-            if cluster.is_current(node, link_id) {
-                frame::encode(&Frame::SyncAck(n), out);
-            }
-        }
-        Frame::SyncAck(n) => cluster.on_sync_ack(node, n),
-        Frame::SnapshotEnd => {
-            for key in cluster.on_snapshot_end(node, link_id) {
-                ctx.router.groups().set_remote(&key, node, 0);
-            }
-        }
-        Frame::Msg(m) => {
-            metrics::inc(&stats.msgs_in);
-            let Some(qos) = QoS::from_u8(m.qos) else {
-                return Err(LinkError::Unexpected("bad QoS"));
-            };
-            let msg = Message {
-                topic: m.topic,
-                payload: m.payload,
-                qos,
-                retain: m.retain,
-            };
-            let groups: Vec<GroupKey> = m
-                .groups
-                .into_iter()
-                .map(|(g, f)| GroupKey {
-                    group: Arc::from(g.as_str()),
-                    filter: Arc::from(f.as_str()),
-                })
-                .collect();
-            let meta = RouteMeta {
-                ts: m.ts,
-                origin: node.clone(),
-                groups: &groups,
-                group_only: m.group_only,
-                redispatched: m.redispatched,
-            };
-            // One hop: delivered to local sessions only, never forwarded again.
-            ctx.router.publish_from_route(msg, meta, Instant::now());
-        }
-        Frame::Retain(r) => {
-            let Some(qos) = QoS::from_u8(r.qos) else {
-                return Err(LinkError::Unexpected("bad QoS"));
-            };
-            let msg = Arc::new(Message {
-                topic: r.topic,
-                payload: r.payload,
-                qos,
-                retain: true,
-            });
-            let stamp = Stamp {
-                ts: r.ts,
-                origin: Arc::from(r.origin.as_str()),
-            };
-            ctx.router.retained().apply_remote(&msg, stamp);
-        }
-        Frame::Client { id, at } => {
-            // The same client id connected on the peer: the id is unique cluster-wide, and the
-            // newer connection wins [MQTT-3.1.4-2]. Two nodes taking each other's client at
-            // the same moment both hear of it; comparing connect times (then node ids) makes
-            // them agree on the winner instead of each closing its own.
-            if let Some(s) = ctx.sessions.get(&id) {
-                if let Some(l) = s.lock().link() {
-                    let ours = (l.connected_at(), &*cluster.node_id);
-                    if ours < (at, &**node) {
-                        l.kick(crate::session::KickReason::TakenOver);
-                    }
-                }
-            }
-        }
-        Frame::Peer { node_id, addr } => {
-            if node_id != *cluster.node_id && !cluster.is_linked(&node_id) {
-                super::dial::spawn_gossiped(addr, ctx.clone(), cluster.clone());
-            }
-        }
-        Frame::Group {
-            group,
-            filter,
-            weight,
-        } => {
-            if crate::topic::validate_filter(&filter).is_ok() {
-                let key = GroupKey {
-                    group: Arc::from(group.as_str()),
-                    filter: Arc::from(filter.as_str()),
-                };
-                if cluster.on_group(node, link_id, &key, weight) {
-                    ctx.router.groups().set_remote(&key, node, weight);
-                }
-            }
-        }
-        Frame::Info(_) => return Err(LinkError::Unexpected("INFO")),
-        Frame::Welcome => return Err(LinkError::Unexpected("WELCOME")),
-        Frame::Auth(_) => return Err(LinkError::Unexpected("AUTH")),
-    }
-    Ok(())
 }

@@ -39,8 +39,10 @@ mod barrier;
 mod dial;
 pub mod frame;
 mod gate;
+mod ingress;
 mod link;
 mod node;
+mod sink;
 mod stats;
 mod tls;
 
@@ -130,7 +132,8 @@ pub async fn start(
     let cluster = Arc::new(node);
     *cluster.dialing.tasks.lock() = Some((tracker.clone(), shutdown.clone()));
     ctx.router.retained().set_node(cluster.node_id.clone());
-    ctx.router.set_cluster(cluster.clone());
+    ctx.router
+        .set_remote(Arc::new(sink::ClusterSink(cluster.clone())));
     tracing::info!(node = %cluster.node_id, route = %bound, advertise = %cluster.advertise, "cluster routes listening");
 
     let (c, cx, sd, tr) = (

@@ -146,6 +146,11 @@ pub struct SessionConfig {
     /// Zero disables slow-consumer disconnection.
     #[serde(deserialize_with = "de::duration")]
     pub slow_consumer_timeout: Duration,
+    /// A connected client that has taken nothing for this long while messages wait for it
+    /// no longer holds back the publishers feeding it (see `flow`); until then a full queue
+    /// paces them instead of dropping. Zero turns that off: full queues always drop.
+    #[serde(deserialize_with = "de::duration")]
+    pub stall_timeout: Duration,
     /// Zero means offline persistent sessions never expire.
     #[serde(deserialize_with = "de::duration")]
     pub persistent_session_expiry: Duration,

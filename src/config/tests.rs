@@ -91,6 +91,7 @@ max_queued_bytes = 1024
 queue_full_policy = "drop_oldest"
 queue_qos0_offline = true
 slow_consumer_timeout = "0s"
+stall_timeout = "500ms"
 persistent_session_expiry = "1d"
 max_sessions = 42
 max_subscriptions = 50
@@ -168,6 +169,7 @@ strategy = "hash_topic"
             queue_full_policy: QueueFullPolicy::DropOldest,
             queue_qos0_offline: true,
             slow_consumer_timeout: Duration::ZERO,
+            stall_timeout: Duration::from_millis(500),
             persistent_session_expiry: Duration::from_secs(86_400),
             max_sessions: 42,
             max_subscriptions: 50,

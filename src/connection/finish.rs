@@ -15,9 +15,11 @@ use std::time::Instant;
 use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
 
+use super::pacing::note_routed;
 use super::read::ReadSide;
-use super::{inbound, CloseReason, Conn, Deferred, Live, PACE_MAX};
+use super::{inbound, CloseReason, Conn, Deferred, Live, Step, PACE_MAX};
 use crate::codec::Packet;
+use crate::router::Origin;
 
 impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
     /// Routes what was set aside, still paced by subscribers that drain (each wait bounded by
@@ -36,22 +38,60 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 | CloseReason::Malformed(_)
                 | CloseReason::Protocol(_)
         );
-        while live.deferred_len() > 0 {
-            if let Some(pacer) = live.pressure.take() {
-                if pacer.pressured() && !shutdown.is_cancelled() {
-                    let mut relief = pacer.relief();
-                    let _ = tokio::time::timeout(PACE_MAX, relief.changed()).await;
-                }
-            }
+        loop {
+            let step = match live.publishing.as_mut() {
+                Some(p) => p.pacing.step(),
+                None => Step::Idle,
+            };
             let now = Instant::now();
-            match live.pop_deferred() {
-                Some(Deferred::Accepted(msg)) => inbound::route(msg, live, &self.ctx, now),
-                Some(Deferred::Unhandled(Packet::Publish(p))) if client_ended => {
-                    if let Some(msg) = inbound::accept(p, live, &self.ctx, self.wbuf.buf()) {
-                        inbound::route(msg, live, &self.ctx, now);
+            match step {
+                Step::Idle => break,
+                Step::Wait if shutdown.is_cancelled() => {
+                    // No waiting once the broker stops: what is left is offered once more,
+                    // and the queue bounds apply (counted).
+                    let left: Vec<Deferred> = live
+                        .publishing
+                        .as_mut()
+                        .map(|p| p.pacing.drain().collect())
+                        .unwrap_or_default();
+                    for item in left {
+                        match item {
+                            Deferred::Accepted(msg) => {
+                                let origin = Origin {
+                                    session: Some(&live.session),
+                                    ..Origin::broker()
+                                };
+                                self.ctx.router.publish(msg, origin, now);
+                            }
+                            Deferred::Remainder(rem) => {
+                                self.ctx.router.resume(rem, now, false);
+                            }
+                            Deferred::Unhandled(_) => {}
+                        }
+                    }
+                    break;
+                }
+                Step::Wait => {
+                    let relief = live.publishing.as_ref().and_then(|p| p.pacing.relief());
+                    if let Some(mut rx) = relief {
+                        let _ = tokio::time::timeout(PACE_MAX, rx.changed()).await;
                     }
                 }
-                Some(Deferred::Unhandled(_)) | None => {}
+                Step::Route(Deferred::Accepted(msg)) => {
+                    let routed = inbound::route(msg, live, &self.ctx, now);
+                    note_routed(live, routed, std::iter::empty());
+                }
+                Step::Route(Deferred::Remainder(rem)) => {
+                    let routed = self.ctx.router.resume(rem, now, true);
+                    note_routed(live, routed, std::iter::empty());
+                }
+                Step::Route(Deferred::Unhandled(Packet::Publish(p))) if client_ended => {
+                    if let Some(msg) = inbound::accept(p, live, &self.ctx, self.wbuf.buf()) {
+                        let routed = inbound::route(msg, live, &self.ctx, now);
+                        note_routed(live, routed, std::iter::empty());
+                    }
+                }
+                Step::Route(Deferred::Unhandled(_)) => {}
             }
         }
     }

@@ -1,9 +1,6 @@
 //! SUBACKs (and the acknowledgements after them) held until the cluster has the interest
 //! they announce, so the connection goes on serving its client meanwhile.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use bytes::BytesMut;
 
 use crate::codec::{self, Packet};
@@ -12,12 +9,12 @@ use crate::codec::{self, Packet};
 /// the packets they answer.
 #[derive(Default)]
 pub(super) struct Held {
-    pub(super) acks: std::collections::VecDeque<(Option<crate::cluster::SyncBarrier>, BytesMut)>,
+    pub(super) acks: std::collections::VecDeque<(Option<crate::router::Barrier>, BytesMut)>,
 }
 
 impl Held {
     /// Holds `ack` behind everything held before; with `barrier`, until that resolves too.
-    pub(super) fn push(&mut self, barrier: Option<crate::cluster::SyncBarrier>, ack: &Packet) {
+    pub(super) fn push(&mut self, barrier: Option<crate::router::Barrier>, ack: &Packet) {
         let mut bytes = BytesMut::new();
         codec::encode(ack, &mut bytes);
         self.acks.push_back((barrier, bytes));
@@ -28,7 +25,7 @@ impl Held {
     pub(super) fn poll_front(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         if let Some((barrier @ Some(_), _)) = self.acks.front_mut() {
             if let Some(b) = barrier.as_mut() {
-                std::task::ready!(Pin::new(b).poll(cx));
+                std::task::ready!(b.as_mut().poll(cx));
             }
             *barrier = None;
         }

@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
-use super::{CloseReason, Live};
+use super::{CloseReason, Live, Publishing};
 use crate::codec::{self, Packet, Publish, QoS, SubAck, SubackCode, Subscribe};
 use crate::context::Context;
 use crate::message::{Delivery, Message};
 use crate::metrics;
+use crate::router::{Origin, Routed};
 use crate::topic::{parse_subscription, Subscription};
 
 /// Applies one packet; responses are appended to `out`.
@@ -68,7 +69,8 @@ pub(super) fn handle(
 
 fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {
     if let Some(msg) = accept(p, live, ctx, out) {
-        route(msg, live, ctx, now);
+        let routed = route(msg, live, ctx, now);
+        super::pacing::note_routed(live, routed, std::iter::empty());
     }
 }
 
@@ -130,20 +132,14 @@ pub(super) fn refuse_sys(topic: &str, ctx: &Context) -> bool {
     sys
 }
 
-/// Routes an accepted message; a subscriber that asks for pacing pauses this publisher.
-pub(super) fn route(msg: Message, live: &mut Live, ctx: &Arc<Context>, now: Instant) {
-    let p = live.publishing.get_or_insert_with(Box::default);
-    let routed = ctx
-        .router
-        .publish_memo(msg, Some(&live.session), now, Some(&mut p.memo));
-    p.routed += routed.queued;
-    p.deepest = p.deepest.max(routed.deepest);
-    p.woke_here |= routed.woke_here;
+/// Routes an accepted message (see [`super::pacing::note_routed`] for what the caller does
+/// with the answer).
+pub(super) fn route(msg: Message, live: &mut Live, ctx: &Arc<Context>, now: Instant) -> Routed {
+    let p = live.publishing.get_or_insert_with(Publishing::boxed);
     // A client's own subscription never paces it (the router leaves it out): its own
     // connection is the one draining it.
-    if routed.pressure.is_some() {
-        live.pressure = routed.pressure;
-    }
+    ctx.router
+        .publish(msg, Origin::client(&live.session, &mut p.memo), now)
 }
 
 fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {
@@ -190,7 +186,7 @@ fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesM
         pkid: s.pkid,
         codes,
     });
-    let barrier = ctx.router.cluster().and_then(|c| c.interest_barrier());
+    let barrier = ctx.router.remote().and_then(|c| c.interest_barrier());
     match (barrier, live.held.as_mut()) {
         (None, None) => codec::encode(&suback, out),
         (barrier, Some(held)) => held.push(barrier, &suback),
@@ -200,14 +196,16 @@ fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesM
             live.held = Some(held);
         }
     }
-    for (msg, granted) in retained {
-        let d = Delivery {
+    // Every matching retained message is sent, however many: they stream out as the client
+    // reads (see `SessionState::queue_retained`), not cut at the queue bound.
+    live.session.deliver_retained(
+        retained.into_iter().map(|(msg, granted)| Delivery {
             qos: msg.qos.min(granted),
             msg,
             retain: true, // [MQTT-3.3.1-8]
             group: None,
-        };
-        ctx.router.account(live.session.deliver(d, now));
-    }
+        }),
+        now,
+    );
     live.needs_drain = true;
 }

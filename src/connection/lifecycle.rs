@@ -95,7 +95,7 @@ where
     }
     metrics::inc(&conn.ctx.metrics.clients_connected_current);
     tracing::debug!(%peer, client_id, clean = connect.clean_session, present = attached.present, "client connected");
-    if let Some(c) = conn.ctx.router.cluster() {
+    if let Some(c) = conn.ctx.router.remote() {
         // Client ids are unique cluster-wide: a live connection elsewhere is taken over.
         c.announce_client(&client_id, link.connected_at());
     }
@@ -113,9 +113,7 @@ where
         read,
         username,
         held: None,
-        pressure: None,
         backlog: false,
-        paused: false,
         awaiting_acks: false,
         publishing: None,
     };
@@ -145,7 +143,8 @@ pub(super) async fn close<R, W>(
                 qos: w.qos,
                 retain: w.retain,
             };
-            ctx.router.publish(msg, Instant::now());
+            ctx.router
+                .publish(msg, crate::router::Origin::broker(), Instant::now());
         }
     }
     if ctx.sessions.detach(session, live.gen, Instant::now()) == DetachOutcome::Removed {

@@ -11,6 +11,7 @@ mod finish;
 mod held;
 mod inbound;
 mod lifecycle;
+mod pacing;
 mod read;
 mod reason;
 
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::{self, ConnAck, Connect, ConnectReturnCode, DecodeError, LastWill, Packet};
 use crate::context::Context;
+use crate::flow::{Pacing, Step};
 use crate::message::Message;
 use crate::metrics;
 use crate::session::{ConnLink, Outbox, Session};
@@ -151,11 +153,14 @@ struct Conn<R, W> {
 }
 
 /// A PUBLISH set aside while its client is paced.
+#[derive(Debug)]
 enum Deferred {
     /// Not yet handled (nor acknowledged).
     Unhandled(Packet),
     /// Accepted and acknowledged with its batch; only its routing waits.
     Accepted(Message),
+    /// Routed, but refused by full readers: delivered to them once they drain.
+    Remainder(crate::router::Remainder),
 }
 
 /// The session side of an accepted connection.
@@ -175,15 +180,11 @@ struct Live {
     /// them); while any is held the queue is not drained. Boxed, and only while held: rare,
     /// and it would otherwise sit in every connection's task.
     held: Option<Box<Held>>,
-    /// A subscriber this client publishes to is filling up while it drains: pause reading.
-    pressure: Option<crate::router::Pacer>,
     /// Packets are left in the read buffer (handling stopped for pacing).
     backlog: bool,
-    /// Reading is paused for pacing: PUBLISH packets are set aside here (in order, bounded by
-    /// `DEFER_MAX`) while acknowledgements and pings go on being handled, so a client that is
-    /// also a subscriber keeps draining its own queue.
-    paused: bool,
-    /// The client owes acknowledgements for messages sent to it: keep reading while paced.
+    /// The client owes acknowledgements for messages sent to it: keep reading while paced,
+    /// so a client that is also a subscriber keeps draining its own queue (two clients
+    /// that publish to each other would otherwise wait for each other for good).
     awaiting_acks: bool,
     /// Made when the client first publishes: a connection that only subscribes (or idles)
     /// does not carry it in its task (memory per idle connection).
@@ -191,10 +192,11 @@ struct Live {
 }
 
 /// The publishing side of a connection.
-#[derive(Default)]
 struct Publishing {
-    /// PUBLISH packets set aside while paced (see [`Live::paused`]).
-    deferred: std::collections::VecDeque<Deferred>,
+    /// Flow control: the reader this client waits for, and the PUBLISH packets set aside
+    /// meanwhile (in order, at most `DEFER_MAX`) while acknowledgements and pings go on
+    /// being handled.
+    pacing: Pacing<Deferred>,
     /// Deliveries queued by this client's messages since its last read.
     routed: usize,
     /// The longest subscriber queue this client's last routed batch met.
@@ -210,6 +212,19 @@ struct Publishing {
     deliveries_first: bool,
 }
 
+impl Publishing {
+    fn boxed() -> Box<Publishing> {
+        Box::new(Publishing {
+            pacing: Pacing::new(DEFER_MAX),
+            routed: 0,
+            deepest: 0,
+            memo: None,
+            woke_here: false,
+            deliveries_first: false,
+        })
+    }
+}
+
 impl Live {
     /// Ready when the link was woken (queue, kick) or the first held SUBACK may go.
     fn poll_woken(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
@@ -222,15 +237,14 @@ impl Live {
     }
 
     fn publishing(&mut self) -> &mut Publishing {
-        self.publishing.get_or_insert_with(Box::default)
+        self.publishing.get_or_insert_with(Publishing::boxed)
     }
 
-    fn deferred_len(&self) -> usize {
-        self.publishing.as_ref().map_or(0, |p| p.deferred.len())
-    }
-
-    fn pop_deferred(&mut self) -> Option<Deferred> {
-        self.publishing.as_mut()?.deferred.pop_front()
+    /// Whether more may be read from the client (fewer than `DEFER_MAX` set aside).
+    fn may_read(&self) -> bool {
+        self.publishing
+            .as_ref()
+            .map_or(true, |p| p.pacing.may_read())
     }
 }
 
@@ -302,7 +316,12 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         .kick_reason()
                         .map_or(CloseReason::TakenOver, CloseReason::from);
                 }
-                let r = st.fill(&mut self.wbuf, wmax, self.wr.is_write_vectored());
+                let r = st.fill(
+                    &mut self.wbuf,
+                    wmax,
+                    self.wr.is_write_vectored(),
+                    Instant::now(),
+                );
                 live.awaiting_acks = st.inflight() > 0;
                 drop(st);
                 metrics::add(&self.ctx.metrics.publish_sent, r.sent);
@@ -311,37 +330,14 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                     live.session.relieve();
                 }
             }
-            // Flow control: a subscriber this client outpaces, and that still drains, pauses
-            // the handling of this client's PUBLISH packets until it catches up (or a short
-            // deadline passes) instead of losing them; writes to this client go on meanwhile.
-            // Until then, whatever was set aside is handled, in order.
-            loop {
-                if let Some(s) = live.pressure.take() {
-                    let relief = s.relief();
-                    if s.pressured() {
-                        let mut relief = relief;
-                        paused = Some(Box::pin(async move {
-                            let _ = tokio::time::timeout(PACE_MAX, relief.changed()).await;
-                        }));
-                    }
-                }
-                live.paused = paused.is_some();
-                if live.paused || (!live.backlog && live.deferred_len() == 0) {
-                    break;
-                }
-                if let Err(r) = self.handle_deferred(live) {
-                    return r;
-                }
-                if live.pressure.is_none() && live.deferred_len() == 0 {
-                    // Only now is the rest of the read buffer handled (and the backlog
-                    // cleared): clearing it earlier could strand complete packets there.
-                    live.backlog = false;
-                    if let Err(r) = self.handle_buffered(live) {
-                        return r;
-                    }
-                    if live.pressure.is_none() && !live.backlog {
-                        break;
-                    }
+            // Flow control: a reader this client outpaces, and that still drains, pauses the
+            // handling of this client's PUBLISH packets until it catches up instead of losing
+            // them; writes to this client go on meanwhile. Until then, whatever was set
+            // aside is handled, in order, then the rest of the read buffer.
+            if paused.is_none() {
+                match self.pace(live) {
+                    Ok(wait) => paused = wait,
+                    Err(r) => return r,
                 }
             }
             let initial = self.ctx.config.engine.read_buffer_size;
@@ -380,7 +376,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 }, if paused.is_some() => paused = None,
                 // Backpressure: a client that does not read its acknowledgements is not read,
                 // nor one whose subscribers need time to catch up.
-                r = read::read(&mut self.rd, &mut self.rbuf, room), if self.wbuf.len() < 2 * wmax && live.deferred_len() < DEFER_MAX && !live.backlog
+                r = read::read(&mut self.rd, &mut self.rbuf, room), if self.wbuf.len() < 2 * wmax && live.may_read() && !live.backlog
                     && (paused.is_none() || live.awaiting_acks) => match r {
                     Ok(0) => return CloseReason::PeerClosed,
                     Ok(n) => {
@@ -436,21 +432,6 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         }
     }
 
-    /// Handles the PUBLISH packets set aside while paced, in order, until pacing starts again.
-    fn handle_deferred(&mut self, live: &mut Live) -> Result<(), CloseReason> {
-        let now = Instant::now();
-        while live.pressure.is_none() {
-            match live.pop_deferred() {
-                Some(Deferred::Unhandled(p)) => {
-                    inbound::handle(p, live, &self.ctx, self.wbuf.buf(), now)?;
-                }
-                Some(Deferred::Accepted(msg)) => inbound::route(msg, live, &self.ctx, now),
-                None => break,
-            }
-        }
-        Ok(())
-    }
-
     /// Writes what is buffered if the socket takes it at once (never waits).
     fn flush_now(&mut self) {
         use futures_util::FutureExt;
@@ -462,96 +443,6 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         if let Some(Ok(n)) = std::future::poll_fn(|cx| wbuf.poll_write(wr, cx)).now_or_never() {
             self.wbuf.advance(n);
             metrics::add(&self.ctx.metrics.bytes_sent, n as u64);
-        }
-    }
-
-    /// Decodes and handles every complete packet in the read buffer.
-    fn handle_buffered(&mut self, live: &mut Live) -> Result<(), CloseReason> {
-        let limits = self.ctx.decode_limits;
-        let now = Instant::now();
-        let mut received = 0;
-        // Accepted PUBLISH packets not yet routed, and how many of them were acknowledged.
-        let mut batch = Vec::new();
-        let mut acks = 0;
-        let result = loop {
-            match codec::decode(&mut self.rbuf, &limits) {
-                Ok(Some(Packet::Publish(p))) => {
-                    received += 1;
-                    if live.paused || live.deferred_len() > 0 {
-                        let deferred = &mut live.publishing().deferred;
-                        deferred.push_back(Deferred::Unhandled(Packet::Publish(p)));
-                        if deferred.len() >= DEFER_MAX {
-                            live.backlog = true;
-                            break Ok(());
-                        }
-                        continue;
-                    }
-                    acks += usize::from(p.qos != codec::QoS::AtMostOnce);
-                    if let Some(msg) = inbound::accept(p, live, &self.ctx, self.wbuf.buf()) {
-                        batch.push(msg);
-                    }
-                    if batch.len() >= ROUTE_BATCH {
-                        self.route_batch(&mut batch, std::mem::take(&mut acks), live, now);
-                    }
-                }
-                Ok(Some(p)) => {
-                    // Anything else is handled after the PUBLISH packets before it are routed
-                    // (a SUBSCRIBE must not see an earlier PUBLISH, for one).
-                    self.route_batch(&mut batch, std::mem::take(&mut acks), live, now);
-                    if let Err(r) = inbound::handle(p, live, &self.ctx, self.wbuf.buf(), now) {
-                        break Err(r);
-                    }
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(CloseReason::Malformed(e)),
-            }
-        };
-        self.route_batch(&mut batch, acks, live, now);
-        metrics::add(&self.ctx.metrics.publish_received, received);
-        result
-    }
-
-    /// Routes the accepted messages of a batch, in order. A batch carrying `acks` or more
-    /// acknowledgements has them written first, when the socket takes them at once: a
-    /// publisher that waits on a window of unacknowledged messages then sends its next ones
-    /// while this batch is being routed, instead of after (the round trip bounds a windowed
-    /// publisher's rate). The acknowledgement means the broker owns the message (§4.3.2),
-    /// which it does from the moment it is accepted.
-    fn route_batch(
-        &mut self,
-        batch: &mut Vec<Message>,
-        acks: usize,
-        live: &mut Live,
-        now: Instant,
-    ) {
-        let deepest = live.publishing.as_ref().map_or(0, |p| p.deepest);
-        let ack_first = acks >= ACK_FIRST && deepest < ACK_FIRST_DEPTH;
-        if ack_first {
-            self.flush_now();
-        }
-        if batch.is_empty() {
-            return;
-        }
-        let p = live.publishing();
-        p.deepest = 0;
-        p.woke_here = false;
-        let mut rest = batch.drain(..);
-        for msg in rest.by_ref() {
-            inbound::route(msg, live, &self.ctx, now);
-            if live.pressure.is_some() {
-                break;
-            }
-        }
-        // A subscriber asked for pacing mid-batch: the rest waits, as later packets do, so a
-        // publisher runs at most one message past the subscriber's high watermark.
-        let p = live.publishing();
-        if rest.len() > 0 {
-            p.deferred.extend(rest.map(Deferred::Accepted));
-        }
-        p.deliveries_first |= acks > 0 && !ack_first && p.woke_here;
-        if live.pressure.is_some() && !live.paused {
-            // Paced from here on: later PUBLISH packets are set aside.
-            live.paused = true;
         }
     }
 }

@@ -108,7 +108,7 @@ impl Group {
                 Some(Stuck::Local(id)) => m
                     .local
                     .iter()
-                    .find(|x| x.session.id == *id && readable(x))
+                    .find(|x| x.session.id == *id && readable(x) && x.session.lock().has_room())
                     .map(|x| Pick::Local(x.session.clone(), x.qos)),
                 Some(Stuck::Remote(n)) if !local_only => m
                     .remote
@@ -133,21 +133,29 @@ impl Group {
             }
             GroupStrategy::HashClient | GroupStrategy::HashTopic => hash % total,
         };
-        let pick = if (idx as usize) < n_local {
+        let mut pick = if (idx as usize) < n_local {
             let x = &m.local[local_at(idx as usize)];
             Pick::Local(x.session.clone(), x.qos)
         } else {
-            let mut rest = idx - n_local as u64;
-            let mut chosen = Pick::Nobody;
-            for (node, w) in &m.remote {
-                if rest < u64::from(*w) {
-                    chosen = Pick::Remote(node.clone());
-                    break;
-                }
-                rest -= u64::from(*w);
-            }
-            chosen
+            remote_at(&m.remote, idx - n_local as u64)
         };
+        // A member whose queue is filling is passed over for one with room, starting after
+        // the chosen one (so the load still spreads): a group never loses or holds back a
+        // message because one member is stuck while another could take it. A member on
+        // another node counts as having room (its node blocks, and never drops, a message
+        // for a full member: see `Router::publish_from_route`). Only when every member is
+        // full does the chosen one get it, and then it blocks its producer.
+        if matches!(&pick, Pick::Local(s, _) if !s.lock().has_room()) {
+            let start = idx as usize;
+            let roomy = (1..n_local)
+                .map(|k| &m.local[local_at((start + k) % n_local)])
+                .find(|x| x.session.lock().has_room());
+            if let Some(x) = roomy {
+                pick = Pick::Local(x.session.clone(), x.qos);
+            } else if remote_total > 0 {
+                pick = remote_at(&m.remote, hash % remote_total);
+            }
+        }
         if strategy == GroupStrategy::Sticky {
             m.sticky = match &pick {
                 Pick::Local(s, _) => Some(Stuck::Local(s.id)),
@@ -157,11 +165,17 @@ impl Group {
         }
         pick
     }
+}
 
-    /// Local member count.
-    pub fn local_members(&self) -> usize {
-        self.members.lock().local.len()
+/// The remote member at weighted position `at` (below the sum of the weights).
+fn remote_at(remote: &[(Arc<str>, u32)], mut at: u64) -> Pick {
+    for (node, w) in remote {
+        if at < u64::from(*w) {
+            return Pick::Remote(node.clone());
+        }
+        at -= u64::from(*w);
     }
+    Pick::Nobody
 }
 
 #[derive(Debug, Default)]

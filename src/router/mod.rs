@@ -5,11 +5,14 @@
 //! matched once, overlapping subscriptions of one session are merged into one delivery at the
 //! highest granted QoS, each target gets a shared `Arc` of the message at min(publish QoS,
 //! granted QoS), and each matching consumer group gets it once, at one member, which may be on
-//! another node. It knows nothing of sockets or wire bytes; peers are reached through the
-//! cluster handle.
+//! another node. It knows nothing of sockets or wire bytes; other nodes are reached through
+//! a [`RemoteSink`] the cluster sets, never by name. A delivery a full reader refuses comes
+//! back to the producer as a [`Remainder`] (see [`crate::flow`]).
 
+mod deliver;
 mod groups;
-mod pacing;
+mod remote;
+mod routed;
 mod shards;
 
 use std::sync::{Arc, OnceLock};
@@ -18,17 +21,17 @@ use std::time::Instant;
 use smallvec::SmallVec;
 
 use crate::auth::ReadGate;
-use crate::cluster::Cluster;
 use crate::codec::QoS;
 use crate::config::GroupStrategy;
-use crate::message::{Delivery, Message};
+use crate::message::Message;
 use crate::metrics::{self, Metrics};
-use crate::session::{EnqueueOutcome, Session};
+use crate::session::Session;
 use crate::store::{RetainOutcome, RetainedStore, Stamp};
 use crate::topic::{parse_subscription, FilterError, GroupKey, Subscription};
 
 pub use groups::{Group, Groups, Pick};
-pub use pacing::{Pacer, Routed};
+pub use remote::{Barrier, RemotePicks, RemoteSink};
+pub use routed::{Remainder, Routed};
 use shards::Shards;
 pub use shards::Subscriber;
 
@@ -60,8 +63,34 @@ type MemoTarget = (Arc<Session>, QoS, Option<Arc<ReadGate>>);
 /// of the cost, and the memo would hold many sessions).
 const MEMO_MAX_TARGETS: usize = 16;
 
-/// Peers chosen for consumer groups while routing one message: (node, group).
-pub type RemotePicks = SmallVec<[(Arc<str>, Arc<GroupKey>); 4]>;
+/// Who publishes a message, as routing needs to know it.
+#[derive(Debug, Default)]
+pub struct Origin<'a> {
+    /// The publishing client's session (its own subscriptions never pace it; the
+    /// hash-by-client group strategy hashes its id).
+    pub session: Option<&'a Session>,
+    /// The publisher's [`RouteMemo`] (made on first use).
+    pub memo: Option<&'a mut Option<Box<RouteMemo>>>,
+    /// The producer keeps what full readers refuse and retries it (see
+    /// [`Routed::remainder`]); otherwise the queue bounds apply (wills, `$SYS`, embedding).
+    pub may_block: bool,
+}
+
+impl<'a> Origin<'a> {
+    /// The broker itself (a will, `$SYS`, embedding): it cannot wait for readers.
+    pub fn broker() -> Self {
+        Origin::default()
+    }
+
+    /// A client's PUBLISH: paced by the readers it feeds.
+    pub fn client(session: &'a Session, memo: &'a mut Option<Box<RouteMemo>>) -> Self {
+        Origin {
+            session: Some(session),
+            memo: Some(memo),
+            may_block: true,
+        }
+    }
+}
 
 /// The router shared by every connection task.
 #[derive(Debug)]
@@ -74,8 +103,8 @@ pub struct Router {
     max_subscriptions: usize,
     retained: RetainedStore,
     metrics: Arc<Metrics>,
-    /// Set once when clustering starts; absent on a single node.
-    cluster: OnceLock<Arc<Cluster>>,
+    /// The other nodes, set once when clustering starts; absent on a single node.
+    remote: OnceLock<Arc<dyn RemoteSink>>,
 }
 
 /// Whether a subscriber with this read check (none: no ACL file) may receive `topic`.
@@ -112,7 +141,7 @@ impl Router {
             max_subscriptions: usize::MAX,
             retained,
             metrics,
-            cluster: OnceLock::new(),
+            remote: OnceLock::new(),
         }
     }
 
@@ -131,14 +160,14 @@ impl Router {
         self
     }
 
-    /// Connects the router to the cluster (once).
-    pub fn set_cluster(&self, c: Arc<Cluster>) {
-        let _ = self.cluster.set(c);
+    /// Connects the router to the other nodes (once).
+    pub fn set_remote(&self, sink: Arc<dyn RemoteSink>) {
+        let _ = self.remote.set(sink);
     }
 
-    /// The cluster, when clustering is on.
-    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.cluster.get()
+    /// The other nodes, when clustering is on.
+    pub fn remote(&self) -> Option<&Arc<dyn RemoteSink>> {
+        self.remote.get()
     }
 
     /// The retained-message store.
@@ -188,7 +217,7 @@ impl Router {
             Subscription::Plain(f) => {
                 self.subs.insert(f, session, qos, read.cloned());
                 if new {
-                    if let Some(c) = self.cluster() {
+                    if let Some(c) = self.remote() {
                         c.interest_add(f);
                     }
                 }
@@ -197,7 +226,7 @@ impl Router {
             Subscription::Shared { group, filter: f } => {
                 let key = key_of(group, f);
                 let members = self.groups.join(&key, session, qos, read.cloned());
-                if let Some(c) = self.cluster() {
+                if let Some(c) = self.remote() {
                     c.group_weight(&key, members);
                 }
                 // Shared subscriptions get no retained messages by default: every member
@@ -216,17 +245,18 @@ impl Router {
         match parse_subscription(filter) {
             Ok(Subscription::Plain(f)) => {
                 self.subs.remove(f, session_id);
-                if let Some(c) = self.cluster() {
+                if let Some(c) = self.remote() {
                     c.interest_remove(f);
                 }
             }
             Ok(Subscription::Shared { group, filter: f }) => {
                 let key = key_of(group, f);
-                if let (Some(n), Some(c)) = (self.groups.leave(&key, session_id), self.cluster()) {
+                if let (Some(n), Some(c)) = (self.groups.leave(&key, session_id), self.remote()) {
                     c.group_weight(&key, n);
                 }
             }
-            Err(_) => {}
+            // Only filters that parsed were ever recorded (see `subscribe`).
+            Err(_) => debug_assert!(false, "a recorded filter parses"),
         }
     }
 
@@ -248,22 +278,10 @@ impl Router {
         }
     }
 
-    /// Routes one message published by a local client (`publisher`, for the hash-by-client
-    /// strategy): updates the retained store if the retain flag is set, queues one delivery
-    /// per matching local session and one per matching consumer group, and forwards it to
-    /// every interested peer. Returns the number of local deliveries queued.
-    pub fn publish_from(&self, msg: Message, publisher: Option<&Session>, now: Instant) -> Routed {
-        self.publish_memo(msg, publisher, now, None)
-    }
-
-    /// [`Router::publish_from`] with the publisher's [`RouteMemo`] (made on first use).
-    pub fn publish_memo(
-        &self,
-        msg: Message,
-        publisher: Option<&Session>,
-        now: Instant,
-        memo: Option<&mut Option<Box<RouteMemo>>>,
-    ) -> Routed {
+    /// Routes one message published on this node: updates the retained store if the retain
+    /// flag is set, queues one delivery per matching local session and one per matching
+    /// consumer group, and forwards it to every interested peer.
+    pub fn publish(&self, msg: Message, origin: Origin<'_>, now: Instant) -> Routed {
         let msg = Arc::new(msg);
         let mut ts = 0;
         let mut retain_refused = false;
@@ -277,9 +295,18 @@ impl Router {
             }
         }
         let mut routed = Routed::default();
-        self.deliver_local(&msg, now, publisher.map(|p| p.id), &mut routed, memo);
+        let publisher = origin.session;
+        let may_block = origin.may_block;
+        self.deliver_local(
+            &msg,
+            now,
+            publisher.map(|p| p.id),
+            may_block,
+            &mut routed,
+            origin.memo,
+        );
         let mut picks = RemotePicks::new();
-        let local_only = self.cluster().is_none();
+        let local_only = self.remote().is_none();
         let strategy = self.strategy;
         // Hashed only when some group matches (most publishes meet no group).
         let mut hash = None;
@@ -290,16 +317,17 @@ impl Router {
                 }
                 _ => groups::hash_of(&msg.topic),
             });
-            // Only members that may read the topic are candidates (see `Group::pick`).
+            // Only members that may read the topic are candidates, and members with room go
+            // first (see `Group::pick`).
             match g.pick(strategy, h, local_only, &msg.topic) {
                 Pick::Local(s, qos) => {
-                    routed.queued += usize::from(self.deliver_group(&s, &msg, qos, &g.key, now));
+                    self.deliver_group(&s, &msg, qos, &g.key, now, may_block, &mut routed);
                 }
                 Pick::Remote(node) => picks.push((node, g.key.clone())),
                 Pick::Nobody => {}
             }
         });
-        if let Some(c) = self.cluster() {
+        if let Some(c) = self.remote() {
             // A retained message this node refused (over `retain.max_messages` or
             // `max_payload_size`) goes on as a plain message: live subscribers on peers get it
             // as they do here (they never see the retain flag anyway [MQTT-3.3.1-9]), and no
@@ -317,24 +345,21 @@ impl Router {
                 &*msg
             };
             if let Some(gate) = c.forward(fwd, ts, &picks) {
-                routed.pressure.get_or_insert(Pacer::Route(gate));
+                routed.pressure.get_or_insert(gate);
             }
         }
         routed
     }
 
-    /// [`Router::publish_from`] without a publisher (wills, `$SYS`, embedding); returns the
-    /// number of local deliveries queued.
-    pub fn publish(&self, msg: Message, now: Instant) -> usize {
-        self.publish_from(msg, None, now).queued
-    }
-
     /// Routes one message that arrived from peer `origin`: local sessions only (one hop).
     /// `groups` are the consumer groups the origin chose this node for; `group_only` means the
     /// origin sent it only for those; `redispatched` means it was already handed on once.
-    pub fn publish_from_route(&self, msg: Message, route: RouteMeta<'_>, now: Instant) -> usize {
+    /// What full readers refuse comes back as [`Routed::remainder`]: the route link keeps
+    /// it and stops reading until it is relieved (TCP then paces the peer's route queue,
+    /// which paces its publishers).
+    pub fn publish_from_route(&self, msg: Message, route: RouteMeta<'_>, now: Instant) -> Routed {
         let msg = Arc::new(msg);
-        let mut queued = 0;
+        let mut routed = Routed::default();
         if !route.group_only {
             if msg.retain {
                 self.retained.apply_remote(
@@ -345,9 +370,7 @@ impl Router {
                     },
                 );
             }
-            let mut routed = Routed::default();
-            self.deliver_local(&msg, now, None, &mut routed, None);
-            queued += routed.queued;
+            self.deliver_local(&msg, now, None, true, &mut routed, None);
         }
         let hash = groups::hash_of(&msg.topic);
         for key in route.groups {
@@ -357,43 +380,18 @@ impl Router {
             });
             match (pick, group) {
                 (Pick::Local(s, qos), Some(g)) => {
-                    queued += usize::from(self.deliver_group(&s, &msg, qos, &g.key, now));
+                    self.deliver_group(&s, &msg, qos, &g.key, now, true, &mut routed);
                 }
                 // The member chosen by the origin left meanwhile: hand it to another node
                 // once (QoS 1/2 only; QoS 0 may be lost by definition).
                 _ if !route.redispatched && msg.qos != QoS::AtMostOnce => {
                     metrics::inc(&self.metrics.group_redispatched);
-                    self.redispatch(&msg, key, None);
+                    self.redispatch(&msg, key);
                 }
                 _ => metrics::inc(&self.metrics.group_dropped),
             }
         }
-        queued
-    }
-
-    /// Gives a group message to another member, local or on another node (never `avoid`).
-    fn redispatch(&self, msg: &Arc<Message>, key: &GroupKey, avoid: Option<&Arc<str>>) {
-        let Some(g) = self.groups.get(key) else {
-            metrics::inc(&self.metrics.group_dropped);
-            return;
-        };
-        let local_only = self.cluster().is_none();
-        match g.pick(
-            self.strategy,
-            groups::hash_of(&msg.topic),
-            local_only,
-            &msg.topic,
-        ) {
-            Pick::Local(s, qos) => {
-                self.deliver_group(&s, msg, qos, &g.key, Instant::now());
-            }
-            Pick::Remote(node) if avoid != Some(&node) => {
-                if let Some(c) = self.cluster() {
-                    c.forward_group(&node, msg, &g.key);
-                }
-            }
-            _ => metrics::inc(&self.metrics.group_dropped),
-        }
+        routed
     }
 
     /// Ends a session for good (clean disconnect, replaced by a clean session, expired):
@@ -415,136 +413,7 @@ impl Router {
                 continue;
             }
             metrics::inc(&self.metrics.group_redispatched);
-            self.redispatch(&d.msg, &key, None);
-        }
-    }
-
-    fn deliver_group(
-        &self,
-        s: &Arc<Session>,
-        msg: &Arc<Message>,
-        granted: QoS,
-        key: &Arc<GroupKey>,
-        now: Instant,
-    ) -> bool {
-        let d = Delivery {
-            msg: msg.clone(),
-            qos: msg.qos.min(granted),
-            retain: false,
-            group: Some(key.clone()),
-        };
-        self.account(s.deliver(d, now))
-    }
-
-    /// Queues `msg` for every matching local session; the first one (other than the
-    /// publisher's own, which its own connection drains) that asks for pacing is reported.
-    fn deliver_local(
-        &self,
-        msg: &Arc<Message>,
-        now: Instant,
-        publisher: Option<u64>,
-        routed: &mut Routed,
-        memo: Option<&mut Option<Box<RouteMemo>>>,
-    ) {
-        let Some(memo) = memo else {
-            self.subs
-                .for_each_target(&msg.topic, |(session, granted, read)| {
-                    self.deliver_one(msg, now, publisher, routed, session, granted, read);
-                });
-            return;
-        };
-        let generation = self.subs.generation();
-        if let Some(m) = memo.as_deref() {
-            if m.generation == generation && m.topic == msg.topic {
-                for (session, granted, read) in &m.targets {
-                    self.deliver_one(
-                        msg,
-                        now,
-                        publisher,
-                        routed,
-                        session,
-                        *granted,
-                        read.as_ref(),
-                    );
-                }
-                return;
-            }
-        }
-        let mut targets = SmallVec::new();
-        self.subs
-            .for_each_target(&msg.topic, |(session, granted, read)| {
-                if targets.len() <= MEMO_MAX_TARGETS {
-                    targets.push((session.clone(), granted, read.cloned()));
-                }
-                self.deliver_one(msg, now, publisher, routed, session, granted, read);
-            });
-        if targets.len() <= MEMO_MAX_TARGETS {
-            let m = memo.get_or_insert_with(Box::default);
-            m.generation = generation;
-            m.topic.clone_from(&msg.topic);
-            m.targets = targets;
-        } else {
-            *memo = None;
-        }
-    }
-
-    /// Queues `msg` for one matching session at min(publish QoS, `granted`) and records what
-    /// that did in `routed`; a topic the session's ACL denies is withheld (counted).
-    #[allow(clippy::too_many_arguments)]
-    fn deliver_one(
-        &self,
-        msg: &Arc<Message>,
-        now: Instant,
-        publisher: Option<u64>,
-        routed: &mut Routed,
-        session: &Arc<Session>,
-        granted: QoS,
-        read: Option<&Arc<ReadGate>>,
-    ) {
-        if !may_read(read, &msg.topic) {
-            return;
-        }
-        let d = Delivery {
-            msg: msg.clone(),
-            qos: msg.qos.min(granted),
-            // Normal deliveries never carry the retain flag [MQTT-3.3.1-9].
-            retain: false,
-            group: None,
-        };
-        let paced = session.deliver_paced(d, now);
-        routed.queued += usize::from(self.account(paced.outcome));
-        routed.deepest = routed.deepest.max(paced.depth);
-        routed.woke_here |= paced.woke_here;
-        if paced.pressured && routed.pressure.is_none() && publisher != Some(session.id) {
-            routed.pressure = Some(Pacer::Session(session.clone()));
-        }
-    }
-
-    /// Counts a delivery outcome; true if the message was queued.
-    pub fn account(&self, outcome: EnqueueOutcome) -> bool {
-        let m = &self.metrics;
-        match outcome {
-            EnqueueOutcome::Queued { .. } => true,
-            EnqueueOutcome::QueuedDroppedOldest { dropped_qos0 } => {
-                metrics::inc(if dropped_qos0 {
-                    &m.dropped_qos0_queue_full
-                } else {
-                    &m.dropped_queue_full
-                });
-                true
-            }
-            EnqueueOutcome::DroppedFull { qos0 } | EnqueueOutcome::SlowConsumer { qos0 } => {
-                metrics::inc(if qos0 {
-                    &m.dropped_qos0_queue_full
-                } else {
-                    &m.dropped_queue_full
-                });
-                false
-            }
-            EnqueueOutcome::DroppedOffline => {
-                metrics::inc(&m.dropped_qos0_offline);
-                false
-            }
+            self.redispatch(&d.msg, &key);
         }
     }
 

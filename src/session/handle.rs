@@ -126,9 +126,10 @@ impl ConnLink {
 }
 
 /// What [`Session::deliver_paced`] did.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Paced {
-    pub outcome: EnqueueOutcome,
+    /// `Err`: refused by a full queue whose consumer still reads; the producer keeps it.
+    pub outcome: Result<EnqueueOutcome, Delivery>,
     /// The publisher should pause (see [`SessionState::pressured`]).
     pub pressured: bool,
     /// Messages in the queue after this one was offered.
@@ -184,27 +185,42 @@ impl Session {
         self.state.lock()
     }
 
-    /// Queues a delivery and wakes or kicks the serving connection as needed.
+    /// Queues a delivery from a producer that cannot wait (the queue bound applies) and wakes
+    /// or kicks the serving connection as needed.
     pub fn deliver(&self, d: Delivery, now: Instant) -> EnqueueOutcome {
-        self.deliver_paced(d, now).outcome
+        let qos0 = d.qos == crate::codec::QoS::AtMostOnce;
+        self.deliver_paced(d, now, false)
+            .outcome
+            .unwrap_or(EnqueueOutcome::DroppedFull { qos0 })
     }
 
-    /// [`Session::deliver`], also telling whether the publisher should pause (see
-    /// [`SessionState::pressured`]).
-    pub fn deliver_paced(&self, d: Delivery, now: Instant) -> Paced {
+    /// Queues the retained messages of a new subscription (see
+    /// [`SessionState::queue_retained`]) and wakes the serving connection.
+    pub fn deliver_retained(&self, retained: impl IntoIterator<Item = Delivery>, now: Instant) {
         let mut st = self.state.lock();
-        let outcome = st.enqueue(d, now);
+        if st.queue_retained(retained, now) {
+            if let Some(l) = st.link() {
+                l.wake();
+            }
+        }
+    }
+
+    /// Offers a delivery (see [`SessionState::offer`]), also telling whether the producer
+    /// should pause (see [`SessionState::pressured_at`]).
+    pub fn deliver_paced(&self, d: Delivery, now: Instant, may_block: bool) -> Paced {
+        let mut st = self.state.lock();
+        let outcome = st.offer(d, now, may_block);
         let pressured = st.pressured_at(now);
         let depth = st.queued();
         let mut woke_here = false;
         match outcome {
-            EnqueueOutcome::Queued { wake: true } => {
+            Ok(EnqueueOutcome::Queued { wake: true }) => {
                 if let Some(l) = st.link() {
                     l.wake();
                     woke_here = l.shared.thread == Some(std::thread::current().id());
                 }
             }
-            EnqueueOutcome::SlowConsumer { .. } => {
+            Ok(EnqueueOutcome::SlowConsumer { .. }) => {
                 if let Some(l) = st.link() {
                     l.kick(KickReason::SlowConsumer);
                 }
@@ -217,5 +233,15 @@ impl Session {
             depth,
             woke_here,
         }
+    }
+}
+
+impl crate::flow::Backpressure for Session {
+    fn pressured(&self) -> bool {
+        self.state.lock().pressured_at(Instant::now())
+    }
+
+    fn relief(&self) -> watch::Receiver<u64> {
+        Session::relief(self)
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::handle::ConnLink;
 use super::outbox::Outbox;
 use crate::codec::{self, Packet, QoS};
+use crate::flow::{high_water, Admission, Watermarks};
 use crate::message::Delivery;
 
 /// What to do with a new message when a session's queue is full.
@@ -27,6 +28,9 @@ pub struct SessionLimits {
     pub queue_qos0_offline: bool,
     /// A connected session whose queue stays full this long is a slow consumer.
     pub slow_consumer_timeout: Option<Duration>,
+    /// A connected session that has taken nothing for this long no longer holds back its
+    /// publishers (see [`crate::flow::Watermarks::live`]).
+    pub stall_timeout: Duration,
 }
 
 /// The result of offering a delivery to a session's queue.
@@ -54,10 +58,6 @@ pub struct FillResult {
     /// The queue fell below its low watermark after publishers were told to slow down.
     pub relieved: bool,
 }
-
-/// How recently a session must have drained to count as a live (merely slow) consumer whose
-/// publishers are paced; a stalled one is not waited for (its queue bound applies instead).
-const LIVE_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Debug)]
 /// What an in-flight entry waits for.
@@ -94,16 +94,14 @@ pub struct SessionState {
     inflight: VecDeque<Inflight>,
     next_pkid: u16,
     incoming_qos2: BTreeSet<u16>,
+    /// Retained messages of new subscriptions still to send (§3.3.1.3): streamed into the
+    /// window as the client reads, after what was queued before them. They are pointers to
+    /// the retained store's messages, so a subscription matching 100,000 of them costs a few
+    /// MB here at most, not the messages again.
+    backlog: VecDeque<Delivery>,
     limits: SessionLimits,
     link: Option<ConnLink>,
-    full_since: Option<Instant>,
-    /// When `fill` last moved messages to the connection.
-    last_fill: Option<Instant>,
-    /// Publishers were told this queue is filling up; cleared at the low watermark.
-    pressured: bool,
-    /// When the queue last crossed the high watermark: a consumer gets one liveness window
-    /// from then to show it drains (the start of a burst on an idle subscriber).
-    high_since: Option<Instant>,
+    flow: Watermarks,
 }
 
 impl SessionState {
@@ -119,12 +117,10 @@ impl SessionState {
             inflight: VecDeque::new(),
             next_pkid: 0,
             incoming_qos2: BTreeSet::new(),
+            backlog: VecDeque::new(),
             limits,
             link: None,
-            full_since: None,
-            last_fill: None,
-            pressured: false,
-            high_since: None,
+            flow: Watermarks::default(),
         }
     }
 
@@ -141,7 +137,7 @@ impl SessionState {
     /// Binds a connection; returns the one it replaces (which must be closed: take-over).
     pub fn attach(&mut self, link: ConnLink) -> Option<ConnLink> {
         self.offline_since = None;
-        self.full_since = None;
+        self.flow.reset_full();
         self.link.replace(link)
     }
 
@@ -150,11 +146,12 @@ impl SessionState {
         if self.link.as_ref().is_some_and(|l| l.gen == gen) {
             self.link = None;
             self.offline_since = Some(now);
-            self.full_since = None;
+            self.flow.reset_full();
             // QoS 0 messages are not kept for an offline session unless configured.
             if !self.limits.queue_qos0_offline {
                 self.queue.retain(|d| d.qos != QoS::AtMostOnce);
                 self.queued_bytes = self.queue.iter().map(Delivery::weight).sum();
+                self.backlog.retain(|d| d.qos != QoS::AtMostOnce);
             }
             true
         } else {
@@ -172,79 +169,120 @@ impl SessionState {
         self.inflight.len()
     }
 
-    /// Offers a delivery to the queue, applying the configured bound and policy.
+    /// Offers a delivery from a producer that cannot wait (a will, a broker notice, a group
+    /// message handed on): the queue bound and policy apply whatever the consumer does.
     pub fn enqueue(&mut self, d: Delivery, now: Instant) -> EnqueueOutcome {
+        let qos0 = d.qos == QoS::AtMostOnce;
+        // Never refused without `may_block`; should it be, the bound's answer stands.
+        self.offer(d, now, false)
+            .unwrap_or(EnqueueOutcome::DroppedFull { qos0 })
+    }
+
+    /// Offers a delivery. With `may_block` (a publisher or a route, which keep the message
+    /// and retry), a full queue whose consumer still reads hands the delivery back
+    /// (`Err`) instead of losing it; the producer offers it again on relief.
+    pub fn offer(
+        &mut self,
+        d: Delivery,
+        now: Instant,
+        may_block: bool,
+    ) -> Result<EnqueueOutcome, Delivery> {
         let online = self.link.is_some();
         let qos0 = d.qos == QoS::AtMostOnce;
         if !online && qos0 && !self.limits.queue_qos0_offline {
-            return EnqueueOutcome::DroppedOffline;
+            return Ok(EnqueueOutcome::DroppedOffline);
         }
         let w = d.weight();
         let full = |s: &Self| {
             s.queue.len() >= s.limits.max_queued || s.queued_bytes + w > s.limits.max_queued_bytes
         };
-        if full(self) {
-            if self.draining(now) {
-                self.pressured = true;
-            }
-            if online {
-                let since = *self.full_since.get_or_insert(now);
-                if self
-                    .limits
-                    .slow_consumer_timeout
-                    .is_some_and(|t| now.duration_since(since) >= t)
-                {
-                    return EnqueueOutcome::SlowConsumer { qos0 };
+        let l = &self.limits;
+        match self.flow.admit(
+            full(self),
+            !self.backlog.is_empty(),
+            online,
+            may_block,
+            now,
+            l.stall_timeout,
+            l.slow_consumer_timeout,
+        ) {
+            Admission::Accept => {}
+            Admission::Block => return Err(d),
+            Admission::SlowConsumer => return Ok(EnqueueOutcome::SlowConsumer { qos0 }),
+            Admission::Overflow => {
+                if qos0 || self.limits.policy == QueueFullPolicy::DropNew {
+                    return Ok(EnqueueOutcome::DroppedFull { qos0 });
                 }
+                let mut dropped_qos0 = false;
+                while full(self) {
+                    let Some(old) = self.queue.pop_front() else {
+                        break;
+                    };
+                    self.queued_bytes -= old.weight();
+                    dropped_qos0 |= old.qos == QoS::AtMostOnce;
+                }
+                self.push(d);
+                return Ok(EnqueueOutcome::QueuedDroppedOldest { dropped_qos0 });
             }
-            if qos0 || self.limits.policy == QueueFullPolicy::DropNew {
-                return EnqueueOutcome::DroppedFull { qos0 };
-            }
-            let mut dropped_qos0 = false;
-            while full(self) {
-                let Some(old) = self.queue.pop_front() else {
-                    break;
-                };
-                self.queued_bytes -= old.weight();
-                dropped_qos0 |= old.qos == QoS::AtMostOnce;
-            }
-            self.push(d);
-            return EnqueueOutcome::QueuedDroppedOldest { dropped_qos0 };
         }
-        let wake = online && self.queue.is_empty();
+        let wake = online && self.queue.is_empty() && self.backlog.is_empty();
         self.push(d);
-        if self.queue.len() >= self.high_water() {
-            self.high_since.get_or_insert(now);
-            if !self.pressured && self.draining(now) {
-                self.pressured = true;
-            }
-        }
-        EnqueueOutcome::Queued { wake }
+        let len = self.queue.len() + self.backlog.len();
+        self.flow.pushed(
+            len,
+            self.limits.max_queued,
+            online,
+            now,
+            self.limits.stall_timeout,
+        );
+        Ok(EnqueueOutcome::Queued { wake })
     }
 
-    /// Queue length at which publishers are asked to slow down: half the bound, and never so
-    /// deep that pacing comes only after seconds of queueing.
-    fn high_water(&self) -> usize {
-        (self.limits.max_queued / 2).clamp(1, 4096)
+    /// Queues the retained messages of a new subscription behind everything queued before
+    /// them; they go out as the client reads, whatever their number, and live messages
+    /// wait behind them (see [`crate::flow::Watermarks::admit`]). True if the serving
+    /// connection must be woken.
+    pub fn queue_retained(
+        &mut self,
+        retained: impl IntoIterator<Item = Delivery>,
+        now: Instant,
+    ) -> bool {
+        let was_idle = self.queue.is_empty() && self.backlog.is_empty();
+        self.backlog.extend(retained);
+        let online = self.link.is_some();
+        let len = self.queue.len() + self.backlog.len();
+        // Like any burst, the backlog gives its consumer one stall window to show it reads.
+        self.flow.pushed(
+            len,
+            self.limits.max_queued,
+            online,
+            now,
+            self.limits.stall_timeout,
+        );
+        online && was_idle && !self.backlog.is_empty()
     }
 
-    /// Whether the connection drained this queue within the last moments (a live consumer).
-    fn draining(&self, now: Instant) -> bool {
-        let recent =
-            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < LIVE_WINDOW);
-        self.link.is_some() && (recent(self.last_fill) || recent(self.high_since))
+    /// Retained messages of new subscriptions not yet sent.
+    pub fn backlog(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// Whether the session can take a consumer-group message without pausing anyone: its
+    /// queue is below the high watermark and no retained backlog waits. A consumer group
+    /// passes a member without room over for one with room.
+    pub fn has_room(&self) -> bool {
+        self.backlog.is_empty()
+            && self.queue.len() < high_water(self.limits.max_queued)
+            && self.queued_bytes < self.limits.max_queued_bytes / 2
     }
 
     /// Whether publishers feeding this session should wait before reading more: its queue
     /// is past the high watermark and its consumer is alive. A consumer that stops draining
-    /// stops pacing its publishers at once (its queue bound and slow-consumer policy apply).
+    /// stops pacing its publishers once `stall_timeout` has passed (its queue bound and
+    /// slow-consumer policy apply).
     pub fn pressured_at(&self, now: Instant) -> bool {
-        self.pressured && self.draining(now)
-    }
-
-    /// [`SessionState::pressured_at`] now.
-    pub fn pressured(&self) -> bool {
-        self.pressured_at(Instant::now())
+        self.flow
+            .pressured(self.link.is_some(), now, self.limits.stall_timeout)
     }
 
     fn push(&mut self, d: Delivery) {
@@ -254,10 +292,18 @@ impl SessionState {
 
     /// Moves queued messages into `out` as PUBLISH packets while the in-flight window has
     /// credit and `out` is below `max_bytes`. Queue order is kept [MQTT-4.6.0-6].
-    pub fn fill(&mut self, out: &mut Outbox, max_bytes: usize, vectored: bool) -> FillResult {
+    pub fn fill(
+        &mut self,
+        out: &mut Outbox,
+        max_bytes: usize,
+        vectored: bool,
+        now: Instant,
+    ) -> FillResult {
         let mut res = FillResult::default();
         while out.len() < max_bytes {
-            let Some(front) = self.queue.front() else {
+            // What was queued before a retained backlog goes first, then the backlog.
+            let from_queue = !self.queue.is_empty();
+            let Some(front) = self.queue.front().or_else(|| self.backlog.front()) else {
                 break;
             };
             if front.qos != QoS::AtMostOnce
@@ -265,10 +311,18 @@ impl SessionState {
             {
                 break;
             }
-            let Some(d) = self.queue.pop_front() else {
-                break;
+            let d = if from_queue {
+                let Some(d) = self.queue.pop_front() else {
+                    break;
+                };
+                self.queued_bytes -= d.weight();
+                d
+            } else {
+                let Some(d) = self.backlog.pop_front() else {
+                    break;
+                };
+                d
             };
-            self.queued_bytes -= d.weight();
             res.sent += 1;
             let pkid = match d.qos {
                 QoS::AtMostOnce => 0,
@@ -286,20 +340,14 @@ impl SessionState {
                 delivery: Some(d),
             });
         }
-        res.more = out.len() >= max_bytes && !self.queue.is_empty();
-        if res.sent > 0 {
-            self.last_fill = Some(Instant::now());
-        }
-        if self.queue.len() < self.high_water() {
-            self.high_since = None;
-        }
-        if self.pressured && self.queue.len() <= self.high_water() / 2 {
-            self.pressured = false;
-            res.relieved = true;
-        }
-        if self.queue.len() < self.limits.max_queued {
-            self.full_since = None;
-        }
+        res.more = out.len() >= max_bytes && !(self.queue.is_empty() && self.backlog.is_empty());
+        res.relieved = self.flow.drained(
+            res.sent,
+            self.queue.len(),
+            self.backlog.len(),
+            self.limits.max_queued,
+            now,
+        );
         res
     }
 
@@ -384,6 +432,7 @@ impl SessionState {
     pub fn take_undelivered(&mut self) -> Vec<Delivery> {
         let mut v: Vec<Delivery> = self.inflight.drain(..).filter_map(|i| i.delivery).collect();
         v.extend(self.queue.drain(..));
+        self.backlog.clear();
         self.queued_bytes = 0;
         v
     }
@@ -418,10 +467,12 @@ mod pressure_tests {
     use crate::message::Message;
     use crate::session::ConnLink;
 
-    fn d() -> Delivery {
+    const STALL: Duration = Duration::from_secs(1);
+
+    fn d(topic: &str) -> Delivery {
         Delivery {
             msg: Arc::new(Message {
-                topic: "t".into(),
+                topic: topic.into(),
                 payload: Bytes::from_static(b"x"),
                 qos: QoS::AtLeastOnce,
                 retain: false,
@@ -442,62 +493,95 @@ mod pressure_tests {
                 policy: QueueFullPolicy::DropNew,
                 queue_qos0_offline: false,
                 slow_consumer_timeout: None,
+                stall_timeout: STALL,
             },
         );
         s.attach(ConnLink::new(1));
         s
     }
 
-    #[test]
-    fn a_draining_consumer_paces_publishers_and_relieves_them() {
-        let mut s = session(100);
-        let mut out = Outbox::default();
-        s.enqueue(d(), Instant::now());
-        s.fill(&mut out, usize::MAX, false);
-        for _ in 0..50 {
-            s.enqueue(d(), Instant::now());
-        }
-        assert!(
-            s.pressured(),
-            "half the bound reached while the consumer drains"
-        );
-        out.buf().clear();
-        // Each of these QoS 0 packets is 6 bytes: draining 24 leaves 26, still above the low
-        // watermark (a quarter of the bound); one more relieves the publishers.
-        assert!(!s.fill(&mut out, 24 * 6, false).relieved);
-        assert!(s.pressured());
-        out.buf().clear();
-        assert!(s.fill(&mut out, 6, false).relieved);
-        assert!(!s.pressured());
+    fn topics(out: &mut Outbox) -> Vec<u8> {
+        // Each QoS 0 PUBLISH here is 6 bytes: 0x30 0x04 0x00 0x01 <topic> 'x'.
+        out.buf().chunks(6).map(|p| p[4]).collect()
     }
 
     #[test]
-    fn a_consumer_that_stalls_after_pacing_releases_its_publishers() {
+    fn a_reading_consumer_blocks_publishers_at_its_bound_and_relieves_them() {
         let mut s = session(100);
         let mut out = Outbox::default();
-        s.enqueue(d(), Instant::now());
-        s.fill(&mut out, usize::MAX, false);
-        for _ in 0..50 {
-            s.enqueue(d(), Instant::now());
-        }
-        assert!(s.pressured_at(Instant::now()));
-        // No drain for longer than the liveness window: publishers are no longer held.
-        assert!(!s.pressured_at(Instant::now() + LIVE_WINDOW * 2));
-    }
-
-    #[test]
-    fn a_burst_on_an_idle_consumer_paces_until_it_proves_stalled() {
-        let mut s = session(100);
         let t0 = Instant::now();
+        assert!(s.offer(d("t"), t0, true).is_ok());
+        s.fill(&mut out, usize::MAX, false, t0);
         for _ in 0..50 {
-            s.enqueue(d(), t0);
+            assert!(s.offer(d("t"), t0, true).is_ok());
         }
-        assert!(
-            s.pressured_at(t0),
-            "an idle consumer gets a chance to drain the burst"
+        assert!(s.pressured_at(t0), "half the bound reached while it drains");
+        for _ in 0..50 {
+            assert!(matches!(
+                s.offer(d("t"), t0, true),
+                Ok(EnqueueOutcome::Queued { .. })
+            ));
+        }
+        assert!(s.offer(d("t"), t0, true).is_err(), "blocked");
+        assert_eq!(
+            s.enqueue(d("t"), t0),
+            EnqueueOutcome::DroppedFull { qos0: true },
+            "a producer that cannot wait meets the bound"
         );
-        // It never drains: once the liveness window has passed it paces nobody, and the
-        // queue bound (drops) applies instead.
-        assert!(!s.pressured_at(t0 + LIVE_WINDOW * 2));
+        out.buf().clear();
+        assert!(!s.fill(&mut out, 74 * 6, false, t0).relieved);
+        out.buf().clear();
+        assert!(s.fill(&mut out, 6, false, t0).relieved, "a quarter left");
+        assert!(!s.pressured_at(t0));
+    }
+
+    #[test]
+    fn a_stalled_consumer_stops_blocking_and_its_bound_applies() {
+        let mut s = session(10);
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert!(s.offer(d("t"), t0, true).is_ok());
+        }
+        assert!(s.offer(d("t"), t0, true).is_err(), "blocked");
+        let later = t0 + STALL * 2;
+        assert!(!s.pressured_at(later));
+        assert!(matches!(
+            s.offer(d("t"), later, true),
+            Ok(EnqueueOutcome::DroppedFull { qos0: true })
+        ));
+    }
+
+    #[test]
+    fn retained_backlog_streams_after_earlier_messages_and_before_later_ones() {
+        let mut s = session(4);
+        let mut out = Outbox::default();
+        let t0 = Instant::now();
+        assert!(s.offer(d("a"), t0, true).is_ok());
+        assert!(
+            !s.queue_retained((0..10).map(|_| d("r")), t0),
+            "not idle: no wake"
+        );
+        assert!(
+            !s.has_room(),
+            "a group passes it over while its backlog waits"
+        );
+        // A live message for it waits behind the backlog (its producer retries).
+        assert!(s.offer(d("b"), t0, true).is_err(), "blocked");
+        let r = s.fill(&mut out, 6 * 5, false, t0);
+        assert_eq!(r.sent, 5);
+        assert!(r.more);
+        assert_eq!(topics(&mut out), b"arrrr");
+        out.buf().clear();
+        let r = s.fill(&mut out, usize::MAX, false, t0);
+        assert_eq!(
+            r.sent, 6,
+            "every retained message, past the queue bound of 4"
+        );
+        assert!(r.relieved);
+        assert!(s.has_room());
+        assert!(matches!(
+            s.offer(d("b"), t0, true),
+            Ok(EnqueueOutcome::Queued { wake: true })
+        ));
     }
 }

@@ -17,6 +17,7 @@ fn limits(max_inflight: u16, max_queued: usize, policy: QueueFullPolicy) -> Sess
         policy,
         queue_qos0_offline: false,
         slow_consumer_timeout: Some(Duration::from_secs(5)),
+        stall_timeout: Duration::from_secs(1),
     }
 }
 
@@ -59,7 +60,7 @@ fn window_limits_inflight_and_acks_open_it() {
     }
     let mut out = Outbox::default();
     assert_eq!(
-        s.fill(&mut out, 1 << 16, false),
+        s.fill(&mut out, 1 << 16, false, Instant::now()),
         FillResult {
             sent: 2,
             more: false,
@@ -73,7 +74,7 @@ fn window_limits_inflight_and_acks_open_it() {
         !s.on_puback(1),
         "a second PUBACK for the same id completes nothing"
     );
-    assert_eq!(s.fill(&mut out, 1 << 16, false).sent, 1);
+    assert_eq!(s.fill(&mut out, 1 << 16, false, Instant::now()).sent, 1);
     assert_eq!(publishes(out.buf())[0].payload[..], [2]);
 }
 
@@ -84,7 +85,7 @@ fn qos2_outbound_flow_and_resend_after_reconnect() {
     s.enqueue(delivery(1, QoS::ExactlyOnce), now);
     s.enqueue(delivery(2, QoS::ExactlyOnce), now);
     let mut out = Outbox::default();
-    s.fill(&mut out, 1 << 16, false);
+    s.fill(&mut out, 1 << 16, false, Instant::now());
     out.buf().clear();
     assert!(s.on_pubrec(1));
     assert!(s.detach(1, now));
@@ -134,7 +135,7 @@ fn bounded_queue_policies() {
         s.enqueue(delivery(n, QoS::AtLeastOnce), now);
     }
     let mut out = Outbox::default();
-    s.fill(&mut out, 1 << 16, false);
+    s.fill(&mut out, 1 << 16, false, Instant::now());
     let got: Vec<u8> = publishes(out.buf()).iter().map(|p| p.payload[0]).collect();
     assert_eq!(got, vec![2, 3]);
 }
@@ -175,7 +176,7 @@ fn packet_ids_skip_zero_and_ids_in_use() {
         s.enqueue(delivery(n, QoS::AtLeastOnce), now);
     }
     let mut out = Outbox::default();
-    s.fill(&mut out, 1 << 16, false);
+    s.fill(&mut out, 1 << 16, false, Instant::now());
     let ids: Vec<u16> = publishes(out.buf()).iter().map(|p| p.pkid).collect();
     assert_eq!(ids, vec![u16::MAX, 1, 2]);
 }

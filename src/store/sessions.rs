@@ -237,6 +237,7 @@ mod tests {
             policy: QueueFullPolicy::DropNew,
             queue_qos0_offline: false,
             slow_consumer_timeout: None,
+            stall_timeout: Duration::from_secs(1),
         };
         SessionStore::new(limits, max_sessions, None, Arc::default())
     }

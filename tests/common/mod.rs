@@ -362,11 +362,7 @@ pub fn route(b: &TestBroker) -> SocketAddr {
 
 /// Route links currently up on `b`.
 pub fn links(b: &TestBroker) -> usize {
-    b.broker
-        .context()
-        .router
-        .cluster()
-        .map_or(0, |c| c.peer_ids().len())
+    b.broker.cluster().map_or(0, |c| c.peer_ids().len())
 }
 
 /// Appends a remaining length in the variable-length encoding of §2.2.3.

@@ -1,0 +1,187 @@
+//! The connection's side of flow control: decoding what was read, routing PUBLISH packets
+//! in batches, and pausing when a reader they feed asks for it (the rules are
+//! [`crate::flow::Pacing`]'s; this file only applies them to packets).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use tokio::io::AsyncWrite;
+
+use super::read::ReadSide;
+use super::{
+    inbound, CloseReason, Conn, Deferred, Live, Step, ACK_FIRST, ACK_FIRST_DEPTH, PACE_MAX,
+    ROUTE_BATCH,
+};
+use crate::codec::{self, Packet};
+use crate::message::Message;
+use crate::metrics;
+use crate::router::Routed;
+
+/// A paused client's wait for relief.
+pub(super) type Wait = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Records what routing one message did; pauses the client when a reader asked for it.
+/// `rest` are the messages accepted with it and not routed yet: they wait too, in order.
+/// True when the client is now paused.
+pub(super) fn note_routed(
+    live: &mut Live,
+    routed: Routed,
+    rest: impl DoubleEndedIterator<Item = Message>,
+) -> bool {
+    let p = live.publishing();
+    p.routed += routed.queued;
+    p.deepest = p.deepest.max(routed.deepest);
+    p.woke_here |= routed.woke_here;
+    match routed.pressure {
+        Some(pacer) => {
+            let rem = routed.remainder.map(Deferred::Remainder);
+            p.pacing.pause(pacer, rem, rest.map(Deferred::Accepted));
+            true
+        }
+        None => {
+            // Nothing to wait for and nothing refused: routing never leaves a remainder
+            // without naming the reader that refused it.
+            debug_assert!(routed.remainder.is_none());
+            false
+        }
+    }
+}
+
+impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
+    /// Routes what was set aside, then the rest of the read buffer, while no reader holds
+    /// the client back; returns the wait for relief when one does.
+    pub(super) fn pace(&mut self, live: &mut Live) -> Result<Option<Wait>, CloseReason> {
+        loop {
+            let step = match live.publishing.as_mut() {
+                Some(p) => p.pacing.step(),
+                None => Step::Idle,
+            };
+            match step {
+                Step::Wait => {
+                    let relief = live.publishing.as_ref().and_then(|p| p.pacing.relief());
+                    // Relieved between the two looks: go on.
+                    let Some(mut rx) = relief else { continue };
+                    // Bounded: a reader that stalls meanwhile sends no relief, and stops
+                    // holding the client once its stall window has passed.
+                    return Ok(Some(Box::pin(async move {
+                        let _ = tokio::time::timeout(PACE_MAX, rx.changed()).await;
+                    })));
+                }
+                Step::Route(item) => self.route_deferred(item, live, Instant::now())?,
+                Step::Idle if live.backlog => {
+                    // Only now is the rest of the read buffer handled (and the backlog
+                    // cleared): clearing it earlier could strand complete packets there.
+                    live.backlog = false;
+                    self.handle_buffered(live)?;
+                }
+                Step::Idle => return Ok(None),
+            }
+        }
+    }
+
+    /// Handles one item set aside while paced.
+    fn route_deferred(
+        &mut self,
+        item: Deferred,
+        live: &mut Live,
+        now: Instant,
+    ) -> Result<(), CloseReason> {
+        match item {
+            Deferred::Unhandled(p) => inbound::handle(p, live, &self.ctx, self.wbuf.buf(), now)?,
+            Deferred::Accepted(msg) => {
+                let routed = inbound::route(msg, live, &self.ctx, now);
+                note_routed(live, routed, std::iter::empty());
+            }
+            Deferred::Remainder(rem) => {
+                let routed = self.ctx.router.resume(rem, now, true);
+                note_routed(live, routed, std::iter::empty());
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes and handles every complete packet in the read buffer.
+    pub(super) fn handle_buffered(&mut self, live: &mut Live) -> Result<(), CloseReason> {
+        let limits = self.ctx.decode_limits;
+        let now = Instant::now();
+        let mut received = 0;
+        // Accepted PUBLISH packets not yet routed, and how many of them were acknowledged.
+        let mut batch = Vec::new();
+        let mut acks = 0;
+        let result = loop {
+            match codec::decode(&mut self.rbuf, &limits) {
+                Ok(Some(Packet::Publish(p))) => {
+                    received += 1;
+                    let pacing = &mut live.publishing().pacing;
+                    let Some(Deferred::Unhandled(Packet::Publish(p))) =
+                        pacing.arrive(Deferred::Unhandled(Packet::Publish(p)))
+                    else {
+                        if !pacing.may_read() {
+                            live.backlog = true;
+                            break Ok(());
+                        }
+                        continue;
+                    };
+                    acks += usize::from(p.qos != codec::QoS::AtMostOnce);
+                    if let Some(msg) = inbound::accept(p, live, &self.ctx, self.wbuf.buf()) {
+                        batch.push(msg);
+                    }
+                    if batch.len() >= ROUTE_BATCH {
+                        self.route_batch(&mut batch, std::mem::take(&mut acks), live, now);
+                    }
+                }
+                Ok(Some(p)) => {
+                    // Anything else is handled after the PUBLISH packets before it are routed
+                    // (a SUBSCRIBE must not see an earlier PUBLISH, for one).
+                    self.route_batch(&mut batch, std::mem::take(&mut acks), live, now);
+                    if let Err(r) = inbound::handle(p, live, &self.ctx, self.wbuf.buf(), now) {
+                        break Err(r);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(CloseReason::Malformed(e)),
+            }
+        };
+        self.route_batch(&mut batch, acks, live, now);
+        metrics::add(&self.ctx.metrics.publish_received, received);
+        result
+    }
+
+    /// Routes the accepted messages of a batch, in order. A batch carrying `acks` or more
+    /// acknowledgements has them written first, when the socket takes them at once: a
+    /// publisher that waits on a window of unacknowledged messages then sends its next ones
+    /// while this batch is being routed, instead of after (the round trip bounds a windowed
+    /// publisher's rate). The acknowledgement means the broker owns the message (§4.3.2),
+    /// which it does from the moment it is accepted.
+    fn route_batch(
+        &mut self,
+        batch: &mut Vec<Message>,
+        acks: usize,
+        live: &mut Live,
+        now: Instant,
+    ) {
+        let deepest = live.publishing.as_ref().map_or(0, |p| p.deepest);
+        let ack_first = acks >= ACK_FIRST && deepest < ACK_FIRST_DEPTH;
+        if ack_first {
+            self.flush_now();
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let p = live.publishing();
+        p.deepest = 0;
+        p.woke_here = false;
+        let mut rest = batch.drain(..);
+        while let Some(msg) = rest.next() {
+            let routed = inbound::route(msg, live, &self.ctx, now);
+            // A reader asked for pacing mid-batch: the rest waits, as later packets do, so
+            // a publisher runs at most one message past the reader's high watermark.
+            if note_routed(live, routed, rest.by_ref()) {
+                break;
+            }
+        }
+        let p = live.publishing();
+        p.deliveries_first |= acks > 0 && !ack_first && p.woke_here;
+    }
+}

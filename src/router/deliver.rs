@@ -1,0 +1,222 @@
+//! Delivery of one routed message to local sessions and consumer groups, the retry of what
+//! full readers refused, and the counting of every outcome.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use smallvec::SmallVec;
+
+use super::groups::{self, Pick};
+use super::routed::{Remainder, Routed, Target};
+use super::{may_read, MemoTarget, RouteMemo, Router, MEMO_MAX_TARGETS};
+use crate::auth::ReadGate;
+use crate::codec::QoS;
+use crate::flow::Pacer;
+use crate::message::{Delivery, Message};
+use crate::metrics;
+use crate::session::{EnqueueOutcome, Session};
+use crate::topic::GroupKey;
+
+impl Router {
+    /// Offers again what full readers refused earlier (see [`Routed::remainder`]); what is
+    /// still refused comes back as the new remainder (with `may_block`; without it, the
+    /// queue bounds apply).
+    pub fn resume(&self, rem: Remainder, now: Instant, may_block: bool) -> Routed {
+        let mut routed = Routed::default();
+        let Remainder { msg, targets } = rem;
+        for t in targets {
+            match t {
+                Target::Session(s, d) => {
+                    self.offer(&s, d, now, may_block, &mut routed);
+                }
+                Target::Group(key) => match self.groups.get(&key) {
+                    Some(g) => {
+                        match g.pick(self.strategy, groups::hash_of(&msg.topic), true, &msg.topic) {
+                            Pick::Local(s, qos) => {
+                                self.deliver_group(
+                                    &s,
+                                    &msg,
+                                    qos,
+                                    &key,
+                                    now,
+                                    may_block,
+                                    &mut routed,
+                                );
+                            }
+                            _ => metrics::inc(&self.metrics.group_dropped),
+                        }
+                    }
+                    None => metrics::inc(&self.metrics.group_dropped),
+                },
+            }
+        }
+        routed
+    }
+
+    /// Gives a group message to another member, local or on another node.
+    pub(super) fn redispatch(&self, msg: &Arc<Message>, key: &GroupKey) {
+        let Some(g) = self.groups.get(key) else {
+            metrics::inc(&self.metrics.group_dropped);
+            return;
+        };
+        let local_only = self.remote().is_none();
+        match g.pick(
+            self.strategy,
+            groups::hash_of(&msg.topic),
+            local_only,
+            &msg.topic,
+        ) {
+            Pick::Local(s, qos) => {
+                let mut routed = Routed::default();
+                self.deliver_group(&s, msg, qos, &g.key, Instant::now(), false, &mut routed);
+            }
+            Pick::Remote(node) => {
+                if let Some(c) = self.remote() {
+                    c.forward_group(&node, msg, &g.key);
+                }
+            }
+            Pick::Nobody => metrics::inc(&self.metrics.group_dropped),
+        }
+    }
+
+    /// Queues a group message for the member `s` chose for it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn deliver_group(
+        &self,
+        s: &Arc<Session>,
+        msg: &Arc<Message>,
+        granted: QoS,
+        key: &Arc<GroupKey>,
+        now: Instant,
+        may_block: bool,
+        routed: &mut Routed,
+    ) {
+        let d = Delivery {
+            msg: msg.clone(),
+            qos: msg.qos.min(granted),
+            retain: false,
+            group: Some(key.clone()),
+        };
+        let paced = s.deliver_paced(d, now, may_block);
+        match paced.outcome {
+            Ok(outcome) => routed.queued += usize::from(self.account(outcome)),
+            // Every member is full and reading (a member with room would have been chosen):
+            // the group is retried as a whole, and may then pick another member.
+            Err(_) => routed.blocked(msg, Target::Group(key.clone()), s.clone() as Pacer),
+        }
+    }
+
+    /// Queues `msg` for every matching local session; the first one (other than the
+    /// publisher's own, which its own connection drains) that asks for pacing is reported.
+    pub(super) fn deliver_local(
+        &self,
+        msg: &Arc<Message>,
+        now: Instant,
+        publisher: Option<u64>,
+        may_block: bool,
+        routed: &mut Routed,
+        memo: Option<&mut Option<Box<RouteMemo>>>,
+    ) {
+        let mut one = |session: &Arc<Session>, granted: QoS, read: Option<&Arc<ReadGate>>| {
+            if !may_read(read, &msg.topic) {
+                return;
+            }
+            let d = Delivery {
+                msg: msg.clone(),
+                qos: msg.qos.min(granted),
+                // Normal deliveries never carry the retain flag [MQTT-3.3.1-9].
+                retain: false,
+                group: None,
+            };
+            let pressured = self.offer(session, d, now, may_block, routed);
+            if pressured && routed.pressure.is_none() && publisher != Some(session.id) {
+                routed.pressure = Some(session.clone());
+            }
+        };
+        let Some(memo) = memo else {
+            self.subs
+                .for_each_target(&msg.topic, |(session, granted, read)| {
+                    one(session, granted, read);
+                });
+            return;
+        };
+        let generation = self.subs.generation();
+        if let Some(m) = memo.as_deref() {
+            if m.generation == generation && m.topic == msg.topic {
+                for (session, granted, read) in &m.targets {
+                    one(session, *granted, read.as_ref());
+                }
+                return;
+            }
+        }
+        let mut targets: SmallVec<[MemoTarget; 4]> = SmallVec::new();
+        self.subs
+            .for_each_target(&msg.topic, |(session, granted, read)| {
+                if targets.len() <= MEMO_MAX_TARGETS {
+                    targets.push((session.clone(), granted, read.cloned()));
+                }
+                one(session, granted, read);
+            });
+        if targets.len() <= MEMO_MAX_TARGETS {
+            let m = memo.get_or_insert_with(Box::default);
+            m.generation = generation;
+            m.topic.clone_from(&msg.topic);
+            m.targets = targets;
+        } else {
+            *memo = None;
+        }
+    }
+
+    /// Offers one prepared delivery to `session` and records the outcome in `routed`; a
+    /// refusal by a full reader becomes part of the remainder. Returns whether the session
+    /// asks its producers to pause.
+    fn offer(
+        &self,
+        session: &Arc<Session>,
+        d: Delivery,
+        now: Instant,
+        may_block: bool,
+        routed: &mut Routed,
+    ) -> bool {
+        let msg = d.msg.clone();
+        let paced = session.deliver_paced(d, now, may_block);
+        routed.deepest = routed.deepest.max(paced.depth);
+        routed.woke_here |= paced.woke_here;
+        match paced.outcome {
+            Ok(outcome) => routed.queued += usize::from(self.account(outcome)),
+            Err(d) => {
+                routed.blocked(&msg, Target::Session(session.clone(), d), session.clone());
+                return false;
+            }
+        }
+        paced.pressured
+    }
+
+    /// Counts a delivery outcome; true if the message was queued.
+    pub fn account(&self, outcome: EnqueueOutcome) -> bool {
+        let m = &self.metrics;
+        match outcome {
+            EnqueueOutcome::Queued { .. } => true,
+            EnqueueOutcome::QueuedDroppedOldest { dropped_qos0 } => {
+                metrics::inc(if dropped_qos0 {
+                    &m.dropped_qos0_queue_full
+                } else {
+                    &m.dropped_queue_full
+                });
+                true
+            }
+            EnqueueOutcome::DroppedFull { qos0 } | EnqueueOutcome::SlowConsumer { qos0 } => {
+                metrics::inc(if qos0 {
+                    &m.dropped_qos0_queue_full
+                } else {
+                    &m.dropped_queue_full
+                });
+                false
+            }
+            EnqueueOutcome::DroppedOffline => {
+                metrics::inc(&m.dropped_qos0_offline);
+                false
+            }
+        }
+    }
+}
