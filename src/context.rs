@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::auth::{Auth, AuthError};
 use crate::codec::DecodeLimits;
 use crate::config::{Config, QueueFullPolicy as ConfigPolicy};
+use crate::hooks::{Event, Hooks};
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session::{QueueFullPolicy, SessionLimits};
@@ -23,12 +24,22 @@ pub struct Context {
     pub decode_limits: DecodeLimits,
     /// Credentials and ACL; the files are swapped in place by [`Context::reload_auth`].
     pub auth: Arc<Auth>,
+    /// Observers of client and message events (none by default).
+    pub hooks: Option<Arc<dyn Hooks>>,
 }
 
 impl Context {
     /// Builds the broker state from a validated configuration, loading the password and ACL
     /// files.
     pub fn new(config: Config) -> Result<Arc<Context>, AuthError> {
+        Context::with_hooks(config, None)
+    }
+
+    /// [`Context::new`] with observers of client and message events.
+    pub fn with_hooks(
+        config: Config,
+        hooks: Option<Arc<dyn Hooks>>,
+    ) -> Result<Arc<Context>, AuthError> {
         let metrics = Arc::new(Metrics::default());
         let auth = Arc::new(Auth::load(&config.auth, metrics.clone())?);
         let s = &config.session;
@@ -61,7 +72,8 @@ impl Context {
                 config.groups.strategy,
                 config.retain.send_to_shared_subscribers,
             )
-            .with_max_subscriptions(config.session.max_subscriptions);
+            .with_max_subscriptions(config.session.max_subscriptions)
+            .with_hooks(hooks.clone());
         let decode_limits = DecodeLimits {
             max_packet_size: config.limits.max_packet_size,
             max_topic_levels: config.limits.max_topic_levels,
@@ -74,7 +86,16 @@ impl Context {
             metrics,
             decode_limits,
             auth,
+            hooks,
         }))
+    }
+
+    /// Tells the hooks, if any, of `event` (built only when there are hooks).
+    #[inline]
+    pub fn emit<'a>(&self, event: impl FnOnce() -> Event<'a>) {
+        if let Some(h) = &self.hooks {
+            h.on_event(&event());
+        }
     }
 
     /// Re-reads the password and ACL files (SIGHUP). On error the previous files stay in

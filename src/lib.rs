@@ -27,6 +27,7 @@ pub mod connection;
 pub mod context;
 pub mod engine;
 pub mod flow;
+pub mod hooks;
 pub mod listener;
 pub mod message;
 pub mod metrics;
@@ -81,8 +82,17 @@ pub struct Broker {
 impl Broker {
     /// Binds every listener and starts serving until `shutdown` is cancelled.
     pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Broker, StartError> {
+        Broker::start_with_hooks(config, None, shutdown).await
+    }
+
+    /// [`Broker::start`] with observers of client and message events (see [`hooks`]).
+    pub async fn start_with_hooks(
+        config: Config,
+        hooks: Option<Arc<dyn hooks::Hooks>>,
+        shutdown: CancellationToken,
+    ) -> Result<Broker, StartError> {
         let bound = listener::bind_all(&config).await?;
-        let ctx = Context::new(config)?;
+        let ctx = Context::with_hooks(config, hooks)?;
         let tracker = TaskTracker::new();
         // The cluster starts before any client is accepted, so every subscription is counted
         // in the interest advertised to peers.

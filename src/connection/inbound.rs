@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use super::{CloseReason, Live, Publishing};
 use crate::codec::{self, Packet, Publish, QoS, SubAck, SubackCode, Subscribe};
 use crate::context::Context;
+use crate::hooks::Event;
 use crate::message::{Delivery, Message};
 use crate::metrics;
 use crate::router::{Origin, Routed};
@@ -45,7 +46,12 @@ pub(super) fn handle(
         Packet::Subscribe(s) => subscribe(s, live, ctx, out, now),
         Packet::Unsubscribe(u) => {
             for f in &u.filters {
-                ctx.router.unsubscribe(&live.session, f);
+                if ctx.router.unsubscribe(&live.session, f) {
+                    ctx.emit(|| Event::Unsubscribed {
+                        client_id: &live.session.client_id,
+                        filter: f,
+                    });
+                }
             }
             // UNSUBACK even when nothing matched [MQTT-3.10.4-4, MQTT-3.10.4-5]; behind any
             // SUBACK still held for the cluster, so the client's acknowledgements of
@@ -165,6 +171,11 @@ fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesM
             .subscribe(&live.session, &f.filter, f.qos, live.read.as_ref())
         {
             Ok(msgs) => {
+                ctx.emit(|| Event::Subscribed {
+                    client_id: &live.session.client_id,
+                    filter: &f.filter,
+                    qos: f.qos,
+                });
                 codes.push(SubackCode::Granted(f.qos));
                 retained.extend(msgs.into_iter().map(|m| (m, f.qos)));
             }

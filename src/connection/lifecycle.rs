@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::read::ReadSide;
 use super::*;
+use crate::hooks::Event;
 
 /// The CONNECT phase: reads and checks the CONNECT, authenticates, attaches the session and
 /// queues the CONNACK. `None` when the connection was refused (and answered).
@@ -95,6 +96,14 @@ where
     }
     metrics::inc(&conn.ctx.metrics.clients_connected_current);
     tracing::debug!(%peer, client_id, clean = connect.clean_session, present = attached.present, "client connected");
+    conn.ctx.emit(|| Event::ClientConnected {
+        client_id: &client_id,
+        username: username.as_deref(),
+        peer,
+        clean_session: connect.clean_session,
+        keep_alive: connect.keep_alive,
+        session_present: attached.present,
+    });
     if let Some(c) = conn.ctx.router.remote() {
         // Client ids are unique cluster-wide: a live connection elsewhere is taken over.
         c.announce_client(&client_id, link.connected_at());
@@ -152,7 +161,16 @@ pub(super) async fn close<R, W>(
     }
     metrics::dec(&ctx.metrics.clients_connected_current);
     count_close(&ctx, &reason);
+    let reason_text = if ctx.hooks.is_some() {
+        reason.to_string()
+    } else {
+        String::new()
+    };
     tracing::debug!(client_id = %session.client_id, %reason, "client disconnected");
+    ctx.emit(|| Event::ClientDisconnected {
+        client_id: &session.client_id,
+        reason: &reason_text,
+    });
     // Best effort: whatever is still buffered (e.g. a final PINGRESP) goes out before close.
     if matches!(
         reason,

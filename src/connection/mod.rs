@@ -316,12 +316,20 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         .kick_reason()
                         .map_or(CloseReason::TakenOver, CloseReason::from);
                 }
-                let r = st.fill(
-                    &mut self.wbuf,
-                    wmax,
-                    self.wr.is_write_vectored(),
-                    Instant::now(),
-                );
+                let vectored = self.wr.is_write_vectored();
+                let r = match &self.ctx.hooks {
+                    None => st.fill(&mut self.wbuf, wmax, vectored, Instant::now()),
+                    Some(h) => {
+                        let client_id = &live.session.client_id;
+                        st.fill_with(&mut self.wbuf, wmax, vectored, Instant::now(), |d| {
+                            h.on_event(&crate::hooks::Event::MessageDelivered {
+                                client_id,
+                                topic: &d.msg.topic,
+                                qos: d.qos,
+                            });
+                        })
+                    }
+                };
                 live.awaiting_acks = st.inflight() > 0;
                 drop(st);
                 metrics::add(&self.ctx.metrics.publish_sent, r.sent);

@@ -12,6 +12,7 @@ use super::{may_read, MemoTarget, RouteMemo, Router, MEMO_MAX_TARGETS};
 use crate::auth::ReadGate;
 use crate::codec::QoS;
 use crate::flow::Pacer;
+use crate::hooks::{DropReason, Event};
 use crate::message::{Delivery, Message};
 use crate::metrics;
 use crate::session::{EnqueueOutcome, Session};
@@ -99,7 +100,7 @@ impl Router {
         };
         let paced = s.deliver_paced(d, now, may_block);
         match paced.outcome {
-            Ok(outcome) => routed.queued += usize::from(self.account(outcome)),
+            Ok(outcome) => routed.queued += usize::from(self.account(outcome, s, msg)),
             // Every member is full and reading (a member with room would have been chosen):
             // the group is retried as a whole, and may then pick another member.
             Err(_) => routed.blocked(msg, Target::Group(key.clone()), s.clone() as Pacer),
@@ -183,7 +184,7 @@ impl Router {
         routed.deepest = routed.deepest.max(paced.depth);
         routed.woke_here |= paced.woke_here;
         match paced.outcome {
-            Ok(outcome) => routed.queued += usize::from(self.account(outcome)),
+            Ok(outcome) => routed.queued += usize::from(self.account(outcome, session, &msg)),
             Err(d) => {
                 routed.blocked(&msg, Target::Session(session.clone(), d), session.clone());
                 return false;
@@ -192,8 +193,22 @@ impl Router {
         paced.pressured
     }
 
-    /// Counts a delivery outcome; true if the message was queued.
-    pub fn account(&self, outcome: EnqueueOutcome) -> bool {
+    /// Counts a delivery outcome of `msg` for `session` (and tells the hooks of a drop);
+    /// true if the message was queued.
+    fn account(&self, outcome: EnqueueOutcome, session: &Session, msg: &Message) -> bool {
+        let reason = match outcome {
+            EnqueueOutcome::Queued { .. } | EnqueueOutcome::QueuedDroppedOldest { .. } => None,
+            EnqueueOutcome::DroppedFull { .. } => Some(DropReason::QueueFull),
+            EnqueueOutcome::SlowConsumer { .. } => Some(DropReason::SlowConsumer),
+            EnqueueOutcome::DroppedOffline => Some(DropReason::Offline),
+        };
+        if let Some(reason) = reason {
+            self.emit(|| Event::MessageDropped {
+                client_id: &session.client_id,
+                topic: &msg.topic,
+                reason,
+            });
+        }
         let m = &self.metrics;
         match outcome {
             EnqueueOutcome::Queued { .. } => true,

@@ -16,7 +16,7 @@ use rand::Rng;
 use crate::auth::ReadGate;
 use crate::codec::QoS;
 use crate::config::GroupStrategy;
-use crate::session::Session;
+use crate::session::{Readiness, Session};
 use crate::topic::{GroupKey, SubscriptionTrie};
 
 #[derive(Debug, Clone)]
@@ -143,17 +143,26 @@ impl Group {
         // the chosen one (so the load still spreads): a group never loses or holds back a
         // message because one member is stuck while another could take it. A member on
         // another node counts as having room (its node blocks, and never drops, a message
-        // for a full member: see `Router::publish_from_route`). Only when every member is
-        // full does the chosen one get it, and then it blocks its producer.
-        if matches!(&pick, Pick::Local(s, _) if !s.lock().has_room()) {
-            let start = idx as usize;
-            let roomy = (1..n_local)
-                .map(|k| &m.local[local_at((start + k) % n_local)])
-                .find(|x| x.session.lock().has_room());
-            if let Some(x) = roomy {
-                pick = Pick::Local(x.session.clone(), x.qos);
-            } else if remote_total > 0 {
-                pick = remote_at(&m.remote, hash % remote_total);
+        // for a full member that reads: see `Router::publish_from_route`). With no room
+        // anywhere, a member that still reads gets it (and blocks its producer until it
+        // drains); only when every member has stalled does the chosen one get it, and its
+        // queue bound applies.
+        let now = std::time::Instant::now();
+        let ready = |s: &Session| s.lock().readiness(now);
+        if let Pick::Local(s, _) = &pick {
+            let mine = ready(s);
+            if mine != Readiness::Room {
+                let start = idx as usize;
+                let others = || (1..n_local).map(|k| &m.local[local_at((start + k) % n_local)]);
+                if let Some(x) = others().find(|x| ready(&x.session) == Readiness::Room) {
+                    pick = Pick::Local(x.session.clone(), x.qos);
+                } else if remote_total > 0 {
+                    pick = remote_at(&m.remote, hash % remote_total);
+                } else if mine == Readiness::Stalled {
+                    if let Some(x) = others().find(|x| ready(&x.session) == Readiness::Reading) {
+                        pick = Pick::Local(x.session.clone(), x.qos);
+                    }
+                }
             }
         }
         if strategy == GroupStrategy::Sticky {

@@ -23,6 +23,7 @@ use smallvec::SmallVec;
 use crate::auth::ReadGate;
 use crate::codec::QoS;
 use crate::config::GroupStrategy;
+use crate::hooks::{Event, Hooks};
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
 use crate::session::Session;
@@ -105,6 +106,8 @@ pub struct Router {
     metrics: Arc<Metrics>,
     /// The other nodes, set once when clustering starts; absent on a single node.
     remote: OnceLock<Arc<dyn RemoteSink>>,
+    /// Observers of published and dropped messages.
+    hooks: Option<Arc<dyn Hooks>>,
 }
 
 /// Whether a subscriber with this read check (none: no ACL file) may receive `topic`.
@@ -142,6 +145,7 @@ impl Router {
             retained,
             metrics,
             remote: OnceLock::new(),
+            hooks: None,
         }
     }
 
@@ -158,6 +162,20 @@ impl Router {
     pub fn with_max_subscriptions(mut self, max: usize) -> Self {
         self.max_subscriptions = max;
         self
+    }
+
+    /// Sets the observers of published and dropped messages.
+    pub fn with_hooks(mut self, hooks: Option<Arc<dyn Hooks>>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// Tells the hooks, if any, of `event` (built only when there are hooks).
+    #[inline]
+    fn emit<'a>(&self, event: impl FnOnce() -> Event<'a>) {
+        if let Some(h) = &self.hooks {
+            h.on_event(&event());
+        }
     }
 
     /// Connects the router to the other nodes (once).
@@ -283,6 +301,13 @@ impl Router {
     /// consumer group, and forwards it to every interested peer.
     pub fn publish(&self, msg: Message, origin: Origin<'_>, now: Instant) -> Routed {
         let msg = Arc::new(msg);
+        self.emit(|| Event::MessagePublished {
+            client_id: origin.session.map(|s| &*s.client_id),
+            topic: &msg.topic,
+            qos: msg.qos,
+            retain: msg.retain,
+            payload_len: msg.payload.len(),
+        });
         let mut ts = 0;
         let mut retain_refused = false;
         if msg.retain {

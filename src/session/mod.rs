@@ -11,4 +11,6 @@ mod state;
 
 pub use handle::{ConnLink, KickReason, Paced, Session};
 pub use outbox::Outbox;
-pub use state::{EnqueueOutcome, FillResult, QueueFullPolicy, SessionLimits, SessionState};
+pub use state::{
+    EnqueueOutcome, FillResult, QueueFullPolicy, Readiness, SessionLimits, SessionState,
+};

@@ -48,6 +48,17 @@ pub enum EnqueueOutcome {
     SlowConsumer { qos0: bool },
 }
 
+/// How ready a session is for one more message, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Readiness {
+    /// Below its high watermark: takes it without pausing anyone.
+    Room,
+    /// Filling, but its client reads: takes it, or blocks the producer until it drains.
+    Reading,
+    /// Its client has stopped reading (or is offline): only its queue bound is left.
+    Stalled,
+}
+
 /// What `fill` did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FillResult {
@@ -276,6 +287,21 @@ impl SessionState {
             && self.queued_bytes < self.limits.max_queued_bytes / 2
     }
 
+    /// How ready the session is to take a consumer-group message (see
+    /// [`crate::router::Group::pick`]).
+    pub fn readiness(&self, now: Instant) -> Readiness {
+        if self.has_room() {
+            Readiness::Room
+        } else if self
+            .flow
+            .live(self.link.is_some(), now, self.limits.stall_timeout)
+        {
+            Readiness::Reading
+        } else {
+            Readiness::Stalled
+        }
+    }
+
     /// Whether publishers feeding this session should wait before reading more: its queue
     /// is past the high watermark and its consumer is alive. A consumer that stops draining
     /// stops pacing its publishers once `stall_timeout` has passed (its queue bound and
@@ -298,6 +324,19 @@ impl SessionState {
         max_bytes: usize,
         vectored: bool,
         now: Instant,
+    ) -> FillResult {
+        self.fill_with(out, max_bytes, vectored, now, |_| {})
+    }
+
+    /// [`SessionState::fill`], calling `sent` with each delivery written (for the hooks;
+    /// `fill` passes a closure that compiles to nothing).
+    pub fn fill_with(
+        &mut self,
+        out: &mut Outbox,
+        max_bytes: usize,
+        vectored: bool,
+        now: Instant,
+        mut sent: impl FnMut(&Delivery),
     ) -> FillResult {
         let mut res = FillResult::default();
         while out.len() < max_bytes {
@@ -329,6 +368,7 @@ impl SessionState {
                 _ => self.alloc_pkid(),
             };
             write_publish(out, &d, pkid, false, vectored);
+            sent(&d);
             let state = match d.qos {
                 QoS::AtMostOnce => continue,
                 QoS::AtLeastOnce => InflightState::Ack,
