@@ -12,14 +12,23 @@ use crate::hooks::{Event, Hooks};
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session::{QueueFullPolicy, SessionLimits};
-use crate::store::{RetainedStore, SessionStore};
+use crate::store::{RetainedStore, SessionJournal, SessionStore};
+
+/// What an embedder (or a later subsystem: webhooks, a durable store) plugs into the broker.
+#[derive(Debug, Default, Clone)]
+pub struct Extensions {
+    /// Observers of client and message events.
+    pub hooks: Option<Arc<dyn Hooks>>,
+    /// Where the changes of persistent sessions go.
+    pub journal: Option<Arc<dyn SessionJournal>>,
+}
 
 /// Everything a connection needs to reach the rest of the broker.
 #[derive(Debug)]
 pub struct Context {
     pub config: Config,
     pub router: Router,
-    pub sessions: SessionStore,
+    pub sessions: Arc<SessionStore>,
     pub metrics: Arc<Metrics>,
     pub decode_limits: DecodeLimits,
     /// Credentials and ACL; the files are swapped in place by [`Context::reload_auth`].
@@ -32,14 +41,12 @@ impl Context {
     /// Builds the broker state from a validated configuration, loading the password and ACL
     /// files.
     pub fn new(config: Config) -> Result<Arc<Context>, AuthError> {
-        Context::with_hooks(config, None)
+        Context::with(config, Extensions::default())
     }
 
-    /// [`Context::new`] with observers of client and message events.
-    pub fn with_hooks(
-        config: Config,
-        hooks: Option<Arc<dyn Hooks>>,
-    ) -> Result<Arc<Context>, AuthError> {
+    /// [`Context::new`] with what an embedder plugs in (hooks, a session journal).
+    pub fn with(config: Config, ext: Extensions) -> Result<Arc<Context>, AuthError> {
+        let hooks = ext.hooks;
         let metrics = Arc::new(Metrics::default());
         let auth = Arc::new(Auth::load(&config.auth, metrics.clone())?);
         let s = &config.session;
@@ -58,7 +65,10 @@ impl Context {
         };
         let expiry =
             (!s.persistent_session_expiry.is_zero()).then_some(s.persistent_session_expiry);
-        let sessions = SessionStore::new(limits, s.max_sessions, expiry, metrics.clone());
+        let sessions = Arc::new(
+            SessionStore::new(limits, s.max_sessions, expiry, metrics.clone())
+                .with_journal(ext.journal),
+        );
         let r = &config.retain;
         let retained = RetainedStore::new(
             r.enabled,
@@ -73,7 +83,8 @@ impl Context {
                 config.retain.send_to_shared_subscribers,
             )
             .with_max_subscriptions(config.session.max_subscriptions)
-            .with_hooks(hooks.clone());
+            .with_hooks(hooks.clone())
+            .with_sessions(sessions.clone());
         let decode_limits = DecodeLimits {
             max_packet_size: config.limits.max_packet_size,
             max_topic_levels: config.limits.max_topic_levels,

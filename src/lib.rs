@@ -49,7 +49,7 @@ use tokio_util::task::TaskTracker;
 use crate::engine::ConnThreads;
 
 pub use config::Config;
-pub use context::Context;
+pub use context::{Context, Extensions};
 pub use metrics::Metrics;
 
 /// How long connections get to close after shutdown before the broker stops waiting.
@@ -82,17 +82,18 @@ pub struct Broker {
 impl Broker {
     /// Binds every listener and starts serving until `shutdown` is cancelled.
     pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Broker, StartError> {
-        Broker::start_with_hooks(config, None, shutdown).await
+        Broker::start_with(config, Extensions::default(), shutdown).await
     }
 
-    /// [`Broker::start`] with observers of client and message events (see [`hooks`]).
-    pub async fn start_with_hooks(
+    /// [`Broker::start`] with what an embedder plugs in: hooks (see [`hooks`]), a session
+    /// journal (see [`store::SessionJournal`]).
+    pub async fn start_with(
         config: Config,
-        hooks: Option<Arc<dyn hooks::Hooks>>,
+        ext: Extensions,
         shutdown: CancellationToken,
     ) -> Result<Broker, StartError> {
         let bound = listener::bind_all(&config).await?;
-        let ctx = Context::with_hooks(config, hooks)?;
+        let ctx = Context::with(config, ext)?;
         let tracker = TaskTracker::new();
         // The cluster starts before any client is accepted, so every subscription is counted
         // in the interest advertised to peers.

@@ -70,6 +70,8 @@ metrics! {
     sessions_current,
     /// Offline persistent sessions discarded by `session.persistent_session_expiry`.
     sessions_expired,
+    /// Sessions ended (clean disconnect, replaced by a clean session, or expired).
+    sessions_ended,
     /// Subscriptions currently held.
     subscriptions_current,
     /// SUBSCRIBE filters answered with 0x80.

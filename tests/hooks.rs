@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use common::{connect_packet, test_config, wait_until, Raw, TestBroker};
 use supermq::codec::QoS;
 use supermq::hooks::{Event, Hooks};
-use supermq::Broker;
+use supermq::{Broker, Extensions};
 use tokio_util::sync::CancellationToken;
 
 /// Records each event as one line.
@@ -72,7 +72,11 @@ impl Recorder {
 async fn start_recorded() -> (TestBroker, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
     let shutdown = CancellationToken::new();
-    let broker = Broker::start_with_hooks(test_config(), Some(rec.clone()), shutdown.clone())
+    let ext = Extensions {
+        hooks: Some(rec.clone()),
+        ..Extensions::default()
+    };
+    let broker = Broker::start_with(test_config(), ext, shutdown.clone())
         .await
         .expect("broker starts");
     let addr = broker.local_addr();

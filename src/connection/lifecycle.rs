@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::read::ReadSide;
 use super::*;
 use crate::hooks::Event;
+use crate::session::Change;
 
 /// The CONNECT phase: reads and checks the CONNECT, authenticates, attaches the session and
 /// queues the CONNACK. `None` when the connection was refused (and answered).
@@ -96,6 +97,13 @@ where
     }
     metrics::inc(&conn.ctx.metrics.clients_connected_current);
     tracing::debug!(%peer, client_id, clean = connect.clean_session, present = attached.present, "client connected");
+    {
+        let mut st = session.lock();
+        if st.journaled() {
+            st.record(|| Change::WillSet(connect.will.clone()));
+        }
+    }
+    conn.ctx.sessions.commit(&session);
     conn.ctx.emit(|| Event::ClientConnected {
         client_id: &client_id,
         username: username.as_deref(),
@@ -158,6 +166,8 @@ pub(super) async fn close<R, W>(
     }
     if ctx.sessions.detach(session, live.gen, Instant::now()) == DetachOutcome::Removed {
         ctx.router.end_session(session);
+    } else {
+        ctx.sessions.commit(session);
     }
     metrics::dec(&ctx.metrics.clients_connected_current);
     count_close(&ctx, &reason);

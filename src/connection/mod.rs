@@ -333,6 +333,9 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 live.awaiting_acks = st.inflight() > 0;
                 drop(st);
                 metrics::add(&self.ctx.metrics.publish_sent, r.sent);
+                // What this turn changed (acknowledgements read, messages sent) goes to the
+                // store's journal, if it keeps this session.
+                self.ctx.sessions.commit(&live.session);
                 live.needs_drain = r.more;
                 if r.relieved {
                     live.session.relieve();

@@ -99,6 +99,7 @@ impl Router {
             group: Some(key.clone()),
         };
         let paced = s.deliver_paced(d, now, may_block);
+        self.commit(s);
         match paced.outcome {
             Ok(outcome) => routed.queued += usize::from(self.account(outcome, s, msg)),
             // Every member is full and reading (a member with room would have been chosen):
@@ -181,6 +182,7 @@ impl Router {
     ) -> bool {
         let msg = d.msg.clone();
         let paced = session.deliver_paced(d, now, may_block);
+        self.commit(session);
         routed.deepest = routed.deepest.max(paced.depth);
         routed.woke_here |= paced.woke_here;
         match paced.outcome {

@@ -27,7 +27,7 @@ use crate::hooks::{Event, Hooks};
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
 use crate::session::Session;
-use crate::store::{RetainOutcome, RetainedStore, Stamp};
+use crate::store::{RetainOutcome, RetainedStore, SessionStore, Stamp};
 use crate::topic::{parse_subscription, FilterError, GroupKey, Subscription};
 
 pub use groups::{Group, Groups, Pick};
@@ -108,6 +108,9 @@ pub struct Router {
     remote: OnceLock<Arc<dyn RemoteSink>>,
     /// Observers of published and dropped messages.
     hooks: Option<Arc<dyn Hooks>>,
+    /// The session store: every change the router makes to a session is committed there,
+    /// and a session ends through it.
+    sessions: Option<Arc<SessionStore>>,
 }
 
 /// Whether a subscriber with this read check (none: no ACL file) may receive `topic`.
@@ -146,6 +149,7 @@ impl Router {
             metrics,
             remote: OnceLock::new(),
             hooks: None,
+            sessions: None,
         }
     }
 
@@ -162,6 +166,20 @@ impl Router {
     pub fn with_max_subscriptions(mut self, max: usize) -> Self {
         self.max_subscriptions = max;
         self
+    }
+
+    /// Sets the session store the router commits session changes to.
+    pub fn with_sessions(mut self, sessions: Arc<SessionStore>) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// Commits the changes the router made to `session` (see [`SessionStore::commit`]).
+    #[inline]
+    fn commit(&self, session: &Session) {
+        if let Some(s) = &self.sessions {
+            s.commit(session);
+        }
     }
 
     /// Sets the observers of published and dropped messages.
@@ -222,15 +240,16 @@ impl Router {
                 // The connection is being replaced; its subscriptions would outlive it.
                 return Ok(Vec::new());
             }
-            let held = st.subscriptions.len();
-            if held >= self.max_subscriptions && !st.subscriptions.contains_key(filter) {
+            let held = st.subscriptions().len();
+            if held >= self.max_subscriptions && !st.subscriptions().contains_key(filter) {
                 return Err(SubscribeError::TooMany(held));
             }
-            st.subscriptions.insert(filter.to_owned(), qos).is_none()
+            st.subscribe(filter, qos)
         };
         if new {
             metrics::inc(&self.metrics.subscriptions_current);
         }
+        self.commit(session);
         match sub {
             Subscription::Plain(f) => {
                 self.subs.insert(f, session, qos, read.cloned());
@@ -281,8 +300,9 @@ impl Router {
     /// Removes `session`'s subscription to exactly `filter` (for a group: leaves it); true
     /// if there was one.
     pub fn unsubscribe(&self, session: &Session, filter: &str) -> bool {
-        let had = session.lock().subscriptions.remove(filter).is_some();
+        let had = session.lock().unsubscribe(filter);
         if had {
+            self.commit(session);
             self.drop_subscription(session.id, filter);
         }
         had
@@ -290,7 +310,7 @@ impl Router {
 
     /// Removes every subscription of a session that ended.
     fn remove_all(&self, session: &Session) {
-        let filters = std::mem::take(&mut session.lock().subscriptions);
+        let filters = session.lock().take_subscriptions();
         for filter in filters.keys() {
             self.drop_subscription(session.id, filter);
         }
@@ -425,6 +445,9 @@ impl Router {
     pub fn end_session(&self, session: &Session) {
         self.remove_all(session);
         self.redispatch_undelivered(session);
+        if let Some(s) = &self.sessions {
+            s.ended(session);
+        }
     }
 
     /// Hands the unacknowledged group messages of a member that left (clean session) to other

@@ -5,10 +5,12 @@
 //! currently serves the session. It never touches sockets or spawns tasks: the connection
 //! task drives it, the router enqueues into it, both under its one short-held mutex.
 
+mod change;
 mod handle;
 mod outbox;
 mod state;
 
+pub use change::Change;
 pub use handle::{ConnLink, KickReason, Paced, Session};
 pub use outbox::Outbox;
 pub use state::{

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::change::{Change, Journal};
 use super::handle::ConnLink;
 use super::outbox::Outbox;
 use crate::codec::{self, Packet, QoS};
@@ -95,7 +96,7 @@ pub struct SessionState {
     pub clean: bool,
     /// Filter → granted QoS. B-tree maps here and below: half the inline size of a hash
     /// map (every session carries them, most with few entries) and no hashing of client input.
-    pub subscriptions: BTreeMap<String, QoS>,
+    subscriptions: BTreeMap<String, QoS>,
     /// Set when the session has been replaced or discarded; its connection must stop.
     pub discarded: bool,
     /// When the session last went offline (for expiry); `None` while connected.
@@ -113,6 +114,7 @@ pub struct SessionState {
     limits: SessionLimits,
     link: Option<ConnLink>,
     flow: Watermarks,
+    journal: Journal,
 }
 
 impl SessionState {
@@ -132,12 +134,65 @@ impl SessionState {
             limits,
             link: None,
             flow: Watermarks::default(),
+            journal: Journal::default(),
         }
     }
 
     /// The connection currently serving this session.
     pub fn link(&self) -> Option<&ConnLink> {
         self.link.as_ref()
+    }
+
+    /// Records every later change in the journal (a persistent session whose store keeps
+    /// it).
+    pub fn journal_on(&mut self) {
+        self.journal.enable();
+    }
+
+    /// The changes recorded since the last call, oldest first.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        self.journal.take()
+    }
+
+    /// Records a change that happened outside the state (a will set, the session ended).
+    pub fn record(&mut self, c: impl FnOnce() -> Change) {
+        self.journal.record(c);
+    }
+
+    /// Whether changes are being journaled.
+    pub fn journaled(&self) -> bool {
+        self.journal.is_on()
+    }
+
+    /// Adds or replaces the subscription to `filter`; true if it is new.
+    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> bool {
+        let new = self.subscriptions.insert(filter.to_owned(), qos).is_none();
+        self.journal.record(|| Change::Subscribed {
+            filter: filter.to_owned(),
+            qos,
+        });
+        new
+    }
+
+    /// Removes the subscription to exactly `filter`; true if there was one.
+    pub fn unsubscribe(&mut self, filter: &str) -> bool {
+        let had = self.subscriptions.remove(filter).is_some();
+        if had {
+            self.journal.record(|| Change::Unsubscribed {
+                filter: filter.to_owned(),
+            });
+        }
+        had
+    }
+
+    /// Filter → granted QoS.
+    pub fn subscriptions(&self) -> &BTreeMap<String, QoS> {
+        &self.subscriptions
+    }
+
+    /// Removes every subscription (the session is ending); returns them.
+    pub fn take_subscriptions(&mut self) -> BTreeMap<String, QoS> {
+        std::mem::take(&mut self.subscriptions)
     }
 
     /// Whether connection `gen` still serves this session.
@@ -231,6 +286,7 @@ impl SessionState {
                     };
                     self.queued_bytes -= old.weight();
                     dropped_qos0 |= old.qos == QoS::AtMostOnce;
+                    self.journal.record(|| Change::DroppedOldest);
                 }
                 self.push(d);
                 return Ok(EnqueueOutcome::QueuedDroppedOldest { dropped_qos0 });
@@ -259,7 +315,14 @@ impl SessionState {
         now: Instant,
     ) -> bool {
         let was_idle = self.queue.is_empty() && self.backlog.is_empty();
-        self.backlog.extend(retained);
+        if self.journal.is_on() {
+            for d in retained {
+                self.journal.record(|| Change::Enqueued(d.clone()));
+                self.backlog.push_back(d);
+            }
+        } else {
+            self.backlog.extend(retained);
+        }
         let online = self.link.is_some();
         let len = self.queue.len() + self.backlog.len();
         // Like any burst, the backlog gives its consumer one stall window to show it reads.
@@ -312,6 +375,7 @@ impl SessionState {
     }
 
     fn push(&mut self, d: Delivery) {
+        self.journal.record(|| Change::Enqueued(d.clone()));
         self.queued_bytes += d.weight();
         self.queue.push_back(d);
     }
@@ -369,6 +433,7 @@ impl SessionState {
             };
             write_publish(out, &d, pkid, false, vectored);
             sent(&d);
+            self.journal.record(|| Change::Sent { pkid });
             let state = match d.qos {
                 QoS::AtMostOnce => continue,
                 QoS::AtLeastOnce => InflightState::Ack,
@@ -430,7 +495,10 @@ impl SessionState {
     /// PUBACK received; true if it completed a QoS 1 delivery.
     pub fn on_puback(&mut self, pkid: u16) -> bool {
         match self.position(pkid, |s| matches!(s, InflightState::Ack)) {
-            Some(p) => self.inflight.remove(p).is_some(),
+            Some(p) => {
+                self.journal.record(|| Change::Acked { pkid });
+                self.inflight.remove(p).is_some()
+            }
             None => false,
         }
     }
@@ -442,6 +510,7 @@ impl SessionState {
                 let entry = &mut self.inflight[p];
                 entry.state = InflightState::Comp;
                 entry.delivery = None;
+                self.journal.record(|| Change::Received { pkid });
                 true
             }
             None => false,
@@ -451,7 +520,10 @@ impl SessionState {
     /// PUBCOMP received; true if it completed a QoS 2 delivery.
     pub fn on_pubcomp(&mut self, pkid: u16) -> bool {
         match self.position(pkid, |s| matches!(s, InflightState::Comp)) {
-            Some(p) => self.inflight.remove(p).is_some(),
+            Some(p) => {
+                self.journal.record(|| Change::Acked { pkid });
+                self.inflight.remove(p).is_some()
+            }
             None => false,
         }
     }
@@ -459,12 +531,18 @@ impl SessionState {
     /// An inbound QoS 2 PUBLISH; true the first time `pkid` is seen, so the message is
     /// delivered once even if the client re-sends it before PUBREL [MQTT-4.3.3-2].
     pub fn receive_qos2(&mut self, pkid: u16) -> bool {
-        self.incoming_qos2.insert(pkid)
+        let first = self.incoming_qos2.insert(pkid);
+        if first {
+            self.journal.record(|| Change::Qos2Arrived { pkid });
+        }
+        first
     }
 
     /// PUBREL received: the id may be reused by the client from now on.
     pub fn release_qos2(&mut self, pkid: u16) {
-        self.incoming_qos2.remove(&pkid);
+        if self.incoming_qos2.remove(&pkid) {
+            self.journal.record(|| Change::Released { pkid });
+        }
     }
 
     /// Takes every message not yet acknowledged by the client (queued and in flight), for
@@ -498,130 +576,5 @@ fn write_publish(out: &mut Outbox, d: &Delivery, pkid: u16, dup: bool, vectored:
 mod tests;
 
 #[cfg(test)]
-mod pressure_tests {
-    use std::sync::Arc;
-
-    use bytes::Bytes;
-
-    use super::*;
-    use crate::message::Message;
-    use crate::session::ConnLink;
-
-    const STALL: Duration = Duration::from_secs(1);
-
-    fn d(topic: &str) -> Delivery {
-        Delivery {
-            msg: Arc::new(Message {
-                topic: topic.into(),
-                payload: Bytes::from_static(b"x"),
-                qos: QoS::AtLeastOnce,
-                retain: false,
-            }),
-            qos: QoS::AtMostOnce,
-            retain: false,
-            group: None,
-        }
-    }
-
-    fn session(max_queued: usize) -> SessionState {
-        let mut s = SessionState::new(
-            true,
-            SessionLimits {
-                max_inflight: 10,
-                max_queued,
-                max_queued_bytes: 1 << 20,
-                policy: QueueFullPolicy::DropNew,
-                queue_qos0_offline: false,
-                slow_consumer_timeout: None,
-                stall_timeout: STALL,
-            },
-        );
-        s.attach(ConnLink::new(1));
-        s
-    }
-
-    fn topics(out: &mut Outbox) -> Vec<u8> {
-        // Each QoS 0 PUBLISH here is 6 bytes: 0x30 0x04 0x00 0x01 <topic> 'x'.
-        out.buf().chunks(6).map(|p| p[4]).collect()
-    }
-
-    #[test]
-    fn a_reading_consumer_blocks_publishers_at_its_bound_and_relieves_them() {
-        let mut s = session(100);
-        let mut out = Outbox::default();
-        let t0 = Instant::now();
-        assert!(s.offer(d("t"), t0, true).is_ok());
-        s.fill(&mut out, usize::MAX, false, t0);
-        for _ in 0..50 {
-            assert!(s.offer(d("t"), t0, true).is_ok());
-        }
-        assert!(s.pressured_at(t0), "half the bound reached while it drains");
-        for _ in 0..50 {
-            assert!(matches!(
-                s.offer(d("t"), t0, true),
-                Ok(EnqueueOutcome::Queued { .. })
-            ));
-        }
-        assert!(s.offer(d("t"), t0, true).is_err(), "blocked");
-        assert_eq!(
-            s.enqueue(d("t"), t0),
-            EnqueueOutcome::DroppedFull { qos0: true },
-            "a producer that cannot wait meets the bound"
-        );
-        out.buf().clear();
-        assert!(!s.fill(&mut out, 74 * 6, false, t0).relieved);
-        out.buf().clear();
-        assert!(s.fill(&mut out, 6, false, t0).relieved, "a quarter left");
-        assert!(!s.pressured_at(t0));
-    }
-
-    #[test]
-    fn a_stalled_consumer_stops_blocking_and_its_bound_applies() {
-        let mut s = session(10);
-        let t0 = Instant::now();
-        for _ in 0..10 {
-            assert!(s.offer(d("t"), t0, true).is_ok());
-        }
-        assert!(s.offer(d("t"), t0, true).is_err(), "blocked");
-        let later = t0 + STALL * 2;
-        assert!(!s.pressured_at(later));
-        assert!(matches!(
-            s.offer(d("t"), later, true),
-            Ok(EnqueueOutcome::DroppedFull { qos0: true })
-        ));
-    }
-
-    #[test]
-    fn retained_backlog_streams_after_earlier_messages_and_before_later_ones() {
-        let mut s = session(4);
-        let mut out = Outbox::default();
-        let t0 = Instant::now();
-        assert!(s.offer(d("a"), t0, true).is_ok());
-        assert!(
-            !s.queue_retained((0..10).map(|_| d("r")), t0),
-            "not idle: no wake"
-        );
-        assert!(
-            !s.has_room(),
-            "a group passes it over while its backlog waits"
-        );
-        // A live message for it waits behind the backlog (its producer retries).
-        assert!(s.offer(d("b"), t0, true).is_err(), "blocked");
-        let r = s.fill(&mut out, 6 * 5, false, t0);
-        assert_eq!(r.sent, 5);
-        assert!(r.more);
-        assert_eq!(topics(&mut out), b"arrrr");
-        out.buf().clear();
-        let r = s.fill(&mut out, usize::MAX, false, t0);
-        assert_eq!(
-            r.sent, 6,
-            "every retained message, past the queue bound of 4"
-        );
-        assert!(r.relieved);
-        assert!(s.has_room());
-        assert!(matches!(
-            s.offer(d("b"), t0, true),
-            Ok(EnqueueOutcome::Queued { wake: true })
-        ));
-    }
-}
+#[path = "flow_tests.rs"]
+mod flow_tests;

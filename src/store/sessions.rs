@@ -8,8 +8,9 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use thiserror::Error;
 
+use super::SessionJournal;
 use crate::metrics::{self, Metrics};
-use crate::session::{ConnLink, KickReason, Session, SessionLimits};
+use crate::session::{Change, ConnLink, KickReason, Session, SessionLimits};
 
 /// Why a session could not be attached.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub struct SessionStore {
     max_sessions: usize,
     expiry: Option<Duration>,
     metrics: Arc<Metrics>,
+    /// Where persistent sessions' changes go (none: in memory only).
+    journal: Option<Arc<dyn SessionJournal>>,
 }
 
 impl SessionStore {
@@ -71,7 +74,35 @@ impl SessionStore {
             max_sessions,
             expiry,
             metrics,
+            journal: None,
         }
+    }
+
+    /// Hands every change of persistent sessions to `journal` (see [`SessionJournal`]).
+    pub fn with_journal(mut self, journal: Option<Arc<dyn SessionJournal>>) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// Hands the changes `session` recorded since the last call to the journal. Cheap when
+    /// there is no journal, or nothing changed.
+    #[inline]
+    pub fn commit(&self, session: &Session) {
+        if let Some(j) = &self.journal {
+            let changes = session.lock().take_changes();
+            if !changes.is_empty() {
+                j.append(&session.client_id, changes);
+            }
+        }
+    }
+
+    /// The one end of a session (clean disconnect, replaced by a clean session, expired),
+    /// after the router has removed its subscriptions and handed its group messages on:
+    /// recorded, committed and counted.
+    pub fn ended(&self, session: &Session) {
+        session.lock().record(|| Change::Ended);
+        self.commit(session);
+        metrics::inc(&self.metrics.sessions_ended);
     }
 
     /// A fresh connection-generation number.
@@ -96,7 +127,12 @@ impl SessionStore {
 
     fn create(&self, client_id: Arc<str>, clean: bool) -> Arc<Session> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        Arc::new(Session::new(id, client_id, clean, self.limits.clone()))
+        let s = Arc::new(Session::new(id, client_id, clean, self.limits.clone()));
+        if !clean && self.journal.is_some() {
+            // Only sessions that outlive their connection are kept by a durable store.
+            s.lock().journal_on();
+        }
+        s
     }
 
     /// Binds connection `link` to `client_id`, taking over any live connection with that id
