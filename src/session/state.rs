@@ -351,7 +351,7 @@ impl SessionState {
     }
 
     /// How ready the session is to take a consumer-group message (see
-    /// [`crate::router::Group::pick`]).
+    /// `Group::pick` in the router).
     pub fn readiness(&self, now: Instant) -> Readiness {
         if self.has_room() {
             Readiness::Room
