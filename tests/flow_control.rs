@@ -4,9 +4,9 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use common::*;
-use supermq::codec::{self, Packet, Publish, QoS};
+use supermq::codec::{self, Packet, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,23 +28,15 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
         let mut p = Raw::connect(addr, "paced-pub").await;
         let (mut rd, mut wr) = p.stream.split();
         let writer = async {
-            let payload = Bytes::from(vec![7u8; 512]);
+            let payload = vec![7u8; 512];
             for chunk in (1..=N).collect::<Vec<_>>().chunks(100) {
                 let mut out = BytesMut::new();
                 for &i in chunk {
-                    let mut body = payload.to_vec();
+                    let mut body = payload.clone();
                     body[..4].copy_from_slice(&i.to_be_bytes());
-                    codec::encode(
-                        &Packet::Publish(Publish {
-                            dup: false,
-                            qos: QoS::AtLeastOnce,
-                            retain: false,
-                            topic: "paced".into(),
-                            pkid: (i % 60_000 + 1) as u16,
-                            payload: Bytes::from(body),
-                        }),
-                        &mut out,
-                    );
+                    let pkid = (i % 60_000 + 1) as u16;
+                    let p = publish_packet("paced", QoS::AtLeastOnce, pkid, &body);
+                    codec::encode(&p, &mut out);
                 }
                 wr.write_all(&out).await.expect("write");
             }
@@ -124,23 +116,10 @@ async fn acknowledged_messages_set_aside_by_pacing_survive_the_publishers_discon
 
     // CONNECT, N QoS 1 PUBLISH and DISCONNECT in one write: one read, one batch.
     let mut p = Raw::open(b.addr).await;
-    let mut out = BytesMut::new();
-    codec::encode(&Packet::Connect(connect_packet("pub", true)), &mut out);
-    for i in 1..=N {
-        codec::encode(
-            &Packet::Publish(Publish {
-                dup: false,
-                qos: QoS::AtLeastOnce,
-                retain: false,
-                topic: "t".into(),
-                pkid: i,
-                payload: Bytes::copy_from_slice(&i.to_be_bytes()),
-            }),
-            &mut out,
-        );
-    }
-    codec::encode(&Packet::Disconnect, &mut out);
-    p.send_raw(&out).await;
+    let mut packets = vec![Packet::Connect(connect_packet("pub", true))];
+    packets.extend((1..=N).map(|i| publish_packet("t", QoS::AtLeastOnce, i, &i.to_be_bytes())));
+    packets.push(Packet::Disconnect);
+    p.send_raw(&encode_all(&packets)).await;
     let acked: Vec<u16> = p
         .expect_closed()
         .await

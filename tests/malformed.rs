@@ -12,7 +12,7 @@ mod common;
 
 use cases::*;
 use common::*;
-use supermq::codec::{ConnAck, Connect, ConnectReturnCode, Packet, Protocol, QoS};
+use supermq::codec::{ConnAck, ConnectReturnCode, Packet, QoS};
 
 /// Closes, protocol violations and refusals: whatever the broker counts for a bad client.
 fn error_count(b: &TestBroker) -> u64 {
@@ -21,31 +21,12 @@ fn error_count(b: &TestBroker) -> u64 {
         + metric(b, |m| &m.connects_refused)
 }
 
-/// The bystander publishes `tag` to itself at QoS 1 and must get it back.
-async fn bystander_works(bystander: &mut Raw, tag: &str) {
-    bystander
-        .publish("bystander/echo", tag.as_bytes(), QoS::AtLeastOnce, false)
-        .await;
-    let p = bystander.recv_publish().await;
-    assert_eq!(
-        (&p.topic[..], &p.payload[..]),
-        ("bystander/echo", tag.as_bytes()),
-        "bystander after row {tag:?}"
-    );
-}
-
 #[tokio::test]
 async fn every_malformed_input_closes_only_its_own_connection() {
     let rows = cases();
     assert!(rows.len() >= 35, "table has {} rows", rows.len());
     let b = start().await;
-    let mut bystander = Raw::connect(b.addr, "bystander").await;
-    assert_eq!(
-        bystander
-            .subscribe("bystander/echo", QoS::AtLeastOnce)
-            .await,
-        1
-    );
+    let mut bystander = Bystander::connect(b.addr).await;
 
     for (i, (name, phase, bytes, expected)) in rows.into_iter().enumerate() {
         let mut r = match phase {
@@ -68,7 +49,7 @@ async fn every_malformed_input_closes_only_its_own_connection() {
             error_count(&b) > before,
             "row {name:?}: the close was not counted as malformed, protocol error or refusal"
         );
-        bystander_works(&mut bystander, name).await;
+        bystander.echo(&format!("row {name:?}")).await;
     }
     // The table's connections are all gone; only the bystander is left.
     wait_until("only the bystander is connected", || {
@@ -82,10 +63,7 @@ async fn every_malformed_input_closes_only_its_own_connection() {
 #[tokio::test]
 async fn oversized_packet_is_refused_from_its_fixed_header() {
     let b = start_with(|c| c.limits.max_packet_size = 1024).await;
-    let mut bystander = Raw::connect(b.addr, "bystander").await;
-    bystander
-        .subscribe("bystander/echo", QoS::AtLeastOnce)
-        .await;
+    let mut bystander = Bystander::connect(b.addr).await;
     // 1 MB = 0x100000 in the variable-length encoding of §2.2.3.
     let one_mb = [0x80, 0x80, 0x40];
 
@@ -123,7 +101,7 @@ async fn oversized_packet_is_refused_from_its_fixed_header() {
             before + 1,
             "{phase:?}"
         );
-        bystander_works(&mut bystander, &format!("{phase:?}")).await;
+        bystander.echo(&format!("{phase:?}")).await;
     }
 }
 
@@ -164,20 +142,9 @@ async fn valid_edge_cases_are_accepted() {
     // A client id of 65535 bytes, the longest a string can be (§1.5.3), is accepted when
     // `max_client_id_len` allows it; the spec only requires 1–23 [MQTT-3.1.3-5].
     let long = "i".repeat(65535);
-    let mut l = Raw::connect_with(
-        b.addr,
-        Connect {
-            protocol: Protocol::V311,
-            clean_session: true,
-            keep_alive: 60,
-            client_id: long.clone(),
-            will: None,
-            username: None,
-            password: None,
-        },
-    )
-    .await
-    .0;
+    let mut l = Raw::connect_with(b.addr, connect_packet(&long, true))
+        .await
+        .0;
     assert!(b.broker.context().sessions.get(&long).is_some());
     l.subscribe("long/id", QoS::AtLeastOnce).await;
     l.publish("long/id", b"x", QoS::AtLeastOnce, false).await;

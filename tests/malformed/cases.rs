@@ -1,7 +1,7 @@
 //! The table of `tests/malformed.rs`: byte sequences a client must not send, each with the
 //! moment it is sent and the reaction the spec asks of the broker.
 
-use crate::common::frame;
+use crate::common::{connect_frame, frame, s};
 
 /// When the row's bytes are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,24 +24,9 @@ pub(crate) enum Expect {
 pub(crate) use Expect::*;
 pub(crate) use Phase::*;
 
-/// A length-prefixed field (§1.5.3).
-fn s(bytes: &[u8]) -> Vec<u8> {
-    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(bytes);
-    out
-}
-
-/// A CONNECT with the given protocol name, level, flags and payload; keep-alive 60 s.
-fn connect(name: &[u8], level: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut body = s(name);
-    body.extend_from_slice(&[level, flags, 0, 60]);
-    body.extend_from_slice(payload);
-    frame(0x10, &body)
-}
-
 /// A 3.1.1 CONNECT ("MQTT", level 4) with `flags` and `payload`.
 fn connect4(flags: u8, payload: &[u8]) -> Vec<u8> {
-    connect(b"MQTT", 4, flags, payload)
+    connect_frame(b"MQTT", 4, flags, payload)
 }
 
 /// A PUBLISH with first byte `first` and body `topic field ++ rest`.
@@ -145,32 +130,32 @@ pub(crate) fn cases() -> Vec<(&'static str, Phase, Vec<u8>, Expect)> {
         (
             "protocol name MQXX",
             FirstPacket,
-            connect(b"MQXX", 4, 0x02, &id),
+            connect_frame(b"MQXX", 4, 0x02, &id),
             Closed,
         ),
         (
             "protocol name mqtt",
             FirstPacket,
-            connect(b"mqtt", 4, 0x02, &id),
+            connect_frame(b"mqtt", 4, 0x02, &id),
             Closed,
         ),
         // A known name with an unsupported level gets CONNACK 0x01 [MQTT-3.1.2-2].
         (
             "MQTT level 3",
             FirstPacket,
-            connect(b"MQTT", 3, 0x02, &id),
+            connect_frame(b"MQTT", 3, 0x02, &id),
             ConnAckThenClose(1),
         ),
         (
             "MQTT level 5",
             FirstPacket,
-            connect(b"MQTT", 5, 0x02, &id),
+            connect_frame(b"MQTT", 5, 0x02, &id),
             ConnAckThenClose(1),
         ),
         (
             "MQIsdp level 4",
             FirstPacket,
-            connect(b"MQIsdp", 4, 0x02, &id),
+            connect_frame(b"MQIsdp", 4, 0x02, &id),
             ConnAckThenClose(1),
         ),
         // [MQTT-3.1.2-3]: the reserved flag bit must be 0.
