@@ -13,13 +13,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
     const N: u32 = 5_000;
     // A queue far smaller than the burst: without pacing most of it would be dropped.
+    const MAX_QUEUED: usize = 50;
+    // Where the subscriber asks for pacing: half the bound.
+    const HIGH_WATER: usize = MAX_QUEUED / 2;
     let b = start_with(|c| {
-        c.session.max_queued_messages = 50;
+        c.session.max_queued_messages = MAX_QUEUED;
         c.session.max_inflight = 5;
     })
     .await;
     let mut sub = Raw::connect(b.addr, "paced-sub").await;
     sub.subscribe("paced", QoS::AtLeastOnce).await;
+    let session = b
+        .broker
+        .context()
+        .sessions
+        .get("paced-sub")
+        .expect("session");
 
     // The publisher writes every PUBLISH back to back without waiting for PUBACKs, from its
     // own task, and then counts the PUBACKs.
@@ -59,6 +68,9 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
             .expect("all acknowledged");
     });
 
+    // The subscriber's queue, sampled after every delivery: its peak shows where the
+    // publisher was held back.
+    let mut peak = 0;
     for i in 1..=N {
         let p = sub.recv_publish().await;
         assert_eq!(
@@ -66,6 +78,7 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
             i,
             "in order, none lost"
         );
+        peak = peak.max(session.lock().queued());
     }
     publisher.await.expect("publisher");
     assert_eq!(
@@ -73,15 +86,17 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
         0,
         "paced, not dropped"
     );
-    let q = b
-        .broker
-        .context()
-        .sessions
-        .get("paced-sub")
-        .expect("session")
-        .lock()
-        .queued();
-    assert!(q <= 50, "queue stayed within its bound: {q}");
+    // Exactly once: after the N in order, nothing more was queued for the subscriber.
+    let mut other = Raw::connect(b.addr, "paced-barrier").await;
+    barrier(&mut other, "paced").await;
+    assert_eq!(until_barrier(&mut sub, "paced").await, vec![]);
+    // Paced, not merely bounded: the burst did fill the queue to the high watermark (the
+    // subscriber could not keep up by itself), and there the publisher was held back, so
+    // the queue never reached its bound (where messages would be refused).
+    assert!(
+        (HIGH_WATER..MAX_QUEUED).contains(&peak),
+        "peak queue {peak}: pacing holds it at {HIGH_WATER}, below the bound {MAX_QUEUED}"
+    );
 }
 
 /// Found by the `broker_stateful` fuzz target: a PUBLISH is acknowledged when it is accepted,
