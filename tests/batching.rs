@@ -5,28 +5,8 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
-use common::{start, Raw};
-use supermq::codec::{self, Packet, Publish, QoS, Subscribe, SubscribeFilter};
-
-fn publish(topic: &str, qos: QoS, pkid: u16, payload: &[u8]) -> Packet {
-    Packet::Publish(Publish {
-        dup: false,
-        qos,
-        retain: false,
-        topic: topic.into(),
-        pkid,
-        payload: Bytes::copy_from_slice(payload),
-    })
-}
-
-fn encode_all(packets: &[Packet]) -> BytesMut {
-    let mut out = BytesMut::new();
-    for p in packets {
-        codec::encode(p, &mut out);
-    }
-    out
-}
+use common::{encode_all, publish_packet, start, Raw};
+use supermq::codec::{Packet, QoS, Subscribe, SubscribeFilter};
 
 #[tokio::test]
 async fn a_burst_in_one_write_is_acknowledged_and_delivered_in_order() {
@@ -47,7 +27,7 @@ async fn a_burst_in_one_write_is_acknowledged_and_delivered_in_order() {
             _ => QoS::ExactlyOnce,
         };
         let pkid = if qos == QoS::AtMostOnce { 0 } else { i };
-        let p = publish(&format!("burst/{}", i % 7), qos, pkid, &i.to_be_bytes());
+        let p = publish_packet(&format!("burst/{}", i % 7), qos, pkid, &i.to_be_bytes());
         packets.push(p.clone());
         match qos {
             QoS::AtMostOnce => {}
@@ -91,7 +71,7 @@ async fn a_subscribe_after_publishes_in_the_same_write_does_not_receive_them() {
     // 40 QoS 1 PUBLISH packets, then a SUBSCRIBE to their topic, then one more PUBLISH, all
     // in one write: only the PUBLISH after the SUBSCRIBE may come back.
     let mut packets: Vec<Packet> = (1..=40)
-        .map(|i| publish("self/t", QoS::AtLeastOnce, i, b"before"))
+        .map(|i| publish_packet("self/t", QoS::AtLeastOnce, i, b"before"))
         .collect();
     packets.push(Packet::Subscribe(Subscribe {
         pkid: 41,
@@ -100,7 +80,7 @@ async fn a_subscribe_after_publishes_in_the_same_write_does_not_receive_them() {
             qos: QoS::AtLeastOnce,
         }],
     }));
-    packets.push(publish("self/t", QoS::AtLeastOnce, 42, b"after"));
+    packets.push(publish_packet("self/t", QoS::AtLeastOnce, 42, b"after"));
     c.send_raw(&encode_all(&packets)).await;
 
     for i in 1..=40 {

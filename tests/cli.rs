@@ -3,67 +3,34 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
+use common::process::{exit_within, signal, supermq_command, TempFile};
 use common::*;
 use supermq::codec::QoS;
 
 /// How long the broker may take to exit after a signal.
 const EXIT_WAIT: Duration = Duration::from_secs(10);
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_supermq"));
-    // The configured level applies, whatever the environment running the tests says.
-    c.env_remove("RUST_LOG");
-    c
-}
-
 fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run supermq")
+    supermq_command().args(args).output().expect("run supermq")
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Writes `contents` to a file under the temp directory that no other test (or test run)
-/// uses, and removes it when dropped.
-struct TempConfig(PathBuf);
-
-impl TempConfig {
-    fn new(contents: &str) -> TempConfig {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "supermq-cli-test-{}-{}.conf",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, contents).expect("write temp config");
-        TempConfig(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
+/// A config file for the binary, removed when dropped.
+fn temp_config(contents: &str) -> TempFile {
+    TempFile::config("cli", contents)
 }
 
-impl Drop for TempConfig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A port that was free a moment ago: bind port 0, read the port, release it.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+/// The path of `f` as a command-line argument.
+fn arg(f: &TempFile) -> &str {
+    f.path().to_str().expect("utf-8 temp path")
 }
 
 /// A config for a broker on 127.0.0.1:`port`, quiet logs, no $SYS.
@@ -77,7 +44,7 @@ fn broker_config(port: u16) -> String {
 struct Running {
     child: Child,
     addr: SocketAddr,
-    _config: TempConfig,
+    _config: TempFile,
 }
 
 impl Drop for Running {
@@ -93,9 +60,9 @@ impl Running {
     /// Starts the binary with `-c <config>` plus `extra` args and waits until `port`
     /// accepts TCP connections.
     async fn start(config: &str, extra: &[&str], port: u16) -> Running {
-        let config = TempConfig::new(config);
-        let child = bin()
-            .args(["-c", config.path()])
+        let config = temp_config(config);
+        let child = supermq_command()
+            .args(["-c", arg(&config)])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -109,6 +76,12 @@ impl Running {
         };
         r.wait_listening().await;
         r
+    }
+
+    /// [`Running::start`] with [`broker_config`] on a free port.
+    async fn on_free_port() -> Running {
+        let port = free_port();
+        Running::start(&broker_config(port), &[], port).await
     }
 
     async fn wait_listening(&mut self) {
@@ -138,34 +111,12 @@ impl Running {
         s
     }
 
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().to_string();
-        let st = Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("run kill");
-        assert!(st.success(), "kill {sig} {pid}");
-    }
-
-    /// Polls for the exit status, failing after `EXIT_WAIT`.
-    async fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = tokio::time::Instant::now() + EXIT_WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "broker still running {EXIT_WAIT:?} after the signal"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     /// Sends `sig` and asserts a clean exit (status 0) in time.
     async fn stop_with(mut self, sig: &str) {
-        self.signal(sig);
-        let status = self.wait_exit().await;
+        signal(self.child.id(), sig);
+        let status = exit_within(&mut self.child, EXIT_WAIT)
+            .await
+            .unwrap_or_else(|| panic!("broker still running {EXIT_WAIT:?} after {sig}"));
         assert_eq!(
             status.code(),
             Some(0),
@@ -233,9 +184,9 @@ fn bad_configs_exit_2_naming_key_and_line() {
         ),
     ];
     for (name, contents, key, line) in cases {
-        let conf = TempConfig::new(contents);
+        let conf = temp_config(contents);
         for check_only in [true, false] {
-            let mut args = vec!["-c", conf.path()];
+            let mut args = vec!["-c", arg(&conf)];
             if check_only {
                 args.push("-t");
             }
@@ -263,16 +214,14 @@ fn missing_config_file_exits_2() {
 
 #[tokio::test]
 async fn serves_mqtt_and_exits_0_on_sigterm() {
-    let port = free_port();
-    let b = Running::start(&broker_config(port), &[], port).await;
+    let b = Running::on_free_port().await;
     round_trip(b.addr).await;
     b.stop_with("-TERM").await;
 }
 
 #[tokio::test]
 async fn serves_mqtt_and_exits_0_on_sigint() {
-    let port = free_port();
-    let b = Running::start(&broker_config(port), &[], port).await;
+    let b = Running::on_free_port().await;
     round_trip(b.addr).await;
     b.stop_with("-INT").await;
 }
@@ -281,8 +230,7 @@ async fn serves_mqtt_and_exits_0_on_sigint() {
 /// shutdown, and they see their connections closed.
 #[tokio::test]
 async fn sigterm_with_clients_connected_still_exits_0() {
-    let port = free_port();
-    let b = Running::start(&broker_config(port), &[], port).await;
+    let b = Running::on_free_port().await;
     let mut c = Raw::connect(b.addr, "stays").await;
     c.subscribe("x", QoS::AtLeastOnce).await;
     c.ping().await;
@@ -307,8 +255,7 @@ async fn transparent_huge_pages_follow_the_config() {
         // A kernel that does not report it: nothing to observe.
         return;
     }
-    let port = free_port();
-    let b = Running::start(&broker_config(port), &[], port).await;
+    let b = Running::on_free_port().await;
     assert_eq!(
         thp_enabled(b.child.id()).as_deref(),
         Some("0"),

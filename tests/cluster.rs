@@ -7,20 +7,18 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::cluster::{clustered, links, route, wait_meshed, wait_refused};
 use common::*;
 use supermq::codec::{Packet, QoS};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// Starts a node `id` whose seeds are `seeds`, on loopback ports chosen by the OS.
 async fn node(id: &str, seeds: &[SocketAddr], secret: Option<&str>) -> TestBroker {
-    let seeds: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();
     let id = id.to_owned();
+    let seeds = seeds.to_vec();
     let secret = secret.map(str::to_owned);
     start_with(move |c| {
-        c.cluster.enabled = true;
-        c.cluster.node_id = id;
-        c.cluster.listen = "127.0.0.1:0".parse().expect("addr");
-        c.cluster.seeds = seeds;
+        clustered(c, &id, &seeds);
         c.cluster.secret = secret;
         c.cluster.ping_interval = Duration::from_millis(200);
         c.cluster.reconnect_max = Duration::from_millis(500);
@@ -35,9 +33,7 @@ async fn mesh(n: usize) -> Vec<TestBroker> {
     for i in 2..=n {
         nodes.push(node(&format!("n{i}"), &[seed], None).await);
     }
-    for b in &nodes {
-        wait_until("full mesh", || links(b) == n - 1).await;
-    }
+    wait_meshed(&nodes).await;
     nodes
 }
 
@@ -59,25 +55,14 @@ async fn three_and_five_nodes_form_a_full_mesh_from_one_seed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_dials_leave_exactly_one_link_per_pair() {
     // Reserve three route ports, then start all three nodes seeding each other at once.
-    let ports: Vec<SocketAddr> = (0..3)
-        .map(|_| {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            l.local_addr().expect("addr")
-        })
-        .collect();
+    let ports: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
     let mut nodes = Vec::new();
     for (i, p) in ports.iter().enumerate() {
-        let seeds: Vec<String> = ports
-            .iter()
-            .filter(|q| *q != p)
-            .map(|q| q.to_string())
-            .collect();
+        let seeds: Vec<SocketAddr> = ports.iter().copied().filter(|q| q != p).collect();
         let listen = *p;
         nodes.push(tokio::spawn(start_with(move |c| {
-            c.cluster.enabled = true;
-            c.cluster.node_id = format!("s{i}");
+            clustered(c, &format!("s{i}"), &seeds);
             c.cluster.listen = listen;
-            c.cluster.seeds = seeds;
             c.cluster.ping_interval = Duration::from_millis(200);
         })));
     }
@@ -85,9 +70,7 @@ async fn simultaneous_dials_leave_exactly_one_link_per_pair() {
     for n in nodes {
         started.push(n.await.expect("start"));
     }
-    for b in &started {
-        wait_until("mesh", || links(b) == 2).await;
-    }
+    wait_meshed(&started).await;
     // Let the duplicate dials settle, then check again: still exactly one link per peer.
     let mut p = Raw::connect(started[0].addr, "settle").await;
     for _ in 0..5 {
@@ -117,8 +100,7 @@ async fn all_to_all(nodes: &[TestBroker], qos: QoS, per: u32) {
             p.publish(&format!("all/{i}"), &seq.to_be_bytes(), qos, false)
                 .await;
         }
-        p.publish(&format!("all/{i}"), b"barrier", QoS::AtLeastOnce, false)
-            .await;
+        barrier(p, &format!("all/{i}")).await;
     }
     for s in subs.iter_mut() {
         let mut seen = vec![Vec::new(); nodes.len()];
@@ -214,9 +196,7 @@ async fn retained_messages_replicate_delete_and_come_back_after_restart() {
 async fn a_retained_message_its_node_refuses_is_stored_on_no_node() {
     // Node a holds one retained message at most; node b has room.
     let a = start_with(|c| {
-        c.cluster.enabled = true;
-        c.cluster.node_id = "ra".into();
-        c.cluster.listen = "127.0.0.1:0".parse().expect("addr");
+        clustered(c, "ra", &[]);
         c.cluster.ping_interval = Duration::from_millis(200);
         c.retain.max_messages = 1;
     })
@@ -277,7 +257,7 @@ async fn take_over_and_wills_cross_nodes() {
 
 /// Sends PINGREQ and reads until PINGRESP (true: the connection is served) or the close.
 async fn alive(c: &mut Raw) -> bool {
-    if c.stream.write_all(&[0xC0, 0x00]).await.is_err() {
+    if !c.try_send_raw(&[0xC0, 0x00]).await {
         return false;
     }
     tokio::time::timeout(WAIT, async {
@@ -356,17 +336,10 @@ async fn link_down_purges_interest_and_link_up_restores_it() {
 async fn route_refuses(addr: SocketAddr, bytes: &[u8]) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(bytes).await.expect("write");
-    let mut buf = vec![0u8; 4096];
-    let closed = tokio::time::timeout(WAIT, async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "route port did not close the connection");
+    assert!(
+        closed_within(&mut s, WAIT).await,
+        "route port did not close the connection"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -384,10 +357,7 @@ async fn route_port_refuses_mqtt_garbage_and_wrong_secrets() {
     assert!(metric(&a, |m| &m.route_handshake_rejected) >= 3);
 
     let wrong = node("sb", &[ra], Some("wrong")).await;
-    wait_until("secret refused", || {
-        metric(&a, |m| &m.route_handshake_rejected) >= 4
-    })
-    .await;
+    wait_refused(&a, 4, "secret refused").await;
     assert_eq!(links(&a), 0);
     assert_eq!(links(&wrong), 0);
     let good = node("sc", &[ra], Some("right")).await;
@@ -399,22 +369,13 @@ async fn other_cluster_names_and_duplicate_node_ids_are_refused() {
     let a = node("x1", &[], None).await;
     let ra = route(&a);
     let other = start_with(move |c| {
-        c.cluster.enabled = true;
-        c.cluster.node_id = "x2".into();
+        clustered(c, "x2", &[ra]);
         c.cluster.name = "elsewhere".into();
-        c.cluster.listen = "127.0.0.1:0".parse().expect("addr");
-        c.cluster.seeds = vec![ra.to_string()];
     })
     .await;
-    wait_until("other cluster refused", || {
-        metric(&a, |m| &m.route_handshake_rejected) >= 1
-    })
-    .await;
+    wait_refused(&a, 1, "other cluster refused").await;
     let dup = node("x1", &[ra], None).await;
-    wait_until("duplicate node id refused", || {
-        metric(&a, |m| &m.route_handshake_rejected) >= 2
-    })
-    .await;
+    wait_refused(&a, 2, "duplicate node id refused").await;
     assert_eq!(links(&a), 0);
     assert_eq!(links(&other) + links(&dup), 0);
 }
@@ -427,10 +388,7 @@ async fn sys_topics_stay_on_their_node_and_report_routes() {
         let mk = |id: &'static str| {
             start_with(move |c| {
                 c.sys.interval = Duration::from_millis(50);
-                c.cluster.enabled = true;
-                c.cluster.node_id = id.into();
-                c.cluster.listen = "127.0.0.1:0".parse().expect("addr");
-                c.cluster.seeds = vec![r.to_string()];
+                clustered(c, id, &[r]);
             })
         };
         (mk("y2").await, mk("y3").await)

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
+use common::cluster::{clustered, links, route};
 use common::*;
 use supermq::cluster::frame::{self, Frame, Info};
 use supermq::codec::{Packet, QoS, SubAck, SubackCode, Subscribe, SubscribeFilter};
@@ -23,26 +24,9 @@ use tokio_util::sync::CancellationToken;
 const PROMPT: Duration = Duration::from_secs(2);
 
 /// Makes `c` a cluster node `id` on loopback, with no seeds.
-fn clustered(c: &mut Config, id: &str) {
-    c.cluster.enabled = true;
-    c.cluster.node_id = id.to_owned();
-    c.cluster.listen = "127.0.0.1:0".parse().expect("addr");
+fn node_config(c: &mut Config, id: &str) {
+    clustered(c, id, &[]);
     c.cluster.reconnect_max = Duration::from_millis(500);
-}
-
-/// Reads from `s` until the peer closes (or resets) it; true if that happened within `within`.
-async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(within, async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .is_ok()
 }
 
 /// A route peer driven by the test: it dials a node and completes the handshake as node `id`
@@ -129,7 +113,7 @@ impl FakePeer {
 async fn a_huge_handshake_frame_is_refused_from_its_header() {
     // Only the frame limit can close it in time: the handshake deadline is far away.
     let a = start_with(|c| {
-        clustered(c, "big");
+        node_config(c, "big");
         c.cluster.handshake_timeout = Duration::from_secs(60);
     })
     .await;
@@ -156,7 +140,7 @@ async fn a_huge_handshake_frame_is_refused_from_its_header() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_or_stalled_handshake_is_closed_at_the_deadline() {
     let a = start_with(|c| {
-        clustered(c, "slow");
+        node_config(c, "slow");
         c.cluster.handshake_timeout = Duration::from_millis(300);
     })
     .await;
@@ -184,7 +168,7 @@ async fn a_silent_or_stalled_handshake_is_closed_at_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_connections_over_the_limit_are_refused_until_the_hostile_ones_go() {
     let a = start_with(|c| {
-        clustered(c, "full");
+        node_config(c, "full");
         c.cluster.max_route_connections = 2;
         c.cluster.handshake_timeout = Duration::from_secs(60);
     })
@@ -213,7 +197,7 @@ async fn route_connections_over_the_limit_are_refused_until_the_hostile_ones_go(
     // The strangers leave: a real peer links.
     drop(hostile);
     let b = start_with(|c| {
-        clustered(c, "late");
+        node_config(c, "late");
         c.cluster.seeds = vec![ra.to_string()];
     })
     .await;
@@ -258,7 +242,7 @@ fn suback(pkid: u16) -> Packet {
 async fn node_with_a_mute_peer(id: &str) -> (TestBroker, FakePeer) {
     let id = id.to_owned();
     let a = start_with(move |c| {
-        clustered(c, &id);
+        node_config(c, &id);
         c.cluster.sync_timeout = Duration::from_secs(60);
         c.cluster.ping_interval = Duration::from_secs(30);
     })
@@ -329,7 +313,7 @@ async fn a_client_whose_suback_waits_is_taken_over_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gossiped_dial_ends_with_the_broker() {
     let mut config = test_config();
-    clustered(&mut config, "gossipee");
+    node_config(&mut config, "gossipee");
     config.cluster.ping_interval = Duration::from_secs(30);
     // Far longer than this test: only shutdown can end the dial's handshake.
     config.cluster.handshake_timeout = Duration::from_secs(60);

@@ -6,16 +6,12 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{supermq_command, temp_dir, write};
 use common::*;
 use supermq::codec::QoS;
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 /// One node process and what it needs to be restarted identically.
 struct Node {
@@ -34,8 +30,7 @@ impl Node {
              reconnect_min = \"50ms\"\nreconnect_max = \"300ms\"\n",
             seeds.join(", ")
         );
-        let conf = dir.join(format!("{id}.conf"));
-        std::fs::write(&conf, text).expect("write config");
+        let conf = write(dir, &format!("{id}.conf"), &text);
         Node {
             id: id.to_owned(),
             conf,
@@ -45,7 +40,7 @@ impl Node {
     }
 
     fn start(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_supermq"))
+        let child = supermq_command()
             .arg("-c")
             .arg(&self.conf)
             .env("RUST_LOG", "warn")
@@ -58,9 +53,8 @@ impl Node {
 
     fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &c.id().to_string()])
-                .status();
+            // SIGKILL.
+            let _ = c.kill();
             let _ = c.wait();
         }
     }
@@ -117,8 +111,7 @@ async fn flows(from: &Node, to: &Node, topic: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_is_dropped_and_rejoins_after_restart() {
-    let dir = std::env::temp_dir().join(format!("supermq-cluster-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let dir = temp_dir("cluster-process");
     let routes = [free_port(), free_port(), free_port()];
     let mut nodes: Vec<Node> = (0..3)
         .map(|i| {

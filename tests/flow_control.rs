@@ -4,22 +4,31 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use common::*;
-use supermq::codec::{self, Packet, Publish, QoS};
+use supermq::codec::{self, Packet, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
     const N: u32 = 5_000;
     // A queue far smaller than the burst: without pacing most of it would be dropped.
+    const MAX_QUEUED: usize = 50;
+    // Where the subscriber asks for pacing: half the bound.
+    const HIGH_WATER: usize = MAX_QUEUED / 2;
     let b = start_with(|c| {
-        c.session.max_queued_messages = 50;
+        c.session.max_queued_messages = MAX_QUEUED;
         c.session.max_inflight = 5;
     })
     .await;
     let mut sub = Raw::connect(b.addr, "paced-sub").await;
     sub.subscribe("paced", QoS::AtLeastOnce).await;
+    let session = b
+        .broker
+        .context()
+        .sessions
+        .get("paced-sub")
+        .expect("session");
 
     // The publisher writes every PUBLISH back to back without waiting for PUBACKs, from its
     // own task, and then counts the PUBACKs.
@@ -28,23 +37,15 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
         let mut p = Raw::connect(addr, "paced-pub").await;
         let (mut rd, mut wr) = p.stream.split();
         let writer = async {
-            let payload = Bytes::from(vec![7u8; 512]);
+            let payload = vec![7u8; 512];
             for chunk in (1..=N).collect::<Vec<_>>().chunks(100) {
                 let mut out = BytesMut::new();
                 for &i in chunk {
-                    let mut body = payload.to_vec();
+                    let mut body = payload.clone();
                     body[..4].copy_from_slice(&i.to_be_bytes());
-                    codec::encode(
-                        &Packet::Publish(Publish {
-                            dup: false,
-                            qos: QoS::AtLeastOnce,
-                            retain: false,
-                            topic: "paced".into(),
-                            pkid: (i % 60_000 + 1) as u16,
-                            payload: Bytes::from(body),
-                        }),
-                        &mut out,
-                    );
+                    let pkid = (i % 60_000 + 1) as u16;
+                    let p = publish_packet("paced", QoS::AtLeastOnce, pkid, &body);
+                    codec::encode(&p, &mut out);
                 }
                 wr.write_all(&out).await.expect("write");
             }
@@ -67,6 +68,9 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
             .expect("all acknowledged");
     });
 
+    // The subscriber's queue, sampled after every delivery: its peak shows where the
+    // publisher was held back.
+    let mut peak = 0;
     for i in 1..=N {
         let p = sub.recv_publish().await;
         assert_eq!(
@@ -74,6 +78,7 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
             i,
             "in order, none lost"
         );
+        peak = peak.max(session.lock().queued());
     }
     publisher.await.expect("publisher");
     assert_eq!(
@@ -81,15 +86,17 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
         0,
         "paced, not dropped"
     );
-    let q = b
-        .broker
-        .context()
-        .sessions
-        .get("paced-sub")
-        .expect("session")
-        .lock()
-        .queued();
-    assert!(q <= 50, "queue stayed within its bound: {q}");
+    // Exactly once: after the N in order, nothing more was queued for the subscriber.
+    let mut other = Raw::connect(b.addr, "paced-barrier").await;
+    barrier(&mut other, "paced").await;
+    assert_eq!(until_barrier(&mut sub, "paced").await, vec![]);
+    // Paced, not merely bounded: the burst did fill the queue to the high watermark (the
+    // subscriber could not keep up by itself), and there the publisher was held back, so
+    // the queue never reached its bound (where messages would be refused).
+    assert!(
+        (HIGH_WATER..MAX_QUEUED).contains(&peak),
+        "peak queue {peak}: pacing holds it at {HIGH_WATER}, below the bound {MAX_QUEUED}"
+    );
 }
 
 /// Found by the `broker_stateful` fuzz target: a PUBLISH is acknowledged when it is accepted,
@@ -124,23 +131,10 @@ async fn acknowledged_messages_set_aside_by_pacing_survive_the_publishers_discon
 
     // CONNECT, N QoS 1 PUBLISH and DISCONNECT in one write: one read, one batch.
     let mut p = Raw::open(b.addr).await;
-    let mut out = BytesMut::new();
-    codec::encode(&Packet::Connect(connect_packet("pub", true)), &mut out);
-    for i in 1..=N {
-        codec::encode(
-            &Packet::Publish(Publish {
-                dup: false,
-                qos: QoS::AtLeastOnce,
-                retain: false,
-                topic: "t".into(),
-                pkid: i,
-                payload: Bytes::copy_from_slice(&i.to_be_bytes()),
-            }),
-            &mut out,
-        );
-    }
-    codec::encode(&Packet::Disconnect, &mut out);
-    p.send_raw(&out).await;
+    let mut packets = vec![Packet::Connect(connect_packet("pub", true))];
+    packets.extend((1..=N).map(|i| publish_packet("t", QoS::AtLeastOnce, i, &i.to_be_bytes())));
+    packets.push(Packet::Disconnect);
+    p.send_raw(&encode_all(&packets)).await;
     let acked: Vec<u16> = p
         .expect_closed()
         .await

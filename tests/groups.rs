@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::cluster::{clustered, route, wait_meshed};
 use common::*;
 use supermq::codec::{Packet, Publish, QoS};
 use supermq::config::GroupStrategy;
@@ -32,11 +33,35 @@ async fn member(addr: SocketAddr, id: &str, share: &str) -> Member {
     }
 }
 
+/// `n` members `{prefix}0`, `{prefix}1`, ... of the group `share`.
+async fn members(addr: SocketAddr, prefix: &str, n: usize, share: &str) -> Vec<Member> {
+    let mut ms = Vec::new();
+    for i in 0..n {
+        ms.push(member(addr, &format!("{prefix}{i}"), share).await);
+    }
+    ms
+}
+
 /// Everything queued for `m` so far (a barrier on its control topic ends the drain).
 async fn drain(m: &mut Member, publisher: &mut Raw) -> Vec<Publish> {
     let ctl = format!("ctl/{}", m.id);
     barrier(publisher, &ctl).await;
     until_barrier(&mut m.raw, &ctl).await
+}
+
+/// The sequence numbers each member got so far, member by member.
+async fn drain_seqs(ms: &mut [Member], publisher: &mut Raw) -> Vec<Vec<u32>> {
+    let mut got = Vec::new();
+    for m in ms {
+        got.push(seqs(&drain(m, publisher).await));
+    }
+    got
+}
+
+/// How many messages each member got so far, member by member.
+async fn drain_counts(ms: &mut [Member], publisher: &mut Raw) -> Vec<usize> {
+    let got = drain_seqs(ms, publisher).await;
+    got.iter().map(Vec::len).collect()
 }
 
 fn seqs(msgs: &[Publish]) -> Vec<u32> {
@@ -70,18 +95,12 @@ async fn with_strategy(s: GroupStrategy) -> TestBroker {
 #[tokio::test]
 async fn each_message_goes_to_one_member_and_ordinary_subscribers_get_all() {
     let b = start().await;
-    let mut members = Vec::new();
-    for i in 0..4 {
-        members.push(member(b.addr, &format!("m{i}"), "$share/workers/jobs/+").await);
-    }
+    let mut members = members(b.addr, "m", 4, "$share/workers/jobs/+").await;
     let mut plain = Raw::connect(b.addr, "plain").await;
     plain.subscribe("jobs/#", QoS::AtLeastOnce).await;
     let mut p = Raw::connect(b.addr, "p").await;
     publish_n(&mut p, "jobs/x", 0..400).await;
-    let mut got = Vec::new();
-    for m in members.iter_mut() {
-        got.push(seqs(&drain(m, &mut p).await));
-    }
+    let got = drain_seqs(&mut members, &mut p).await;
     exactly_once(&got, 400);
     assert!(
         got.iter().all(|g| !g.is_empty()),
@@ -111,27 +130,17 @@ async fn two_groups_on_one_filter_each_get_every_message_once() {
     let mut p = Raw::connect(b.addr, "p").await;
     publish_n(&mut p, "t", 0..100).await;
     for group in [&mut a, &mut g] {
-        let mut got = Vec::new();
-        for m in group.iter_mut() {
-            got.push(seqs(&drain(m, &mut p).await));
-        }
-        exactly_once(&got, 100);
+        exactly_once(&drain_seqs(group, &mut p).await, 100);
     }
 }
 
 #[tokio::test]
 async fn round_robin_is_even() {
     let b = with_strategy(GroupStrategy::RoundRobin).await;
-    let mut ms = Vec::new();
-    for i in 0..4 {
-        ms.push(member(b.addr, &format!("r{i}"), "$share/rr/q").await);
-    }
+    let mut ms = members(b.addr, "r", 4, "$share/rr/q").await;
     let mut p = Raw::connect(b.addr, "p").await;
     publish_n(&mut p, "q", 0..400).await;
-    let mut got = Vec::new();
-    for m in ms.iter_mut() {
-        got.push(seqs(&drain(m, &mut p).await));
-    }
+    let got = drain_seqs(&mut ms, &mut p).await;
     exactly_once(&got, 400);
     assert!(
         got.iter().all(|g| g.len() == 100),
@@ -143,26 +152,17 @@ async fn round_robin_is_even() {
 #[tokio::test]
 async fn sticky_stays_with_one_member_until_it_leaves() {
     let b = with_strategy(GroupStrategy::Sticky).await;
-    let mut ms = Vec::new();
-    for i in 0..3 {
-        ms.push(member(b.addr, &format!("s{i}"), "$share/st/q").await);
-    }
+    let mut ms = members(b.addr, "s", 3, "$share/st/q").await;
     let mut p = Raw::connect(b.addr, "p").await;
     publish_n(&mut p, "q", 0..50).await;
-    let mut counts = Vec::new();
-    for m in ms.iter_mut() {
-        counts.push(drain(m, &mut p).await.len());
-    }
+    let counts = drain_counts(&mut ms, &mut p).await;
     let chosen = counts
         .iter()
         .position(|c| *c == 50)
         .expect("one member got all 50");
     ms[chosen].raw.unsubscribe("$share/st/q").await;
     publish_n(&mut p, "q", 50..100).await;
-    let mut after = Vec::new();
-    for m in ms.iter_mut() {
-        after.push(drain(m, &mut p).await.len());
-    }
+    let after = drain_counts(&mut ms, &mut p).await;
     assert_eq!(after[chosen], 0, "the member that left gets nothing");
     assert!(
         after.contains(&50),
@@ -173,10 +173,7 @@ async fn sticky_stays_with_one_member_until_it_leaves() {
 #[tokio::test]
 async fn hash_strategies_keep_a_topic_or_a_publisher_on_one_member() {
     let b = with_strategy(GroupStrategy::HashTopic).await;
-    let mut ms = Vec::new();
-    for i in 0..3 {
-        ms.push(member(b.addr, &format!("h{i}"), "$share/h/t/+").await);
-    }
+    let mut ms = members(b.addr, "h", 3, "$share/h/t/+").await;
     let mut p = Raw::connect(b.addr, "p").await;
     for round in 0..5u32 {
         for t in 0..10u32 {
@@ -203,10 +200,7 @@ async fn hash_strategies_keep_a_topic_or_a_publisher_on_one_member() {
     assert_eq!(owner.len(), 10);
 
     let b = with_strategy(GroupStrategy::HashClient).await;
-    let mut ms = Vec::new();
-    for i in 0..3 {
-        ms.push(member(b.addr, &format!("c{i}"), "$share/hc/t").await);
-    }
+    let mut ms = members(b.addr, "c", 3, "$share/hc/t").await;
     let mut pubs = Vec::new();
     for i in 0..4 {
         pubs.push(Raw::connect(b.addr, &format!("publisher-{i}")).await);
@@ -310,31 +304,24 @@ async fn a_members_unacknowledged_messages_go_to_another_member_when_it_dies() {
     assert_eq!(metric(&b, |m| &m.group_dropped), 0);
 }
 
-async fn cluster_node(id: &str, seeds: Vec<String>, strategy: GroupStrategy) -> TestBroker {
+async fn cluster_node(id: &str, seeds: &[SocketAddr], strategy: GroupStrategy) -> TestBroker {
     let id = id.to_owned();
+    let seeds = seeds.to_vec();
     start_with(move |c| {
         c.groups.strategy = strategy;
-        c.cluster.enabled = true;
-        c.cluster.node_id = id;
-        c.cluster.listen = "127.0.0.1:0".parse().expect("addr");
-        c.cluster.seeds = seeds;
+        clustered(c, &id, &seeds);
         c.cluster.ping_interval = Duration::from_millis(200);
     })
     .await
 }
 
 async fn group_cluster(strategy: GroupStrategy) -> Vec<TestBroker> {
-    let n1 = cluster_node("g1", vec![], strategy).await;
-    let seed = n1.broker.route_addr().expect("route").to_string();
-    let n2 = cluster_node("g2", vec![seed.clone()], strategy).await;
-    let n3 = cluster_node("g3", vec![seed], strategy).await;
+    let n1 = cluster_node("g1", &[], strategy).await;
+    let seed = route(&n1);
+    let n2 = cluster_node("g2", &[seed], strategy).await;
+    let n3 = cluster_node("g3", &[seed], strategy).await;
     let nodes = vec![n1, n2, n3];
-    for b in &nodes {
-        wait_until("mesh", || {
-            b.broker.cluster().is_some_and(|c| c.peer_ids().len() == 2)
-        })
-        .await;
-    }
+    wait_meshed(&nodes).await;
     nodes
 }
 

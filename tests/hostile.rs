@@ -7,7 +7,7 @@
 //! SIGTERM and asserts exit status 0 within a bound (a crash on shutdown is a crash) and that
 //! no task panicked along the way.
 //!
-//! The attacks are built with the small raw encoder below, so that packets the codec's own
+//! The attacks are built with the raw encoder of `common::wire`, so that packets the codec's own
 //! encoder would refuse (bad UTF-8, over-long topics, absurd lengths) can be sent.
 //!
 //! - topics and filters far deeper than `limits.max_topic_levels` (200): the connection is

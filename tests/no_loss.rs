@@ -11,7 +11,8 @@ mod common;
 use std::time::Duration;
 
 use client::{LoadClient, Reading, Tally};
-use common::{metric, route, start, start_with, wait_until, Raw, TestBroker};
+use common::cluster::{route, wait_meshed};
+use common::{metric, start, start_with, Raw, TestBroker};
 use rumqttc::QoS;
 use supermq::Metrics;
 
@@ -173,12 +174,9 @@ async fn a_route_is_paced_by_the_subscriber_on_the_receiving_node() {
     let seed = route(&n1).to_string();
     let n2 = node("p2", vec![seed.clone()]).await;
     let n3 = node("p3", vec![seed]).await;
-    for b in [&n1, &n2, &n3] {
-        wait_until("full mesh", || {
-            b.broker.cluster().is_some_and(|c| c.peer_ids().len() == 2)
-        })
-        .await;
-    }
+    let nodes = [n1, n2, n3];
+    wait_meshed(&nodes).await;
+    let [n1, n2, n3] = nodes;
     let mut sub = LoadClient::connect(n3.addr, "far-sub", 20, true, BURSTS);
     sub.subscribe("far/t", QoS::AtLeastOnce).await;
     let count = 6000u32;

@@ -1,22 +1,23 @@
 //! Security and extra transports against a real broker on 127.0.0.1:0: TLS (plain and
 //! mutual), WebSocket and secure WebSocket ([`transport`]); password files (ours and
 //! mosquitto_passwd's), ACLs, the HTTP authentication hook and reloading on SIGHUP
-//! ([`auth`]). Helpers shared by both are here; test fixtures are in [`support`].
+//! ([`auth`]). Helpers shared by both are here; the auth hook's stand-in is in [`hook`],
+//! and the PKI, TLS and WebSocket clients are in `common`.
 
 #[path = "security/auth.rs"]
 mod auth;
 mod common;
-#[path = "security/support.rs"]
-mod support;
+#[path = "security/hook.rs"]
+mod hook;
 #[path = "security/transport.rs"]
 mod transport;
 
 use std::path::Path;
 
+use common::tls::{write_server_files, Ca};
 use common::{connect_packet, Raw, TestBroker};
-use supermq::codec::{ConnectReturnCode, Packet, QoS, SubAck, Subscribe, SubscribeFilter};
+use supermq::codec::{ConnectReturnCode, Packet};
 use supermq::config::{ListenerConfig, ListenerProtocol};
-use support::{write_server_files, Ca, Stream};
 
 pub(crate) fn listener(name: &str, protocol: ListenerProtocol) -> ListenerConfig {
     ListenerConfig {
@@ -60,41 +61,33 @@ pub(crate) fn connect_as(
 /// CONNECT over plain TCP; the CONNACK code.
 pub(crate) async fn connack(b: &TestBroker, c: supermq::codec::Connect) -> ConnectReturnCode {
     let mut r = Raw::open(b.addr).await;
-    r.send(&Packet::Connect(c)).await;
-    match r.recv().await {
-        Packet::ConnAck(a) => a.code,
-        other => panic!("expected CONNACK, got {other:?}"),
-    }
+    r.try_connack(c)
+        .await
+        .expect("CONNACK before the connection closed")
 }
 
-pub(crate) async fn subscribe<S>(s: &mut Stream<S>, filter: &str) -> u8
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let pkid = s.pkid();
-    s.send(&Packet::Subscribe(Subscribe {
-        pkid,
-        filters: vec![SubscribeFilter {
-            filter: filter.to_owned(),
-            qos: QoS::AtMostOnce,
-        }],
-    }))
-    .await;
-    match s.recv().await {
-        Packet::SubAck(SubAck { codes, .. }) => codes[0].to_u8(),
-        other => panic!("expected SUBACK, got {other:?}"),
-    }
+/// CONNECT over plain TCP as `id` with these credentials; the CONNACK code.
+pub(crate) async fn connack_as(
+    b: &TestBroker,
+    id: &str,
+    user: Option<&str>,
+    pass: Option<&str>,
+) -> ConnectReturnCode {
+    connack(b, connect_as(id, user, pass)).await
 }
 
-pub(crate) fn publish(topic: &str, payload: &str) -> Packet {
-    Packet::Publish(supermq::codec::Publish {
-        dup: false,
-        qos: QoS::AtMostOnce,
-        retain: false,
-        topic: topic.into(),
-        pkid: 0,
-        payload: bytes::Bytes::copy_from_slice(payload.as_bytes()),
-    })
+/// Each CONNECT (client id, user name, password), in turn, gets its CONNACK code.
+pub(crate) async fn assert_connacks(
+    b: &TestBroker,
+    rows: &[(&str, Option<&str>, Option<&str>, ConnectReturnCode)],
+) {
+    for &(id, user, pass, want) in rows {
+        assert_eq!(
+            connack_as(b, id, user, pass).await,
+            want,
+            "client {id}, user {user:?}, password {pass:?}"
+        );
+    }
 }
 
 pub(crate) fn payload_of(p: Packet) -> (String, String) {

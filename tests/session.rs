@@ -10,17 +10,23 @@ async fn persistent(addr: std::net::SocketAddr, id: &str) -> (Raw, bool) {
     Raw::connect_with(addr, connect_packet(id, false)).await
 }
 
+/// A new persistent session `id` subscribed to `filter`, then left offline: its client has
+/// disconnected and no client is connected any more.
+async fn offline_subscriber(b: &TestBroker, id: &str, filter: &str, qos: QoS) {
+    let (mut s, present) = persistent(b.addr, id).await;
+    assert!(!present, "a new session is not present [MQTT-3.2.2-3]");
+    s.subscribe(filter, qos).await;
+    s.disconnect().await;
+    wait_until("session offline", || {
+        metric(b, |m| &m.clients_connected_current) == 0
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn offline_session_keeps_subscriptions_and_queues_qos1_and_2_only() {
     let b = start().await;
-    let (mut s, present) = persistent(b.addr, "dev").await;
-    assert!(!present);
-    s.subscribe("cmd/#", QoS::ExactlyOnce).await;
-    s.disconnect().await;
-    wait_until("session offline", || {
-        metric(&b, |m| &m.clients_connected_current) == 0
-    })
-    .await;
+    offline_subscriber(&b, "dev", "cmd/#", QoS::ExactlyOnce).await;
 
     let mut p = Raw::connect(b.addr, "p").await;
     p.publish("cmd/a", b"q1", QoS::AtLeastOnce, false).await;
@@ -101,13 +107,7 @@ async fn unacknowledged_messages_are_resent_with_dup_on_reconnect() {
 #[tokio::test]
 async fn clean_session_discards_previous_state() {
     let b = start().await;
-    let (mut s, _) = persistent(b.addr, "x").await;
-    s.subscribe("x/#", QoS::AtLeastOnce).await;
-    s.disconnect().await;
-    wait_until("offline", || {
-        metric(&b, |m| &m.clients_connected_current) == 0
-    })
-    .await;
+    offline_subscriber(&b, "x", "x/#", QoS::AtLeastOnce).await;
     let mut p = Raw::connect(b.addr, "p").await;
     p.publish("x/1", b"queued", QoS::AtLeastOnce, false).await;
     let (mut s, present) = Raw::connect_with(b.addr, connect_packet("x", true)).await;
@@ -127,13 +127,7 @@ async fn clean_session_discards_previous_state() {
 #[tokio::test]
 async fn offline_queue_is_bounded_and_drops_are_counted() {
     let b = start_with(|c| c.session.max_queued_messages = 5).await;
-    let (mut s, _) = persistent(b.addr, "bounded").await;
-    s.subscribe("b", QoS::AtLeastOnce).await;
-    s.disconnect().await;
-    wait_until("offline", || {
-        metric(&b, |m| &m.clients_connected_current) == 0
-    })
-    .await;
+    offline_subscriber(&b, "bounded", "b", QoS::AtLeastOnce).await;
     let mut p = Raw::connect(b.addr, "p").await;
     for i in 0..10u8 {
         p.publish("b", &[i], QoS::AtLeastOnce, false).await;

@@ -11,9 +11,9 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use common::*;
-use supermq::codec::{self, DecodeLimits, Packet, Publish, QoS, Subscribe, SubscribeFilter};
+use supermq::codec::{self, DecodeLimits, Packet, QoS, Subscribe, SubscribeFilter};
 use supermq::config::QueueFullPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -28,18 +28,16 @@ async fn stuck_subscriber(b: &TestBroker, id: &str, filter: &str, qos: QoS) -> T
         .await
         .expect("connect in time")
         .expect("tcp connect");
-    let mut out = BytesMut::new();
-    codec::encode(&Packet::Connect(connect_packet(id, true)), &mut out);
-    codec::encode(
-        &Packet::Subscribe(Subscribe {
+    let out = encode_all(&[
+        Packet::Connect(connect_packet(id, true)),
+        Packet::Subscribe(Subscribe {
             pkid: 1,
             filters: vec![SubscribeFilter {
                 filter: filter.into(),
                 qos,
             }],
         }),
-        &mut out,
-    );
+    ]);
     stream.write_all(&out).await.expect("write");
     // Read exactly up to the SUBACK, then stop reading for good.
     let mut buf = BytesMut::new();
@@ -61,40 +59,6 @@ async fn stuck_subscriber(b: &TestBroker, id: &str, filter: &str, qos: QoS) -> T
     stream
 }
 
-/// `n` QoS 0 PUBLISH packets of `payload` on `topic`, encoded back to back.
-fn qos0_batch(topic: &str, payload: &Bytes, n: usize) -> BytesMut {
-    let mut out = BytesMut::new();
-    for _ in 0..n {
-        codec::encode(
-            &Packet::Publish(Publish {
-                dup: false,
-                qos: QoS::AtMostOnce,
-                retain: false,
-                topic: topic.into(),
-                pkid: 0,
-                payload: payload.clone(),
-            }),
-            &mut out,
-        );
-    }
-    out
-}
-
-/// Reads and discards until the broker closes `stream`; fails after `WAIT`.
-async fn read_until_closed(stream: &mut TcpStream) {
-    let mut sink = vec![0u8; 64 * 1024];
-    tokio::time::timeout(WAIT, async {
-        loop {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .expect("broker closed the slow consumer's connection");
-}
-
 #[tokio::test]
 async fn stuck_subscriber_never_blocks_the_publisher_and_its_queue_stays_bounded() {
     const MAX_QUEUED: usize = 500;
@@ -110,8 +74,16 @@ async fn stuck_subscriber_never_blocks_the_publisher_and_its_queue_stays_bounded
     let session = b.broker.context().sessions.get("stuck").expect("session");
     let mut publisher = Raw::connect(b.addr, "publisher").await;
 
-    let payload = Bytes::from(vec![b'x'; 1024]);
-    let batch = qos0_batch("flood", &payload, BATCH);
+    // BATCH QoS 0 PUBLISH packets of 1 KB, back to back.
+    let batch = encode_all(&vec![
+        publish_packet(
+            "flood",
+            QoS::AtMostOnce,
+            0,
+            &[b'x'; 1024]
+        );
+        BATCH
+    ]);
     let mut max_seen = 0;
     for i in 0..MESSAGES / BATCH {
         // The broker must keep reading the publisher however far behind the subscriber is:
@@ -166,26 +138,16 @@ async fn slow_consumer_is_disconnected_while_a_good_subscriber_gets_everything()
             tokio::time::Instant::now() < deadline,
             "stuck subscriber not disconnected after {next} messages"
         );
-        let mut out = BytesMut::new();
+        let mut window = Vec::with_capacity(WINDOW);
         let mut ids = Vec::with_capacity(WINDOW);
         for k in 0..WINDOW as u64 {
             let pkid = publisher.pkid();
             ids.push(pkid);
             let mut payload = (next + k).to_be_bytes().to_vec();
             payload.extend_from_slice(&filler);
-            codec::encode(
-                &Packet::Publish(Publish {
-                    dup: false,
-                    qos: QoS::AtLeastOnce,
-                    retain: false,
-                    topic: "feed".into(),
-                    pkid,
-                    payload: payload.into(),
-                }),
-                &mut out,
-            );
+            window.push(publish_packet("feed", QoS::AtLeastOnce, pkid, &payload));
         }
-        publisher.send_raw(&out).await;
+        publisher.send_raw(&encode_all(&window)).await;
         for id in ids {
             publisher.expect(Packet::PubAck(id)).await;
         }
@@ -198,7 +160,10 @@ async fn slow_consumer_is_disconnected_while_a_good_subscriber_gets_everything()
             next += 1;
         }
     }
-    read_until_closed(&mut stuck).await;
+    assert!(
+        closed_within(&mut stuck, WAIT).await,
+        "broker closed the slow consumer's connection"
+    );
     assert_eq!(metric(&b, |m| &m.slow_consumer_disconnects), 1);
     assert!(metric(&b, |m| &m.dropped_qos0_queue_full) > 0);
 

@@ -28,26 +28,37 @@
 //!   filter reaches the watcher, unless the broker's drop counters moved;
 //! - the broker stays alive: a fresh bystander connects over TCP and gets a CONNACK;
 //! - memory is bounded: the process RSS stays under 1 GiB.
+//!
+//! This file holds the harness and the driver; the input cursor is in `input`, a client
+//! connection in `conn`, and what the broker must have done in `model` (all under
+//! `broker_stateful/`).
 #![no_main]
 
-use std::collections::HashMap;
+#[path = "broker_stateful/conn.rs"]
+mod conn;
+#[path = "broker_stateful/input.rs"]
+mod input;
+#[path = "broker_stateful/model.rs"]
+mod model;
+
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use supermq::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, DecodeError, DecodeLimits, LastWill, Packet,
-    Protocol, Publish, QoS, SubackCode, Subscribe, SubscribeFilter, Unsubscribe,
+    self, Connect, ConnectReturnCode, DecodeLimits, LastWill, Packet, Protocol, Publish, QoS,
+    SubackCode, Subscribe, SubscribeFilter, Unsubscribe,
 };
-use supermq::connection::{self, ConnInfo};
 use supermq::{Broker, Config};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use conn::{Conn, RxState};
+use input::Input;
+use model::{acknowledged, check_conversation};
 
 /// The process may not grow beyond this resident size.
 const RSS_LIMIT_KB: u64 = 1024 * 1024;
@@ -135,402 +146,6 @@ fuzz_target!(|data: &[u8]| {
     h.rt.block_on(drive(h, run, data));
     check_rss();
 });
-
-/// Input cursor: reads past the end give zeros.
-struct Input<'a>(&'a [u8]);
-
-impl<'a> Input<'a> {
-    fn byte(&mut self) -> u8 {
-        let Some((&b, rest)) = self.0.split_first() else {
-            return 0;
-        };
-        self.0 = rest;
-        b
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_be_bytes([self.byte(), self.byte()])
-    }
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let (head, rest) = self.0.split_at(n.min(self.0.len()));
-        self.0 = rest;
-        head
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    /// An entry of `pool`, or (for bytes from 0xF0) a short string from the input.
-    fn pick(&mut self, pool: &[&str]) -> String {
-        let b = self.byte();
-        if b >= 0xF0 {
-            let n = usize::from(self.byte() % 32);
-            String::from_utf8_lossy(self.bytes(n)).into_owned()
-        } else {
-            pool[usize::from(b) % pool.len()].to_owned()
-        }
-    }
-    fn qos(&mut self) -> QoS {
-        QoS::from_u8(self.byte() % 3).unwrap_or_default()
-    }
-}
-
-/// What the reading side of a connection has seen.
-#[derive(Default)]
-struct RxState {
-    packets: Vec<Packet>,
-    pingresps: usize,
-    eof: bool,
-}
-
-#[derive(Default)]
-struct Rx {
-    state: Mutex<RxState>,
-    changed: Notify,
-}
-
-impl Rx {
-    /// Waits until `done` holds of the state, or `SETTLE` passes; returns whether it held.
-    async fn wait(&self, done: impl Fn(&RxState) -> bool) -> bool {
-        let deadline = tokio::time::Instant::now() + SETTLE;
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if done(&self.state.lock().expect("rx lock")) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return done(&self.state.lock().expect("rx lock"));
-            }
-        }
-    }
-}
-
-type Writer = Box<dyn AsyncWrite + Unpin + Send>;
-
-/// One client connection, from the client's side.
-struct Conn {
-    wr: Writer,
-    pending: Vec<u8>,
-    /// Everything written so far: what the broker decodes.
-    sent: Vec<u8>,
-    rx: Arc<Rx>,
-    reader: JoinHandle<()>,
-    /// The broker's task for this connection (duplex transport only).
-    serve: Option<JoinHandle<()>>,
-    next_pkid: u16,
-}
-
-/// What a finished connection exchanged.
-struct Record {
-    sent: Vec<u8>,
-    received: Vec<Packet>,
-}
-
-/// Reads and decodes everything the broker sends; with `ack`, answers each QoS 1/2 PUBLISH
-/// (and PUBREL) like a well-behaved client.
-async fn read_loop(mut rd: impl AsyncRead + Unpin, rx: Arc<Rx>, mut ack: Option<Writer>) {
-    let mut buf = BytesMut::with_capacity(8192);
-    let limits = DecodeLimits::default();
-    loop {
-        let n = rd.read_buf(&mut buf).await.unwrap_or(0);
-        let mut out = BytesMut::new();
-        {
-            let mut st = rx.state.lock().expect("rx lock");
-            loop {
-                match codec::decode(&mut buf, &limits) {
-                    Ok(Some(p)) => {
-                        match &p {
-                            Packet::PingResp => st.pingresps += 1,
-                            Packet::Publish(p) if p.qos == QoS::AtLeastOnce => {
-                                codec::encode(&Packet::PubAck(p.pkid), &mut out)
-                            }
-                            Packet::Publish(p) if p.qos == QoS::ExactlyOnce => {
-                                codec::encode(&Packet::PubRec(p.pkid), &mut out)
-                            }
-                            Packet::PubRel(id) => codec::encode(&Packet::PubComp(*id), &mut out),
-                            _ => {}
-                        }
-                        st.packets.push(p);
-                    }
-                    Ok(None) => break,
-                    Err(e) => panic!("the broker sent a malformed packet: {e}: {buf:02x?}"),
-                }
-            }
-            if n == 0 {
-                assert!(buf.is_empty(), "the broker closed mid-packet: {buf:02x?}");
-                st.eof = true;
-            }
-        }
-        rx.changed.notify_waiters();
-        if n == 0 {
-            return;
-        }
-        if let Some(w) = ack.as_mut() {
-            if !out.is_empty() && w.write_all(&out).await.is_err() {
-                ack = None;
-            }
-        }
-    }
-}
-
-impl Conn {
-    async fn open(h: &Harness, tcp: bool, ack: bool) -> Conn {
-        let rx = Arc::new(Rx::default());
-        let (rd, wr, serve): (Box<dyn AsyncRead + Unpin + Send>, Writer, _) = if tcp {
-            let s = tokio::net::TcpStream::connect(h.broker.local_addr())
-                .await
-                .expect("connect to the broker");
-            let _ = s.set_nodelay(true);
-            let (rd, wr) = s.into_split();
-            (Box::new(rd), Box::new(wr), None)
-        } else {
-            let (ours, theirs) = tokio::io::duplex(PIPE);
-            let info = ConnInfo {
-                peer: "127.0.0.1:1".parse().expect("address"),
-                cert_cn: None,
-            };
-            let ctx = h.broker.context().clone();
-            let serve = tokio::spawn(connection::serve(theirs, info, ctx, h.shutdown.clone()));
-            let (rd, wr) = tokio::io::split(ours);
-            (Box::new(rd), Box::new(wr), Some(serve))
-        };
-        // The watcher's acknowledgements go through the same writer, so it is shared.
-        let (wr, acker): (Writer, Option<Writer>) = if ack {
-            let shared = Arc::new(tokio::sync::Mutex::new(wr));
-            (
-                Box::new(SharedWriter(shared.clone())),
-                Some(Box::new(SharedWriter(shared))),
-            )
-        } else {
-            (wr, None)
-        };
-        let reader = tokio::spawn(read_loop(rd, rx.clone(), acker));
-        Conn {
-            wr,
-            pending: Vec::new(),
-            sent: Vec::new(),
-            rx,
-            reader,
-            serve,
-            next_pkid: 1,
-        }
-    }
-
-    fn push(&mut self, p: &Packet) {
-        let mut b = BytesMut::new();
-        codec::encode(p, &mut b);
-        self.pending.extend_from_slice(&b);
-    }
-
-    fn pkid(&mut self) -> u16 {
-        let id = self.next_pkid;
-        self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
-        id
-    }
-
-    async fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        // A write to a closed connection fails; what was sent before still counts.
-        if self.wr.write_all(&self.pending).await.is_ok() {
-            let _ = self.wr.flush().await;
-            self.sent.extend_from_slice(&self.pending);
-        }
-        self.pending.clear();
-    }
-
-    /// Writes what is pending and a PINGREQ, then waits for the broker to catch up.
-    async fn sync(&mut self, limits: &DecodeLimits) {
-        self.pending.extend_from_slice(&[0xC0, 0x00]);
-        self.flush().await;
-        let (packets, end) = model(&self.sent, limits);
-        match end {
-            End::Clean => {
-                let pings = packets
-                    .iter()
-                    .filter(|p| matches!(p, Packet::PingReq))
-                    .count();
-                let ok = self.rx.wait(|s| s.eof || s.pingresps >= pings).await;
-                assert!(ok, "no PINGRESP nor close within {SETTLE:?}");
-            }
-            End::Malformed(e) => {
-                let ok = self.rx.wait(|s| s.eof).await;
-                assert!(
-                    ok,
-                    "connection still open {SETTLE:?} after a malformed packet ({e})"
-                );
-            }
-            End::Partial => {
-                for _ in 0..4 {
-                    tokio::task::yield_now().await;
-                }
-            }
-        }
-    }
-
-    /// Ends the client's side and waits for the broker to close its side.
-    async fn close(mut self) -> Record {
-        self.flush().await;
-        let _ = self.wr.shutdown().await;
-        let ok = self.rx.wait(|s| s.eof).await;
-        assert!(
-            ok,
-            "the broker kept the connection {SETTLE:?} after the client's EOF"
-        );
-        let _ = self.reader.await;
-        if let Some(serve) = self.serve {
-            let done = tokio::time::timeout(SETTLE, serve).await;
-            assert!(done.is_ok(), "the connection task outlived its connection");
-        }
-        let received = std::mem::take(&mut self.rx.state.lock().expect("rx lock").packets);
-        Record {
-            sent: self.sent,
-            received,
-        }
-    }
-}
-
-/// A writer shared by the watcher's test side and its acknowledging reader.
-struct SharedWriter(Arc<tokio::sync::Mutex<Writer>>);
-
-impl AsyncWrite for SharedWriter {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.0.try_lock() {
-            Ok(mut w) => std::pin::Pin::new(&mut **w).poll_write(cx, buf),
-            Err(_) => {
-                cx.waker().wake_by_ref();
-                std::task::Poll::Pending
-            }
-        }
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.0.try_lock() {
-            Ok(mut w) => std::pin::Pin::new(&mut **w).poll_flush(cx),
-            Err(_) => {
-                cx.waker().wake_by_ref();
-                std::task::Poll::Pending
-            }
-        }
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.0.try_lock() {
-            Ok(mut w) => std::pin::Pin::new(&mut **w).poll_shutdown(cx),
-            Err(_) => {
-                cx.waker().wake_by_ref();
-                std::task::Poll::Pending
-            }
-        }
-    }
-}
-
-/// How the bytes a client sent end, as the broker's decoder sees them.
-enum End {
-    /// Whole packets only.
-    Clean,
-    /// A packet the broker must refuse.
-    Malformed(DecodeError),
-    /// An incomplete packet at the end.
-    Partial,
-}
-
-/// The packets the broker decodes from `sent`, and how the bytes end.
-fn model(sent: &[u8], limits: &DecodeLimits) -> (Vec<Packet>, End) {
-    let mut buf = BytesMut::from(sent);
-    let mut packets = Vec::new();
-    loop {
-        match codec::decode(&mut buf, limits) {
-            Ok(Some(p)) => packets.push(p),
-            Ok(None) if buf.is_empty() => return (packets, End::Clean),
-            Ok(None) => return (packets, End::Partial),
-            Err(e) => return (packets, End::Malformed(e)),
-        }
-    }
-}
-
-/// The CONNECT handshake and SUBACK rules for one finished connection.
-fn check_conversation(r: &Record, limits: &DecodeLimits) {
-    let (packets, end) = model(&r.sent, limits);
-    let got = &r.received;
-    match packets.first() {
-        None => match end {
-            End::Malformed(DecodeError::UnsupportedProtocolLevel(l)) => {
-                let want = Packet::ConnAck(ConnAck {
-                    session_present: false,
-                    code: ConnectReturnCode::UnacceptableProtocolVersion,
-                });
-                assert_eq!(got, &[want], "answer to a CONNECT of level {l}");
-            }
-            _ => assert!(got.is_empty(), "answers before any CONNECT: {got:?}"),
-        },
-        Some(Packet::Connect(_)) => {
-            if let Some(first) = got.first() {
-                let Packet::ConnAck(ack) = first else {
-                    panic!("the first answer to CONNECT is {first:?}");
-                };
-                if ack.code != ConnectReturnCode::Accepted {
-                    assert!(!ack.session_present, "refused with session present");
-                    assert_eq!(got.len(), 1, "a refused CONNECT got more: {got:?}");
-                }
-            }
-        }
-        Some(first) => assert!(got.is_empty(), "answers after a first {first:?}: {got:?}"),
-    }
-    for p in got {
-        let Packet::SubAck(ack) = p else { continue };
-        let mut subs = packets.iter().filter_map(|p| match p {
-            Packet::Subscribe(s) if s.pkid == ack.pkid => Some(s),
-            _ => None,
-        });
-        if let (Some(s), None) = (subs.next(), subs.next()) {
-            assert_eq!(s.filters.len(), ack.codes.len(), "SUBACK for {s:?}");
-            for (f, code) in s.filters.iter().zip(&ack.codes) {
-                if let SubackCode::Granted(q) = code {
-                    assert!(*q <= f.qos, "granted {q:?} for {f:?}");
-                }
-            }
-        }
-    }
-}
-
-/// The QoS 1 messages the broker acknowledged on this connection whose topic `filter`
-/// matches (packet ids used once only, so each acknowledgement names one message).
-fn acknowledged(r: &Record, limits: &DecodeLimits, filter: &str) -> Vec<(String, Bytes)> {
-    let (packets, _) = model(&r.sent, limits);
-    let mut by_id: HashMap<u16, Vec<&Publish>> = HashMap::new();
-    for p in &packets {
-        if let Packet::Publish(p) = p {
-            if p.qos == QoS::AtLeastOnce {
-                by_id.entry(p.pkid).or_default().push(p);
-            }
-        }
-    }
-    let acked: Vec<u16> = r
-        .received
-        .iter()
-        .filter_map(|p| match p {
-            Packet::PubAck(id) => Some(*id),
-            _ => None,
-        })
-        .collect();
-    by_id
-        .into_iter()
-        .filter(|(id, ps)| ps.len() == 1 && acked.contains(id))
-        .map(|(_, ps)| ps[0])
-        .filter(|p| supermq::topic::matches(filter, &p.topic))
-        .map(|p| (p.topic.clone(), p.payload.clone()))
-        .collect()
-}
 
 fn drops(h: &Harness) -> u64 {
     let m = h.broker.metrics();

@@ -2,14 +2,13 @@
 //! forwarding and SUBSCRIBE synchronisation.
 //!
 //! Locks: `peers`, `local`, `local_groups`, `remote` and `syncs` are each held only for
-//! short, non-async sections. They nest in one order only, outer first:
-//! `local` / `local_groups` → `peers` → `remote` / `syncs`.
+//! short, non-async sections (`forward` takes `remote`, then `peers`, never nested). They
+//! nest in one order only, outer first: `local` / `local_groups` → `peers` → `remote` / `syncs`.
 //! - `local` → `peers` and `local_groups` → `peers`: an interest change is queued to every
 //!   peer under the ref-count lock, so that SUB/UNSUB (GROUP) order matches the counts.
 //! - `peers` → `remote`: a peer's filters and the remote trie change together (`on_sub`,
 //!   `on_unsub`, `on_snapshot_end`, `unregister`).
 //! - `peers` → `syncs`: a sync is registered for exactly the peers it is sent to.
-//! `forward` takes `remote` (read) and then `peers`, one after the other, never nested.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
-use supermq::codec::{ConnAck, ConnectReturnCode, Packet, QoS, SubAck, SubackCode};
+use supermq::codec::{Packet, QoS, SubAck, SubackCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::common::{connect_packet, put_len, Raw, WAIT};
+use crate::common::{
+    connect_packet, connect_raw, connect_raw_will, publish_raw, put_len, s, subscribe_raw,
+    unsubscribe_raw, Bystander, ConnectFields, Raw, WAIT,
+};
 use crate::support::*;
 
 // --- Huge declared lengths ----------------------------------------------------------------
@@ -22,12 +25,18 @@ async fn trickle(conns: &mut [Raw], bytes: &[u8], gap: Duration) {
     let mut open = vec![true; conns.len()];
     for &byte in bytes {
         for (r, open) in conns.iter_mut().zip(open.iter_mut()) {
-            if *open && r.stream.write_all(&[byte]).await.is_err() {
+            if *open && !r.try_send_raw(&[byte]).await {
                 *open = false;
             }
         }
         tokio::time::sleep(gap).await;
     }
+}
+
+/// Trickles `bytes` to `r`; the broker must close the connection having sent nothing.
+async fn trickled_then_cut(mut r: Raw, bytes: &[u8], gap: Duration, what: &str) {
+    trickle(std::slice::from_mut(&mut r), bytes, gap).await;
+    assert_eq!(r.expect_closed().await, vec![], "{what}");
 }
 
 /// A fixed header declaring 256 MB, trickled a byte at a time, is refused as soon as the
@@ -37,30 +46,23 @@ async fn trickle(conns: &mut [Raw], bytes: &[u8], gap: Duration) {
 #[tokio::test]
 async fn huge_declared_lengths_trickled_are_refused_from_the_fixed_header() {
     let mut b = Broker::start(&[]).await;
-    let mut by = Bystander::connect(&b).await;
+    let mut by = Bystander::connect(b.addr).await;
     by.check(&mut b, "start").await;
     let rss_before = b.rss_kib();
     let gap = Duration::from_millis(20);
 
     // The header alone, then nothing: the broker must not wait for the body.
-    let mut r = Raw::open(b.addr).await;
-    trickle(std::slice::from_mut(&mut r), &HUGE_CONNECT, gap).await;
-    assert_eq!(r.expect_closed().await, vec![], "256 MB CONNECT header");
+    let r = Raw::open(b.addr).await;
+    trickled_then_cut(r, &HUGE_CONNECT, gap, "256 MB CONNECT header").await;
     by.check(&mut b, "a 256 MB CONNECT header").await;
 
-    let mut r = Raw::open(b.addr).await;
-    trickle(std::slice::from_mut(&mut r), &HUGE_PUBLISH, gap).await;
-    assert_eq!(
-        r.expect_closed().await,
-        vec![],
-        "256 MB PUBLISH header first"
-    );
+    let r = Raw::open(b.addr).await;
+    trickled_then_cut(r, &HUGE_PUBLISH, gap, "256 MB PUBLISH header first").await;
     by.check(&mut b, "a 256 MB PUBLISH header before CONNECT")
         .await;
 
-    let mut r = Raw::connect(b.addr, "huge").await;
-    trickle(std::slice::from_mut(&mut r), &HUGE_PUBLISH, gap).await;
-    assert_eq!(r.expect_closed().await, vec![], "256 MB PUBLISH header");
+    let r = Raw::connect(b.addr, "huge").await;
+    trickled_then_cut(r, &HUGE_PUBLISH, gap, "256 MB PUBLISH header").await;
     by.check(&mut b, "a 256 MB PUBLISH header after CONNECT")
         .await;
 
@@ -79,15 +81,10 @@ async fn huge_declared_lengths_trickled_are_refused_from_the_fixed_header() {
     by.check(&mut b, "fifty 256 MB PUBLISH headers").await;
 
     // A length just over the configured limit is refused the same way.
-    let mut r = Raw::connect(b.addr, "just-over").await;
+    let r = Raw::connect(b.addr, "just-over").await;
     let mut over = vec![0x30];
     put_len(&mut over, 1_048_576 - 4 + 1); // 1 + 3 + this = 1 MiB + 1
-    trickle(std::slice::from_mut(&mut r), &over, gap).await;
-    assert_eq!(
-        r.expect_closed().await,
-        vec![],
-        "1 MiB + 1 byte PUBLISH header"
-    );
+    trickled_then_cut(r, &over, gap, "1 MiB + 1 byte PUBLISH header").await;
     by.check(&mut b, "a PUBLISH one byte over max_packet_size")
         .await;
 
@@ -110,7 +107,7 @@ async fn thousands_of_filters_in_one_subscribe_respect_max_subscriptions() {
     const FILTERS: usize = 20_000;
     const MAX: usize = 10_000;
     let mut b = Broker::start(&[]).await;
-    let mut by = Bystander::connect(&b).await;
+    let mut by = Bystander::connect(b.addr).await;
     let mut publisher = Raw::connect(b.addr, "publisher").await;
 
     let filters: Vec<String> = (0..FILTERS).map(|i| format!("many/{i}")).collect();
@@ -177,7 +174,7 @@ async fn thousands_of_filters_in_one_subscribe_respect_max_subscriptions() {
 #[tokio::test]
 async fn maximal_client_ids_and_topics_are_accepted() {
     let mut b = Broker::start(&[]).await;
-    let mut by = Bystander::connect(&b).await;
+    let mut by = Bystander::connect(b.addr).await;
 
     // A persistent session under a 65,535-byte id survives a reconnect, and a take-over.
     let long_id = "c".repeat(65535);
@@ -208,25 +205,20 @@ async fn maximal_client_ids_and_topics_are_accepted() {
     by.check(&mut b, "a 65,535-byte multi-byte client id").await;
 
     // 65,535-byte user name and password (a password is binary data).
-    let mut r = Raw::open(b.addr).await;
     let user = vec![b'u'; 65535];
     let password = vec![0xFF; 65535];
-    r.send_raw(&connect_raw(
-        b"long-credentials",
-        ConnectFields {
-            username: Some(&user),
-            password: Some(&password),
-            ..Default::default()
-        },
-    ))
+    let r = Raw::connect_bytes(
+        b.addr,
+        &connect_raw(
+            b"long-credentials",
+            ConnectFields {
+                username: Some(&user),
+                password: Some(&password),
+                ..Default::default()
+            },
+        ),
+    )
     .await;
-    assert!(matches!(
-        r.recv().await,
-        Packet::ConnAck(ConnAck {
-            code: ConnectReturnCode::Accepted,
-            ..
-        })
-    ));
     r.disconnect().await;
     by.check(&mut b, "a 65,535-byte user name and password")
         .await;
@@ -257,22 +249,11 @@ async fn maximal_client_ids_and_topics_are_accepted() {
     by.check(&mut b, "a retained 65,535-byte topic").await;
 
     // A 65,535-byte will topic.
-    let mut w = Raw::open(b.addr).await;
-    w.send_raw(&connect_raw(
-        b"long-will",
-        ConnectFields {
-            will: Some((topic.as_bytes(), b"gone", 1)),
-            ..Default::default()
-        },
-    ))
+    let w = Raw::connect_bytes(
+        b.addr,
+        &connect_raw_will(b"long-will", topic.as_bytes(), b"gone", 1),
+    )
     .await;
-    assert!(matches!(
-        w.recv().await,
-        Packet::ConnAck(ConnAck {
-            code: ConnectReturnCode::Accepted,
-            ..
-        })
-    ));
     assert_eq!(sub.subscribe(&topic, QoS::AtLeastOnce).await, 1);
     drop(w);
     let p = sub.recv_publish().await;
@@ -291,7 +272,7 @@ async fn maximal_client_ids_and_topics_are_accepted() {
 async fn connections_without_connect_are_closed_after_connect_timeout() {
     const SILENT: usize = 200;
     let mut b = Broker::start(&[("limits", "connect_timeout = \"1s\"")]).await;
-    let mut by = Bystander::connect(&b).await;
+    let mut by = Bystander::connect(b.addr).await;
 
     let opened = Instant::now();
     let mut quiet = Vec::new();
@@ -382,7 +363,7 @@ fn bad_strings() -> Vec<(&'static str, &'static [u8])> {
 #[tokio::test]
 async fn invalid_utf8_and_nul_in_every_string_field_close_the_connection() {
     let mut b = Broker::start(&[]).await;
-    let mut by = Bystander::connect(&b).await;
+    let mut by = Bystander::connect(b.addr).await;
 
     for (name, bad) in bad_strings() {
         let connects = [
@@ -397,16 +378,7 @@ async fn invalid_utf8_and_nul_in_every_string_field_close_the_connection() {
                     },
                 ),
             ),
-            (
-                "will topic",
-                connect_raw(
-                    b"utf8",
-                    ConnectFields {
-                        will: Some((bad, b"will", 1)),
-                        ..Default::default()
-                    },
-                ),
-            ),
+            ("will topic", connect_raw_will(b"utf8", bad, b"will", 1)),
         ];
         for (field, packet) in connects {
             let what = format!("{name} in the {field}");
@@ -436,24 +408,19 @@ async fn invalid_utf8_and_nul_in_every_string_field_close_the_connection() {
 
     // Binary fields are not strings: any bytes are fine there.
     let junk: &[u8] = b"\xFF\x00\xC0\x80\xED\xA0\x80";
-    let mut r = Raw::open(b.addr).await;
-    r.send_raw(&connect_raw(
-        b"binary",
-        ConnectFields {
-            will: Some((b"binary/will", junk, 0)),
-            username: Some(b"user"),
-            password: Some(junk),
-            ..Default::default()
-        },
-    ))
+    let mut r = Raw::connect_bytes(
+        b.addr,
+        &connect_raw(
+            b"binary",
+            ConnectFields {
+                will: Some((b"binary/will", junk, 0)),
+                username: Some(b"user"),
+                password: Some(junk),
+                ..Default::default()
+            },
+        ),
+    )
     .await;
-    assert!(matches!(
-        r.recv().await,
-        Packet::ConnAck(ConnAck {
-            code: ConnectReturnCode::Accepted,
-            ..
-        })
-    ));
     assert_eq!(r.subscribe("binary/t", QoS::AtLeastOnce).await, 1);
     r.send_raw(&publish_raw(b"binary/t", 1, false, 5, junk))
         .await;

@@ -1,107 +1,21 @@
-//! The hostile suite's harness: the real binary with a config of its own, a bystander that
-//! proves the broker still serves, and a raw encoder for packets the codec would refuse.
+//! The hostile suite's harness: the real binary with a config of its own, the bystander
+//! check (the process lives and still serves), and the outcomes an attack may have. The raw
+//! packet encoder is `common::wire`.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Child, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::common::{frame, until_barrier, Raw, WAIT};
+use crate::common::process::{exit_within, signal, supermq_command, TempFile};
+use crate::common::{barrier, subscribe_raw, until_barrier, Bystander, Raw, WAIT};
 use supermq::codec::{ConnAck, ConnectReturnCode, Packet, QoS, SubAck, SubackCode};
-use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 /// How long the broker may take to start listening, and to exit after SIGTERM.
 pub(crate) const PROCESS_WAIT: Duration = Duration::from_secs(10);
-
-/// The bystander's own topic.
-pub(crate) const BYSTANDER_TOPIC: &str = "bystander/echo";
-
-// --- Raw packet encoder -------------------------------------------------------------------
-
-/// A 2-byte-length-prefixed field (§1.5.3); any bytes, valid UTF-8 or not.
-pub(crate) fn s(bytes: &[u8]) -> Vec<u8> {
-    let len = u16::try_from(bytes.len()).expect("a field holds at most 65,535 bytes");
-    let mut out = len.to_be_bytes().to_vec();
-    out.extend_from_slice(bytes);
-    out
-}
-
-/// The optional parts of a raw CONNECT.
-#[derive(Default)]
-pub(crate) struct ConnectFields<'a> {
-    /// CleanSession 0.
-    pub(crate) persistent: bool,
-    /// (topic, message, QoS).
-    pub(crate) will: Option<(&'a [u8], &'a [u8], u8)>,
-    pub(crate) username: Option<&'a [u8]>,
-    pub(crate) password: Option<&'a [u8]>,
-}
-
-/// A 3.1.1 CONNECT for `id`, keep-alive 60 s.
-pub(crate) fn connect_raw(id: &[u8], f: ConnectFields<'_>) -> Vec<u8> {
-    let mut flags = 0u8;
-    if !f.persistent {
-        flags |= 0x02;
-    }
-    let mut payload = s(id);
-    if let Some((topic, message, qos)) = f.will {
-        flags |= 0x04 | (qos << 3);
-        payload.extend(s(topic));
-        payload.extend(s(message));
-    }
-    if let Some(u) = f.username {
-        flags |= 0x80;
-        payload.extend(s(u));
-    }
-    if let Some(p) = f.password {
-        flags |= 0x40;
-        payload.extend(s(p));
-    }
-    let mut body = s(b"MQTT");
-    body.extend_from_slice(&[4, flags, 0, 60]);
-    body.extend(payload);
-    frame(0x10, &body)
-}
-
-/// A PUBLISH; `pkid` is written only for QoS 1 and 2.
-pub(crate) fn publish_raw(
-    topic: &[u8],
-    qos: u8,
-    retain: bool,
-    pkid: u16,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut body = s(topic);
-    if qos > 0 {
-        body.extend_from_slice(&pkid.to_be_bytes());
-    }
-    body.extend_from_slice(payload);
-    frame(0x30 | (qos << 1) | u8::from(retain), &body)
-}
-
-/// A SUBSCRIBE of `filters`, each at QoS 1.
-pub(crate) fn subscribe_raw(pkid: u16, filters: &[&[u8]]) -> Vec<u8> {
-    let mut body = pkid.to_be_bytes().to_vec();
-    for f in filters {
-        body.extend(s(f));
-        body.push(1);
-    }
-    frame(0x82, &body)
-}
-
-/// An UNSUBSCRIBE of `filters`.
-pub(crate) fn unsubscribe_raw(pkid: u16, filters: &[&[u8]]) -> Vec<u8> {
-    let mut body = pkid.to_be_bytes().to_vec();
-    for f in filters {
-        body.extend(s(f));
-    }
-    frame(0xA2, &body)
-}
 
 /// `n` levels named `level`, joined by '/'.
 pub(crate) fn levels(n: usize, level: &str) -> String {
@@ -109,18 +23,6 @@ pub(crate) fn levels(n: usize, level: &str) -> String {
 }
 
 // --- The broker process -------------------------------------------------------------------
-
-/// A config file under the temp directory that no other test (or run) uses.
-pub(crate) fn temp_config(contents: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "supermq-hostile-test-{}-{}.conf",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&path, contents).expect("write temp config");
-    path
-}
 
 /// The config text: one TCP listener on 127.0.0.1:0, info logs (the "listening" line names
 /// the bound address), $SYS off, plus `settings` as (table, `key = value` line) pairs. A
@@ -161,19 +63,18 @@ pub(crate) struct Broker {
     /// Every line the broker wrote to standard error so far.
     pub(crate) log: Arc<Mutex<Vec<String>>>,
     pub(crate) reader: Option<JoinHandle<()>>,
-    pub(crate) config: PathBuf,
+    /// Removed when the broker is dropped.
+    pub(crate) _config: TempFile,
 }
 
 impl Broker {
     /// Starts the binary with the config of `config_text(settings)` and waits for it to
     /// report its bound address.
     pub(crate) async fn start(settings: &[(&str, &str)]) -> Broker {
-        let config = temp_config(&config_text(settings));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_supermq"))
-            // The configured level applies, whatever the environment says.
-            .env_remove("RUST_LOG")
+        let config = TempFile::config("hostile", &config_text(settings));
+        let mut child = supermq_command()
             .arg("-c")
-            .arg(&config)
+            .arg(config.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -205,7 +106,7 @@ impl Broker {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
             reader: Some(reader),
-            config,
+            _config: config,
         };
         let deadline = Instant::now() + PROCESS_WAIT;
         b.addr = loop {
@@ -266,23 +167,12 @@ impl Broker {
     /// SIGTERM; the process must exit 0 in time, having logged no panic.
     pub(crate) async fn stop(mut self) {
         self.assert_alive("the test, before SIGTERM");
-        let pid = self.pid().to_string();
-        let st = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(st.success(), "kill -TERM {pid}");
-        let deadline = Instant::now() + PROCESS_WAIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        signal(self.pid(), "-TERM");
+        let Some(status) = exit_within(&mut self.child, PROCESS_WAIT).await else {
+            panic!(
                 "broker still running {PROCESS_WAIT:?} after SIGTERM:\n{}",
                 self.tail()
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         };
         if let Some(r) = self.reader.take() {
             let _ = r.join();
@@ -323,46 +213,28 @@ impl Drop for Broker {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        let _ = std::fs::remove_file(&self.config);
     }
 }
 
 // --- Clients ------------------------------------------------------------------------------
 
-/// A client connected before any attack, subscribed to its own topic at QoS 1.
-pub(crate) struct Bystander {
-    pub(crate) raw: Raw,
-    pub(crate) n: usize,
+/// The bystander check after each hostile action.
+pub(crate) trait Check {
+    /// The process lives and the bystander's QoS 1 round trip works.
+    async fn check(&mut self, b: &mut Broker, after: &str);
 }
 
-impl Bystander {
-    pub(crate) async fn connect(b: &Broker) -> Bystander {
-        let mut raw = Raw::connect(b.addr, "bystander").await;
-        assert_eq!(raw.subscribe(BYSTANDER_TOPIC, QoS::AtLeastOnce).await, 1);
-        Bystander { raw, n: 0 }
-    }
-
-    /// After a hostile action: the process lives and the bystander's QoS 1 round trip works.
-    pub(crate) async fn check(&mut self, b: &mut Broker, after: &str) {
+impl Check for Bystander {
+    async fn check(&mut self, b: &mut Broker, after: &str) {
         b.assert_alive(after);
-        self.n += 1;
-        let tag = format!("{} after {after}", self.n);
-        self.raw
-            .publish(BYSTANDER_TOPIC, tag.as_bytes(), QoS::AtLeastOnce, false)
-            .await;
-        let p = self.raw.recv_publish().await;
-        assert_eq!(
-            (&p.topic[..], &p.payload[..]),
-            (BYSTANDER_TOPIC, tag.as_bytes()),
-            "bystander after {after}"
-        );
+        self.echo(after).await;
         b.assert_alive(after);
     }
 }
 
 /// Writes `bytes`, ignoring a failure: the broker may already have closed the connection.
 pub(crate) async fn send_lenient(r: &mut Raw, bytes: &[u8]) {
-    let _ = r.stream.write_all(bytes).await;
+    let _ = r.try_send_raw(bytes).await;
 }
 
 /// Whether `p` is the broker accepting something (rather than refusing it).
@@ -432,9 +304,7 @@ pub(crate) async fn assert_not_delivered(
     publisher
         .publish(topic, b"must not arrive", QoS::AtLeastOnce, false)
         .await;
-    publisher
-        .publish(barrier_topic, b"barrier", QoS::AtLeastOnce, false)
-        .await;
+    barrier(publisher, barrier_topic).await;
     let got = until_barrier(sub, barrier_topic).await;
     let leaked: Vec<&str> = got.iter().map(|p| &p.topic[..]).collect();
     assert!(

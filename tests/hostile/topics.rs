@@ -1,9 +1,12 @@
 //! Deep, long and boundary topics and filters: refused over the limits, stored and freed
 //! without recursion within a raised limit.
 
-use supermq::codec::{ConnAck, ConnectReturnCode, Packet, QoS};
+use supermq::codec::{Packet, QoS};
 
-use crate::common::{connect_packet, until_barrier, Raw};
+use crate::common::{
+    barrier, connect_packet, connect_raw_will, publish_raw, unsubscribe_raw, until_barrier,
+    Bystander, Raw,
+};
 use crate::support::*;
 
 /// With the default `limits.max_topic_levels` (200), a topic or filter deeper than that
@@ -13,7 +16,7 @@ use crate::support::*;
 async fn deep_topics_and_filters_over_the_default_level_limit_are_refused() {
     // $SYS every 200 ms: `subscriptions_current` shows whether a refused filter was stored.
     let mut b = Broker::start(&[("sys", "interval = \"200ms\"")]).await;
-    let mut by = Bystander::connect(&b).await;
+    let mut by = Bystander::connect(b.addr).await;
 
     for (name, filter) in deep_filters() {
         let what = format!("SUBSCRIBE {name}");
@@ -45,13 +48,7 @@ async fn deep_topics_and_filters_over_the_default_level_limit_are_refused() {
 
         let what = format!("CONNECT with will topic {name}");
         let mut r = Raw::open(b.addr).await;
-        let c = connect_raw(
-            b"deep-will",
-            ConnectFields {
-                will: Some((topic.as_bytes(), b"will", 1)),
-                ..Default::default()
-            },
-        );
+        let c = connect_raw_will(b"deep-will", topic.as_bytes(), b"will", 1);
         expect_cut(&mut r, &c, &what).await;
         by.check(&mut b, &what).await;
     }
@@ -110,9 +107,7 @@ async fn deep_topics_and_filters_over_the_default_level_limit_are_refused() {
     // Nothing deep was retained: a "#" subscriber gets the 200-level message only.
     let mut all = Raw::connect(b.addr, "everything").await;
     assert_eq!(all.subscribe("#", QoS::AtLeastOnce).await, 1);
-    publisher
-        .publish("hostile/barrier", b"barrier", QoS::AtLeastOnce, false)
-        .await;
+    barrier(&mut publisher, "hostile/barrier").await;
     let got = until_barrier(&mut all, "hostile/barrier").await;
     let retained: Vec<usize> = got
         .iter()
@@ -140,7 +135,7 @@ async fn deep_topics_and_filters_over_the_default_level_limit_are_refused() {
 #[tokio::test]
 async fn deep_topics_within_a_raised_limit_are_stored_and_freed_without_recursion() {
     let mut b = Broker::start(&[("limits", "max_topic_levels = 100000")]).await;
-    let mut by = Bystander::connect(&b).await;
+    let mut by = Bystander::connect(b.addr).await;
     let [(_, t_slash), (_, t_a)] = <[_; 2]>::try_from(deep_topics()).expect("two topics");
     let f_plus = format!("{}#", "+/".repeat(30000));
     let mut publisher = Raw::connect(b.addr, "deep-publisher").await;
@@ -163,9 +158,7 @@ async fn deep_topics_within_a_raised_limit_are_stored_and_freed_without_recursio
     publisher
         .publish(&t_a, b"retained a", QoS::AtLeastOnce, true)
         .await;
-    publisher
-        .publish("deep/barrier/d", b"barrier", QoS::AtLeastOnce, false)
-        .await;
+    barrier(&mut publisher, "deep/barrier/d").await;
     let got = until_barrier(&mut d, "deep/barrier/d").await;
     assert!(
         !got.is_empty() && got.iter().all(|p| p.topic == t_a),
@@ -178,9 +171,7 @@ async fn deep_topics_within_a_raised_limit_are_stored_and_freed_without_recursio
     publisher
         .publish(&t_slash, b"retained slash", QoS::AtLeastOnce, true)
         .await;
-    publisher
-        .publish("deep/barrier/d", b"barrier", QoS::AtLeastOnce, false)
-        .await;
+    barrier(&mut publisher, "deep/barrier/d").await;
     let got = until_barrier(&mut d, "deep/barrier/d").await;
     assert!(
         !got.is_empty() && got.iter().all(|p| p.topic == t_slash),
@@ -210,9 +201,7 @@ async fn deep_topics_within_a_raised_limit_are_stored_and_freed_without_recursio
             .await,
             vec![1, 1]
         );
-        publisher
-            .publish("deep/barrier/n", b"barrier", QoS::AtLeastOnce, false)
-            .await;
+        barrier(&mut publisher, "deep/barrier/n").await;
         let mut got: Vec<&String> = Vec::new();
         let received = until_barrier(&mut n, "deep/barrier/n").await;
         for p in &received {
@@ -233,22 +222,11 @@ async fn deep_topics_within_a_raised_limit_are_stored_and_freed_without_recursio
     }
 
     // A deep will, published when its client vanishes.
-    let mut w = Raw::open(b.addr).await;
-    w.send_raw(&connect_raw(
-        b"deep-will",
-        ConnectFields {
-            will: Some((t_a.as_bytes(), b"deep will", 1)),
-            ..Default::default()
-        },
-    ))
+    let w = Raw::connect_bytes(
+        b.addr,
+        &connect_raw_will(b"deep-will", t_a.as_bytes(), b"deep will", 1),
+    )
     .await;
-    assert!(matches!(
-        w.recv().await,
-        Packet::ConnAck(ConnAck {
-            code: ConnectReturnCode::Accepted,
-            ..
-        })
-    ));
     drop(w);
     let p = d.recv_publish().await;
     assert_eq!(
@@ -256,9 +234,7 @@ async fn deep_topics_within_a_raised_limit_are_stored_and_freed_without_recursio
         (&t_a[..], &b"deep will"[..])
     );
     // "+/.../#" matches too: one or two copies, then nothing else.
-    publisher
-        .publish("deep/barrier/d", b"barrier", QoS::AtLeastOnce, false)
-        .await;
+    barrier(&mut publisher, "deep/barrier/d").await;
     let got = until_barrier(&mut d, "deep/barrier/d").await;
     assert!(got
         .iter()
@@ -304,9 +280,7 @@ async fn deep_topics_within_a_raised_limit_are_stored_and_freed_without_recursio
         .await,
         vec![1, 1]
     );
-    publisher
-        .publish("deep/barrier/n", b"barrier", QoS::AtLeastOnce, false)
-        .await;
+    barrier(&mut publisher, "deep/barrier/n").await;
     let got = until_barrier(&mut n, "deep/barrier/n").await;
     assert!(got.is_empty(), "a cleared retained message was delivered");
     n.disconnect().await;
@@ -373,7 +347,7 @@ async fn configured_topic_limits_hold_at_the_boundary() {
         ("limits", "max_topic_length = 100"),
     ])
     .await;
-    let mut by = Bystander::connect(&b).await;
+    let mut by = Bystander::connect(b.addr).await;
     let mut publisher = Raw::connect(b.addr, "publisher").await;
 
     let five = "a/b/c/d/e";
@@ -394,9 +368,7 @@ async fn configured_topic_limits_hold_at_the_boundary() {
     publisher
         .publish(&long_ok, b"100", QoS::AtLeastOnce, false)
         .await;
-    publisher
-        .publish("limits/barrier", b"barrier", QoS::AtLeastOnce, false)
-        .await;
+    barrier(&mut publisher, "limits/barrier").await;
     let got = until_barrier(&mut sub, "limits/barrier").await;
     assert!(got.iter().any(|p| p.topic == five));
     assert!(got.iter().any(|p| p.topic == long_ok));
@@ -417,13 +389,7 @@ async fn configured_topic_limits_hold_at_the_boundary() {
 
         let what = format!("will topic {name}");
         let mut r = Raw::open(b.addr).await;
-        let c = connect_raw(
-            b"attacker",
-            ConnectFields {
-                will: Some((topic.as_bytes(), b"will", 0)),
-                ..Default::default()
-            },
-        );
+        let c = connect_raw_will(b"attacker", topic.as_bytes(), b"will", 0);
         expect_cut(&mut r, &c, &what).await;
         by.check(&mut b, &what).await;
 

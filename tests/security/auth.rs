@@ -8,18 +8,31 @@ use supermq::codec::{Packet, QoS};
 use supermq::config::HttpAuthConfig;
 use tokio::net::TcpStream;
 
-use crate::common::{self, barrier, metric, start_with, until_barrier, Raw, WAIT};
-use crate::support::{self, write, HookServer, Stream};
-use crate::{connack, connect_as, run};
+use crate::common::process::{signal, supermq_command, temp_dir, write};
+use crate::common::{
+    self, barrier, free_port, metric, start_with, until_barrier, Raw, TestBroker, WAIT,
+};
+use crate::hook::HookServer;
+use crate::{assert_connacks, connack, connack_as, connect_as, run};
 use supermq::codec::ConnectReturnCode::{Accepted, BadUsernameOrPassword, NotAuthorized};
 
 // ---------------------------------------------------------------------------------------
 // Password files
 // ---------------------------------------------------------------------------------------
 
+/// A broker that admits only the users of the password file `file`.
+async fn with_password_file(file: &Path) -> TestBroker {
+    let file = file.to_owned();
+    start_with(|c| {
+        c.auth.password_file = Some(file);
+        c.auth.allow_anonymous = false;
+    })
+    .await
+}
+
 #[tokio::test]
 async fn mosquitto_passwd_files_work_as_is() {
-    let dir = support::temp_dir("mosq");
+    let dir = temp_dir("mosq");
     let file = dir.join("passwd");
     run(std::process::Command::new("mosquitto_passwd")
         .args(["-b", "-c"])
@@ -29,49 +42,32 @@ async fn mosquitto_passwd_files_work_as_is() {
         .args(["-H", "sha512", "-b"])
         .arg(&file)
         .args(["old", "legacy"]));
-    let b = start_with(|c| {
-        c.auth.password_file = Some(file.clone());
-        c.auth.allow_anonymous = false;
-    })
+    let b = with_password_file(&file).await;
+    assert_connacks(
+        &b,
+        &[
+            ("a", Some("alice"), Some("s3cret"), Accepted),
+            ("o", Some("old"), Some("legacy"), Accepted),
+            ("a", Some("alice"), Some("wrong"), BadUsernameOrPassword),
+            ("a", Some("alice"), None, BadUsernameOrPassword),
+            ("b", Some("bob"), Some("x"), NotAuthorized),
+            ("n", None, None, NotAuthorized),
+        ],
+    )
     .await;
-    assert_eq!(
-        connack(&b, connect_as("a", Some("alice"), Some("s3cret"))).await,
-        Accepted
-    );
-    assert_eq!(
-        connack(&b, connect_as("o", Some("old"), Some("legacy"))).await,
-        Accepted
-    );
-    assert_eq!(
-        connack(&b, connect_as("a", Some("alice"), Some("wrong"))).await,
-        BadUsernameOrPassword
-    );
-    assert_eq!(
-        connack(&b, connect_as("a", Some("alice"), None)).await,
-        BadUsernameOrPassword
-    );
-    assert_eq!(
-        connack(&b, connect_as("b", Some("bob"), Some("x"))).await,
-        NotAuthorized
-    );
-    assert_eq!(
-        connack(&b, connect_as("n", None, None)).await,
-        NotAuthorized
-    );
     assert_eq!(metric(&b, |m| &m.auth_failures), 4);
 }
 
 #[tokio::test]
 async fn supermq_passwd_entries_work_here_and_in_mosquitto() {
-    let dir = support::temp_dir("ours");
+    let dir = temp_dir("ours");
     let file = dir.join("passwd");
-    let bin = env!("CARGO_BIN_EXE_supermq");
-    run(std::process::Command::new(bin)
+    run(supermq_command()
         .args(["passwd", "-c", "-b"])
         .arg(&file)
         .args(["carol", "pw-one"]));
     // Without -b the password is one line of standard input.
-    let mut child = std::process::Command::new(bin)
+    let mut child = supermq_command()
         .arg("passwd")
         .arg(&file)
         .arg("dave")
@@ -87,7 +83,7 @@ async fn supermq_passwd_entries_work_here_and_in_mosquitto() {
         .expect("write");
     assert!(child.wait().expect("wait").success());
     // Updating a user replaces its line.
-    run(std::process::Command::new(bin)
+    run(supermq_command()
         .args(["passwd", "-b"])
         .arg(&file)
         .args(["carol", "pw-three"]));
@@ -95,34 +91,37 @@ async fn supermq_passwd_entries_work_here_and_in_mosquitto() {
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.lines().all(|l| l.contains(":$7$101$")), "{text}");
 
-    let b = start_with(|c| {
-        c.auth.password_file = Some(file.clone());
-        c.auth.allow_anonymous = false;
-    })
+    let b = with_password_file(&file).await;
+    assert_connacks(
+        &b,
+        &[
+            ("c", Some("carol"), Some("pw-three"), Accepted),
+            ("c", Some("carol"), Some("pw-one"), BadUsernameOrPassword),
+            ("d", Some("dave"), Some("pw two"), Accepted),
+        ],
+    )
     .await;
-    assert_eq!(
-        connack(&b, connect_as("c", Some("carol"), Some("pw-three"))).await,
-        Accepted
-    );
-    assert_eq!(
-        connack(&b, connect_as("c", Some("carol"), Some("pw-one"))).await,
-        BadUsernameOrPassword
-    );
-    assert_eq!(
-        connack(&b, connect_as("d", Some("dave"), Some("pw two"))).await,
-        Accepted
-    );
 
     // mosquitto itself reads the file and accepts the password.
     mosquitto_accepts(&dir, &file, "dave", "pw two").await;
 }
 
+/// Starts `program -c conf` with its output discarded; killed when dropped. `what` names
+/// the failure to start.
+fn spawn_quiet(program: &str, conf: &Path, what: &str) -> tokio::process::Child {
+    tokio::process::Command::new(program)
+        .arg("-c")
+        .arg(conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect(what)
+}
+
 /// Starts a real mosquitto broker on `file` and checks that `user` / `pass` connects.
 async fn mosquitto_accepts(dir: &Path, file: &Path, user: &str, pass: &str) {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        l.local_addr().expect("addr").port()
-    };
+    let port = free_port();
     let conf = write(
         dir,
         "mosquitto.conf",
@@ -131,14 +130,11 @@ async fn mosquitto_accepts(dir: &Path, file: &Path, user: &str, pass: &str) {
             file.display()
         ),
     );
-    let mut child = tokio::process::Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("mosquitto (apt-get install -y mosquitto)");
+    let mut child = spawn_quiet(
+        "mosquitto",
+        &conf,
+        "mosquitto (apt-get install -y mosquitto)",
+    );
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + WAIT;
     let stream = loop {
@@ -150,13 +146,13 @@ async fn mosquitto_accepts(dir: &Path, file: &Path, user: &str, pass: &str) {
             Err(e) => panic!("mosquitto did not start: {e}"),
         }
     };
-    let mut s = Stream::new(stream);
+    let mut s = Raw::new(stream);
     let code = s
-        .connect(connect_as("mosq-check", Some(user), Some(pass)))
+        .try_connack(connect_as("mosq-check", Some(user), Some(pass)))
         .await;
-    let mut bad = Stream::new(TcpStream::connect(addr).await.expect("tcp"));
+    let mut bad = Raw::new(TcpStream::connect(addr).await.expect("tcp"));
     let wrong = bad
-        .connect(connect_as("mosq-bad", Some(user), Some("nope")))
+        .try_connack(connect_as("mosq-bad", Some(user), Some("nope")))
         .await;
     let _ = child.kill().await;
     assert_eq!(code, Some(Accepted), "mosquitto accepts our hash");
@@ -182,7 +178,7 @@ pattern read inbox/%u
 
 #[tokio::test]
 async fn acl_controls_subscribe_publish_and_will() {
-    let dir = support::temp_dir("acl");
+    let dir = temp_dir("acl");
     let acl = write(&dir, "acl", ACL);
     let b = start_with(|c| c.auth.acl_file = Some(acl)).await;
 
@@ -262,7 +258,7 @@ async fn http_hook_allows_denies_times_out_and_caches() {
     .await;
 
     assert_eq!(
-        connack(&b, connect_as("h1", Some("good"), Some("pw"))).await,
+        connack_as(&b, "h1", Some("good"), Some("pw")).await,
         Accepted
     );
     assert_eq!(hook.requests(), 1);
@@ -277,20 +273,20 @@ async fn http_hook_allows_denies_times_out_and_caches() {
 
     // Same credentials again: answered from the cache.
     assert_eq!(
-        connack(&b, connect_as("h1", Some("good"), Some("pw"))).await,
+        connack_as(&b, "h1", Some("good"), Some("pw")).await,
         Accepted
     );
     assert_eq!(hook.requests(), 1, "cached");
 
     assert_eq!(
-        connack(&b, connect_as("h2", Some("bad"), Some("pw"))).await,
+        connack_as(&b, "h2", Some("bad"), Some("pw")).await,
         BadUsernameOrPassword
     );
     assert_eq!(hook.requests(), 2);
 
     let started = Instant::now();
     assert_eq!(
-        connack(&b, connect_as("h3", Some("slow"), Some("pw"))).await,
+        connack_as(&b, "h3", Some("slow"), Some("pw")).await,
         NotAuthorized
     );
     let took = started.elapsed();
@@ -299,10 +295,7 @@ async fn http_hook_allows_denies_times_out_and_caches() {
         "denied after the timeout: {took:?}"
     );
     // Anonymous clients are not sent to the hook.
-    assert_eq!(
-        connack(&b, connect_as("h4", None, None)).await,
-        NotAuthorized
-    );
+    assert_eq!(connack_as(&b, "h4", None, None).await, NotAuthorized);
     assert_eq!(hook.requests(), 3);
     assert_eq!(metric(&b, |m| &m.auth_failures), 3);
 }
@@ -313,27 +306,23 @@ async fn http_hook_allows_denies_times_out_and_caches() {
 
 #[tokio::test]
 async fn reload_swaps_passwords_without_dropping_connections() {
-    let dir = support::temp_dir("reload");
+    let dir = temp_dir("reload");
     let file = dir.join("passwd");
     supermq::auth::passwd::set_password(&file, "alice", "one", true).expect("passwd");
-    let b = start_with(|c| {
-        c.auth.password_file = Some(file.clone());
-        c.auth.allow_anonymous = false;
-    })
-    .await;
+    let b = with_password_file(&file).await;
     let (mut kept, _) =
         Raw::connect_with(b.addr, connect_as("kept", Some("alice"), Some("one"))).await;
 
     supermq::auth::passwd::set_password(&file, "alice", "two", false).expect("passwd");
     b.broker.reload_auth().expect("reload");
-    assert_eq!(
-        connack(&b, connect_as("n", Some("alice"), Some("two"))).await,
-        Accepted
-    );
-    assert_eq!(
-        connack(&b, connect_as("o", Some("alice"), Some("one"))).await,
-        BadUsernameOrPassword
-    );
+    assert_connacks(
+        &b,
+        &[
+            ("n", Some("alice"), Some("two"), Accepted),
+            ("o", Some("alice"), Some("one"), BadUsernameOrPassword),
+        ],
+    )
+    .await;
     kept.ping().await;
 
     // A broken file is refused and the loaded one stays.
@@ -341,7 +330,7 @@ async fn reload_swaps_passwords_without_dropping_connections() {
     let e = b.broker.reload_auth().expect_err("bad file");
     assert!(e.to_string().contains("line 1"), "{e}");
     assert_eq!(
-        connack(&b, connect_as("n2", Some("alice"), Some("two"))).await,
+        connack_as(&b, "n2", Some("alice"), Some("two")).await,
         Accepted
     );
     kept.ping().await;
@@ -349,13 +338,10 @@ async fn reload_swaps_passwords_without_dropping_connections() {
 
 #[tokio::test]
 async fn sighup_reloads_the_running_binary() {
-    let dir = support::temp_dir("hup");
+    let dir = temp_dir("hup");
     let file = dir.join("passwd");
     supermq::auth::passwd::set_password(&file, "alice", "one", true).expect("passwd");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        l.local_addr().expect("addr").port()
-    };
+    let port = free_port();
     let conf = write(
         &dir,
         "supermq.toml",
@@ -365,18 +351,11 @@ async fn sighup_reloads_the_running_binary() {
             file.display()
         ),
     );
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_supermq"))
-        .arg("-c")
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn supermq");
+    let mut child = spawn_quiet(env!("CARGO_BIN_EXE_supermq"), &conf, "spawn supermq");
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let try_connect = |pass: &'static str| async move {
-        let mut s = Stream::new(TcpStream::connect(addr).await.ok()?);
-        s.connect(connect_as("hup", Some("alice"), Some(pass)))
+        let mut s = Raw::new(TcpStream::connect(addr).await.ok()?);
+        s.try_connack(connect_as("hup", Some("alice"), Some(pass)))
             .await
     };
     let deadline = Instant::now() + WAIT;
@@ -384,13 +363,13 @@ async fn sighup_reloads_the_running_binary() {
         assert!(Instant::now() < deadline, "supermq did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut kept = Stream::new(TcpStream::connect(addr).await.expect("tcp"));
+    let mut kept = Raw::new(TcpStream::connect(addr).await.expect("tcp"));
     let c = connect_as("kept", Some("alice"), Some("one"));
-    assert_eq!(kept.connect(c).await, Some(Accepted));
+    assert_eq!(kept.try_connack(c).await, Some(Accepted));
 
     supermq::auth::passwd::set_password(&file, "alice", "two", false).expect("passwd");
-    let pid = child.id().expect("pid").to_string();
-    run(std::process::Command::new("kill").args(["-HUP", &pid]));
+    let pid = child.id().expect("pid");
+    signal(pid, "-HUP");
     let deadline = Instant::now() + WAIT;
     while try_connect("two").await != Some(Accepted) {
         assert!(
@@ -402,7 +381,7 @@ async fn sighup_reloads_the_running_binary() {
     kept.send(&Packet::PingReq).await;
     assert_eq!(kept.recv().await, Packet::PingResp, "connection kept");
     assert!(child.try_wait().expect("status").is_none(), "still running");
-    run(std::process::Command::new("kill").args(["-TERM", &pid]));
+    signal(pid, "-TERM");
     let status = tokio::time::timeout(WAIT, child.wait())
         .await
         .expect("exits")
@@ -415,7 +394,7 @@ async fn sighup_reloads_the_running_binary() {
 /// are judged by the filter they share; a reload changes what is delivered at once.
 #[tokio::test]
 async fn deny_lines_withhold_messages_without_breaking_wildcard_subscribers() {
-    let dir = support::temp_dir("acl-deny");
+    let dir = temp_dir("acl-deny");
     let acl = write(
         &dir,
         "acl",
@@ -487,7 +466,7 @@ async fn deny_lines_withhold_messages_without_breaking_wildcard_subscribers() {
 /// read it, none is dropped (round robin would otherwise give alice every other one).
 #[tokio::test]
 async fn group_members_that_may_not_read_a_topic_are_not_chosen_for_it() {
-    let dir = support::temp_dir("acl-group");
+    let dir = temp_dir("acl-group");
     let acl = write(
         &dir,
         "acl",

@@ -1,41 +1,67 @@
 //! TLS (plain and mutual, CN as username, stalled handshakes, bad files) and WebSocket
 //! (ws and wss, frame splitting, path and subprotocol rules).
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use supermq::codec::{Packet, QoS, Subscribe, SubscribeFilter};
+use supermq::codec::{Connect, Packet, QoS, Subscribe, SubscribeFilter};
 use supermq::config::{ListenerConfig, ListenerProtocol};
 use supermq::Broker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{self, connect_packet, metric, start_with, Raw, TestBroker, WAIT};
-use crate::support::{self, tls_connect, tls_connector, write, Ca, Stream};
-use crate::{addr_of, connect_as, listener, payload_of, publish, subscribe, tls_listener};
+use crate::common::process::{supermq_command, temp_dir, write};
+use crate::common::tls::{tls_connect, tls_connector, Ca, Leaf};
+use crate::common::ws::{ws_handshake, Ws};
+use crate::common::{
+    self, connect_packet, encode_all, metric, publish_packet, start_with, Raw, TestBroker, WAIT,
+};
+use crate::{addr_of, connect_as, listener, payload_of, tls_listener};
 use supermq::codec::ConnectReturnCode::{self, Accepted};
+
+/// Waits until `b` has counted at least `n` failed TLS or WebSocket handshakes.
+async fn wait_handshake_failures(b: &TestBroker, n: u64, what: &str) {
+    common::wait_until(what, || metric(b, |m| &m.handshake_failures) >= n).await;
+}
 
 // ---------------------------------------------------------------------------------------
 // TLS
 // ---------------------------------------------------------------------------------------
 
+/// A TLS client of `addr` trusting `ca` (and presenting `cert`, if given), connected with
+/// `c`: the CONNACK must be 0.
+async fn tls_client(
+    addr: SocketAddr,
+    ca: &Ca,
+    cert: Option<&Leaf>,
+    c: Connect,
+) -> Raw<TlsStream<TcpStream>> {
+    let tls = tls_connect(addr, &tls_connector(ca, cert))
+        .await
+        .expect("tls");
+    let mut s = Raw::new(tls);
+    assert_eq!(s.try_connack(c).await, Some(Accepted));
+    s
+}
+
 #[tokio::test]
 async fn tls_pub_sub_with_a_tcp_client() {
-    let dir = support::temp_dir("tls");
+    let dir = temp_dir("tls");
     let ca = Ca::new("server CA");
     let l = tls_listener("tls", ListenerProtocol::Tls, &dir, &ca);
     let b = start_with(|c| c.listeners.push(l)).await;
 
-    let tls = tls_connect(addr_of(&b, "tls"), &tls_connector(&ca, None))
-        .await
-        .expect("tls");
-    let mut s = Stream::new(tls);
-    assert_eq!(
-        s.connect(connect_packet("tls-sub", true)).await,
-        Some(Accepted)
-    );
-    assert_eq!(subscribe(&mut s, "t/#").await, 0);
+    let mut s = tls_client(
+        addr_of(&b, "tls"),
+        &ca,
+        None,
+        connect_packet("tls-sub", true),
+    )
+    .await;
+    assert_eq!(s.subscribe("t/#", QoS::AtMostOnce).await, 0);
 
     let mut tcp = Raw::connect(b.addr, "tcp-pub").await;
     tcp.publish("t/1", b"over tls", QoS::AtLeastOnce, false)
@@ -56,7 +82,8 @@ async fn tls_pub_sub_with_a_tcp_client() {
     assert_eq!(payload_of(s.recv().await), ("t/2".into(), "after".into()));
 
     tcp.subscribe("back", QoS::AtMostOnce).await;
-    s.send(&publish("back", "from tls")).await;
+    s.send(&publish_packet("back", QoS::AtMostOnce, 0, b"from tls"))
+        .await;
     let p = tcp.recv_publish().await;
     assert_eq!(&p.payload[..], b"from tls");
 }
@@ -66,23 +93,19 @@ async fn tls_pub_sub_with_a_tcp_client() {
 async fn mtls_try(
     b: &TestBroker,
     server_ca: &Ca,
-    client: Option<&support::Leaf>,
+    client: Option<&Leaf>,
     c: supermq::codec::Connect,
 ) -> Option<ConnectReturnCode> {
     let tls = tls_connect(addr_of(b, "mtls"), &tls_connector(server_ca, client))
         .await
         .ok()?;
-    let mut s = Stream::new(tls);
+    let mut s = Raw::new(tls);
     // With TLS 1.3 a refused client certificate shows up after the client's side of the
     // handshake, as an alert or a close on the first read.
-    s.io.write_all(&{
-        let mut out = bytes::BytesMut::new();
-        supermq::codec::encode(&Packet::Connect(c), &mut out);
-        out
-    })
-    .await
-    .ok()?;
-    match s.try_recv().await? {
+    if !s.try_send_raw(&encode_all(&[Packet::Connect(c)])).await {
+        return None;
+    }
+    match s.recv_or_closed().await? {
         Packet::ConnAck(a) => Some(a.code),
         other => panic!("expected CONNACK, got {other:?}"),
     }
@@ -98,7 +121,7 @@ fn mtls_listener(dir: &Path, ca: &Ca, cn_as_username: bool) -> ListenerConfig {
 
 #[tokio::test]
 async fn mutual_tls_requires_a_certificate_from_the_ca() {
-    let dir = support::temp_dir("mtls");
+    let dir = temp_dir("mtls");
     let ca = Ca::new("test CA");
     let l = mtls_listener(&dir, &ca, false);
     let b = start_with(|c| c.listeners.push(l)).await;
@@ -113,15 +136,12 @@ async fn mutual_tls_requires_a_certificate_from_the_ca() {
     );
     let good = ca.client("dev1");
     assert_eq!(mtls_try(&b, &ca, Some(&good), c()).await, Some(Accepted));
-    common::wait_until("handshake failures counted", || {
-        metric(&b, |m| &m.handshake_failures) >= 2
-    })
-    .await;
+    wait_handshake_failures(&b, 2, "handshake failures counted").await;
 }
 
 #[tokio::test]
 async fn certificate_cn_is_the_username_for_the_acl() {
-    let dir = support::temp_dir("cn");
+    let dir = temp_dir("cn");
     let ca = Ca::new("test CA");
     let l = mtls_listener(&dir, &ca, true);
     let acl = write(&dir, "acl", "pattern readwrite devices/%u/#\n");
@@ -132,21 +152,17 @@ async fn certificate_cn_is_the_username_for_the_acl() {
     })
     .await;
     let cert = ca.client("dev1");
-    let tls = tls_connect(addr_of(&b, "mtls"), &tls_connector(&ca, Some(&cert)))
-        .await
-        .expect("tls");
-    let mut s = Stream::new(tls);
     // The CONNECT username is ignored: the certificate says dev1.
     let c = connect_as("x", Some("dev2"), Some("whatever"));
-    assert_eq!(s.connect(c).await, Some(Accepted));
-    assert_eq!(subscribe(&mut s, "devices/dev1/#").await, 0);
-    assert_eq!(subscribe(&mut s, "devices/dev2/#").await, 0x80);
+    let mut s = tls_client(addr_of(&b, "mtls"), &ca, Some(&cert), c).await;
+    assert_eq!(s.subscribe("devices/dev1/#", QoS::AtMostOnce).await, 0);
+    assert_eq!(s.subscribe("devices/dev2/#", QoS::AtMostOnce).await, 0x80);
     assert_eq!(metric(&b, |m| &m.acl_denied_subscribe), 1);
 }
 
 #[tokio::test]
 async fn a_stalled_tls_handshake_blocks_nobody_and_times_out() {
-    let dir = support::temp_dir("stall");
+    let dir = temp_dir("stall");
     let ca = Ca::new("test CA");
     let mut l = tls_listener("tls", ListenerProtocol::Tls, &dir, &ca);
     l.tls_handshake_timeout = Some(Duration::from_millis(1500));
@@ -161,12 +177,8 @@ async fn a_stalled_tls_handshake_blocks_nobody_and_times_out() {
         .expect("write");
 
     let started = Instant::now();
-    let tls = tls_connect(addr, &tls_connector(&ca, None))
-        .await
-        .expect("tls");
-    let mut s = Stream::new(tls);
-    assert_eq!(s.connect(connect_packet("ok", true)).await, Some(Accepted));
-    assert_eq!(subscribe(&mut s, "x").await, 0);
+    let mut s = tls_client(addr, &ca, None, connect_packet("ok", true)).await;
+    assert_eq!(s.subscribe("x", QoS::AtMostOnce).await, 0);
     assert!(
         started.elapsed() < Duration::from_millis(1500),
         "not held up"
@@ -178,15 +190,12 @@ async fn a_stalled_tls_handshake_blocks_nobody_and_times_out() {
         let r = tokio::time::timeout(WAIT, sock.read(&mut buf)).await;
         assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "closed: {r:?}");
     }
-    common::wait_until("stalled handshakes counted", || {
-        metric(&b, |m| &m.handshake_failures) >= 2
-    })
-    .await;
+    wait_handshake_failures(&b, 2, "stalled handshakes counted").await;
 }
 
 #[tokio::test]
 async fn bad_certificate_paths_fail_start_with_the_path() {
-    let dir = support::temp_dir("badpath");
+    let dir = temp_dir("badpath");
     let ca = Ca::new("test CA");
     let mut l = tls_listener("secure", ListenerProtocol::Tls, &dir, &ca);
     l.cert_file = Some(dir.join("missing.crt"));
@@ -219,7 +228,7 @@ async fn bad_certificate_paths_fail_start_with_the_path() {
 
 #[test]
 fn test_config_flag_checks_the_tls_files() {
-    let dir = support::temp_dir("dash-t");
+    let dir = temp_dir("dash-t");
     let ca = Ca::new("test CA");
     let server = ca.server();
     let cert = write(&dir, "server.crt", &server.cert_pem);
@@ -237,7 +246,7 @@ fn test_config_flag_checks_the_tls_files() {
         )
     };
     let check = |conf: &Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_supermq"))
+        supermq_command()
             .arg("-c")
             .arg(conf)
             .arg("-t")
@@ -263,14 +272,13 @@ fn test_config_flag_checks_the_tls_files() {
 // WebSocket
 // ---------------------------------------------------------------------------------------
 
-async fn ws_exchange<S>(mut ws: support::Ws<S>, b: &TestBroker)
+async fn ws_exchange<S>(mut ws: Raw<Ws<S>>, b: &TestBroker)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
-    assert_eq!(ws.protocol.as_deref(), Some("mqtt"), "subprotocol echoed");
+    assert_eq!(ws.protocol(), Some("mqtt"), "subprotocol echoed");
     // CONNECT split across two frames.
-    let mut out = bytes::BytesMut::new();
-    supermq::codec::encode(&Packet::Connect(connect_packet("ws", true)), &mut out);
+    let out = encode_all(&[Packet::Connect(connect_packet("ws", true))]);
     ws.send_frames(&out, &[3]).await;
     match ws.recv().await {
         Packet::ConnAck(a) => assert_eq!(a.code, Accepted),
@@ -302,12 +310,12 @@ where
     }
 
     // Two PUBLISH packets in one frame, then one split over three frames.
-    let mut two = bytes::BytesMut::new();
-    supermq::codec::encode(&publish("ws/out/1", "a"), &mut two);
-    supermq::codec::encode(&publish("ws/out/2", "b"), &mut two);
+    let two = encode_all(&[
+        publish_packet("ws/out/1", QoS::AtMostOnce, 0, b"a"),
+        publish_packet("ws/out/2", QoS::AtMostOnce, 0, b"b"),
+    ]);
     ws.send_frames(&two, &[]).await;
-    let mut split = bytes::BytesMut::new();
-    supermq::codec::encode(&publish("ws/out/3", "c"), &mut split);
+    let split = encode_all(&[publish_packet("ws/out/3", QoS::AtMostOnce, 0, b"c")]);
     ws.send_frames(&split, &[1, 4]).await;
     for want in ["a", "b", "c"] {
         assert_eq!(&tcp.recv_publish().await.payload[..], want.as_bytes());
@@ -319,7 +327,7 @@ async fn websocket_pub_sub_with_split_and_joined_frames() {
     let b = start_with(|c| c.listeners.push(listener("ws", ListenerProtocol::Ws))).await;
     let addr = addr_of(&b, "ws");
     let tcp = TcpStream::connect(addr).await.expect("tcp");
-    let ws = support::ws_handshake(tcp, addr, "/mqtt", Some("mqtt"))
+    let ws = ws_handshake(tcp, addr, "/mqtt", Some("mqtt"))
         .await
         .expect("ws");
     ws_exchange(ws, &b).await;
@@ -327,7 +335,7 @@ async fn websocket_pub_sub_with_split_and_joined_frames() {
 
 #[tokio::test]
 async fn secure_websocket_pub_sub() {
-    let dir = support::temp_dir("wss");
+    let dir = temp_dir("wss");
     let ca = Ca::new("test CA");
     let l = tls_listener("wss", ListenerProtocol::Wss, &dir, &ca);
     let b = start_with(|c| c.listeners.push(l)).await;
@@ -335,7 +343,7 @@ async fn secure_websocket_pub_sub() {
     let tls = tls_connect(addr, &tls_connector(&ca, None))
         .await
         .expect("tls");
-    let ws = support::ws_handshake(tls, addr, "/mqtt", Some("mqtt"))
+    let ws = ws_handshake(tls, addr, "/mqtt", Some("mqtt"))
         .await
         .expect("wss");
     ws_exchange(ws, &b).await;
@@ -350,31 +358,28 @@ async fn websocket_path_and_subprotocol_rules() {
     let addr = addr_of(&b, "ws");
     let open = || async { TcpStream::connect(addr).await.expect("tcp") };
 
-    match support::ws_handshake(open().await, addr, "/mqtt", Some("mqtt")).await {
+    match ws_handshake(open().await, addr, "/mqtt", Some("mqtt")).await {
         Err(Error::Http(resp)) => assert_eq!(resp.status(), 404),
         Err(e) => panic!("expected HTTP 404, got {e}"),
         Ok(_) => panic!("expected HTTP 404, got an upgrade"),
     }
-    match support::ws_handshake(open().await, addr, "/broker", Some("chat")).await {
+    match ws_handshake(open().await, addr, "/broker", Some("chat")).await {
         Err(Error::Http(resp)) => assert_eq!(resp.status(), 400),
         Err(e) => panic!("expected HTTP 400, got {e}"),
         Ok(_) => panic!("expected HTTP 400, got an upgrade"),
     }
     // The older subprotocol name is accepted and echoed.
-    let ws = support::ws_handshake(open().await, addr, "/broker", Some("mqttv3.1"))
+    let ws = ws_handshake(open().await, addr, "/broker", Some("mqttv3.1"))
         .await
         .expect("mqttv3.1");
-    assert_eq!(ws.protocol.as_deref(), Some("mqttv3.1"));
+    assert_eq!(ws.protocol(), Some("mqttv3.1"));
     // No subprotocol offered: accepted (documented), nothing echoed, MQTT works.
-    let mut ws = support::ws_handshake(open().await, addr, "/broker", None)
+    let mut ws = ws_handshake(open().await, addr, "/broker", None)
         .await
         .expect("no subprotocol");
-    assert_eq!(ws.protocol, None);
+    assert_eq!(ws.protocol(), None);
     ws.send(&Packet::Connect(connect_packet("plain-ws", true)))
         .await;
     assert!(matches!(ws.recv().await, Packet::ConnAck(a) if a.code == Accepted));
-    common::wait_until("refused upgrades counted", || {
-        metric(&b, |m| &m.handshake_failures) >= 2
-    })
-    .await;
+    wait_handshake_failures(&b, 2, "refused upgrades counted").await;
 }
