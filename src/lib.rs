@@ -1,20 +1,26 @@
 //! supermq: a clustered MQTT 3.1.1 (and 3.1) broker.
 //!
-//! Data flow:
+//! The path of one PUBLISH (each module named once; `docs/architecture.md` has the map):
 //! ```text
-//! socket ─▶ listener (tcp | tls | ws | wss) ─▶ connection task ─▶ codec::decode ─▶ session / router
-//!                                                               │ publish / subscribe
-//!                                                               ▼
-//!                       router (sharded topic trie, retained store) ─▶ session queues
-//!                                                                          │
-//!                       connection task ◀── wake ───────────────────────────┘
-//!                       session.fill ─▶ codec::encode ─▶ one write per batch ─▶ socket
+//! socket ─▶ listener ─▶ connection ─▶ codec::decode ─▶ connection/inbound (ack, ACL)
+//!                          │  flow::Pacing: route now, set aside, or stop reading
+//!                          ▼
+//!                       router::publish ─▶ store::RetainedStore (retain flag)
+//!                          │  topic trie match, consumer-group choice (router/groups)
+//!                          ├─▶ session: offer ─ flow::Watermarks ─▶ queued | blocked | dropped
+//!                          │     (blocked: the producer keeps a Remainder, router::resume)
+//!                          ├─▶ hooks (published, dropped) · store (session journal)
+//!                          └─▶ router::RemoteSink (cluster) ─▶ route link ─▶ peer node
+//!                                peer: cluster/ingress ─▶ router::publish_from_route
+//! subscriber's connection (woken) ─▶ session fill ─▶ codec::encode ─▶ one write ─▶ socket
 //! ```
 //! Modules: [`codec`] (pure wire format), [`topic`] (filters, trie, retained tree),
-//! [`session`] (per-client state machine), [`store`] (session registry and retained
-//! messages), [`router`] (matching and fan-out), [`connection`] (the per-client driver),
-//! [`listener`] (accept loop, TLS and WebSocket handshakes), [`engine`] (the connection
-//! threads), [`auth`] (passwords, HTTP hook, ACL), [`config`], [`metrics`].
+//! [`flow`] (flow control), [`session`] (per-client state machine), [`store`] (session
+//! registry and lifecycle, the journal seam, retained messages), [`router`] (matching and
+//! fan-out), [`hooks`] (event observers), [`cluster`] (routes to peer nodes),
+//! [`connection`] (the per-client driver), [`listener`] (accept loop, TLS and WebSocket
+//! handshakes), [`engine`] (the connection threads), [`auth`] (passwords, HTTP hook, ACL),
+//! [`config`], [`metrics`].
 //!
 //! This file only wires them: [`Broker::start`] binds the listeners and spawns the tasks;
 //! shutdown is a [`CancellationToken`] passed in by the caller.

@@ -130,7 +130,7 @@ impl ConnLink {
 pub struct Paced {
     /// `Err`: refused by a full queue whose consumer still reads; the producer keeps it.
     pub outcome: Result<EnqueueOutcome, Delivery>,
-    /// The publisher should pause (see [`SessionState::pressured`]).
+    /// The publisher should pause (see [`SessionState::pressured_at`]).
     pub pressured: bool,
     /// Messages in the queue after this one was offered.
     pub depth: usize,
