@@ -1,8 +1,11 @@
 """Brokers for benches/compare.py: how each is configured, started and stopped, and the
 process and machine readings taken around every run.
 
-Every broker gets the same limits: MAX_QUEUED messages queued per client, the in-flight
-window of `--inflight`, no queued-bytes bound, TCP_NODELAY, no $SYS, no persistence.
+Every broker is run under one of two profiles. "raised": the same limits for all, MAX_QUEUED
+messages queued per client, the in-flight window of `--inflight`, no queued-bytes bound.
+"defaults": each broker's shipped limits, what users get. Both profiles set TCP_NODELAY, no
+$SYS, no persistence; each broker's config file is its fixed part (`base_text`) followed by
+the part that depends on the profile (`profile_text`).
 """
 
 import os
@@ -13,14 +16,23 @@ import subprocess
 import time
 from pathlib import Path
 
-# Limits shared by every broker, so they queue and window alike. "Unlimited" in-flight is
-# Mosquitto's 0; supermq's largest window is 65,535.
+# Limits shared by every broker in the raised profile, so they queue and window alike.
+# "Unlimited" in-flight is Mosquitto's 0; supermq's largest window is 65,535.
 MAX_QUEUED = 100_000
+
+PROFILES = ("raised", "defaults")
+# Unacknowledged QoS 1/2 messages per publisher of the load generator (`--window`): raised,
+# its default; defaults, what mosquitto_pub and paho keep at most.
+WINDOW = {"raised": 100, "defaults": 20}
+
 
 class Broker:
     """A broker binary and how to configure, start and stop it."""
 
     name = "?"
+    conf_name = "broker.conf"
+    # What the defaults profile leaves each limit at, for the report.
+    shipped = ""
 
     def __init__(self, path, args):
         self.path = path
@@ -29,12 +41,27 @@ class Broker:
     def version(self):
         raise NotImplementedError
 
-    def config(self, port, tmp):
-        """Writes a config file for `port` into `tmp`; returns the command line."""
+    def base_text(self, port):
+        """The part of the config file that both profiles share."""
         raise NotImplementedError
 
-    def start(self, port, tmp):
-        cmd = self.config(port, tmp)
+    def profile_text(self, profile):
+        """The part of the config file that `profile` adds ("" for none)."""
+        raise NotImplementedError
+
+    def command(self, conf):
+        """The command line that runs the broker with the config file `conf`."""
+        return [str(self.path), "-c", str(conf)]
+
+    def config(self, port, tmp, profile):
+        """Writes the config file for `port` and `profile` into `tmp`; returns the command."""
+        conf = Path(tmp) / self.conf_name
+        extra = self.profile_text(profile)
+        conf.write_text(self.base_text(port) + ("\n" + extra if extra else ""))
+        return self.command(conf)
+
+    def start(self, port, tmp, profile):
+        cmd = self.config(port, tmp, profile)
         log = open(Path(tmp) / f"{self.name}.log", "wb")
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
@@ -56,6 +83,12 @@ class Broker:
 
 class Supermq(Broker):
     name = "supermq"
+    conf_name = "supermq.toml"
+    shipped = ("`[limits]` and `[session]` at their defaults (src/config/defaults.rs): "
+               "max_connections 100,000, max_inflight 20, max_queued_messages 1,000, "
+               "max_queued_bytes 64 MiB, slow_consumer_timeout 30 s, stall_timeout 1 s (a "
+               "full queue paces its publishers until its subscriber has taken nothing for "
+               "that long)")
 
     def __init__(self, path, args, threads, name=None):
         super().__init__(path, args)
@@ -66,25 +99,12 @@ class Supermq(Broker):
     def version(self):
         return first_line([str(self.path), "--version"])
 
-    def config(self, port, tmp):
-        inflight = self.args.inflight or 65535
-        conf = Path(tmp) / "supermq.toml"
-        conf.write_text(f"""\
+    def base_text(self, port):
+        return f"""\
 [[listener]]
 name = "tcp"
 protocol = "tcp"
 bind = "127.0.0.1:{port}"
-
-[limits]
-max_connections = 100000
-
-[session]
-max_inflight = {inflight}
-max_queued_messages = {MAX_QUEUED}
-# No byte bound, as Mosquitto's max_queued_bytes 0.
-max_queued_bytes = {1 << 40}
-# Mosquitto has no slow-consumer disconnect.
-slow_consumer_timeout = "0s"
 
 [log]
 level = "warn"
@@ -94,24 +114,39 @@ worker_threads = {self.threads}
 
 [sys]
 interval = "0s"
-""")
-        return [str(self.path), "-c", str(conf)]
+"""
+
+    def profile_text(self, profile):
+        if profile != "raised":
+            return ""
+        return f"""\
+[limits]
+max_connections = 100000
+
+[session]
+max_inflight = {self.args.inflight or 65535}
+max_queued_messages = {MAX_QUEUED}
+# No byte bound, as Mosquitto's max_queued_bytes 0.
+max_queued_bytes = {1 << 40}
+# Mosquitto has no slow-consumer disconnect.
+slow_consumer_timeout = "0s"
+"""
 
 
 class Mosquitto(Broker):
     name = "mosquitto"
+    conf_name = "mosquitto.conf"
+    shipped = ("max_queued_messages 1000, max_inflight_messages 20, max_queued_bytes 0 (no "
+               "byte bound): a client's messages beyond its full queue are dropped")
 
     def version(self):
         # `mosquitto -h` prints the version on its first line (and exits non-zero).
         return first_line([str(self.path), "-h"])
 
-    def config(self, port, tmp):
-        conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(f"""\
+    def base_text(self, port):
+        return f"""\
 listener {port} 127.0.0.1
 allow_anonymous true
-max_queued_messages {MAX_QUEUED}
-max_inflight_messages {self.args.inflight}
 # Without it Mosquitto's latency is bound by Nagle's algorithm (milliseconds).
 set_tcp_nodelay true
 sys_interval 0
@@ -119,22 +154,30 @@ persistence false
 log_dest stderr
 log_type error
 log_type warning
-""")
-        return [str(self.path), "-c", str(conf)]
+"""
+
+    def profile_text(self, profile):
+        if profile != "raised":
+            return ""
+        return f"""\
+max_queued_messages {MAX_QUEUED}
+max_inflight_messages {self.args.inflight}
+"""
 
 
 class Rumqttd(Broker):
     """rumqttd 0.19+ (config format with [router] and [v4.1]); best effort."""
 
     name = "rumqttd"
+    conf_name = "rumqttd.toml"
+    shipped = ("rumqttd has no built-in defaults: the settings of the raised profile, "
+               "with max_inflight_count 100 as in its shipped rumqttd.toml")
 
     def version(self):
         return first_line([str(self.path), "--version"])
 
-    def config(self, port, tmp):
-        inflight = self.args.inflight or 65535
-        conf = Path(tmp) / "rumqttd.toml"
-        conf.write_text(f"""\
+    def base_text(self, port):
+        return f"""\
 id = 0
 
 [router]
@@ -148,12 +191,20 @@ max_segment_count = 10
 name = "v4-1"
 listen = "127.0.0.1:{port}"
 next_connection_delay_ms = 0
+"""
+
+    def profile_text(self, profile):
+        # Its shipped rumqttd.toml has max_inflight_count 100.
+        inflight = (self.args.inflight or 65535) if profile == "raised" else 100
+        return f"""\
     [v4.1.connections]
     connection_timeout_ms = 60000
     max_payload_size = 1048576
     max_inflight_count = {inflight}
     dynamic_filters = true
-""")
+"""
+
+    def command(self, conf):
         return [str(self.path), "--config", str(conf)]
 
 

@@ -99,8 +99,8 @@ fn handle(
     match f {
         Frame::Ping => frame::encode(&Frame::Pong, out),
         Frame::Pong => {}
-        Frame::Sub(filter) => cluster.on_sub(node, link_id, filter),
-        Frame::Unsub(filter) => cluster.on_unsub(node, link_id, &filter),
+        Frame::Sub(filter) => cluster.on_sub(node, link_id, filter, &ctx.router),
+        Frame::Unsub(filter) => cluster.on_unsub(node, link_id, &filter, &ctx.router),
         // Frames on a link are applied in order, so answering now confirms everything before;
         // but not on a link this node has already replaced by another to the same peer: its
         // Sub frames were ignored, so confirming would let a SUBACK overtake the interest
@@ -112,7 +112,7 @@ fn handle(
         }
         Frame::SyncAck(n) => cluster.on_sync_ack(node, n),
         Frame::SnapshotEnd => {
-            for key in cluster.on_snapshot_end(node, link_id) {
+            for key in cluster.on_snapshot_end(node, link_id, &ctx.router) {
                 ctx.router.groups().set_remote(&key, node, 0);
             }
         }

@@ -314,7 +314,7 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let gate = reg.gate.clone();
     let error = serve(io, dialed, &node, reg, &ctx, &cluster, &shutdown).await;
     gate.drained(0);
-    for key in cluster.unregister(&node, error.0) {
+    for key in cluster.unregister(&node, error.0, &ctx.router) {
         ctx.router.groups().set_remote(&key, &node, 0);
     }
     tracing::info!(peer = %node, reason = %error.1, "route link down");
@@ -327,7 +327,7 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
 /// The snapshot a peer gets on link up: interest (closed by `SnapshotEnd`), peers, retained
 /// set.
 fn snapshot(out: &mut BytesMut, node: &Arc<str>, ctx: &Context, cluster: &Cluster) {
-    for f in cluster.interest_snapshot() {
+    for f in cluster.interest_snapshot(ctx.router.local_interest()) {
         frame::encode(&f, out);
     }
     frame::encode(&Frame::SnapshotEnd, out);

@@ -1,13 +1,16 @@
 //! This node's view of the cluster: linked peers, local interest ref counts, remote interest,
 //! forwarding and SUBSCRIBE synchronisation.
 //!
-//! Locks: `peers`, `local`, `local_groups`, `remote` and `syncs` are each held only for
-//! short, non-async sections (`forward` takes `remote`, then `peers`, never nested). They
-//! nest in one order only, outer first: `local` / `local_groups` → `peers` → `remote` / `syncs`.
-//! - `local` → `peers` and `local_groups` → `peers`: an interest change is queued to every
-//!   peer under the ref-count lock, so that SUB/UNSUB (GROUP) order matches the counts.
-//! - `peers` → `remote`: a peer's filters and the remote trie change together (`on_sub`,
-//!   `on_unsub`, `on_snapshot_end`, `unregister`).
+//! Interest itself lives in the router's trie (local sessions and peer nodes alike); this
+//! module keeps per link which filters a peer advertised, to withdraw them with the link.
+//!
+//! Locks: `peers`, `local_groups` and `syncs` are each held only for short, non-async
+//! sections. They nest in one order only, outer first (the router's interest lock, which
+//! orders SUB/UNSUB, comes before all of them):
+//! - `local_groups` → `peers`: a group change is queued to every peer under the weight
+//!   lock, so that GROUP frames are in the order of the weights.
+//! - `peers` → a router trie shard: a peer's filters and the router's remote interest
+//!   change together (`on_sub`, `on_unsub`, `on_snapshot_end`, `unregister`).
 //! - `peers` → `syncs`: a sync is registered for exactly the peers it is sent to.
 
 use std::collections::{HashMap, HashSet};
@@ -16,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -27,8 +30,8 @@ use super::stats::LinkStats;
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
 use crate::router::RemotePicks;
+use crate::router::Router;
 use crate::topic::GroupKey;
-use crate::topic::SubscriptionTrie;
 
 /// A registered link to a peer.
 #[derive(Debug)]
@@ -84,9 +87,7 @@ pub struct Cluster {
     pub sync_timeout: Duration,
     route_queue: usize,
     peers: Mutex<HashMap<Arc<str>, Peer>>,
-    local: Mutex<HashMap<String, usize>>,
     local_groups: Mutex<HashMap<GroupKey, u32>>,
-    remote: RwLock<SubscriptionTrie<Arc<str>, ()>>,
     pub(super) syncs: Mutex<HashMap<u64, SyncWait>>,
     /// Interest frames (SUB, and GROUP frames adding members) queued to at least one peer so
     /// far; counted after they are queued.
@@ -120,9 +121,7 @@ impl Cluster {
             sync_timeout: cfg.sync_timeout,
             route_queue: cfg.route_queue,
             peers: Mutex::new(HashMap::new()),
-            local: Mutex::new(HashMap::new()),
             local_groups: Mutex::new(HashMap::new()),
-            remote: RwLock::new(SubscriptionTrie::default()),
             syncs: Mutex::new(HashMap::new()),
             interest_sent: AtomicU64::new(0),
             interest_confirmed: AtomicU64::new(0),
@@ -276,7 +275,7 @@ impl Cluster {
 
     /// A link ended: if it was the current one, its node's interest is purged. Returns the
     /// consumer groups it had members in, for the caller to withdraw.
-    pub fn unregister(&self, node: &Arc<str>, link_id: u64) -> Vec<GroupKey> {
+    pub fn unregister(&self, node: &Arc<str>, link_id: u64, router: &Router) -> Vec<GroupKey> {
         let removed = {
             let mut peers = self.peers.lock();
             match peers.get(node) {
@@ -286,11 +285,8 @@ impl Cluster {
         };
         let Some(p) = removed else { return Vec::new() };
         metrics::dec(&self.metrics.route_links_current);
-        {
-            let mut remote = self.remote.write();
-            for f in p.filters.iter().chain(&p.carried) {
-                remote.remove(f, node);
-            }
+        for f in p.filters.iter().chain(&p.carried) {
+            router.remote_unsubscribe(f, node);
         }
         // A SUBSCRIBE waiting for this node's confirmation keeps waiting (bounded by
         // `sync_timeout`): a link that went down is often replaced at once (a duplicate
@@ -300,7 +296,7 @@ impl Cluster {
     }
 
     /// A peer gained interest in `filter`.
-    pub fn on_sub(&self, node: &Arc<str>, link_id: u64, filter: String) {
+    pub fn on_sub(&self, node: &Arc<str>, link_id: u64, filter: String, router: &Router) {
         if crate::topic::validate_filter(&filter).is_err() {
             return;
         }
@@ -312,34 +308,31 @@ impl Cluster {
         // Interest carried over from the replaced link is already in the trie.
         let carried = p.carried.remove(&filter);
         if p.filters.insert(filter.clone()) && !carried {
-            self.remote.write().insert(&filter, node.clone(), ());
+            router.remote_subscribe(&filter, node);
         }
     }
 
     /// A peer lost interest in `filter`.
-    pub fn on_unsub(&self, node: &Arc<str>, link_id: u64, filter: &str) {
+    pub fn on_unsub(&self, node: &Arc<str>, link_id: u64, filter: &str, router: &Router) {
         let mut peers = self.peers.lock();
         let Some(p) = peers.get_mut(node).filter(|p| p.link_id == link_id) else {
             return;
         };
         if p.filters.remove(filter) | p.carried.remove(filter) {
-            self.remote.write().remove(filter, node);
+            router.remote_unsubscribe(filter, node);
         }
     }
 
     /// The snapshot on link `link_id` ended: interest carried over from the replaced link
     /// that it did not repeat is withdrawn. Returns the consumer groups to withdraw.
-    pub fn on_snapshot_end(&self, node: &Arc<str>, link_id: u64) -> Vec<GroupKey> {
+    pub fn on_snapshot_end(&self, node: &Arc<str>, link_id: u64, router: &Router) -> Vec<GroupKey> {
         let mut peers = self.peers.lock();
         let Some(p) = peers.get_mut(node).filter(|p| p.link_id == link_id) else {
             return Vec::new();
         };
         tracing::debug!(peer = %node, link_id, withdrawn = p.carried.len(), "snapshot ended");
-        if !p.carried.is_empty() {
-            let mut remote = self.remote.write();
-            for f in p.carried.drain() {
-                remote.remove(&f, node);
-            }
+        for f in p.carried.drain() {
+            router.remote_unsubscribe(&f, node);
         }
         p.carried_groups.drain().collect()
     }
@@ -378,38 +371,22 @@ impl Cluster {
         self.interest_queued(queued && weight > before.unwrap_or(0));
     }
 
-    /// A local subscription to `filter` was added: advertised on the first one.
+    /// `filter` got its first local subscriber (the router's trie says so, and orders these
+    /// calls): advertised to every peer.
     pub fn interest_add(&self, filter: &str) {
-        let mut local = self.local.lock();
-        let n = local.entry(filter.to_owned()).or_insert(0);
-        *n += 1;
-        if *n == 1 {
-            let queued = self.broadcast(&Frame::Sub(filter.to_owned()));
-            self.interest_queued(queued);
-        }
+        let queued = self.broadcast(&Frame::Sub(filter.to_owned()));
+        self.interest_queued(queued);
     }
 
-    /// A local subscription to `filter` was removed: withdrawn with the last one.
+    /// `filter` lost its last local subscriber: withdrawn from every peer.
     pub fn interest_remove(&self, filter: &str) {
-        let mut local = self.local.lock();
-        if let Some(n) = local.get_mut(filter) {
-            *n -= 1;
-            if *n == 0 {
-                local.remove(filter);
-                self.broadcast(&Frame::Unsub(filter.to_owned()));
-            }
-        }
+        self.broadcast(&Frame::Unsub(filter.to_owned()));
     }
 
-    /// The frames a newly linked peer needs first: every local interest and consumer group
-    /// membership.
-    pub fn interest_snapshot(&self) -> Vec<Frame> {
-        let mut frames: Vec<Frame> = self
-            .local
-            .lock()
-            .keys()
-            .map(|f| Frame::Sub(f.clone()))
-            .collect();
+    /// The frames a newly linked peer needs first: every local interest (`local`, from the
+    /// router) and consumer group membership.
+    pub fn interest_snapshot(&self, local: Vec<String>) -> Vec<Frame> {
+        let mut frames: Vec<Frame> = local.into_iter().map(Frame::Sub).collect();
         frames.extend(self.local_groups.lock().iter().map(|(k, w)| Frame::Group {
             group: k.group.to_string(),
             filter: k.filter.to_string(),
@@ -479,7 +456,13 @@ impl Cluster {
     /// Sends a locally published message to every peer with matching interest, and to every
     /// peer chosen for a consumer group, one frame per peer carrying the groups chosen there.
     /// A retained one goes to every peer so each node holds the retained set.
-    pub fn forward(&self, msg: &Message, ts: u64, picks: &RemotePicks) -> Option<Arc<RouteGate>> {
+    pub fn forward(
+        &self,
+        msg: &Message,
+        ts: u64,
+        nodes: &[Arc<str>],
+        picks: &RemotePicks,
+    ) -> Option<Arc<RouteGate>> {
         if msg.topic.starts_with("$SYS/") {
             // Each node's statistics are its own; replicating them would overwrite the peers'.
             return None;
@@ -488,10 +471,7 @@ impl Cluster {
         if msg.retain {
             interested.extend(self.peers.lock().keys().cloned());
         } else {
-            let remote = self.remote.read();
-            if !remote.is_empty() {
-                remote.for_each_match(&msg.topic, |node, _| interested.push(node.clone()));
-            }
+            interested.extend(nodes.iter().cloned());
         }
         if interested.is_empty() && picks.is_empty() {
             return None;

@@ -1,4 +1,5 @@
-//! Cluster node tests: interest ref-counts, registration, barriers and forwarding.
+//! Cluster node tests: per-link interest (applied to the router's trie), registration,
+//! barriers and forwarding.
 
 use bytes::BytesMut;
 
@@ -12,12 +13,18 @@ fn cluster() -> Cluster {
     Cluster::new(&cfg, "127.0.0.1:1".into(), Arc::new(Metrics::default()))
 }
 
-fn matches(c: &Cluster, topic: &str) -> Vec<String> {
-    let mut v = Vec::new();
-    c.remote
-        .read()
-        .for_each_match(topic, |n, _| v.push(n.to_string()));
-    v
+fn router() -> Router {
+    let metrics = Arc::new(Metrics::default());
+    let retained = crate::store::RetainedStore::new(true, 10, 1024, 1 << 20, metrics.clone());
+    Router::new(retained, metrics)
+}
+
+/// The peers whose interest `topic` matches in the router's trie.
+fn matches(r: &Router, topic: &str) -> Vec<String> {
+    r.remote_matches(topic)
+        .iter()
+        .map(|n| n.to_string())
+        .collect()
 }
 
 fn key(g: &str) -> GroupKey {
@@ -35,37 +42,38 @@ fn link(c: &Cluster, b: &Arc<str>, sd: &CancellationToken) -> Registered {
 #[test]
 fn a_replacing_link_keeps_interest_until_its_snapshot_ends() {
     let c = cluster();
+    let r = router();
     let sd = CancellationToken::new();
     let b: Arc<str> = Arc::from("b");
     let first = link(&c, &b, &sd);
-    c.on_sub(&b, first.link_id, "kept/#".into());
-    c.on_sub(&b, first.link_id, "dropped".into());
+    c.on_sub(&b, first.link_id, "kept/#".into(), &r);
+    c.on_sub(&b, first.link_id, "dropped".into(), &r);
     assert!(c.on_group(&b, first.link_id, &key("g1"), 2));
     assert!(c.on_group(&b, first.link_id, &key("g2"), 1));
 
     // The same peer process links again (its old link is dead but not yet noticed).
     let second = link(&c, &b, &sd);
     assert!(first.kick.is_cancelled());
-    assert_eq!(matches(&c, "kept/1"), ["b"], "no gap before the snapshot");
-    assert_eq!(matches(&c, "dropped"), ["b"]);
+    assert_eq!(matches(&r, "kept/1"), ["b"], "no gap before the snapshot");
+    assert_eq!(matches(&r, "dropped"), ["b"]);
     // Frames still arriving on the replaced link change nothing.
-    c.on_unsub(&b, first.link_id, "kept/#");
-    assert_eq!(matches(&c, "kept/1"), ["b"]);
+    c.on_unsub(&b, first.link_id, "kept/#", &r);
+    assert_eq!(matches(&r, "kept/1"), ["b"]);
 
     // The snapshot repeats `kept/#` and g1, then ends.
-    c.on_sub(&b, second.link_id, "kept/#".into());
+    c.on_sub(&b, second.link_id, "kept/#".into(), &r);
     assert!(c.on_group(&b, second.link_id, &key("g1"), 3));
-    let withdrawn = c.on_snapshot_end(&b, second.link_id);
+    let withdrawn = c.on_snapshot_end(&b, second.link_id, &r);
     assert_eq!(withdrawn, vec![key("g2")]);
-    assert_eq!(matches(&c, "kept/1"), ["b"]);
-    assert!(matches(&c, "dropped").is_empty(), "not repeated: withdrawn");
+    assert_eq!(matches(&r, "kept/1"), ["b"]);
+    assert!(matches(&r, "dropped").is_empty(), "not repeated: withdrawn");
 
     // The kept interest now belongs to the new link: its UNSUB and link-down remove it.
-    c.on_unsub(&b, second.link_id, "kept/#");
-    assert!(matches(&c, "kept/1").is_empty());
-    c.on_sub(&b, second.link_id, "again".into());
-    assert_eq!(c.unregister(&b, second.link_id), vec![key("g1")]);
-    assert!(matches(&c, "again").is_empty());
+    c.on_unsub(&b, second.link_id, "kept/#", &r);
+    assert!(matches(&r, "kept/1").is_empty());
+    c.on_sub(&b, second.link_id, "again".into(), &r);
+    assert_eq!(c.unregister(&b, second.link_id, &r), vec![key("g1")]);
+    assert!(matches(&r, "again").is_empty());
     assert!(!c.is_linked("b"));
 }
 
@@ -79,8 +87,7 @@ async fn a_suback_waits_only_while_advertised_interest_is_unconfirmed() {
 
     let b: Arc<str> = Arc::from("b");
     let mut reg = link(&c, &b, &sd);
-    // A known filter changes no interest (its SUB went out in b's snapshot).
-    c.interest_add("alone");
+    // Nothing advertised since b linked (its snapshot had everything): no wait.
     assert!(
         c.interest_barrier().is_none(),
         "no interest change: no wait"
@@ -98,17 +105,16 @@ async fn a_suback_waits_only_while_advertised_interest_is_unconfirmed() {
     )) else {
         panic!("SYNC expected after the SUB");
     };
-    // Another client subscribing to the same filter before b answered must wait too:
-    // the SUB it relies on may still be on its way.
-    c.interest_add("new");
+    // Another client subscribing to the same filter before b answered (the router tells
+    // the cluster nothing: not the first subscriber) must wait too: the SUB it relies on
+    // may still be on its way.
     let second = c.interest_barrier().expect("unconfirmed interest: wait");
     drop(second);
     c.on_sync_ack(&b, seq);
     tokio::time::timeout(Duration::from_secs(1), barrier)
         .await
         .expect("resolved by the answer, not the timeout");
-    // Confirmed: the same filter again needs no wait.
-    c.interest_add("new");
+    // Confirmed: a subscriber to the same filter needs no wait.
     assert!(c.interest_barrier().is_none());
     assert!(c.syncs.lock().is_empty(), "finished waits are withdrawn");
 }
@@ -116,12 +122,13 @@ async fn a_suback_waits_only_while_advertised_interest_is_unconfirmed() {
 #[test]
 fn a_link_down_before_the_snapshot_ends_purges_carried_interest_too() {
     let c = cluster();
+    let r = router();
     let sd = CancellationToken::new();
     let b: Arc<str> = Arc::from("b");
     let first = link(&c, &b, &sd);
-    c.on_sub(&b, first.link_id, "t/1".into());
+    c.on_sub(&b, first.link_id, "t/1".into(), &r);
     assert!(c.on_group(&b, first.link_id, &key("g"), 1));
     let second = link(&c, &b, &sd);
-    assert_eq!(c.unregister(&b, second.link_id), vec![key("g")]);
-    assert!(matches(&c, "t/1").is_empty());
+    assert_eq!(c.unregister(&b, second.link_id, &r), vec![key("g")]);
+    assert!(matches(&r, "t/1").is_empty());
 }

@@ -26,8 +26,14 @@ impl RemoteSink for ClusterSink {
         self.0.group_weight(key, members);
     }
 
-    fn forward(&self, msg: &Message, ts: u64, picks: &RemotePicks) -> Option<Pacer> {
-        self.0.forward(msg, ts, picks).map(|g| g as Pacer)
+    fn forward(
+        &self,
+        msg: &Message,
+        ts: u64,
+        nodes: &[Arc<str>],
+        picks: &RemotePicks,
+    ) -> Option<Pacer> {
+        self.0.forward(msg, ts, nodes, picks).map(|g| g as Pacer)
     }
 
     fn forward_group(&self, node: &Arc<str>, msg: &Message, key: &GroupKey) {

@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 
 use super::groups::{self, Pick};
 use super::routed::{Remainder, Routed, Target};
-use super::{may_read, MemoTarget, RouteMemo, Router, MEMO_MAX_TARGETS};
+use super::{may_read, MemoTarget, Nodes, RouteMemo, Router, MEMO_MAX_TARGETS};
 use crate::auth::ReadGate;
 use crate::codec::QoS;
 use crate::flow::Pacer;
@@ -110,6 +110,8 @@ impl Router {
 
     /// Queues `msg` for every matching local session; the first one (other than the
     /// publisher's own, which its own connection drains) that asks for pacing is reported.
+    /// The peer nodes the topic matches are added to `nodes`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn deliver_local(
         &self,
         msg: &Arc<Message>,
@@ -117,6 +119,7 @@ impl Router {
         publisher: Option<u64>,
         may_block: bool,
         routed: &mut Routed,
+        nodes: &mut Nodes,
         memo: Option<&mut Option<Box<RouteMemo>>>,
     ) {
         let mut one = |session: &Arc<Session>, granted: QoS, read: Option<&Arc<ReadGate>>| {
@@ -137,7 +140,7 @@ impl Router {
         };
         let Some(memo) = memo else {
             self.subs
-                .for_each_target(&msg.topic, |(session, granted, read)| {
+                .for_each_target(&msg.topic, nodes, |(session, granted, read)| {
                     one(session, granted, read);
                 });
             return;
@@ -148,12 +151,13 @@ impl Router {
                 for (session, granted, read) in &m.targets {
                     one(session, *granted, read.as_ref());
                 }
+                nodes.extend(m.nodes.iter().cloned());
                 return;
             }
         }
         let mut targets: SmallVec<[MemoTarget; 4]> = SmallVec::new();
         self.subs
-            .for_each_target(&msg.topic, |(session, granted, read)| {
+            .for_each_target(&msg.topic, nodes, |(session, granted, read)| {
                 if targets.len() <= MEMO_MAX_TARGETS {
                     targets.push((session.clone(), granted, read.cloned()));
                 }
@@ -164,6 +168,7 @@ impl Router {
             m.generation = generation;
             m.topic.clone_from(&msg.topic);
             m.targets = targets;
+            m.nodes.clone_from(nodes);
         } else {
             *memo = None;
         }

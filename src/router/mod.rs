@@ -15,9 +15,11 @@ mod remote;
 mod routed;
 mod shards;
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use crate::auth::ReadGate;
@@ -34,7 +36,7 @@ pub use groups::{Group, Groups, Pick};
 pub use remote::{Barrier, RemotePicks, RemoteSink};
 pub use routed::{Remainder, Routed};
 use shards::Shards;
-pub use shards::Subscriber;
+pub use shards::{Nodes, SubKey, Subscriber};
 
 /// Why a subscription was refused (answered with SUBACK 0x80).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +57,8 @@ pub struct RouteMemo {
     generation: u64,
     topic: String,
     targets: SmallVec<[MemoTarget; 4]>,
+    /// The peer nodes the topic matched.
+    nodes: Nodes,
 }
 
 /// One memoised target: the session, its granted QoS and its read check (with an ACL file).
@@ -108,6 +112,12 @@ pub struct Router {
     remote: OnceLock<Arc<dyn RemoteSink>>,
     /// Observers of published and dropped messages.
     hooks: Option<Arc<dyn Hooks>>,
+    /// The filters local sessions subscribe to, kept while there are peers (their snapshot
+    /// on link up). Its lock orders interest changes: it is held from the trie's report of a
+    /// first or last local subscriber until peers are told. Lock order: this, then a shard,
+    /// then (inside the sink) the cluster's peers; the cluster changes remote interest under
+    /// its peers lock, which takes a shard, never this.
+    interest: Mutex<HashSet<String>>,
     /// The session store: every change the router makes to a session is committed there,
     /// and a session ends through it.
     sessions: Option<Arc<SessionStore>>,
@@ -150,6 +160,7 @@ impl Router {
             remote: OnceLock::new(),
             hooks: None,
             sessions: None,
+            interest: Mutex::new(HashSet::new()),
         }
     }
 
@@ -252,12 +263,17 @@ impl Router {
         self.commit(session);
         match sub {
             Subscription::Plain(f) => {
-                self.subs.insert(f, session, qos, read.cloned());
-                if new {
-                    if let Some(c) = self.remote() {
+                // Held while peers are told, so that what they hear of one filter is in the
+                // order the trie changed (a SUB overtaken by an older UNSUB would lose them
+                // this node's subscriber).
+                let mut interest = self.remote().map(|_| self.interest.lock());
+                if self.subs.insert(f, session, qos, read.cloned()) {
+                    if let (Some(c), Some(set)) = (self.remote(), interest.as_mut()) {
+                        set.insert(f.to_owned());
                         c.interest_add(f);
                     }
                 }
+                drop(interest);
                 Ok(readable(self.retained.matching(f), read))
             }
             Subscription::Shared { group, filter: f } => {
@@ -281,9 +297,12 @@ impl Router {
         metrics::dec(&self.metrics.subscriptions_current);
         match parse_subscription(filter) {
             Ok(Subscription::Plain(f)) => {
-                self.subs.remove(f, session_id);
-                if let Some(c) = self.remote() {
-                    c.interest_remove(f);
+                let mut interest = self.remote().map(|_| self.interest.lock());
+                if self.subs.remove(f, session_id) {
+                    if let (Some(c), Some(set)) = (self.remote(), interest.as_mut()) {
+                        set.remove(f);
+                        c.interest_remove(f);
+                    }
                 }
             }
             Ok(Subscription::Shared { group, filter: f }) => {
@@ -342,12 +361,14 @@ impl Router {
         let mut routed = Routed::default();
         let publisher = origin.session;
         let may_block = origin.may_block;
+        let mut nodes = Nodes::new();
         self.deliver_local(
             &msg,
             now,
             publisher.map(|p| p.id),
             may_block,
             &mut routed,
+            &mut nodes,
             origin.memo,
         );
         let mut picks = RemotePicks::new();
@@ -389,7 +410,7 @@ impl Router {
             } else {
                 &*msg
             };
-            if let Some(gate) = c.forward(fwd, ts, &picks) {
+            if let Some(gate) = c.forward(fwd, ts, &nodes, &picks) {
                 routed.pressure.get_or_insert(gate);
             }
         }
@@ -415,7 +436,9 @@ impl Router {
                     },
                 );
             }
-            self.deliver_local(&msg, now, None, true, &mut routed, None);
+            // One hop: the peers it matches here were the origin's to serve.
+            let mut nodes = Nodes::new();
+            self.deliver_local(&msg, now, None, true, &mut routed, &mut nodes, None);
         }
         let hash = groups::hash_of(&msg.topic);
         for key in route.groups {
@@ -465,7 +488,29 @@ impl Router {
         }
     }
 
-    /// Number of (filter, session) entries in the ordinary trie.
+    /// The filters local sessions subscribe to (what a newly linked peer is told first).
+    pub fn local_interest(&self) -> Vec<String> {
+        self.interest.lock().iter().cloned().collect()
+    }
+
+    /// Peer `node` advertised interest in `filter`: it becomes a subscriber in the trie.
+    pub fn remote_subscribe(&self, filter: &str, node: &Arc<str>) {
+        self.subs.insert_remote(filter, node);
+    }
+
+    /// Peer `node` withdrew its interest in `filter` (or its link went down).
+    pub fn remote_unsubscribe(&self, filter: &str, node: &Arc<str>) {
+        self.subs.remove_remote(filter, node);
+    }
+
+    /// The peer nodes whose advertised interest `topic` matches.
+    pub fn remote_matches(&self, topic: &str) -> Nodes {
+        let mut nodes = Nodes::new();
+        self.subs.for_each_target(topic, &mut nodes, |_| {});
+        nodes
+    }
+
+    /// Number of (filter, subscriber) entries in the ordinary trie, peers' included.
     pub fn subscription_count(&self) -> usize {
         self.subs.len()
     }

@@ -24,15 +24,22 @@ pub type Barrier = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// What the router needs of the other nodes.
 pub trait RemoteSink: Send + Sync + Debug {
-    /// A local filter gained its first subscriber on this node.
+    /// A filter gained its first local subscriber (the router's trie says so).
     fn interest_add(&self, filter: &str);
-    /// A local filter lost its last subscriber on this node.
+    /// A filter lost its last local subscriber.
     fn interest_remove(&self, filter: &str);
     /// A consumer group has `members` local members now.
     fn group_weight(&self, key: &GroupKey, members: usize);
-    /// Forwards a locally published message to the interested peers and to the peers
-    /// chosen for its groups; a route whose queue fills asks the producer to pause.
-    fn forward(&self, msg: &Message, ts: u64, picks: &RemotePicks) -> Option<Pacer>;
+    /// Forwards a locally published message to `nodes` (the peers whose interest the topic
+    /// matched in the router's trie) and to the peers chosen for its groups; a retained one
+    /// goes to every peer. A route whose queue fills asks the producer to pause.
+    fn forward(
+        &self,
+        msg: &Message,
+        ts: u64,
+        nodes: &[Arc<str>],
+        picks: &RemotePicks,
+    ) -> Option<Pacer>;
     /// Hands one group message to `node` (its member here left).
     fn forward_group(&self, node: &Arc<str>, msg: &Message, key: &GroupKey);
     /// A barrier for the interest announced so far; `None` when there is nothing to wait for.

@@ -1,8 +1,12 @@
-//! The sharded subscription trie.
+//! The sharded subscription trie: every interest this node knows of, local sessions and
+//! remote nodes alike (a node is a subscriber of the filters its peers advertise, as NATS
+//! keeps routes in its sublist), matched in one walk per publish.
 //!
 //! Filters are spread over shards by their first level, so subscribes to different
 //! top-level topics never contend and a publish read-locks only two shards: the one for its
-//! topic's first level and the one holding filters that start with a wildcard.
+//! topic's first level and the one holding filters that start with a wildcard. Inserting the
+//! first local subscriber of a filter, and removing the last, is reported to the caller:
+//! that is when peers must hear of it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,19 +19,41 @@ use crate::codec::QoS;
 use crate::session::Session;
 use crate::topic::SubscriptionTrie;
 
+/// Who holds an entry in the trie.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SubKey {
+    /// A local session, by id.
+    Session(u64),
+    /// A peer node that advertised the filter.
+    Node(Arc<str>),
+}
+
+impl SubKey {
+    fn is_local(&self) -> bool {
+        matches!(self, SubKey::Session(_))
+    }
+}
+
 /// One subscriber entry in the trie.
 #[derive(Debug, Clone)]
-pub struct Subscriber {
-    pub session: Arc<Session>,
-    pub qos: QoS,
-    /// The per-message ACL check, when an ACL file is configured.
-    pub read: Option<Arc<ReadGate>>,
+pub enum Subscriber {
+    /// A local session, its granted QoS and, with an ACL file, its per-message read check.
+    Local {
+        session: Arc<Session>,
+        qos: QoS,
+        read: Option<Arc<ReadGate>>,
+    },
+    /// A peer node: the message is forwarded to it once, whatever else matches there.
+    Remote,
 }
 
 /// One matching session: its highest granted QoS and, if any, the read check that applies.
 pub(super) type Target<'a> = (&'a Arc<Session>, QoS, Option<&'a Arc<ReadGate>>);
 
-type Trie = SubscriptionTrie<u64, Subscriber>;
+/// The peer nodes one topic matched.
+pub type Nodes = SmallVec<[Arc<str>; 4]>;
+
+type Trie = SubscriptionTrie<SubKey, Subscriber>;
 
 #[derive(Debug)]
 pub(super) struct Shards {
@@ -66,25 +92,56 @@ impl Shards {
         &self.literal[(h % self.literal.len() as u64) as usize]
     }
 
+    /// Adds or replaces a local session's subscription; true if it is the first local
+    /// subscriber of `filter` (this node's interest in it begins).
     pub(super) fn insert(
         &self,
         filter: &str,
         session: &Arc<Session>,
         qos: QoS,
         read: Option<Arc<ReadGate>>,
-    ) {
-        let sub = Subscriber {
+    ) -> bool {
+        let sub = Subscriber::Local {
             session: session.clone(),
             qos,
             read,
         };
-        self.shard(filter).write().insert(filter, session.id, sub);
+        let first = {
+            let mut t = self.shard(filter).write();
+            let first = !t.any_key_at(filter, SubKey::is_local);
+            t.insert(filter, SubKey::Session(session.id), sub);
+            first
+        };
         // After the change, so a memo made from the old set cannot carry the new generation.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        first
+    }
+
+    /// Removes a local session's subscription; true if it was the last local subscriber of
+    /// `filter` (this node's interest in it ends).
+    pub(super) fn remove(&self, filter: &str, session_id: u64) -> bool {
+        let last = {
+            let mut t = self.shard(filter).write();
+            t.remove(filter, &SubKey::Session(session_id)).is_some()
+                && !t.any_key_at(filter, SubKey::is_local)
+        };
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        last
+    }
+
+    /// Peer `node` has interest in `filter`.
+    pub(super) fn insert_remote(&self, filter: &str, node: &Arc<str>) {
+        self.shard(filter)
+            .write()
+            .insert(filter, SubKey::Node(node.clone()), Subscriber::Remote);
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    pub(super) fn remove(&self, filter: &str, session_id: u64) {
-        self.shard(filter).write().remove(filter, &session_id);
+    /// Peer `node` no longer has interest in `filter`.
+    pub(super) fn remove_remote(&self, filter: &str, node: &Arc<str>) {
+        self.shard(filter)
+            .write()
+            .remove(filter, &SubKey::Node(node.clone()));
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -92,19 +149,33 @@ impl Shards {
     /// of its overlapping filters [MQTT-3.3.5-1]. `f` runs under the shards' read locks, so it
     /// must be short and must not subscribe or unsubscribe.
     /// A session reached through one filter without a read check needs none for this topic.
-    pub(super) fn for_each_target(&self, topic: &str, mut f: impl FnMut(Target<'_>)) {
+    /// Peer nodes matched are added to `nodes` (each once).
+    pub(super) fn for_each_target(
+        &self,
+        topic: &str,
+        nodes: &mut Nodes,
+        mut f: impl FnMut(Target<'_>),
+    ) {
         // Most topics match a handful of sessions: collect references on the stack, no
         // allocation and no reference-count traffic on the hot path.
         // The guards are declared first so they outlive the references collected from them.
         let shard = self.shard(topic).read();
         let wild = self.wildcard.read();
         let mut hits: SmallVec<[Target<'_>; 16]> = SmallVec::new();
-        shard.for_each_match(topic, |_, s| {
-            hits.push((&s.session, s.qos, s.read.as_ref()))
-        });
-        if !wild.is_empty() {
-            wild.for_each_match(topic, |_, s| {
-                hits.push((&s.session, s.qos, s.read.as_ref()))
+        for trie in [&*shard, &*wild] {
+            if trie.is_empty() {
+                continue;
+            }
+            trie.for_each_match(topic, |k, s| match (k, s) {
+                (_, Subscriber::Local { session, qos, read }) => {
+                    hits.push((session, *qos, read.as_ref()))
+                }
+                (SubKey::Node(n), Subscriber::Remote) => {
+                    if !nodes.contains(n) {
+                        nodes.push(n.clone());
+                    }
+                }
+                (SubKey::Session(_), Subscriber::Remote) => {}
             });
         }
         if hits.len() > 1 {

@@ -148,6 +148,27 @@ impl<K: Hash + Eq + Clone, V> SubscriptionTrie<K, V> {
         node.exact.get(key)
     }
 
+    /// Whether any key held at exactly `filter` satisfies `pred` (e.g. "is there still a
+    /// local subscriber to this filter": the trie reports interest changes this way).
+    pub fn any_key_at(&self, filter: &str, pred: impl Fn(&K) -> bool) -> bool {
+        let mut node = &self.root;
+        let mut it = filter.split('/').peekable();
+        while let Some(level) = it.next() {
+            if level == "#" && it.peek().is_none() {
+                return node.hash.keys().any(&pred);
+            }
+            node = match if level == "+" {
+                node.plus.as_deref()
+            } else {
+                node.literal.get(level)
+            } {
+                Some(n) => n,
+                None => return false,
+            };
+        }
+        node.exact.keys().any(pred)
+    }
+
     /// Removes `key`'s entry for `filter`, pruning emptied nodes.
     ///
     /// Iterative (a filter may be as deep as `limits.max_topic_levels` allows): one walk down
