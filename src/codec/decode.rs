@@ -13,9 +13,10 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::DecodeError;
 use super::packet::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, Protocol, Publish, QoS, SubAck,
-    SubackCode, Subscribe, SubscribeFilter, Unsubscribe,
+    ConnAck, Connect, LastWill, Packet, Protocol, Publish, QoS, SubAck, SubackCode, Subscribe,
+    SubscribeFilter, Unsubscribe,
 };
+use super::reason::ConnectReturnCode;
 
 /// The largest value the 4-byte remaining length can express (§2.2.3).
 pub(super) const MAX_REMAINING_LENGTH: usize = 268_435_455;

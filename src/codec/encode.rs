@@ -256,6 +256,7 @@ mod tests {
     use super::*;
     use crate::codec::decode::{decode, DecodeLimits};
     use crate::codec::packet::*;
+    use crate::codec::reason::ConnectReturnCode;
     use bytes::Bytes;
     use proptest::prelude::*;
 

@@ -8,11 +8,17 @@
 mod decode;
 mod encode;
 mod error;
+mod level;
 mod packet;
+mod properties;
+mod reason;
 #[cfg(test)]
 mod tests;
 
 pub use decode::{decode, is_valid_topic_name, DecodeLimits};
 pub use encode::{encode, encode_publish_header, encoded_len};
 pub use error::DecodeError;
+pub use level::ProtocolLevel;
 pub use packet::*;
+pub use properties::{PayloadFormat, Properties, PropertyValues};
+pub use reason::{ConnectReturnCode, ReasonCode, UnknownReasonCode};

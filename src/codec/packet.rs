@@ -5,6 +5,8 @@
 
 use bytes::Bytes;
 
+use super::reason::ConnectReturnCode;
+
 /// Quality of service levels (spec §4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum QoS {
@@ -59,32 +61,6 @@ pub struct LastWill {
     pub payload: Bytes,
     pub qos: QoS,
     pub retain: bool,
-}
-
-/// CONNACK return codes (spec §3.2.2.3, table 3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectReturnCode {
-    Accepted = 0,
-    UnacceptableProtocolVersion = 1,
-    IdentifierRejected = 2,
-    ServerUnavailable = 3,
-    BadUsernameOrPassword = 4,
-    NotAuthorized = 5,
-}
-
-impl ConnectReturnCode {
-    /// Parses a return code byte; 6–255 are reserved.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Some(match v {
-            0 => Self::Accepted,
-            1 => Self::UnacceptableProtocolVersion,
-            2 => Self::IdentifierRejected,
-            3 => Self::ServerUnavailable,
-            4 => Self::BadUsernameOrPassword,
-            5 => Self::NotAuthorized,
-            _ => return None,
-        })
-    }
 }
 
 /// CONNACK (spec §3.2).
