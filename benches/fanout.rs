@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use supermq::codec::QoS;
+use supermq::codec::{ProtocolLevel, QoS};
 use supermq::message::Message;
 use supermq::session::{ConnLink, Outbox, Session};
 use supermq::{Config, Context};
@@ -73,7 +73,7 @@ impl Fixture {
             let mut st = s.lock();
             self.buf.buf().clear();
             // Copied in, as for a TLS or WebSocket client (1 KB payloads are copied anyway).
-            st.fill(&mut self.buf, usize::MAX, false);
+            st.fill(&mut self.buf, usize::MAX, false, ProtocolLevel::V311);
             drop(st.take_undelivered());
         }
     }

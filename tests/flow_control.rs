@@ -6,7 +6,7 @@ mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use supermq::codec::{self, Packet, Publish, QoS};
+use supermq::codec::{self, Disconnect, Packet, Properties, ProtocolLevel, Publish, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +42,9 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
                             topic: "paced".into(),
                             pkid: (i % 60_000 + 1) as u16,
                             payload: Bytes::from(body),
+                            properties: Properties::new(),
                         }),
+                        ProtocolLevel::V311,
                         &mut out,
                     );
                 }
@@ -53,7 +55,10 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
             let mut buf = BytesMut::new();
             let mut acks = 0;
             while acks < N {
-                while let Some(p) = codec::decode(&mut buf, &Default::default()).expect("valid") {
+                while let Some(p) =
+                    codec::decode(&mut buf, &Default::default(), ProtocolLevel::V311)
+                        .expect("valid")
+                {
                     assert!(matches!(p, Packet::PubAck(_)));
                     acks += 1;
                 }
@@ -125,7 +130,11 @@ async fn acknowledged_messages_set_aside_by_pacing_survive_the_publishers_discon
     // CONNECT, N QoS 1 PUBLISH and DISCONNECT in one write: one read, one batch.
     let mut p = Raw::open(b.addr).await;
     let mut out = BytesMut::new();
-    codec::encode(&Packet::Connect(connect_packet("pub", true)), &mut out);
+    codec::encode(
+        &Packet::from(connect_packet("pub", true)),
+        ProtocolLevel::V311,
+        &mut out,
+    );
     for i in 1..=N {
         codec::encode(
             &Packet::Publish(Publish {
@@ -135,18 +144,24 @@ async fn acknowledged_messages_set_aside_by_pacing_survive_the_publishers_discon
                 topic: "t".into(),
                 pkid: i,
                 payload: Bytes::copy_from_slice(&i.to_be_bytes()),
+                properties: Properties::new(),
             }),
+            ProtocolLevel::V311,
             &mut out,
         );
     }
-    codec::encode(&Packet::Disconnect, &mut out);
+    codec::encode(
+        &Packet::Disconnect(Disconnect::default()),
+        ProtocolLevel::V311,
+        &mut out,
+    );
     p.send_raw(&out).await;
     let acked: Vec<u16> = p
         .expect_closed()
         .await
         .into_iter()
         .filter_map(|p| match p {
-            Packet::PubAck(id) => Some(id),
+            Packet::PubAck(a) => Some(a.pkid),
             _ => None,
         })
         .collect();

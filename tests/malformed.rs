@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use supermq::codec::{ConnAck, Connect, ConnectReturnCode, Packet, Protocol, QoS};
+use supermq::codec::{ConnAck, Connect, ConnectReturnCode, Packet, Properties, ProtocolLevel, QoS};
 
 /// When the row's bytes are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -518,11 +518,11 @@ async fn every_malformed_input_closes_only_its_own_connection() {
         let got = r.expect_closed().await;
         let want = match expected {
             Closed => vec![],
-            ConnAckThenClose(code) => vec![Packet::ConnAck(ConnAck {
-                // A refused CONNECT never has a session [MQTT-3.2.2-4].
-                session_present: false,
-                code: ConnectReturnCode::from_u8(code).expect("return code"),
-            })],
+            // A refused CONNECT never has a session [MQTT-3.2.2-4].
+            ConnAckThenClose(code) => vec![Packet::ConnAck(ConnAck::new(
+                false,
+                ConnectReturnCode::from_u8(code).expect("return code"),
+            ))],
         };
         assert_eq!(got, want, "row {name:?}: broker sent something else");
         assert!(
@@ -628,13 +628,14 @@ async fn valid_edge_cases_are_accepted() {
     let mut l = Raw::connect_with(
         b.addr,
         Connect {
-            protocol: Protocol::V311,
+            level: ProtocolLevel::V311,
             clean_session: true,
             keep_alive: 60,
             client_id: long.clone(),
             will: None,
             username: None,
             password: None,
+            properties: Properties::new(),
         },
     )
     .await
@@ -652,14 +653,14 @@ async fn client_id_over_the_configured_limit_is_identifier_rejected() {
     let b = start_with(|c| c.limits.max_client_id_len = 23).await;
     Raw::connect(b.addr, &"k".repeat(23)).await.ping().await;
     let mut r = Raw::open(b.addr).await;
-    r.send(&Packet::Connect(connect_packet(&"k".repeat(24), true)))
+    r.send(&Packet::from(connect_packet(&"k".repeat(24), true)))
         .await;
     assert_eq!(
         r.expect_closed().await,
-        vec![Packet::ConnAck(ConnAck {
-            session_present: false,
-            code: ConnectReturnCode::IdentifierRejected,
-        })]
+        vec![Packet::ConnAck(ConnAck::new(
+            false,
+            ConnectReturnCode::IdentifierRejected
+        ))]
     );
     assert_eq!(metric(&b, |m| &m.connects_refused), 1);
 }

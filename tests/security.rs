@@ -14,7 +14,9 @@ mod transport;
 use std::path::Path;
 
 use common::{connect_packet, Raw, TestBroker};
-use supermq::codec::{ConnectReturnCode, Packet, QoS, SubAck, Subscribe, SubscribeFilter};
+use supermq::codec::{
+    ConnectReturnCode, Packet, Properties, QoS, SubAck, Subscribe, SubscribeFilter,
+};
 use supermq::config::{ListenerConfig, ListenerProtocol};
 use support::{write_server_files, Ca, Stream};
 
@@ -60,9 +62,9 @@ pub(crate) fn connect_as(
 /// CONNECT over plain TCP; the CONNACK code.
 pub(crate) async fn connack(b: &TestBroker, c: supermq::codec::Connect) -> ConnectReturnCode {
     let mut r = Raw::open(b.addr).await;
-    r.send(&Packet::Connect(c)).await;
+    r.send(&Packet::from(c)).await;
     match r.recv().await {
-        Packet::ConnAck(a) => a.code,
+        Packet::ConnAck(a) => a.return_code(),
         other => panic!("expected CONNACK, got {other:?}"),
     }
 }
@@ -74,14 +76,12 @@ where
     let pkid = s.pkid();
     s.send(&Packet::Subscribe(Subscribe {
         pkid,
-        filters: vec![SubscribeFilter {
-            filter: filter.to_owned(),
-            qos: QoS::AtMostOnce,
-        }],
+        filters: vec![SubscribeFilter::new(filter.to_owned(), QoS::AtMostOnce)],
+        properties: Properties::new(),
     }))
     .await;
     match s.recv().await {
-        Packet::SubAck(SubAck { codes, .. }) => codes[0].to_u8(),
+        Packet::SubAck(SubAck { reasons, .. }) => reasons[0].to_u8(),
         other => panic!("expected SUBACK, got {other:?}"),
     }
 }
@@ -94,6 +94,7 @@ pub(crate) fn publish(topic: &str, payload: &str) -> Packet {
         topic: topic.into(),
         pkid: 0,
         payload: bytes::Bytes::copy_from_slice(payload.as_bytes()),
+        properties: Properties::new(),
     })
 }
 

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use supermq::codec::{self, DecodeLimits, Packet, Publish, QoS, Subscribe, SubscribeFilter};
+use supermq::codec::{
+    self, Ack, DecodeLimits, Packet, Properties, ProtocolLevel, Publish, QoS, Subscribe,
+    SubscribeFilter,
+};
 use supermq::config::QueueFullPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -29,15 +32,18 @@ async fn stuck_subscriber(b: &TestBroker, id: &str, filter: &str, qos: QoS) -> T
         .expect("connect in time")
         .expect("tcp connect");
     let mut out = BytesMut::new();
-    codec::encode(&Packet::Connect(connect_packet(id, true)), &mut out);
+    codec::encode(
+        &Packet::from(connect_packet(id, true)),
+        ProtocolLevel::V311,
+        &mut out,
+    );
     codec::encode(
         &Packet::Subscribe(Subscribe {
             pkid: 1,
-            filters: vec![SubscribeFilter {
-                filter: filter.into(),
-                qos,
-            }],
+            filters: vec![SubscribeFilter::new(filter, qos)],
+            properties: Properties::new(),
         }),
+        ProtocolLevel::V311,
         &mut out,
     );
     stream.write_all(&out).await.expect("write");
@@ -46,7 +52,10 @@ async fn stuck_subscriber(b: &TestBroker, id: &str, filter: &str, qos: QoS) -> T
     let mut got = Vec::new();
     tokio::time::timeout(WAIT, async {
         while got.len() < 2 {
-            while let Some(p) = codec::decode(&mut buf, &DecodeLimits::default()).expect("decode") {
+            while let Some(p) =
+                codec::decode(&mut buf, &DecodeLimits::default(), ProtocolLevel::V311)
+                    .expect("decode")
+            {
                 got.push(p);
             }
             if got.len() < 2 {
@@ -73,7 +82,9 @@ fn qos0_batch(topic: &str, payload: &Bytes, n: usize) -> BytesMut {
                 topic: topic.into(),
                 pkid: 0,
                 payload: payload.clone(),
+                properties: Properties::new(),
             }),
+            ProtocolLevel::V311,
             &mut out,
         );
     }
@@ -181,13 +192,15 @@ async fn slow_consumer_is_disconnected_while_a_good_subscriber_gets_everything()
                     topic: "feed".into(),
                     pkid,
                     payload: payload.into(),
+                    properties: Properties::new(),
                 }),
+                ProtocolLevel::V311,
                 &mut out,
             );
         }
         publisher.send_raw(&out).await;
         for id in ids {
-            publisher.expect(Packet::PubAck(id)).await;
+            publisher.expect(Packet::PubAck(Ack::new(id))).await;
         }
         for _ in 0..WINDOW {
             let p = good.recv_publish().await;

@@ -1,5 +1,5 @@
-//! Bytes → [`Packet`]: framing and every well-formedness rule of MQTT 3.1.1 (spec §1.5, §2, §3),
-//! plus the 3.1 `MQIsdp` CONNECT.
+//! Bytes → [`Packet`] at a given protocol level: framing and every well-formedness rule of
+//! MQTT 3.1.1 (spec §1.5, §2, §3), plus the 3.1 `MQIsdp` CONNECT.
 //!
 //! Owns the decision "is this input a valid packet?" and the framing of every packet; the
 //! bodies of CONNECT/CONNACK and of the subscription packets are in submodules, and the field
@@ -7,6 +7,9 @@
 //! remaining length are checked, and the size limit enforced, before a single body byte is
 //! waited for. Only a complete packet is taken off the input buffer; the fields a packet
 //! keeps are copied out of it (a payload once), so a queued message never pins a read buffer.
+//!
+//! Level 5 is modelled but not decoded: a level-5 CONNECT is refused [MQTT-3.1.2-2], and any
+//! other packet read at level 5 is an error (no connection gets there).
 
 mod connect;
 mod reader;
@@ -15,7 +18,9 @@ mod subscribe;
 use bytes::{Buf, BytesMut};
 
 use super::error::DecodeError;
-use super::packet::{Packet, Publish, QoS};
+use super::level::ProtocolLevel;
+use super::packet::{Ack, Disconnect, Packet, Publish, QoS, UnsubAck};
+use super::properties::Properties;
 use connect::{decode_connack, decode_connect};
 use reader::{check_topic_name, Reader};
 use subscribe::{decode_suback, decode_subscribe, decode_unsubscribe};
@@ -72,7 +77,11 @@ impl Default for DecodeLimits {
     }
 }
 
-/// Decodes one packet from the front of `buf`.
+/// Decodes one packet from the front of `buf`, sent by a peer speaking `level`.
+///
+/// `level` is the connection's protocol level: [`ProtocolLevel::V311`] until its CONNECT is
+/// decoded, then the level that CONNECT carries. A CONNECT decodes whatever `level` is (its
+/// own level byte decides its layout); at 3.1 and 3.1.1 every other packet decodes alike.
 ///
 /// - `Ok(Some(p))`: exactly that packet's bytes were removed from `buf`.
 /// - `Ok(None)`: not enough bytes yet; `buf` is untouched.
@@ -81,11 +90,19 @@ impl Default for DecodeLimits {
 ///
 /// Errors are reported as early as the bytes allow: a reserved type or bad flags on the
 /// first byte, an oversize packet as soon as its remaining length is complete.
-pub fn decode(buf: &mut BytesMut, limits: &DecodeLimits) -> Result<Option<Packet>, DecodeError> {
+pub fn decode(
+    buf: &mut BytesMut,
+    limits: &DecodeLimits,
+    level: ProtocolLevel,
+) -> Result<Option<Packet>, DecodeError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
     check_first_byte(first)?;
+    // Before the fixed lengths below, which are 3.1.1's: MQTT 5 acknowledgements are longer.
+    if level.is_v5() && first >> 4 != CONNECT {
+        return Err(DecodeError::UnsupportedProtocolLevel(level.to_u8()));
+    }
     let Some((remaining, len_bytes)) = read_remaining_length(&buf[1..])? else {
         return Ok(None);
     };
@@ -112,23 +129,28 @@ pub fn decode(buf: &mut BytesMut, limits: &DecodeLimits) -> Result<Option<Packet
     packet.map(Some)
 }
 
-/// The variable header and payload of a packet whose fixed header is `first`.
+/// The variable header and payload of a 3.1 / 3.1.1 packet whose fixed header is `first`
+/// (or of any CONNECT). Reason codes and properties, which these levels do not carry, get
+/// their 3.1.1 meaning: success and empty.
 fn body(first: u8, r: &mut Reader<'_>) -> Result<Packet, DecodeError> {
     let packet = match first >> 4 {
-        CONNECT => Packet::Connect(decode_connect(r)?),
+        CONNECT => Packet::Connect(Box::new(decode_connect(r)?)),
         CONNACK => Packet::ConnAck(decode_connack(r)?),
         PUBLISH => Packet::Publish(decode_publish(first, r)?),
-        PUBACK => Packet::PubAck(r.pkid()?),
-        PUBREC => Packet::PubRec(r.pkid()?),
-        PUBREL => Packet::PubRel(r.pkid()?),
-        PUBCOMP => Packet::PubComp(r.pkid()?),
+        // §3.4–3.7: a packet id and nothing else.
+        PUBACK => Packet::PubAck(Ack::new(r.pkid()?)),
+        PUBREC => Packet::PubRec(Ack::new(r.pkid()?)),
+        PUBREL => Packet::PubRel(Ack::new(r.pkid()?)),
+        PUBCOMP => Packet::PubComp(Ack::new(r.pkid()?)),
         SUBSCRIBE => Packet::Subscribe(decode_subscribe(r)?),
         SUBACK => Packet::SubAck(decode_suback(r)?),
         UNSUBSCRIBE => Packet::Unsubscribe(decode_unsubscribe(r)?),
-        UNSUBACK => Packet::UnsubAck(r.pkid()?),
+        // §3.11: a packet id and nothing else.
+        UNSUBACK => Packet::UnsubAck(UnsubAck::new(r.pkid()?)),
         PINGREQ => Packet::PingReq,
         PINGRESP => Packet::PingResp,
-        DISCONNECT => Packet::Disconnect,
+        // §3.14: no body; a client's DISCONNECT is a normal disconnection.
+        DISCONNECT => Packet::Disconnect(Disconnect::default()),
         // Unreachable: `check_first_byte` rejected 0 and 15 already.
         t => return Err(DecodeError::ReservedPacketType(t)),
     };
@@ -226,6 +248,7 @@ fn decode_publish(first: u8, r: &mut Reader<'_>) -> Result<Publish, DecodeError>
         topic,
         pkid,
         payload,
+        properties: Properties::new(),
     })
 }
 

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 /// Decodes until the buffer is exhausted, an error occurs or more input is needed.
 fn drain(bytes: &[u8], limits: &DecodeLimits) {
     let mut buf = BytesMut::from(bytes);
-    while let Ok(Some(_)) = decode(&mut buf, limits) {}
+    while let Ok(Some(_)) = decode(&mut buf, limits, ProtocolLevel::V311) {}
 }
 
 #[test]
@@ -42,7 +42,10 @@ fn default_limit_is_the_protocol_maximum() {
 #[test]
 fn empty_buffer_needs_more() {
     let mut buf = BytesMut::new();
-    assert_eq!(decode(&mut buf, &DecodeLimits::default()), Ok(None));
+    assert_eq!(
+        decode(&mut buf, &DecodeLimits::default(), ProtocolLevel::V311),
+        Ok(None)
+    );
 }
 
 proptest! {

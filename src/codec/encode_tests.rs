@@ -4,9 +4,13 @@
 use super::*;
 use crate::codec::decode::{decode, DecodeLimits};
 use crate::codec::packet::*;
-use crate::codec::reason::ConnectReturnCode;
+use crate::codec::properties::Properties;
+use crate::codec::reason::{ConnectReturnCode, ReasonCode};
 use bytes::Bytes;
 use proptest::prelude::*;
+
+/// Encoding and decoding at 3.1.1 (3.1 differs only in CONNECT, which carries its level).
+const V311: ProtocolLevel = ProtocolLevel::V311;
 
 fn qos() -> impl Strategy<Value = QoS> {
     prop_oneof![
@@ -40,12 +44,13 @@ fn will() -> impl Strategy<Value = LastWill> {
             payload,
             qos,
             retain,
+            properties: Properties::new(),
         }
     })
 }
 
 fn connect() -> impl Strategy<Value = Connect> {
-    let protocol = prop_oneof![Just(Protocol::V31), Just(Protocol::V311)];
+    let level = prop_oneof![Just(ProtocolLevel::V31), Just(ProtocolLevel::V311)];
     // The password flag requires the user name flag [MQTT-3.1.2-22].
     let credentials = prop_oneof![
         Just((None, None)),
@@ -53,7 +58,7 @@ fn connect() -> impl Strategy<Value = Connect> {
         ("[^\u{0}]{0,20}", bytes(32)).prop_map(|(u, p)| (Some(u), Some(p))),
     ];
     (
-        protocol,
+        level,
         any::<bool>(),
         any::<u16>(),
         "[^\u{0}]{0,23}",
@@ -61,16 +66,15 @@ fn connect() -> impl Strategy<Value = Connect> {
         credentials,
     )
         .prop_map(
-            |(protocol, clean_session, keep_alive, client_id, will, (username, password))| {
-                Connect {
-                    protocol,
-                    clean_session,
-                    keep_alive,
-                    client_id,
-                    will,
-                    username,
-                    password,
-                }
+            |(level, clean_session, keep_alive, client_id, will, (username, password))| Connect {
+                level,
+                clean_session,
+                keep_alive,
+                client_id,
+                will,
+                username,
+                password,
+                properties: Properties::new(),
             },
         )
 }
@@ -98,73 +102,97 @@ fn publish() -> impl Strategy<Value = Publish> {
                 topic,
                 pkid,
                 payload,
+                properties: Properties::new(),
             }
         })
 }
 
 fn connack() -> impl Strategy<Value = ConnAck> {
-    (any::<bool>(), 0u8..=5).prop_map(|(session_present, code)| ConnAck {
-        session_present,
-        code: ConnectReturnCode::from_u8(code).unwrap_or(ConnectReturnCode::Accepted),
+    // The reason codes a 3.1.1 return code decodes to.
+    (any::<bool>(), 0u8..=5).prop_map(|(session_present, code)| {
+        let code = ConnectReturnCode::from_u8(code).unwrap_or(ConnectReturnCode::Accepted);
+        ConnAck::new(session_present, code)
     })
 }
 
-fn suback_code() -> impl Strategy<Value = SubackCode> {
+/// The SUBACK codes 3.1.1 can carry, as they decode.
+fn suback_code() -> impl Strategy<Value = ReasonCode> {
     prop_oneof![
-        qos().prop_map(SubackCode::Granted),
-        Just(SubackCode::Failure)
+        qos().prop_map(ReasonCode::granted),
+        Just(ReasonCode::UnspecifiedError)
     ]
+}
+
+fn ack() -> impl Strategy<Value = Ack> {
+    pkid().prop_map(Ack::new)
 }
 
 fn packet() -> impl Strategy<Value = Packet> {
     let filters = proptest::collection::vec((topic_filter(), qos()), 1..6);
     prop_oneof![
-        connect().prop_map(Packet::Connect),
+        connect().prop_map(Packet::from),
         connack().prop_map(Packet::ConnAck),
         publish().prop_map(Packet::Publish),
-        pkid().prop_map(Packet::PubAck),
-        pkid().prop_map(Packet::PubRec),
-        pkid().prop_map(Packet::PubRel),
-        pkid().prop_map(Packet::PubComp),
+        ack().prop_map(Packet::PubAck),
+        ack().prop_map(Packet::PubRec),
+        ack().prop_map(Packet::PubRel),
+        ack().prop_map(Packet::PubComp),
         (pkid(), filters).prop_map(|(pkid, f)| Packet::Subscribe(Subscribe {
             pkid,
             filters: f
                 .into_iter()
-                .map(|(filter, qos)| SubscribeFilter { filter, qos })
+                .map(|(filter, qos)| SubscribeFilter::new(filter, qos))
                 .collect(),
+            properties: Properties::new(),
         })),
-        (pkid(), proptest::collection::vec(suback_code(), 1..6))
-            .prop_map(|(pkid, codes)| Packet::SubAck(SubAck { pkid, codes })),
-        (pkid(), proptest::collection::vec(topic_filter(), 1..6))
-            .prop_map(|(pkid, filters)| Packet::Unsubscribe(Unsubscribe { pkid, filters })),
-        pkid().prop_map(Packet::UnsubAck),
+        (pkid(), proptest::collection::vec(suback_code(), 1..6)).prop_map(|(pkid, reasons)| {
+            Packet::SubAck(SubAck {
+                pkid,
+                reasons,
+                properties: Properties::new(),
+            })
+        }),
+        (pkid(), proptest::collection::vec(topic_filter(), 1..6)).prop_map(|(pkid, filters)| {
+            Packet::Unsubscribe(Unsubscribe {
+                pkid,
+                filters,
+                properties: Properties::new(),
+            })
+        }),
+        pkid().prop_map(|pkid| Packet::UnsubAck(UnsubAck::new(pkid))),
         Just(Packet::PingReq),
         Just(Packet::PingResp),
-        Just(Packet::Disconnect),
+        Just(Packet::Disconnect(Disconnect::default())),
     ]
 }
 
 proptest! {
     #[test]
     fn round_trip(packet in packet()) {
+        // 3.1 and 3.1.1 write every packet alike (a CONNECT at its own level).
+        let mut at_311 = BytesMut::new();
+        encode(&packet, V311, &mut at_311);
         let mut out = BytesMut::new();
-        encode(&packet, &mut out);
-        prop_assert_eq!(out.len(), encoded_len(&packet));
-        let decoded = decode(&mut out, &DecodeLimits::default());
-        prop_assert_eq!(decoded, Ok(Some(packet)));
+        encode(&packet, ProtocolLevel::V31, &mut out);
+        prop_assert_eq!(&out, &at_311);
+        prop_assert_eq!(out.len(), encoded_len(&packet, V311));
+        let decoded = decode(&mut out, &DecodeLimits::default(), ProtocolLevel::V31);
+        prop_assert_eq!(decoded, Ok(Some(packet.clone())));
         prop_assert!(out.is_empty());
+        let decoded = decode(&mut at_311, &DecodeLimits::default(), V311);
+        prop_assert_eq!(decoded, Ok(Some(packet)));
     }
 
     /// Every strict prefix of a packet is "need more" and consumes nothing.
     #[test]
     fn byte_at_a_time(packet in packet()) {
         let mut wire = BytesMut::new();
-        encode(&packet, &mut wire);
+        encode(&packet, V311, &mut wire);
         let limits = DecodeLimits::default();
         let mut buf = BytesMut::new();
         for (i, &b) in wire.iter().enumerate() {
             buf.put_u8(b);
-            let result = decode(&mut buf, &limits);
+            let result = decode(&mut buf, &limits, V311);
             if i + 1 < wire.len() {
                 prop_assert_eq!(result, Ok(None));
                 prop_assert_eq!(buf.len(), i + 1);
@@ -180,11 +208,11 @@ proptest! {
     #[test]
     fn mutated_packets_never_panic(packet in packet(), index in any::<usize>(), byte in any::<u8>()) {
         let mut wire = BytesMut::new();
-        encode(&packet, &mut wire);
+        encode(&packet, V311, &mut wire);
         let i = index % wire.len();
         wire[i] = byte;
         let len = wire.len();
-        if let Ok(None) = decode(&mut wire, &DecodeLimits::default()) {
+        if let Ok(None) = decode(&mut wire, &DecodeLimits::default(), V311) {
             prop_assert_eq!(wire.len(), len);
         }
     }
@@ -192,9 +220,9 @@ proptest! {
     #[test]
     fn publish_header_plus_payload_equals_encode(p in publish()) {
         let mut whole = BytesMut::new();
-        encode(&Packet::Publish(p.clone()), &mut whole);
+        encode(&Packet::Publish(p.clone()), V311, &mut whole);
         let mut split = BytesMut::new();
-        encode_publish_header(p.dup, p.qos, p.retain, &p.topic, p.pkid, p.payload.len(), &mut split);
+        encode_publish_header(&p.header(), V311, &mut split);
         split.extend_from_slice(&p.payload);
         prop_assert_eq!(whole, split);
     }

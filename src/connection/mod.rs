@@ -161,6 +161,8 @@ enum Deferred {
 /// The session side of an accepted connection.
 struct Live {
     session: Arc<Session>,
+    /// The protocol level of the client's CONNECT: what its packets are read and written at.
+    level: codec::ProtocolLevel,
     gen: u64,
     link: ConnLink,
     /// The queue may hold messages that fit in the window: drain before waiting.
@@ -302,7 +304,12 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         .kick_reason()
                         .map_or(CloseReason::TakenOver, CloseReason::from);
                 }
-                let r = st.fill(&mut self.wbuf, wmax, self.wr.is_write_vectored());
+                let r = st.fill(
+                    &mut self.wbuf,
+                    wmax,
+                    self.wr.is_write_vectored(),
+                    live.level,
+                );
                 live.awaiting_acks = st.inflight() > 0;
                 drop(st);
                 metrics::add(&self.ctx.metrics.publish_sent, r.sent);
@@ -474,7 +481,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         let mut batch = Vec::new();
         let mut acks = 0;
         let result = loop {
-            match codec::decode(&mut self.rbuf, &limits) {
+            match codec::decode(&mut self.rbuf, &limits, live.level) {
                 Ok(Some(Packet::Publish(p))) => {
                     received += 1;
                     if live.paused || live.deferred_len() > 0 {

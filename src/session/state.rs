@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::handle::ConnLink;
 use super::outbox::Outbox;
-use crate::codec::{self, Packet, QoS};
+use crate::codec::{self, Ack, Packet, Properties, ProtocolLevel, PublishHeader, QoS};
 use crate::message::Delivery;
 
 /// What to do with a new message when a session's queue is full.
@@ -252,9 +252,16 @@ impl SessionState {
         self.queue.push_back(d);
     }
 
-    /// Moves queued messages into `out` as PUBLISH packets while the in-flight window has
-    /// credit and `out` is below `max_bytes`. Queue order is kept [MQTT-4.6.0-6].
-    pub fn fill(&mut self, out: &mut Outbox, max_bytes: usize, vectored: bool) -> FillResult {
+    /// Moves queued messages into `out` as PUBLISH packets (at the client's `level`) while the
+    /// in-flight window has credit and `out` is below `max_bytes`. Queue order is kept
+    /// [MQTT-4.6.0-6].
+    pub fn fill(
+        &mut self,
+        out: &mut Outbox,
+        max_bytes: usize,
+        vectored: bool,
+        level: ProtocolLevel,
+    ) -> FillResult {
         let mut res = FillResult::default();
         while out.len() < max_bytes {
             let Some(front) = self.queue.front() else {
@@ -274,7 +281,7 @@ impl SessionState {
                 QoS::AtMostOnce => 0,
                 _ => self.alloc_pkid(),
             };
-            write_publish(out, &d, pkid, false, vectored);
+            write_publish(out, &d, pkid, false, vectored, level);
             let state = match d.qos {
                 QoS::AtMostOnce => continue,
                 QoS::AtLeastOnce => InflightState::Ack,
@@ -303,15 +310,17 @@ impl SessionState {
         res
     }
 
-    /// Re-sends every unacknowledged PUBLISH (DUP set) and PUBREL, in order, after a
-    /// reconnect with CleanSession 0 [MQTT-4.4.0-1, MQTT-3.3.1-1].
-    pub fn resend_inflight(&self, out: &mut Outbox, vectored: bool) -> u64 {
+    /// Re-sends every unacknowledged PUBLISH (DUP set) and PUBREL, in order, at the client's
+    /// `level`, after a reconnect with CleanSession 0 [MQTT-4.4.0-1, MQTT-3.3.1-1].
+    pub fn resend_inflight(&self, out: &mut Outbox, vectored: bool, level: ProtocolLevel) -> u64 {
         let mut n = 0;
         for i in &self.inflight {
             match (&i.state, &i.delivery) {
-                (InflightState::Comp, _) => codec::encode(&Packet::PubRel(i.pkid), out.buf()),
+                (InflightState::Comp, _) => {
+                    codec::encode(&Packet::PubRel(Ack::new(i.pkid)), level, out.buf())
+                }
                 (_, Some(d)) => {
-                    write_publish(out, d, i.pkid, true, vectored);
+                    write_publish(out, d, i.pkid, true, vectored, level);
                     n += 1;
                 }
                 (_, None) => {}
@@ -390,17 +399,25 @@ impl SessionState {
 }
 
 /// Appends one PUBLISH for `d` with the shared payload.
-fn write_publish(out: &mut Outbox, d: &Delivery, pkid: u16, dup: bool, vectored: bool) {
+fn write_publish(
+    out: &mut Outbox,
+    d: &Delivery,
+    pkid: u16,
+    dup: bool,
+    vectored: bool,
+    level: ProtocolLevel,
+) {
     let m = &d.msg;
-    codec::encode_publish_header(
+    let header = PublishHeader {
         dup,
-        d.qos,
-        d.retain,
-        &m.topic,
+        qos: d.qos,
+        retain: d.retain,
+        topic: &m.topic,
         pkid,
-        m.payload.len(),
-        out.buf(),
-    );
+        properties: &Properties::new(),
+        payload_len: m.payload.len(),
+    };
+    codec::encode_publish_header(&header, level, out.buf());
     out.put_payload(m, vectored);
 }
 
@@ -453,7 +470,7 @@ mod pressure_tests {
         let mut s = session(100);
         let mut out = Outbox::default();
         s.enqueue(d(), Instant::now());
-        s.fill(&mut out, usize::MAX, false);
+        s.fill(&mut out, usize::MAX, false, ProtocolLevel::V311);
         for _ in 0..50 {
             s.enqueue(d(), Instant::now());
         }
@@ -464,10 +481,13 @@ mod pressure_tests {
         out.buf().clear();
         // Each of these QoS 0 packets is 6 bytes: draining 24 leaves 26, still above the low
         // watermark (a quarter of the bound); one more relieves the publishers.
-        assert!(!s.fill(&mut out, 24 * 6, false).relieved);
+        assert!(
+            !s.fill(&mut out, 24 * 6, false, ProtocolLevel::V311)
+                .relieved
+        );
         assert!(s.pressured());
         out.buf().clear();
-        assert!(s.fill(&mut out, 6, false).relieved);
+        assert!(s.fill(&mut out, 6, false, ProtocolLevel::V311).relieved);
         assert!(!s.pressured());
     }
 
@@ -476,7 +496,7 @@ mod pressure_tests {
         let mut s = session(100);
         let mut out = Outbox::default();
         s.enqueue(d(), Instant::now());
-        s.fill(&mut out, usize::MAX, false);
+        s.fill(&mut out, usize::MAX, false, ProtocolLevel::V311);
         for _ in 0..50 {
             s.enqueue(d(), Instant::now());
         }

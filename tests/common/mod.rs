@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use supermq::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, DecodeLimits, LastWill, Packet, Protocol, Publish,
-    QoS, SubAck, Subscribe, SubscribeFilter, Unsubscribe,
+    self, Ack, ConnAck, Connect, DecodeLimits, Disconnect, LastWill, Packet, Properties,
+    ProtocolLevel, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter, UnsubAck,
+    Unsubscribe,
 };
 use supermq::{Broker, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -63,13 +64,14 @@ pub async fn start() -> TestBroker {
 /// A CONNECT for `id` with the given CleanSession flag, keep-alive 60 s.
 pub fn connect_packet(id: &str, clean: bool) -> Connect {
     Connect {
-        protocol: Protocol::V311,
+        level: ProtocolLevel::V311,
         clean_session: clean,
         keep_alive: 60,
         client_id: id.to_string(),
         will: None,
         username: None,
         password: None,
+        properties: Properties::new(),
     }
 }
 
@@ -80,6 +82,7 @@ pub fn will(topic: &str, payload: &str, qos: QoS, retain: bool) -> LastWill {
         payload: Bytes::copy_from_slice(payload.as_bytes()),
         qos,
         retain,
+        properties: Properties::new(),
     }
 }
 
@@ -111,11 +114,12 @@ impl Raw {
     /// Opens a connection, sends CONNECT and expects CONNACK 0; returns session-present.
     pub async fn connect_with(addr: SocketAddr, c: Connect) -> (Raw, bool) {
         let mut r = Raw::open(addr).await;
-        r.send(&Packet::Connect(c)).await;
+        r.send(&Packet::from(c)).await;
         match r.recv().await {
             Packet::ConnAck(ConnAck {
-                code: ConnectReturnCode::Accepted,
+                reason: ReasonCode::Success,
                 session_present,
+                ..
             }) => (r, session_present),
             other => panic!("expected CONNACK 0, got {other:?}"),
         }
@@ -133,7 +137,7 @@ impl Raw {
 
     pub async fn send(&mut self, p: &Packet) {
         let mut out = BytesMut::new();
-        codec::encode(p, &mut out);
+        codec::encode(p, ProtocolLevel::V311, &mut out);
         self.send_raw(&out).await;
     }
 
@@ -167,7 +171,7 @@ impl Raw {
 
     async fn try_recv_wire(&mut self) -> Option<Packet> {
         loop {
-            match codec::decode(&mut self.buf, &DecodeLimits::default()) {
+            match codec::decode(&mut self.buf, &DecodeLimits::default(), ProtocolLevel::V311) {
                 Ok(Some(p)) => return Some(p),
                 Ok(None) => {}
                 Err(e) => panic!("broker sent a malformed packet: {e}"),
@@ -220,18 +224,15 @@ impl Raw {
         let pkid = self.pkid();
         let filters = filters
             .iter()
-            .map(|(f, q)| SubscribeFilter {
-                filter: f.to_string(),
-                qos: *q,
-            })
+            .map(|(f, q)| SubscribeFilter::new(*f, *q))
             .collect();
-        self.send(&Packet::Subscribe(Subscribe { pkid, filters }))
+        self.send(&Packet::Subscribe(Subscribe::new(pkid, filters)))
             .await;
         loop {
             match self.recv_wire().await {
-                Packet::SubAck(SubAck { pkid: id, codes }) if id == pkid => {
-                    return codes.iter().map(|c| c.to_u8()).collect()
-                }
+                Packet::SubAck(SubAck {
+                    pkid: id, reasons, ..
+                }) if id == pkid => return reasons.iter().map(|c| c.to_u8()).collect(),
                 other @ Packet::Publish(_) => self.pending.push_back(other),
                 other => panic!("expected SUBACK {pkid}, got {other:?}"),
             }
@@ -244,12 +245,12 @@ impl Raw {
 
     pub async fn unsubscribe(&mut self, filter: &str) {
         let pkid = self.pkid();
-        self.send(&Packet::Unsubscribe(Unsubscribe {
+        self.send(&Packet::Unsubscribe(Unsubscribe::new(
             pkid,
-            filters: vec![filter.into()],
-        }))
+            vec![filter.into()],
+        )))
         .await;
-        self.expect(Packet::UnsubAck(pkid)).await;
+        self.expect(Packet::UnsubAck(UnsubAck::new(pkid))).await;
     }
 
     /// Publishes and completes the QoS flow (PUBACK, or PUBREC/PUBREL/PUBCOMP).
@@ -266,15 +267,16 @@ impl Raw {
             topic: topic.into(),
             pkid,
             payload: Bytes::copy_from_slice(payload),
+            properties: Properties::new(),
         }))
         .await;
         match qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.expect(Packet::PubAck(pkid)).await,
+            QoS::AtLeastOnce => self.expect(Packet::PubAck(Ack::new(pkid))).await,
             QoS::ExactlyOnce => {
-                self.expect(Packet::PubRec(pkid)).await;
-                self.send(&Packet::PubRel(pkid)).await;
-                self.expect(Packet::PubComp(pkid)).await;
+                self.expect(Packet::PubRec(Ack::new(pkid))).await;
+                self.send(&Packet::PubRel(Ack::new(pkid))).await;
+                self.expect(Packet::PubComp(Ack::new(pkid))).await;
             }
         }
     }
@@ -294,11 +296,11 @@ impl Raw {
     pub async fn ack(&mut self, p: &Publish) {
         match p.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(&Packet::PubAck(p.pkid)).await,
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::new(p.pkid))).await,
             QoS::ExactlyOnce => {
-                self.send(&Packet::PubRec(p.pkid)).await;
-                self.expect(Packet::PubRel(p.pkid)).await;
-                self.send(&Packet::PubComp(p.pkid)).await;
+                self.send(&Packet::PubRec(Ack::new(p.pkid))).await;
+                self.expect(Packet::PubRel(Ack::new(p.pkid))).await;
+                self.send(&Packet::PubComp(Ack::new(p.pkid))).await;
             }
         }
     }
@@ -310,7 +312,7 @@ impl Raw {
     }
 
     pub async fn disconnect(mut self) {
-        self.send(&Packet::Disconnect).await;
+        self.send(&Packet::Disconnect(Disconnect::default())).await;
         let _ = self.stream.shutdown().await;
     }
 }

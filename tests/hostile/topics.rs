@@ -1,7 +1,7 @@
 //! Deep, long and boundary topics and filters: refused over the limits, stored and freed
 //! without recursion within a raised limit.
 
-use supermq::codec::{ConnAck, ConnectReturnCode, Packet, QoS};
+use supermq::codec::{ConnAck, Packet, QoS, ReasonCode};
 
 use crate::common::{connect_packet, until_barrier, Raw};
 use crate::support::*;
@@ -245,7 +245,7 @@ async fn deep_topics_within_a_raised_limit_are_stored_and_freed_without_recursio
     assert!(matches!(
         w.recv().await,
         Packet::ConnAck(ConnAck {
-            code: ConnectReturnCode::Accepted,
+            reason: ReasonCode::Success,
             ..
         })
     ));

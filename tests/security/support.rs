@@ -15,7 +15,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
-use supermq::codec::{self, ConnAck, Connect, ConnectReturnCode, DecodeLimits, Packet};
+use supermq::codec::{self, Connect, ConnectReturnCode, DecodeLimits, Packet, ProtocolLevel};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -184,7 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
 
     pub async fn send(&mut self, p: &Packet) {
         let mut out = BytesMut::new();
-        codec::encode(p, &mut out);
+        codec::encode(p, ProtocolLevel::V311, &mut out);
         self.io.write_all(&out).await.expect("write");
         self.io.flush().await.expect("flush");
     }
@@ -193,7 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
     pub async fn try_recv(&mut self) -> Option<Packet> {
         let read = async {
             loop {
-                match codec::decode(&mut self.buf, &DecodeLimits::default()) {
+                match codec::decode(&mut self.buf, &DecodeLimits::default(), ProtocolLevel::V311) {
                     Ok(Some(p)) => return Some(p),
                     Ok(None) => {}
                     Err(e) => panic!("broker sent a malformed packet: {e}"),
@@ -215,9 +215,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
 
     /// Sends CONNECT; returns the CONNACK code, or `None` when the connection closed first.
     pub async fn connect(&mut self, c: Connect) -> Option<ConnectReturnCode> {
-        self.send(&Packet::Connect(c)).await;
+        self.send(&Packet::from(c)).await;
         match self.try_recv().await? {
-            Packet::ConnAck(ConnAck { code, .. }) => Some(code),
+            Packet::ConnAck(a) => Some(a.return_code()),
             other => panic!("expected CONNACK, got {other:?}"),
         }
     }
@@ -290,7 +290,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Ws<S> {
 
     pub async fn send(&mut self, p: &Packet) {
         let mut out = BytesMut::new();
-        codec::encode(p, &mut out);
+        codec::encode(p, ProtocolLevel::V311, &mut out);
         self.send_frames(&out, &[]).await;
     }
 
@@ -298,7 +298,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Ws<S> {
     pub async fn try_recv(&mut self) -> Option<Packet> {
         let read = async {
             loop {
-                match codec::decode(&mut self.buf, &DecodeLimits::default()) {
+                match codec::decode(&mut self.buf, &DecodeLimits::default(), ProtocolLevel::V311) {
                     Ok(Some(p)) => return Some(p),
                     Ok(None) => {}
                     Err(e) => panic!("broker sent a malformed packet: {e}"),

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use supermq::codec::{Packet, QoS, Subscribe, SubscribeFilter};
+use supermq::codec::{Packet, Properties, ProtocolLevel, QoS, Subscribe, SubscribeFilter};
 use supermq::config::{ListenerConfig, ListenerProtocol};
 use supermq::Broker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,13 +77,13 @@ async fn mtls_try(
     // handshake, as an alert or a close on the first read.
     s.io.write_all(&{
         let mut out = bytes::BytesMut::new();
-        supermq::codec::encode(&Packet::Connect(c), &mut out);
+        supermq::codec::encode(&Packet::from(c), ProtocolLevel::V311, &mut out);
         out
     })
     .await
     .ok()?;
     match s.try_recv().await? {
-        Packet::ConnAck(a) => Some(a.code),
+        Packet::ConnAck(a) => Some(a.return_code()),
         other => panic!("expected CONNACK, got {other:?}"),
     }
 }
@@ -270,18 +270,20 @@ where
     assert_eq!(ws.protocol.as_deref(), Some("mqtt"), "subprotocol echoed");
     // CONNECT split across two frames.
     let mut out = bytes::BytesMut::new();
-    supermq::codec::encode(&Packet::Connect(connect_packet("ws", true)), &mut out);
+    supermq::codec::encode(
+        &Packet::from(connect_packet("ws", true)),
+        ProtocolLevel::V311,
+        &mut out,
+    );
     ws.send_frames(&out, &[3]).await;
     match ws.recv().await {
-        Packet::ConnAck(a) => assert_eq!(a.code, Accepted),
+        Packet::ConnAck(a) => assert_eq!(a.return_code(), Accepted),
         other => panic!("expected CONNACK, got {other:?}"),
     }
     ws.send(&Packet::Subscribe(Subscribe {
         pkid: 1,
-        filters: vec![SubscribeFilter {
-            filter: "ws/in".into(),
-            qos: QoS::AtLeastOnce,
-        }],
+        filters: vec![SubscribeFilter::new("ws/in", QoS::AtLeastOnce)],
+        properties: Properties::new(),
     }))
     .await;
     assert!(matches!(ws.recv().await, Packet::SubAck(_)));
@@ -303,11 +305,11 @@ where
 
     // Two PUBLISH packets in one frame, then one split over three frames.
     let mut two = bytes::BytesMut::new();
-    supermq::codec::encode(&publish("ws/out/1", "a"), &mut two);
-    supermq::codec::encode(&publish("ws/out/2", "b"), &mut two);
+    supermq::codec::encode(&publish("ws/out/1", "a"), ProtocolLevel::V311, &mut two);
+    supermq::codec::encode(&publish("ws/out/2", "b"), ProtocolLevel::V311, &mut two);
     ws.send_frames(&two, &[]).await;
     let mut split = bytes::BytesMut::new();
-    supermq::codec::encode(&publish("ws/out/3", "c"), &mut split);
+    supermq::codec::encode(&publish("ws/out/3", "c"), ProtocolLevel::V311, &mut split);
     ws.send_frames(&split, &[1, 4]).await;
     for want in ["a", "b", "c"] {
         assert_eq!(&tcp.recv_publish().await.payload[..], want.as_bytes());
@@ -370,9 +372,9 @@ async fn websocket_path_and_subprotocol_rules() {
         .await
         .expect("no subprotocol");
     assert_eq!(ws.protocol, None);
-    ws.send(&Packet::Connect(connect_packet("plain-ws", true)))
+    ws.send(&Packet::from(connect_packet("plain-ws", true)))
         .await;
-    assert!(matches!(ws.recv().await, Packet::ConnAck(a) if a.code == Accepted));
+    assert!(matches!(ws.recv().await, Packet::ConnAck(a) if a.return_code() == Accepted));
     common::wait_until("refused upgrades counted", || {
         metric(&b, |m| &m.handshake_failures) >= 2
     })

@@ -7,7 +7,9 @@
 use super::reader::Reader;
 use super::{RULE_PASSWORD, RULE_RESERVED_FLAG, RULE_WILL_QOS, RULE_WILL_RETAIN};
 use crate::codec::error::DecodeError;
-use crate::codec::packet::{ConnAck, Connect, LastWill, Protocol, QoS};
+use crate::codec::level::ProtocolLevel;
+use crate::codec::packet::{ConnAck, Connect, LastWill, QoS};
+use crate::codec::properties::Properties;
 use crate::codec::reason::ConnectReturnCode;
 
 /// CONNECT (§3.1): variable header then payload fields in the fixed order [MQTT-3.1.3-1].
@@ -21,10 +23,12 @@ pub(super) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError>
         _ => return Err(DecodeError::InvalidProtocolName),
     };
     let level = r.u8()?;
-    // [MQTT-3.1.2-2]: a known name with another level is answered with CONNACK 0x01.
-    let protocol = match (is_311, level) {
-        (true, 4) => Protocol::V311,
-        (false, 3) => Protocol::V31,
+    // [MQTT-3.1.2-2]: a known name with another level is answered with CONNACK 0x01. Level 5
+    // too, for now: MQTT 5 is modelled but not on the wire, so it is refused like any level
+    // this broker does not speak.
+    let level = match (is_311, level) {
+        (true, 4) => ProtocolLevel::V311,
+        (false, 3) => ProtocolLevel::V31,
         _ => return Err(DecodeError::UnsupportedProtocolLevel(level)),
     };
 
@@ -64,6 +68,7 @@ pub(super) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError>
             payload,
             qos: will_qos,
             retain: will_retain,
+            properties: Properties::new(),
         })
     } else {
         None
@@ -79,17 +84,19 @@ pub(super) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError>
         None
     };
     Ok(Connect {
-        protocol,
+        level,
         clean_session,
         keep_alive,
         client_id,
         will,
         username,
         password,
+        properties: Properties::new(),
     })
 }
 
-/// CONNACK (§3.2): acknowledge flags, then return code.
+/// CONNACK (§3.2) at 3.1 and 3.1.1: acknowledge flags, then a return code, which becomes the
+/// MQTT 5 reason code that means the same.
 pub(super) fn decode_connack(r: &mut Reader<'_>) -> Result<ConnAck, DecodeError> {
     let flags = r.u8()?;
     // §3.2.2.1: bits 7–1 are reserved and must be 0; bit 0 is Session Present.
@@ -98,8 +105,5 @@ pub(super) fn decode_connack(r: &mut Reader<'_>) -> Result<ConnAck, DecodeError>
     }
     let code = r.u8()?;
     let code = ConnectReturnCode::from_u8(code).ok_or(DecodeError::InvalidReturnCode(code))?;
-    Ok(ConnAck {
-        session_present: flags & 0x01 != 0,
-        code,
-    })
+    Ok(ConnAck::new(flags & 0x01 != 0, code))
 }

@@ -7,7 +7,11 @@
 use super::reader::Reader;
 use super::RULE_EMPTY_SUBACK;
 use crate::codec::error::DecodeError;
-use crate::codec::packet::{QoS, SubAck, SubackCode, Subscribe, SubscribeFilter, Unsubscribe};
+use crate::codec::packet::{
+    QoS, SubAck, Subscribe, SubscribeFilter, SubscriptionOptions, Unsubscribe,
+};
+use crate::codec::properties::Properties;
+use crate::codec::reason::ReasonCode;
 
 /// SUBSCRIBE (§3.8): packet id, then one or more (filter, requested QoS) pairs.
 pub(super) fn decode_subscribe(r: &mut Reader<'_>) -> Result<Subscribe, DecodeError> {
@@ -17,19 +21,29 @@ pub(super) fn decode_subscribe(r: &mut Reader<'_>) -> Result<Subscribe, DecodeEr
         // Wildcard placement is the topic layer's call: it answers 0x80 for a bad filter
         // rather than dropping the connection.
         let filter = r.topic_filter()?;
-        let options = r.u8()?;
-        // [MQTT-3.8.3-4]: upper 6 bits reserved, QoS 3 malformed.
-        if options & 0xFC != 0 {
-            return Err(DecodeError::InvalidSubscribeOptions(options));
-        }
-        let qos = QoS::from_u8(options).ok_or(DecodeError::InvalidQoS)?;
-        filters.push(SubscribeFilter { filter, qos });
+        let options = subscription_options(r.u8()?)?;
+        filters.push(SubscribeFilter { filter, options });
     }
     // [MQTT-3.8.3-3].
     if filters.is_empty() {
         return Err(DecodeError::NoTopicFilters);
     }
-    Ok(Subscribe { pkid, filters })
+    Ok(Subscribe {
+        pkid,
+        filters,
+        properties: Properties::new(),
+    })
+}
+
+/// The requested-QoS byte of a 3.1.1 SUBSCRIBE entry (§3.8.3.1): the QoS, and the 3.1.1
+/// meaning of every option MQTT 5 later put in the bits 3.1.1 reserves.
+fn subscription_options(byte: u8) -> Result<SubscriptionOptions, DecodeError> {
+    // [MQTT-3.8.3-4]: upper 6 bits reserved, QoS 3 malformed.
+    if byte & 0xFC != 0 {
+        return Err(DecodeError::InvalidSubscribeOptions(byte));
+    }
+    let qos = QoS::from_u8(byte).ok_or(DecodeError::InvalidQoS)?;
+    Ok(SubscriptionOptions::new(qos))
 }
 
 /// SUBACK (§3.9): packet id, then one return code per requested filter.
@@ -40,17 +54,22 @@ pub(super) fn decode_suback(r: &mut Reader<'_>) -> Result<SubAck, DecodeError> {
     if raw.is_empty() {
         return Err(DecodeError::Malformed(RULE_EMPTY_SUBACK));
     }
-    let codes = raw
+    let reasons = raw
         .iter()
         .map(|&b| match b {
-            0x80 => Ok(SubackCode::Failure),
+            // The one failure code of 3.1.1.
+            0x80 => Ok(ReasonCode::UnspecifiedError),
             // [MQTT-3.9.3-2]: anything but 0, 1, 2 and 0x80 is reserved.
             _ => QoS::from_u8(b)
-                .map(SubackCode::Granted)
+                .map(ReasonCode::granted)
                 .ok_or(DecodeError::InvalidSubackCode(b)),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(SubAck { pkid, codes })
+    Ok(SubAck {
+        pkid,
+        reasons,
+        properties: Properties::new(),
+    })
 }
 
 /// UNSUBSCRIBE (§3.10): packet id, then one or more topic filters.
@@ -64,5 +83,9 @@ pub(super) fn decode_unsubscribe(r: &mut Reader<'_>) -> Result<Unsubscribe, Deco
     if filters.is_empty() {
         return Err(DecodeError::NoTopicFilters);
     }
-    Ok(Unsubscribe { pkid, filters })
+    Ok(Unsubscribe {
+        pkid,
+        filters,
+        properties: Properties::new(),
+    })
 }
