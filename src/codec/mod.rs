@@ -40,6 +40,8 @@ mod decode;
 mod encode;
 mod error;
 mod level;
+#[cfg(test)]
+mod model_tests;
 mod packet;
 mod properties;
 mod reason;
