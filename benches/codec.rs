@@ -9,8 +9,12 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use supermq::codec::{
-    decode, encode, encode_publish_header, Connect, DecodeLimits, Packet, Protocol, Publish, QoS,
+    decode, encode, encode_publish_header, Connect, DecodeLimits, Packet, Properties,
+    ProtocolLevel, Publish, PublishHeader, QoS,
 };
+
+/// The level every packet here is read and written at.
+const LEVEL: ProtocolLevel = ProtocolLevel::V311;
 
 const PAYLOAD: usize = 1024;
 const BATCH: usize = 64;
@@ -23,25 +27,27 @@ fn publish(qos: QoS) -> Packet {
         topic: "site/17/dev/42/temp".into(),
         pkid: if qos == QoS::AtMostOnce { 0 } else { 7 },
         payload: Bytes::from(vec![0xA5; PAYLOAD]),
+        properties: Properties::new(),
     })
 }
 
 fn connect() -> Packet {
-    Packet::Connect(Connect {
-        protocol: Protocol::V311,
+    Packet::from(Connect {
+        level: LEVEL,
         clean_session: true,
         keep_alive: 60,
         client_id: "sensor-000123-gateway-eu".into(),
         will: None,
         username: Some("device".into()),
         password: Some(Bytes::from_static(b"correct horse battery staple")),
+        properties: Properties::new(),
     })
 }
 
 fn wire(packets: &[Packet]) -> BytesMut {
     let mut b = BytesMut::new();
     for p in packets {
-        encode(p, &mut b);
+        encode(p, LEVEL, &mut b);
     }
     b
 }
@@ -59,7 +65,7 @@ fn bench_decode(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_batched(
                 || bytes.clone(),
-                |mut buf| decode(&mut buf, &limits),
+                |mut buf| decode(&mut buf, &limits, LEVEL),
                 BatchSize::SmallInput,
             )
         });
@@ -71,7 +77,7 @@ fn bench_decode(c: &mut Criterion) {
             || batch.clone(),
             |mut buf| {
                 let mut n = 0;
-                while let Ok(Some(p)) = decode(&mut buf, &limits) {
+                while let Ok(Some(p)) = decode(&mut buf, &limits, LEVEL) {
                     n += usize::from(matches!(p, Packet::Publish(_)));
                 }
                 assert_eq!(n, BATCH);
@@ -94,25 +100,27 @@ fn bench_encode(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 out.clear();
-                encode(&packet, &mut out);
+                encode(&packet, LEVEL, &mut out);
             })
         });
     }
     // The broker's forwarding path: header through the codec, shared payload appended.
     let payload = Bytes::from(vec![0xA5; PAYLOAD]);
     let mut out = BytesMut::with_capacity(4096);
+    let properties = Properties::new();
+    let header = PublishHeader {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: "site/17/dev/42/temp",
+        pkid: 7,
+        properties: &properties,
+        payload_len: payload.len(),
+    };
     g.bench_function("publish_1k_qos1_header_plus_payload", |b| {
         b.iter(|| {
             out.clear();
-            encode_publish_header(
-                false,
-                QoS::AtLeastOnce,
-                false,
-                "site/17/dev/42/temp",
-                7,
-                payload.len(),
-                &mut out,
-            );
+            encode_publish_header(&header, LEVEL, &mut out);
             out.extend_from_slice(&payload);
         })
     });
@@ -123,7 +131,7 @@ fn bench_encode(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             for p in &batch {
-                encode(p, &mut out);
+                encode(p, LEVEL, &mut out);
             }
         })
     });

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use supermq::codec::QoS;
+use supermq::codec::{ProtocolLevel, QoS};
 use supermq::message::Message;
 use supermq::session::{ConnLink, Outbox, Session};
 use supermq::{Config, Context};
@@ -44,7 +44,12 @@ impl Fixture {
                     .attach(&format!("bench-{i}"), true, link)
                     .expect("session store has room");
                 ctx.router
-                    .subscribe(&attached.session, "t", qos, None)
+                    .subscribe(
+                        &attached.session,
+                        "t",
+                        supermq::codec::SubscriptionOptions::new(qos),
+                        None,
+                    )
                     .expect("valid filter");
                 attached.session
             })
@@ -76,7 +81,13 @@ impl Fixture {
             let mut st = s.lock();
             self.buf.buf().clear();
             // Copied in, as for a TLS or WebSocket client (1 KB payloads are copied anyway).
-            st.fill(&mut self.buf, usize::MAX, false, Instant::now());
+            st.fill(
+                &mut self.buf,
+                usize::MAX,
+                false,
+                ProtocolLevel::V311,
+                Instant::now(),
+            );
             drop(st.take_undelivered());
         }
     }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{encode_all, publish_packet, start, Raw};
-use supermq::codec::{Packet, QoS, Subscribe, SubscribeFilter};
+use supermq::codec::{Ack, Packet, Properties, QoS, Subscribe, SubscribeFilter};
 
 #[tokio::test]
 async fn a_burst_in_one_write_is_acknowledged_and_delivered_in_order() {
@@ -31,12 +31,12 @@ async fn a_burst_in_one_write_is_acknowledged_and_delivered_in_order() {
         packets.push(p.clone());
         match qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => expected_acks.push(Packet::PubAck(i)),
+            QoS::AtLeastOnce => expected_acks.push(Packet::PubAck(Ack::new(i))),
             QoS::ExactlyOnce => {
                 // The duplicate is acknowledged again but not delivered again.
                 packets.push(p);
-                expected_acks.push(Packet::PubRec(i));
-                expected_acks.push(Packet::PubRec(i));
+                expected_acks.push(Packet::PubRec(Ack::new(i)));
+                expected_acks.push(Packet::PubRec(Ack::new(i)));
             }
         }
     }
@@ -48,8 +48,8 @@ async fn a_burst_in_one_write_is_acknowledged_and_delivered_in_order() {
     }
     assert_eq!(acks, expected_acks, "acknowledgements in PUBLISH order");
     for i in (1..=N).filter(|i| i % 3 == 2) {
-        publisher.send(&Packet::PubRel(i)).await;
-        publisher.expect(Packet::PubComp(i)).await;
+        publisher.send(&Packet::PubRel(Ack::new(i))).await;
+        publisher.expect(Packet::PubComp(Ack::new(i))).await;
     }
 
     // Every message once, in publish order (one publisher, one subscription).
@@ -75,22 +75,20 @@ async fn a_subscribe_after_publishes_in_the_same_write_does_not_receive_them() {
         .collect();
     packets.push(Packet::Subscribe(Subscribe {
         pkid: 41,
-        filters: vec![SubscribeFilter {
-            filter: "self/t".into(),
-            qos: QoS::AtLeastOnce,
-        }],
+        filters: vec![SubscribeFilter::new("self/t", QoS::AtLeastOnce)],
+        properties: Properties::new(),
     }));
     packets.push(publish_packet("self/t", QoS::AtLeastOnce, 42, b"after"));
     c.send_raw(&encode_all(&packets)).await;
 
     for i in 1..=40 {
-        c.expect(Packet::PubAck(i)).await;
+        c.expect(Packet::PubAck(Ack::new(i))).await;
     }
     match c.recv().await {
         Packet::SubAck(s) => assert_eq!(s.pkid, 41),
         other => panic!("expected SUBACK, got {other:?}"),
     }
-    c.expect(Packet::PubAck(42)).await;
+    c.expect(Packet::PubAck(Ack::new(42))).await;
     let p = c.recv_publish().await;
     assert_eq!(&p.payload[..], b"after");
     // Nothing more may come before the PINGRESP: no PUBLISH from before the SUBSCRIBE.

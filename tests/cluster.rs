@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::cluster::{clustered, links, route, wait_meshed, wait_refused};
 use common::*;
-use supermq::codec::{Packet, QoS};
+use supermq::codec::{Packet, ProtocolLevel, QoS};
 use tokio::io::AsyncWriteExt;
 
 /// Starts a node `id` whose seeds are `seeds`, on loopback ports chosen by the OS.
@@ -280,7 +280,7 @@ async fn the_same_client_id_on_two_nodes_at_once_leaves_exactly_one_connection()
         // Both CONNECTs leave together: each node hears of the other's connection while its
         // own is already attached, and both must agree on which one stays.
         let (mut a, mut b) = tokio::join!(Raw::open(nodes[0].addr), Raw::open(nodes[1].addr));
-        let connect = Packet::Connect(connect_packet(&id, true));
+        let connect = Packet::from(connect_packet(&id, true));
         tokio::join!(a.send(&connect), b.send(&connect));
         // Each is attached (CONNACK) or already closed, so each announcement has been sent.
         for c in [&mut a, &mut b] {
@@ -348,7 +348,8 @@ async fn route_port_refuses_mqtt_garbage_and_wrong_secrets() {
     let ra = route(&a);
     let mut connect = bytes::BytesMut::new();
     supermq::codec::encode(
-        &Packet::Connect(connect_packet("lost-client", true)),
+        &Packet::from(connect_packet("lost-client", true)),
+        ProtocolLevel::V311,
         &mut connect,
     );
     route_refuses(ra, &connect).await;

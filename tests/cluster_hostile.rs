@@ -14,7 +14,7 @@ use bytes::{BufMut, BytesMut};
 use common::cluster::{clustered, links, route};
 use common::*;
 use supermq::cluster::frame::{self, Frame, Info};
-use supermq::codec::{Packet, QoS, SubAck, SubackCode, Subscribe, SubscribeFilter};
+use supermq::codec::{Packet, Properties, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter};
 use supermq::{Broker, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -222,19 +222,14 @@ async fn route_connections_over_the_limit_are_refused_until_the_hostile_ones_go(
 async fn send_subscribe(c: &mut Raw, pkid: u16, filter: &str) {
     c.send(&Packet::Subscribe(Subscribe {
         pkid,
-        filters: vec![SubscribeFilter {
-            filter: filter.to_owned(),
-            qos: QoS::AtLeastOnce,
-        }],
+        filters: vec![SubscribeFilter::new(filter.to_owned(), QoS::AtLeastOnce)],
+        properties: Properties::new(),
     }))
     .await;
 }
 
 fn suback(pkid: u16) -> Packet {
-    Packet::SubAck(SubAck {
-        pkid,
-        codes: vec![SubackCode::Granted(QoS::AtLeastOnce)],
-    })
+    Packet::SubAck(SubAck::new(pkid, vec![ReasonCode::GrantedQoS1]))
 }
 
 /// A node linked to one fake peer that answers no SYNC unless told: a SUBACK waiting for it

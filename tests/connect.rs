@@ -5,14 +5,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use supermq::codec::{ConnAck, ConnectReturnCode, Packet, Protocol, QoS};
+use supermq::codec::{ConnAck, ConnectReturnCode, Packet, ProtocolLevel, QoS};
 
 async fn connack_of(
     addr: std::net::SocketAddr,
     c: supermq::codec::Connect,
 ) -> (Option<Packet>, Raw) {
     let mut r = Raw::open(addr).await;
-    r.send(&Packet::Connect(c)).await;
+    r.send(&Packet::from(c)).await;
     let first = tokio::time::timeout(WAIT, r.try_recv())
         .await
         .expect("answer in time");
@@ -20,10 +20,7 @@ async fn connack_of(
 }
 
 fn refused(code: ConnectReturnCode) -> Option<Packet> {
-    Some(Packet::ConnAck(ConnAck {
-        session_present: false,
-        code,
-    }))
+    Some(Packet::ConnAck(ConnAck::new(false, code)))
 }
 
 #[tokio::test]
@@ -79,7 +76,7 @@ async fn unknown_protocol_name_is_closed_without_connack() {
 async fn mqtt_3_1_clients_connect_and_long_ids_are_rejected() {
     let b = start().await;
     let mut c = connect_packet("old-client", true);
-    c.protocol = Protocol::V31;
+    c.level = ProtocolLevel::V31;
     let (mut r, _) = Raw::connect_with(b.addr, c.clone()).await;
     r.subscribe("v31", QoS::AtLeastOnce).await;
     r.publish("v31", b"hi", QoS::AtLeastOnce, false).await;
@@ -94,8 +91,7 @@ async fn mqtt_3_1_clients_connect_and_long_ids_are_rejected() {
 async fn second_connect_closes_the_connection() {
     let b = start().await;
     let mut r = Raw::connect(b.addr, "twice").await;
-    r.send(&Packet::Connect(connect_packet("twice", true)))
-        .await;
+    r.send(&Packet::from(connect_packet("twice", true))).await;
     assert_eq!(r.expect_closed().await, vec![]);
     assert_eq!(
         supermq::metrics::get(&b.broker.metrics().protocol_errors),

@@ -6,7 +6,7 @@ mod common;
 
 use bytes::BytesMut;
 use common::*;
-use supermq::codec::{self, Packet, QoS};
+use supermq::codec::{self, Disconnect, Packet, ProtocolLevel, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +45,7 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
                     body[..4].copy_from_slice(&i.to_be_bytes());
                     let pkid = (i % 60_000 + 1) as u16;
                     let p = publish_packet("paced", QoS::AtLeastOnce, pkid, &body);
-                    codec::encode(&p, &mut out);
+                    codec::encode(&p, ProtocolLevel::V311, &mut out);
                 }
                 wr.write_all(&out).await.expect("write");
             }
@@ -54,7 +54,10 @@ async fn a_pipelining_publisher_is_paced_to_a_live_subscriber_without_loss() {
             let mut buf = BytesMut::new();
             let mut acks = 0;
             while acks < N {
-                while let Some(p) = codec::decode(&mut buf, &Default::default()).expect("valid") {
+                while let Some(p) =
+                    codec::decode(&mut buf, &Default::default(), ProtocolLevel::V311)
+                        .expect("valid")
+                {
                     assert!(matches!(p, Packet::PubAck(_)));
                     acks += 1;
                 }
@@ -131,16 +134,16 @@ async fn acknowledged_messages_set_aside_by_pacing_survive_the_publishers_discon
 
     // CONNECT, N QoS 1 PUBLISH and DISCONNECT in one write: one read, one batch.
     let mut p = Raw::open(b.addr).await;
-    let mut packets = vec![Packet::Connect(connect_packet("pub", true))];
+    let mut packets = vec![Packet::from(connect_packet("pub", true))];
     packets.extend((1..=N).map(|i| publish_packet("t", QoS::AtLeastOnce, i, &i.to_be_bytes())));
-    packets.push(Packet::Disconnect);
+    packets.push(Packet::Disconnect(Disconnect::default()));
     p.send_raw(&encode_all(&packets)).await;
     let acked: Vec<u16> = p
         .expect_closed()
         .await
         .into_iter()
         .filter_map(|p| match p {
-            Packet::PubAck(id) => Some(id),
+            Packet::PubAck(a) => Some(a.pkid),
             _ => None,
         })
         .collect();

@@ -21,8 +21,8 @@ impl SessionJournal for Recorder {
         let mut v = self.0.lock().expect("recorder");
         for c in changes {
             v.push(match c {
-                Change::Subscribed { filter, qos } => {
-                    format!("{client_id} subscribed {filter} {}", qos as u8)
+                Change::Subscribed { filter, options } => {
+                    format!("{client_id} subscribed {filter} {}", options.qos as u8)
                 }
                 Change::Unsubscribed { filter } => format!("{client_id} unsubscribed {filter}"),
                 Change::Enqueued(d) => format!("{client_id} enqueued {}", d.msg.topic),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{connect_packet, metric, start_with, will, Raw};
-use supermq::codec::{Packet, QoS, Subscribe, SubscribeFilter, Unsubscribe};
+use supermq::codec::{Packet, Properties, QoS, Subscribe, SubscribeFilter, Unsubscribe};
 
 #[tokio::test]
 async fn topics_over_the_limits_close_only_that_connection() {
@@ -27,24 +27,22 @@ async fn topics_over_the_limits_close_only_that_connection() {
             topic: deep.into(),
             pkid: 0,
             payload: bytes::Bytes::from_static(b"x"),
+            properties: Properties::new(),
         }),
         Packet::Subscribe(Subscribe {
             pkid: 1,
-            filters: vec![SubscribeFilter {
-                filter: long.clone(),
-                qos: QoS::AtMostOnce,
-            }],
+            filters: vec![SubscribeFilter::new(long.clone(), QoS::AtMostOnce)],
+            properties: Properties::new(),
         }),
         Packet::Subscribe(Subscribe {
             pkid: 1,
-            filters: vec![SubscribeFilter {
-                filter: "$share/g/+/+/#".into(),
-                qos: QoS::AtMostOnce,
-            }],
+            filters: vec![SubscribeFilter::new("$share/g/+/+/#", QoS::AtMostOnce)],
+            properties: Properties::new(),
         }),
         Packet::Unsubscribe(Unsubscribe {
             pkid: 1,
             filters: vec![deep.into()],
+            properties: Properties::new(),
         }),
     ];
     let n = attacks.len() as u64;
@@ -58,7 +56,7 @@ async fn topics_over_the_limits_close_only_that_connection() {
     let mut c = Raw::open(b.addr).await;
     let mut cp = connect_packet("will-attacker", true);
     cp.will = Some(will(deep, "w", QoS::AtMostOnce, true));
-    c.send(&Packet::Connect(cp)).await;
+    c.send(&Packet::from(cp)).await;
     assert!(c.expect_closed().await.is_empty());
 
     assert_eq!(metric(&b, |m| &m.topics_over_limit), n + 1);

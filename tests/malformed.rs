@@ -38,11 +38,11 @@ async fn every_malformed_input_closes_only_its_own_connection() {
         let got = r.expect_closed().await;
         let want = match expected {
             Closed => vec![],
-            ConnAckThenClose(code) => vec![Packet::ConnAck(ConnAck {
-                // A refused CONNECT never has a session [MQTT-3.2.2-4].
-                session_present: false,
-                code: ConnectReturnCode::from_u8(code).expect("return code"),
-            })],
+            // A refused CONNECT never has a session [MQTT-3.2.2-4].
+            ConnAckThenClose(code) => vec![Packet::ConnAck(ConnAck::new(
+                false,
+                ConnectReturnCode::from_u8(code).expect("return code"),
+            ))],
         };
         assert_eq!(got, want, "row {name:?}: broker sent something else");
         assert!(
@@ -158,14 +158,14 @@ async fn client_id_over_the_configured_limit_is_identifier_rejected() {
     let b = start_with(|c| c.limits.max_client_id_len = 23).await;
     Raw::connect(b.addr, &"k".repeat(23)).await.ping().await;
     let mut r = Raw::open(b.addr).await;
-    r.send(&Packet::Connect(connect_packet(&"k".repeat(24), true)))
+    r.send(&Packet::from(connect_packet(&"k".repeat(24), true)))
         .await;
     assert_eq!(
         r.expect_closed().await,
-        vec![Packet::ConnAck(ConnAck {
-            session_present: false,
-            code: ConnectReturnCode::IdentifierRejected,
-        })]
+        vec![Packet::ConnAck(ConnAck::new(
+            false,
+            ConnectReturnCode::IdentifierRejected
+        ))]
     );
     assert_eq!(metric(&b, |m| &m.connects_refused), 1);
 }

@@ -5,7 +5,7 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use supermq::codec::{Packet, Publish, QoS};
+use supermq::codec::{Ack, Packet, Properties, Publish, QoS};
 
 const QOS: [QoS; 3] = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce];
 
@@ -52,18 +52,19 @@ async fn qos2_resent_before_pubrel_is_delivered_once() {
         topic: "q2/x".into(),
         pkid: 42,
         payload: Bytes::from_static(b"once"),
+        properties: Properties::new(),
     };
     publisher.send(&Packet::Publish(p.clone())).await;
-    assert_eq!(publisher.recv().await, Packet::PubRec(42));
+    assert_eq!(publisher.recv().await, Packet::PubRec(Ack::new(42)));
     p.dup = true;
     publisher.send(&Packet::Publish(p.clone())).await;
     assert_eq!(
         publisher.recv().await,
-        Packet::PubRec(42),
+        Packet::PubRec(Ack::new(42)),
         "re-sent PUBLISH is acknowledged again"
     );
-    publisher.send(&Packet::PubRel(42)).await;
-    assert_eq!(publisher.recv().await, Packet::PubComp(42));
+    publisher.send(&Packet::PubRel(Ack::new(42))).await;
+    assert_eq!(publisher.recv().await, Packet::PubComp(Ack::new(42)));
     barrier(&mut publisher, "q2/barrier").await;
     let got = until_barrier(&mut sub, "q2/barrier").await;
     assert_eq!(got.len(), 1, "exactly one delivery: {got:?}");

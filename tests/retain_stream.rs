@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use client::{payload, LoadClient, Reading, Tally};
 use common::{start, wait_until, Raw};
-use supermq::codec::{self, Packet, Publish};
+use supermq::codec::{self, Packet, Properties, ProtocolLevel, Publish};
 
 const RETAINED: u32 = 100_000;
 
@@ -48,7 +48,9 @@ async fn a_new_subscriber_gets_all_100000_retained_messages_with_memory_bounded(
                 topic: format!("r/{}/{}", i % 100, i),
                 pkid: 0,
                 payload: Bytes::from(payload(0, i, 64)),
+                properties: Properties::new(),
             }),
+            ProtocolLevel::V311,
             &mut bytes,
         );
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use supermq::codec::{Packet, Publish, QoS};
+use supermq::codec::{Ack, Packet, Properties, Publish, QoS};
 
 async fn persistent(addr: std::net::SocketAddr, id: &str) -> (Raw, bool) {
     Raw::connect_with(addr, connect_packet(id, false)).await
@@ -72,8 +72,8 @@ async fn unacknowledged_messages_are_resent_with_dup_on_reconnect() {
         o => panic!("{o:?}"),
     };
     // Acknowledge nothing for `one`, PUBREC `two` (so PUBREL is owed), nothing for `three`.
-    s.send(&Packet::PubRec(second.pkid)).await;
-    assert_eq!(s.recv().await, Packet::PubRel(second.pkid));
+    s.send(&Packet::PubRec(Ack::new(second.pkid))).await;
+    assert_eq!(s.recv().await, Packet::PubRel(Ack::new(second.pkid)));
     drop(s);
     wait_until("session offline", || {
         metric(&b, |m| &m.clients_connected_current) == 1
@@ -93,13 +93,13 @@ async fn unacknowledged_messages_are_resent_with_dup_on_reconnect() {
     );
     assert_eq!(
         s.recv().await,
-        Packet::PubRel(second.pkid),
+        Packet::PubRel(Ack::new(second.pkid)),
         "PUBREL is re-sent, in order"
     );
     let c = resent(s.recv().await);
     assert!(c.dup && c.pkid == third.pkid && &c.payload[..] == b"three");
-    s.send(&Packet::PubAck(a.pkid)).await;
-    s.send(&Packet::PubComp(second.pkid)).await;
+    s.send(&Packet::PubAck(Ack::new(a.pkid))).await;
+    s.send(&Packet::PubComp(Ack::new(second.pkid))).await;
     s.ack(&c).await;
     s.ping().await;
 }
@@ -157,17 +157,18 @@ async fn inbound_qos2_state_survives_reconnect() {
         topic: "q2".into(),
         pkid: 9,
         payload: bytes::Bytes::from_static(b"x"),
+        properties: Properties::new(),
     };
     p.send(&Packet::Publish(publish.clone())).await;
-    assert_eq!(p.recv().await, Packet::PubRec(9));
+    assert_eq!(p.recv().await, Packet::PubRec(Ack::new(9)));
     drop(p);
     let (mut p, present) = persistent(b.addr, "pub2").await;
     assert!(present);
     publish.dup = true;
     p.send(&Packet::Publish(publish)).await;
-    assert_eq!(p.recv().await, Packet::PubRec(9));
-    p.send(&Packet::PubRel(9)).await;
-    assert_eq!(p.recv().await, Packet::PubComp(9));
+    assert_eq!(p.recv().await, Packet::PubRec(Ack::new(9)));
+    p.send(&Packet::PubRel(Ack::new(9))).await;
+    assert_eq!(p.recv().await, Packet::PubComp(Ack::new(9)));
     barrier(&mut p, "q2").await;
     let got = until_barrier(&mut sub, "q2").await;
     assert_eq!(got.len(), 1, "delivered once across the reconnect: {got:?}");

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::*;
-use supermq::codec::{self, DecodeLimits, Packet, QoS, Subscribe, SubscribeFilter};
+use supermq::codec::{
+    self, Ack, DecodeLimits, Packet, Properties, ProtocolLevel, QoS, Subscribe, SubscribeFilter,
+};
 use supermq::config::QueueFullPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -29,13 +31,11 @@ async fn stuck_subscriber(b: &TestBroker, id: &str, filter: &str, qos: QoS) -> T
         .expect("connect in time")
         .expect("tcp connect");
     let out = encode_all(&[
-        Packet::Connect(connect_packet(id, true)),
+        Packet::from(connect_packet(id, true)),
         Packet::Subscribe(Subscribe {
             pkid: 1,
-            filters: vec![SubscribeFilter {
-                filter: filter.into(),
-                qos,
-            }],
+            filters: vec![SubscribeFilter::new(filter, qos)],
+            properties: Properties::new(),
         }),
     ]);
     stream.write_all(&out).await.expect("write");
@@ -44,7 +44,10 @@ async fn stuck_subscriber(b: &TestBroker, id: &str, filter: &str, qos: QoS) -> T
     let mut got = Vec::new();
     tokio::time::timeout(WAIT, async {
         while got.len() < 2 {
-            while let Some(p) = codec::decode(&mut buf, &DecodeLimits::default()).expect("decode") {
+            while let Some(p) =
+                codec::decode(&mut buf, &DecodeLimits::default(), ProtocolLevel::V311)
+                    .expect("decode")
+            {
                 got.push(p);
             }
             if got.len() < 2 {
@@ -149,7 +152,7 @@ async fn slow_consumer_is_disconnected_while_a_good_subscriber_gets_everything()
         }
         publisher.send_raw(&encode_all(&window)).await;
         for id in ids {
-            publisher.expect(Packet::PubAck(id)).await;
+            publisher.expect(Packet::PubAck(Ack::new(id))).await;
         }
         for _ in 0..WINDOW {
             let p = good.recv_publish().await;

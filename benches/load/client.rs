@@ -15,9 +15,12 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use parking_lot::Mutex;
 use supermq::codec::{
-    self, Connect, ConnectReturnCode, DecodeLimits, Packet, Protocol, QoS, SubackCode, Subscribe,
+    self, Connect, DecodeLimits, Packet, Properties, ProtocolLevel, QoS, ReasonCode, Subscribe,
     SubscribeFilter,
 };
+
+/// The level the benchmark clients speak.
+const LEVEL: ProtocolLevel = ProtocolLevel::V311;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
@@ -198,19 +201,20 @@ pub async fn connect(
             stream,
             leftover: BytesMut::with_capacity(4096),
         };
-        let connect = Packet::Connect(Connect {
-            protocol: Protocol::V311,
+        let connect = Packet::from(Connect {
+            level: LEVEL,
             clean_session: true,
             keep_alive,
             client_id: client_id.to_owned(),
             will: None,
             username: None,
             password: None,
+            properties: Properties::new(),
         });
         send(&mut setup, &connect).await?;
         match expect(&mut setup, |p| matches!(p, Packet::ConnAck(_))).await? {
-            Packet::ConnAck(a) if a.code == ConnectReturnCode::Accepted => Ok(setup),
-            Packet::ConnAck(a) => Err(format!("CONNACK refused: {:?}", a.code)),
+            Packet::ConnAck(a) if a.reason == ReasonCode::Success => Ok(setup),
+            Packet::ConnAck(a) => Err(format!("CONNACK refused: {:?}", a.return_code())),
             _ => Err("expected CONNACK".into()),
         }
     };
@@ -226,20 +230,17 @@ pub async fn subscribe(
     qos: QoS,
     timeout: Duration,
 ) -> Result<(), String> {
-    let sub = Packet::Subscribe(Subscribe {
-        pkid: 1,
-        filters: filters
+    let sub = Packet::Subscribe(Subscribe::new(
+        1,
+        filters
             .iter()
-            .map(|f| SubscribeFilter {
-                filter: f.clone(),
-                qos,
-            })
+            .map(|f| SubscribeFilter::new(f.clone(), qos))
             .collect(),
-    });
+    ));
     let fut = async {
         send(setup, &sub).await?;
         match expect(setup, |p| matches!(p, Packet::SubAck(_))).await? {
-            Packet::SubAck(a) if a.codes.iter().all(|c| *c != SubackCode::Failure) => Ok(()),
+            Packet::SubAck(a) if a.reasons.iter().all(|c| !c.is_error()) => Ok(()),
             _ => Err(format!("SUBSCRIBE {filters:?} refused")),
         }
     };
@@ -250,7 +251,7 @@ pub async fn subscribe(
 
 async fn send(setup: &mut Setup, packet: &Packet) -> Result<(), String> {
     let mut out = BytesMut::new();
-    codec::encode(packet, &mut out);
+    codec::encode(packet, LEVEL, &mut out);
     setup
         .stream
         .write_all(&out)
@@ -263,8 +264,8 @@ async fn send(setup: &mut Setup, packet: &Packet) -> Result<(), String> {
 async fn expect(setup: &mut Setup, want: impl Fn(&Packet) -> bool) -> Result<Packet, String> {
     let limits = DecodeLimits::default();
     loop {
-        while let Some(p) =
-            codec::decode(&mut setup.leftover, &limits).map_err(|e| format!("decode: {e}"))?
+        while let Some(p) = codec::decode(&mut setup.leftover, &limits, LEVEL)
+            .map_err(|e| format!("decode: {e}"))?
         {
             if want(&p) {
                 return Ok(p);

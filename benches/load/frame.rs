@@ -9,7 +9,7 @@
 //! bytes where they lie and the reader advances past them once per read.
 
 use bytes::{BufMut, BytesMut};
-use supermq::codec::{self, Packet, QoS};
+use supermq::codec::{self, Ack, Packet, Properties, ProtocolLevel, PublishHeader, QoS};
 
 /// Bytes of the payload header: publisher id, sequence number, send timestamp.
 pub const HEADER_LEN: usize = 24;
@@ -143,15 +143,16 @@ pub fn put_publish(
     stamp: Stamp,
     filler: &[u8],
 ) {
-    codec::encode_publish_header(
-        false,
+    let header = PublishHeader {
+        dup: false,
         qos,
-        false,
+        retain: false,
         topic,
         pkid,
-        HEADER_LEN + filler.len(),
-        out,
-    );
+        properties: &Properties::new(),
+        payload_len: HEADER_LEN + filler.len(),
+    };
+    codec::encode_publish_header(&header, ProtocolLevel::V311, out);
     out.put_u64(stamp.publisher);
     out.put_u64(stamp.seq);
     out.put_u64(stamp.sent_ns);
@@ -177,10 +178,10 @@ pub fn publish_len(topic: &str, qos: QoS, payload: usize) -> usize {
 #[inline]
 pub fn put_ack(out: &mut BytesMut, kind: u8, pkid: u16) {
     let p = match kind {
-        PUBACK => Packet::PubAck(pkid),
-        PUBREC => Packet::PubRec(pkid),
-        PUBREL => Packet::PubRel(pkid),
-        _ => Packet::PubComp(pkid),
+        PUBACK => Packet::PubAck(Ack::new(pkid)),
+        PUBREC => Packet::PubRec(Ack::new(pkid)),
+        PUBREL => Packet::PubRel(Ack::new(pkid)),
+        _ => Packet::PubComp(Ack::new(pkid)),
     };
-    codec::encode(&p, out);
+    codec::encode(&p, ProtocolLevel::V311, out);
 }

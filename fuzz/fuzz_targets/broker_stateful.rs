@@ -48,8 +48,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use supermq::codec::{
-    self, Connect, ConnectReturnCode, DecodeLimits, LastWill, Packet, Protocol, Publish, QoS,
-    SubackCode, Subscribe, SubscribeFilter, Unsubscribe,
+    self, Ack, Connect, DecodeLimits, Disconnect, LastWill, Packet, Properties, ProtocolLevel,
+    Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, Unsubscribe,
 };
 use supermq::{Broker, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,6 +60,9 @@ use conn::{Conn, RxState};
 use input::Input;
 use model::{acknowledged, check_conversation};
 
+/// The level every packet here is written and read at: the broker reads 3.1.1 before a
+/// CONNECT, and 3.1 (the other level a CONNECT here may have) reads alike.
+const LEVEL: ProtocolLevel = ProtocolLevel::V311;
 /// The process may not grow beyond this resident size.
 const RSS_LIMIT_KB: u64 = 1024 * 1024;
 /// How long the broker gets for anything it must do (answer, close, deliver).
@@ -171,26 +174,28 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
     let mut watcher = None;
     if header & 4 != 0 {
         let mut w = Conn::open(h, false, true).await;
-        w.push(&Packet::Connect(Connect {
-            protocol: Protocol::V311,
+        w.push(&Packet::from(Connect {
+            level: LEVEL,
             clean_session: true,
             keep_alive: 0,
             client_id: format!("\u{1F441}watcher-{run}"),
             will: None,
             username: None,
             password: None,
+            properties: Properties::new(),
         }));
-        w.push(&Packet::Subscribe(Subscribe {
-            pkid: 1,
-            filters: vec![SubscribeFilter {
-                filter: watch_filter.to_owned(),
-                qos: QoS::AtLeastOnce,
-            }],
-        }));
+        w.push(&Packet::Subscribe(Subscribe::new(
+            1,
+            vec![SubscribeFilter::new(watch_filter, QoS::AtLeastOnce)],
+        )));
         w.sync(&limits).await;
-        let granted = w.rx.state.lock().expect("rx lock").packets.iter().any(|p| {
-            matches!(p, Packet::SubAck(a) if a.codes == [SubackCode::Granted(QoS::AtLeastOnce)])
-        });
+        let granted =
+            w.rx.state
+                .lock()
+                .expect("rx lock")
+                .packets
+                .iter()
+                .any(|p| matches!(p, Packet::SubAck(a) if a.reasons == [ReasonCode::GrantedQoS1]));
         assert!(granted, "the watcher's subscription was not granted");
         watcher = Some(w);
     }
@@ -220,15 +225,16 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
                     payload: Bytes::copy_from_slice(input.bytes(4)),
                     qos: QoS::from_u8((flags >> 2) % 3).unwrap_or_default(),
                     retain: flags & 0x10 != 0,
+                    properties: Properties::new(),
                 });
                 let username = (flags & 0x20 != 0).then(|| input.pick(&["u", "v"]));
                 let password = (flags & 0x20 != 0 && flags & 0x40 != 0)
                     .then(|| Bytes::copy_from_slice(input.bytes(3)));
-                c.push(&Packet::Connect(Connect {
-                    protocol: if flags & 0x80 != 0 {
-                        Protocol::V31
+                c.push(&Packet::from(Connect {
+                    level: if flags & 0x80 != 0 {
+                        ProtocolLevel::V31
                     } else {
-                        Protocol::V311
+                        ProtocolLevel::V311
                     },
                     clean_session: flags & 1 != 0,
                     keep_alive: u16::from(input.byte()),
@@ -236,18 +242,16 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
                     will,
                     username,
                     password,
+                    properties: Properties::new(),
                 }));
             }
             1 => {
                 let n = 1 + input.byte() % 3;
                 let filters = (0..n)
-                    .map(|_| SubscribeFilter {
-                        filter: input.pick(&FILTERS),
-                        qos: input.qos(),
-                    })
+                    .map(|_| SubscribeFilter::new(input.pick(&FILTERS), input.qos()))
                     .collect();
                 let pkid = c.pkid();
-                c.push(&Packet::Subscribe(Subscribe { pkid, filters }));
+                c.push(&Packet::Subscribe(Subscribe::new(pkid, filters)));
             }
             2 => {
                 let flags = input.byte();
@@ -267,6 +271,7 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
                     topic,
                     pkid,
                     payload,
+                    properties: Properties::new(),
                 }));
             }
             3 | 4 => {
@@ -279,8 +284,7 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
                         .iter()
                         .filter_map(|p| match p {
                             Packet::Publish(p) if p.qos != QoS::AtMostOnce => Some(p.pkid),
-                            Packet::PubRec(id) => Some(*id),
-                            Packet::PubRel(id) => Some(*id),
+                            Packet::PubRec(a) | Packet::PubRel(a) => Some(a.pkid),
                             _ => None,
                         })
                         .collect();
@@ -291,20 +295,20 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
                     input.u16().max(1)
                 };
                 let p = match (kind, which % 3) {
-                    (3, _) => Packet::PubAck(id),
-                    (_, 0) => Packet::PubRec(id),
-                    (_, 1) => Packet::PubRel(id),
-                    _ => Packet::PubComp(id),
+                    (3, _) => Packet::PubAck(Ack::new(id)),
+                    (_, 0) => Packet::PubRec(Ack::new(id)),
+                    (_, 1) => Packet::PubRel(Ack::new(id)),
+                    _ => Packet::PubComp(Ack::new(id)),
                 };
                 c.push(&p);
             }
             5 => {
                 let filters = vec![input.pick(&FILTERS)];
                 let pkid = c.pkid();
-                c.push(&Packet::Unsubscribe(Unsubscribe { pkid, filters }));
+                c.push(&Packet::Unsubscribe(Unsubscribe::new(pkid, filters)));
             }
             6 => c.push(&Packet::PingReq),
-            7 => c.push(&Packet::Disconnect),
+            7 => c.push(&Packet::Disconnect(Disconnect::default())),
             8 => {
                 let n = usize::from(input.byte());
                 c.pending.extend_from_slice(input.bytes(n));
@@ -389,23 +393,27 @@ async fn bystander(h: &Harness, run: u64) {
         .expect("the broker accepts connections");
     let mut out = BytesMut::new();
     codec::encode(
-        &Packet::Connect(Connect {
-            protocol: Protocol::V311,
+        &Packet::from(Connect {
+            level: LEVEL,
             clean_session: true,
             keep_alive: 0,
             client_id: format!("\u{1F441}bystander-{run}"),
             will: None,
             username: None,
             password: None,
+            properties: Properties::new(),
         }),
+        LEVEL,
         &mut out,
     );
-    codec::encode(&Packet::Disconnect, &mut out);
+    codec::encode(&Packet::Disconnect(Disconnect::default()), LEVEL, &mut out);
     s.write_all(&out).await.expect("write CONNECT");
     let mut buf = BytesMut::new();
     let ack = tokio::time::timeout(SETTLE, async {
         loop {
-            if let Some(p) = codec::decode(&mut buf, &DecodeLimits::default()).expect("CONNACK") {
+            if let Some(p) =
+                codec::decode(&mut buf, &DecodeLimits::default(), LEVEL).expect("CONNACK")
+            {
                 return Some(p);
             }
             if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
@@ -416,7 +424,7 @@ async fn bystander(h: &Harness, run: u64) {
     .await;
     match ack {
         Ok(Some(Packet::ConnAck(a))) => assert!(
-            a.code == ConnectReturnCode::Accepted || a.code == ConnectReturnCode::ServerUnavailable,
+            a.reason == ReasonCode::Success || a.reason == ReasonCode::ServerUnavailable,
             "bystander refused: {a:?}"
         ),
         other => panic!("the bystander got no CONNACK: {other:?}"),

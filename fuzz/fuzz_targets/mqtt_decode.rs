@@ -13,14 +13,21 @@
 //!   chunks yields exactly the packets and the error that decoding it whole does;
 //! - every decoded packet re-encodes to `encoded_len` bytes that decode to the same packet,
 //!   and to the very input bytes when the input used the minimal remaining-length encoding;
-//! - a 3.1 or 3.1.1 CONNECT decodes with its protocol or fails on a later field, never on
+//! - a 3.1 or 3.1.1 CONNECT decodes with its level or fails on a later field, never on
 //!   the name or level; a level-5 CONNECT is always refused as `UnsupportedProtocolLevel(5)`
-//!   (which the broker answers with CONNACK 0x01), whatever its v5 body holds.
+//!   (which the broker answers with CONNACK 0x01), whatever its v5 body holds;
+//! - read at level 5, which no connection reaches yet, nothing but a CONNECT decodes.
+//!
+//! The stream is read at 3.1.1, the level before (and, for 3.1, after) a CONNECT: 3.1 and
+//! 3.1.1 decode every packet alike.
 #![no_main]
 
 use bytes::{BufMut, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use supermq::codec::{self, DecodeError, DecodeLimits, Packet, Protocol};
+use supermq::codec::{self, DecodeError, DecodeLimits, Packet, ProtocolLevel};
+
+/// The level the stream is read and re-encoded at.
+const LEVEL: ProtocolLevel = ProtocolLevel::V311;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
@@ -66,7 +73,7 @@ type Step = (Result<Packet, DecodeError>, usize);
 fn drain(buf: &mut BytesMut, limits: &DecodeLimits, steps: &mut Vec<Step>) -> bool {
     loop {
         let before = buf.len();
-        match codec::decode(buf, limits) {
+        match codec::decode(buf, limits, LEVEL) {
             Ok(Some(p)) => steps.push((Ok(p), before - buf.len())),
             Ok(None) => {
                 assert_eq!(buf.len(), before, "Ok(None) consumed input");
@@ -115,12 +122,22 @@ fn stream(input: &[u8], limits: &DecodeLimits, chunk: usize) {
     if clean {
         assert_eq!(buf.len(), inc.len(), "different leftover");
     }
+
+    let mut v5 = BytesMut::from(input);
+    match codec::decode(&mut v5, limits, ProtocolLevel::V5) {
+        Ok(None) | Err(_) | Ok(Some(Packet::Connect(_))) => {}
+        Ok(Some(p)) => panic!("{p:?} decoded at level 5"),
+    }
 }
 
 fn round_trip(p: &Packet, original: &[u8], limits: &DecodeLimits) {
     let mut out = BytesMut::new();
-    codec::encode(p, &mut out);
-    assert_eq!(out.len(), codec::encoded_len(p), "encoded_len of {p:?}");
+    codec::encode(p, LEVEL, &mut out);
+    assert_eq!(
+        out.len(),
+        codec::encoded_len(p, LEVEL),
+        "encoded_len of {p:?}"
+    );
     if out.len() == original.len() {
         // Same length means the same (minimal) remaining-length encoding: the encoding of a
         // decoded packet is otherwise unique.
@@ -128,7 +145,7 @@ fn round_trip(p: &Packet, original: &[u8], limits: &DecodeLimits) {
     } else {
         assert!(out.len() < original.len(), "re-encoding of {p:?} grew");
     }
-    let again = codec::decode(&mut out, limits);
+    let again = codec::decode(&mut out, limits, LEVEL);
     assert_eq!(again, Ok(Some(p.clone())), "re-decoding");
     assert!(out.is_empty(), "re-decoding left bytes");
 }
@@ -154,7 +171,7 @@ fn connect(name: &[u8], level: u8, body: &[u8], limits: &DecodeLimits) {
     wire.put_slice(body);
     let original = wire.clone();
 
-    let got = codec::decode(&mut wire, limits);
+    let got = codec::decode(&mut wire, limits, LEVEL);
     if let Err(DecodeError::PacketTooLarge { .. }) = got {
         return;
     }
@@ -165,11 +182,11 @@ fn connect(name: &[u8], level: u8, body: &[u8], limits: &DecodeLimits) {
     match got {
         Ok(Some(Packet::Connect(c))) => {
             let want = if level == 3 {
-                Protocol::V31
+                ProtocolLevel::V31
             } else {
-                Protocol::V311
+                ProtocolLevel::V311
             };
-            assert_eq!(c.protocol, want);
+            assert_eq!(c.level, want);
             assert!(wire.is_empty());
             round_trip(&Packet::Connect(c), &original, limits);
         }

@@ -268,7 +268,7 @@ fn log_loaded(files: &Files) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{LastWill, Protocol, QoS};
+    use crate::codec::{LastWill, Properties, ProtocolLevel, QoS};
     use bytes::Bytes;
 
     const ALICE: &str = "alice:$6$8OM4bxdtbcd9S4cy$tkWEibgFHfI/tnhpKq5Td7VcxdVS7ifSredSo9QcOoH57QEpMglzYuSWKcoji9SJ4HRhEWG7156nhF8DVfbuWA==\n";
@@ -283,13 +283,14 @@ mod tests {
 
     fn connect(user: Option<&str>, pass: Option<&str>) -> Connect {
         Connect {
-            protocol: Protocol::V311,
+            level: ProtocolLevel::V311,
             clean_session: true,
             keep_alive: 60,
             client_id: "c1".into(),
             will: None,
             username: user.map(Into::into),
             password: pass.map(|p| Bytes::copy_from_slice(p.as_bytes())),
+            properties: Properties::new(),
         }
     }
 
@@ -371,6 +372,7 @@ mod tests {
             payload: Bytes::new(),
             qos: QoS::AtMostOnce,
             retain: false,
+            properties: Properties::new(),
         });
         assert_eq!(a.admit(&c, "c1", peer(), None).await, Ok(None));
         if let Some(w) = &mut c.will {

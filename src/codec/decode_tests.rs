@@ -6,7 +6,13 @@ use proptest::prelude::*;
 /// Decodes until the buffer is exhausted, an error occurs or more input is needed.
 fn drain(bytes: &[u8], limits: &DecodeLimits) {
     let mut buf = BytesMut::from(bytes);
-    while let Ok(Some(_)) = decode(&mut buf, limits) {}
+    while let Ok(Some(_)) = decode(&mut buf, limits, ProtocolLevel::V311) {}
+}
+
+/// Whether `s` may be used as a PUBLISH or will topic name: at least one character
+/// [MQTT-4.7.3-1], no wildcard [MQTT-3.3.2-2], no U+0000 [MQTT-1.5.3-2].
+fn is_valid_topic_name(s: &str) -> bool {
+    check_topic_name(s, &DecodeLimits::default()).is_ok()
 }
 
 #[test]
@@ -42,7 +48,10 @@ fn default_limit_is_the_protocol_maximum() {
 #[test]
 fn empty_buffer_needs_more() {
     let mut buf = BytesMut::new();
-    assert_eq!(decode(&mut buf, &DecodeLimits::default()), Ok(None));
+    assert_eq!(
+        decode(&mut buf, &DecodeLimits::default(), ProtocolLevel::V311),
+        Ok(None)
+    );
 }
 
 proptest! {

@@ -1,9 +1,17 @@
-//! [`Packet`] → bytes: the exact wire form of every MQTT 3.1.1 / 3.1 control packet (§2–3).
+//! [`Packet`] → bytes at a given protocol level: the exact wire form of every MQTT 3.1.1 / 3.1
+//! control packet (§2–3).
 //!
-//! Owns serialisation only. Input is trusted: packets built by the broker or returned by
-//! `decode`. The length of every packet is computed up front so that encoding costs one
-//! `reserve` and no intermediate buffer, and a PUBLISH header can be written apart from its
-//! payload so one payload can be shared by every subscriber it is forwarded to.
+//! Owns serialisation only, and what each level leaves out: at 3.1 and 3.1.1 the wire has no
+//! properties, no reason code in PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK or DISCONNECT, and
+//! no subscription option but the QoS, so those are dropped; a SUBACK error is written as
+//! 0x80 (§3.9.3) and a CONNACK reason as its 3.1.1 return code (§3.2.2.3). Level 5 has no
+//! encoder yet: no connection reaches it (its CONNECT is refused), debug builds assert that,
+//! and release builds would write the 3.1.1 form.
+//!
+//! Input is trusted: packets built by the broker or returned by `decode`. The length of every
+//! packet is computed up front so that encoding costs one `reserve` and no intermediate
+//! buffer, and a PUBLISH header can be written apart from its payload so one payload can be
+//! shared by every subscriber it is forwarded to.
 //!
 //! Callers must keep strings and binary fields at most 65,535 bytes (§1.5.3) and packets
 //! within the 268,435,455-byte remaining length (§2.2.3); `decode` never produces anything
@@ -15,10 +23,15 @@ use super::decode::{
     CONNACK, CONNECT, DISCONNECT, MAX_REMAINING_LENGTH, PINGREQ, PINGRESP, PUBACK, PUBCOMP,
     PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
 };
-use super::packet::{Connect, Packet, Protocol, QoS};
+use super::level::ProtocolLevel;
+use super::packet::{Connect, Packet, PublishHeader, QoS};
+use super::reason::ReasonCode;
 
-/// Appends the wire form of `packet` to `out`, reserving exactly [`encoded_len`] first.
-pub fn encode(packet: &Packet, out: &mut BytesMut) {
+/// Appends the wire form of `packet` at `level` to `out`, reserving exactly [`encoded_len`]
+/// first. A CONNECT is written at its own level, whatever `level` is: it is what sets the
+/// connection's level.
+pub fn encode(packet: &Packet, level: ProtocolLevel, out: &mut BytesMut) {
+    debug_assert_encodable(packet, level);
     let remaining = remaining_len(packet);
     out.reserve(1 + remaining_length_len(remaining) + remaining);
     match packet {
@@ -26,30 +39,32 @@ pub fn encode(packet: &Packet, out: &mut BytesMut) {
         Packet::ConnAck(a) => {
             put_fixed_header(out, CONNACK << 4, remaining);
             out.put_u8(u8::from(a.session_present));
-            out.put_u8(a.code as u8);
+            // §3.2.2.3: only return codes 0–5 exist at these levels.
+            out.put_u8(a.return_code() as u8);
         }
         Packet::Publish(p) => {
-            put_publish_header(p.dup, p.qos, p.retain, &p.topic, p.pkid, remaining, out);
+            put_publish_header(&p.header(), remaining, out);
             out.put_slice(&p.payload);
         }
-        Packet::PubAck(id) => put_ack(out, PUBACK << 4, *id),
-        Packet::PubRec(id) => put_ack(out, PUBREC << 4, *id),
+        Packet::PubAck(a) => put_ack(out, PUBACK << 4, a.pkid),
+        Packet::PubRec(a) => put_ack(out, PUBREC << 4, a.pkid),
         // PUBREL, SUBSCRIBE and UNSUBSCRIBE carry flags 0b0010 [MQTT-3.6.1-1].
-        Packet::PubRel(id) => put_ack(out, PUBREL << 4 | 0b0010, *id),
-        Packet::PubComp(id) => put_ack(out, PUBCOMP << 4, *id),
+        Packet::PubRel(a) => put_ack(out, PUBREL << 4 | 0b0010, a.pkid),
+        Packet::PubComp(a) => put_ack(out, PUBCOMP << 4, a.pkid),
         Packet::Subscribe(s) => {
             put_fixed_header(out, SUBSCRIBE << 4 | 0b0010, remaining); // [MQTT-3.8.1-1]
             out.put_u16(s.pkid);
             for f in &s.filters {
                 put_str(out, &f.filter);
-                out.put_u8(f.qos as u8);
+                // §3.8.3.1: the QoS alone; the upper six bits are reserved [MQTT-3.8.3-4].
+                out.put_u8(f.options.qos as u8);
             }
         }
         Packet::SubAck(s) => {
             put_fixed_header(out, SUBACK << 4, remaining);
             out.put_u16(s.pkid);
-            for code in &s.codes {
-                out.put_u8(code.to_u8());
+            for &reason in &s.reasons {
+                out.put_u8(suback_return_code(reason));
             }
         }
         Packet::Unsubscribe(u) => {
@@ -59,35 +74,45 @@ pub fn encode(packet: &Packet, out: &mut BytesMut) {
                 put_str(out, f);
             }
         }
-        Packet::UnsubAck(id) => put_ack(out, UNSUBACK << 4, *id),
+        Packet::UnsubAck(a) => put_ack(out, UNSUBACK << 4, a.pkid),
         Packet::PingReq => put_fixed_header(out, PINGREQ << 4, 0),
         Packet::PingResp => put_fixed_header(out, PINGRESP << 4, 0),
-        Packet::Disconnect => put_fixed_header(out, DISCONNECT << 4, 0),
+        Packet::Disconnect(_) => put_fixed_header(out, DISCONNECT << 4, 0),
     }
 }
 
-/// The exact number of bytes [`encode`] writes for `packet`.
-pub fn encoded_len(packet: &Packet) -> usize {
+/// The exact number of bytes [`encode`] writes for `packet` at `level`.
+pub fn encoded_len(packet: &Packet, level: ProtocolLevel) -> usize {
+    debug_assert_encodable(packet, level);
     let remaining = remaining_len(packet);
     1 + remaining_length_len(remaining) + remaining
 }
 
-/// Writes a PUBLISH fixed header, topic and (if `qos > 0`) packet id for a payload of
-/// `payload_len` bytes, but not the payload: the caller appends or chains it.
-/// `pkid` is ignored for QoS 0, which has no packet identifier (§3.3.2.2).
-pub fn encode_publish_header(
-    dup: bool,
-    qos: QoS,
-    retain: bool,
-    topic: &str,
-    pkid: u16,
-    payload_len: usize,
-    out: &mut BytesMut,
-) {
-    let remaining = publish_remaining_len(qos, topic.len(), payload_len);
+/// Writes a PUBLISH fixed header, topic and (if `qos > 0`) packet id at `level`, but not the
+/// payload of `header.payload_len` bytes: the caller appends or chains it. `header.pkid` is
+/// ignored for QoS 0, which has no packet identifier (§3.3.2.2).
+pub fn encode_publish_header(header: &PublishHeader<'_>, level: ProtocolLevel, out: &mut BytesMut) {
+    debug_assert!(!level.is_v5(), "MQTT 5 is not encoded yet");
+    let remaining = publish_remaining_len(header.qos, header.topic.len(), header.payload_len);
     // Only the header is reserved: the payload may never be copied into `out`.
-    out.reserve(1 + remaining_length_len(remaining) + remaining - payload_len);
-    put_publish_header(dup, qos, retain, topic, pkid, remaining, out);
+    out.reserve(1 + remaining_length_len(remaining) + remaining - header.payload_len);
+    put_publish_header(header, remaining, out);
+}
+
+/// Level 5 is modelled but has no wire form yet; no connection reaches it (see the module
+/// doc), so a packet meant for it is a bug of the caller.
+fn debug_assert_encodable(packet: &Packet, level: ProtocolLevel) {
+    let level = match packet {
+        Packet::Connect(c) => c.level,
+        _ => level,
+    };
+    debug_assert!(!level.is_v5(), "MQTT 5 is not encoded yet");
+}
+
+/// A SUBACK code as 3.1 and 3.1.1 write it: the granted QoS, or 0x80 for any failure
+/// (§3.9.3); a code that grants nothing grants no subscription.
+fn suback_return_code(reason: ReasonCode) -> u8 {
+    reason.granted_qos().map_or(0x80, |qos| qos as u8)
 }
 
 /// Appends the remaining length in its 1–4 byte variable-length form (§2.2.3).
@@ -123,6 +148,7 @@ pub(super) fn remaining_length_len(len: usize) -> usize {
 fn remaining_len(packet: &Packet) -> usize {
     match packet {
         Packet::Connect(c) => connect_remaining_len(c),
+        // At 3.1 and 3.1.1 acknowledgements are a packet id, and nothing MQTT 5 adds.
         Packet::ConnAck(_)
         | Packet::PubAck(_)
         | Packet::PubRec(_)
@@ -137,9 +163,9 @@ fn remaining_len(packet: &Packet) -> usize {
                 .map(|f| 2 + f.filter.len() + 1)
                 .sum::<usize>()
         }
-        Packet::SubAck(s) => 2 + s.codes.len(),
+        Packet::SubAck(s) => 2 + s.reasons.len(),
         Packet::Unsubscribe(u) => 2 + u.filters.iter().map(|f| 2 + f.len()).sum::<usize>(),
-        Packet::PingReq | Packet::PingResp | Packet::Disconnect => 0,
+        Packet::PingReq | Packet::PingResp | Packet::Disconnect(_) => 0,
     }
 }
 
@@ -148,15 +174,8 @@ fn publish_remaining_len(qos: QoS, topic_len: usize, payload_len: usize) -> usiz
     2 + topic_len + pkid_len + payload_len
 }
 
-fn protocol_name(protocol: Protocol) -> (&'static [u8], u8) {
-    match protocol {
-        Protocol::V311 => (b"MQTT", 4),
-        Protocol::V31 => (b"MQIsdp", 3),
-    }
-}
-
 fn connect_remaining_len(c: &Connect) -> usize {
-    let (name, _) = protocol_name(c.protocol);
+    let name = c.level.protocol_name();
     // Name, level, flags, keep alive (§3.1.2), then the payload fields (§3.1.3).
     let variable_header = 2 + name.len() + 1 + 1 + 2;
     let will = c
@@ -170,9 +189,9 @@ fn connect_remaining_len(c: &Connect) -> usize {
 
 fn put_connect(c: &Connect, remaining: usize, out: &mut BytesMut) {
     put_fixed_header(out, CONNECT << 4, remaining);
-    let (name, level) = protocol_name(c.protocol);
-    put_binary(out, name);
-    out.put_u8(level);
+    // §3.1.2.1, §3.1.2.2: the name and level byte of the CONNECT's own level.
+    put_str(out, c.level.protocol_name());
+    out.put_u8(c.level.to_u8());
     // §3.1.2.3: bit 0 stays 0 [MQTT-3.1.2-3]; will QoS/retain only with a will.
     let mut flags = 0u8;
     if c.clean_session {
@@ -206,21 +225,13 @@ fn put_connect(c: &Connect, remaining: usize, out: &mut BytesMut) {
     }
 }
 
-fn put_publish_header(
-    dup: bool,
-    qos: QoS,
-    retain: bool,
-    topic: &str,
-    pkid: u16,
-    remaining: usize,
-    out: &mut BytesMut,
-) {
+fn put_publish_header(h: &PublishHeader<'_>, remaining: usize, out: &mut BytesMut) {
     // §3.3.1: DUP bit 3, QoS bits 2–1, RETAIN bit 0.
-    let first = PUBLISH << 4 | u8::from(dup) << 3 | (qos as u8) << 1 | u8::from(retain);
+    let first = PUBLISH << 4 | u8::from(h.dup) << 3 | (h.qos as u8) << 1 | u8::from(h.retain);
     put_fixed_header(out, first, remaining);
-    put_str(out, topic);
-    if qos != QoS::AtMostOnce {
-        out.put_u16(pkid);
+    put_str(out, h.topic);
+    if h.qos != QoS::AtMostOnce {
+        out.put_u16(h.pkid);
     }
 }
 
@@ -252,213 +263,5 @@ fn put_binary(out: &mut BytesMut, data: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::codec::decode::{decode, DecodeLimits};
-    use crate::codec::packet::*;
-    use bytes::Bytes;
-    use proptest::prelude::*;
-
-    fn qos() -> impl Strategy<Value = QoS> {
-        prop_oneof![
-            Just(QoS::AtMostOnce),
-            Just(QoS::AtLeastOnce),
-            Just(QoS::ExactlyOnce)
-        ]
-    }
-
-    fn pkid() -> impl Strategy<Value = u16> {
-        1..=u16::MAX
-    }
-
-    /// Any characters but the wildcards and U+0000, including multi-byte ones and U+FEFF.
-    fn topic_name() -> impl Strategy<Value = String> {
-        "[^+#\u{0}]{1,40}"
-    }
-
-    fn topic_filter() -> impl Strategy<Value = String> {
-        "[^\u{0}]{1,40}"
-    }
-
-    fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
-        proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
-    }
-
-    fn will() -> impl Strategy<Value = LastWill> {
-        (topic_name(), bytes(64), qos(), any::<bool>()).prop_map(|(topic, payload, qos, retain)| {
-            LastWill {
-                topic,
-                payload,
-                qos,
-                retain,
-            }
-        })
-    }
-
-    fn connect() -> impl Strategy<Value = Connect> {
-        let protocol = prop_oneof![Just(Protocol::V31), Just(Protocol::V311)];
-        // The password flag requires the user name flag [MQTT-3.1.2-22].
-        let credentials = prop_oneof![
-            Just((None, None)),
-            "[^\u{0}]{0,20}".prop_map(|u| (Some(u), None)),
-            ("[^\u{0}]{0,20}", bytes(32)).prop_map(|(u, p)| (Some(u), Some(p))),
-        ];
-        (
-            protocol,
-            any::<bool>(),
-            any::<u16>(),
-            "[^\u{0}]{0,23}",
-            proptest::option::of(will()),
-            credentials,
-        )
-            .prop_map(
-                |(protocol, clean_session, keep_alive, client_id, will, (username, password))| {
-                    Connect {
-                        protocol,
-                        clean_session,
-                        keep_alive,
-                        client_id,
-                        will,
-                        username,
-                        password,
-                    }
-                },
-            )
-    }
-
-    fn publish() -> impl Strategy<Value = Publish> {
-        (
-            any::<bool>(),
-            qos(),
-            any::<bool>(),
-            topic_name(),
-            pkid(),
-            bytes(300),
-        )
-            .prop_map(|(dup, qos, retain, topic, pkid, payload)| {
-                // QoS 0 has neither a packet id nor a DUP flag [MQTT-2.3.1-1, MQTT-3.3.1-2].
-                let (dup, pkid) = if qos == QoS::AtMostOnce {
-                    (false, 0)
-                } else {
-                    (dup, pkid)
-                };
-                Publish {
-                    dup,
-                    qos,
-                    retain,
-                    topic,
-                    pkid,
-                    payload,
-                }
-            })
-    }
-
-    fn connack() -> impl Strategy<Value = ConnAck> {
-        (any::<bool>(), 0u8..=5).prop_map(|(session_present, code)| ConnAck {
-            session_present,
-            code: ConnectReturnCode::from_u8(code).unwrap_or(ConnectReturnCode::Accepted),
-        })
-    }
-
-    fn suback_code() -> impl Strategy<Value = SubackCode> {
-        prop_oneof![
-            qos().prop_map(SubackCode::Granted),
-            Just(SubackCode::Failure)
-        ]
-    }
-
-    fn packet() -> impl Strategy<Value = Packet> {
-        let filters = proptest::collection::vec((topic_filter(), qos()), 1..6);
-        prop_oneof![
-            connect().prop_map(Packet::Connect),
-            connack().prop_map(Packet::ConnAck),
-            publish().prop_map(Packet::Publish),
-            pkid().prop_map(Packet::PubAck),
-            pkid().prop_map(Packet::PubRec),
-            pkid().prop_map(Packet::PubRel),
-            pkid().prop_map(Packet::PubComp),
-            (pkid(), filters).prop_map(|(pkid, f)| Packet::Subscribe(Subscribe {
-                pkid,
-                filters: f
-                    .into_iter()
-                    .map(|(filter, qos)| SubscribeFilter { filter, qos })
-                    .collect(),
-            })),
-            (pkid(), proptest::collection::vec(suback_code(), 1..6))
-                .prop_map(|(pkid, codes)| Packet::SubAck(SubAck { pkid, codes })),
-            (pkid(), proptest::collection::vec(topic_filter(), 1..6))
-                .prop_map(|(pkid, filters)| Packet::Unsubscribe(Unsubscribe { pkid, filters })),
-            pkid().prop_map(Packet::UnsubAck),
-            Just(Packet::PingReq),
-            Just(Packet::PingResp),
-            Just(Packet::Disconnect),
-        ]
-    }
-
-    proptest! {
-        #[test]
-        fn round_trip(packet in packet()) {
-            let mut out = BytesMut::new();
-            encode(&packet, &mut out);
-            prop_assert_eq!(out.len(), encoded_len(&packet));
-            let decoded = decode(&mut out, &DecodeLimits::default());
-            prop_assert_eq!(decoded, Ok(Some(packet)));
-            prop_assert!(out.is_empty());
-        }
-
-        /// Every strict prefix of a packet is "need more" and consumes nothing.
-        #[test]
-        fn byte_at_a_time(packet in packet()) {
-            let mut wire = BytesMut::new();
-            encode(&packet, &mut wire);
-            let limits = DecodeLimits::default();
-            let mut buf = BytesMut::new();
-            for (i, &b) in wire.iter().enumerate() {
-                buf.put_u8(b);
-                let result = decode(&mut buf, &limits);
-                if i + 1 < wire.len() {
-                    prop_assert_eq!(result, Ok(None));
-                    prop_assert_eq!(buf.len(), i + 1);
-                } else {
-                    prop_assert_eq!(result, Ok(Some(packet.clone())));
-                    prop_assert!(buf.is_empty());
-                }
-            }
-        }
-
-        /// Corrupting one byte of a valid packet reaches deep into the field parsers; whatever
-        /// the result, decoding must not panic and must not consume a partial packet.
-        #[test]
-        fn mutated_packets_never_panic(packet in packet(), index in any::<usize>(), byte in any::<u8>()) {
-            let mut wire = BytesMut::new();
-            encode(&packet, &mut wire);
-            let i = index % wire.len();
-            wire[i] = byte;
-            let len = wire.len();
-            if let Ok(None) = decode(&mut wire, &DecodeLimits::default()) {
-                prop_assert_eq!(wire.len(), len);
-            }
-        }
-
-        #[test]
-        fn publish_header_plus_payload_equals_encode(p in publish()) {
-            let mut whole = BytesMut::new();
-            encode(&Packet::Publish(p.clone()), &mut whole);
-            let mut split = BytesMut::new();
-            encode_publish_header(p.dup, p.qos, p.retain, &p.topic, p.pkid, p.payload.len(), &mut split);
-            split.extend_from_slice(&p.payload);
-            prop_assert_eq!(whole, split);
-        }
-
-        #[test]
-        fn remaining_length_round_trip(len in 0..=MAX_REMAINING_LENGTH) {
-            let mut out = BytesMut::new();
-            put_remaining_length(&mut out, len);
-            prop_assert_eq!(out.len(), remaining_length_len(len));
-            prop_assert_eq!(
-                crate::codec::decode::read_remaining_length(&out),
-                Ok(Some((len, out.len())))
-            );
-        }
-    }
-}
+#[path = "encode_tests.rs"]
+mod tests;

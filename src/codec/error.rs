@@ -1,4 +1,4 @@
-//! Why a byte stream is not a valid MQTT 3.1.1 / 3.1 packet.
+//! Why a byte stream is not a valid MQTT 3.1.1 / 3.1 packet, or not one this codec reads.
 //!
 //! Owns [`DecodeError`], the single error type of the decoder. Every variant means "malformed
 //! packet": the spec's answer is to close the network connection (§4.8), except that
@@ -30,7 +30,9 @@ pub enum DecodeError {
     #[error("CONNECT protocol name is not \"MQTT\" or \"MQIsdp\" [MQTT-3.1.2-1]")]
     InvalidProtocolName,
 
-    /// A known protocol name with the wrong level; answer CONNACK 0x01, then close.
+    /// A known protocol name with the wrong level (level 5 included, until MQTT 5 is on the
+    /// wire); answer CONNACK 0x01, then close. Also any packet but CONNECT decoded at level
+    /// 5, which no connection reaches.
     #[error("unsupported protocol level {0} [MQTT-3.1.2-2]")]
     UnsupportedProtocolLevel(u8),
 

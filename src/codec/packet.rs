@@ -1,9 +1,17 @@
-//! The MQTT 3.1.1 / 3.1 packet model: one Rust type per control packet (spec §2–3).
+//! The packet model: one Rust type per control packet (spec §2–3), shaped for every protocol
+//! level.
 //!
 //! These types are plain data. Validation happens in `decode`; anything that exists as a
 //! `Packet` value is well-formed for the wire, except where a field doc says otherwise.
+//! Fields that only MQTT 5 puts on the wire (reason codes of acknowledgements, properties,
+//! subscription options beyond the QoS) hold their 3.1.1 meaning at levels 3 and 4: success,
+//! empty, and the defaults of [`SubscriptionOptions::new`]. The encoder leaves them out there.
 
 use bytes::Bytes;
+
+use super::level::ProtocolLevel;
+use super::properties::Properties;
+use super::reason::{ConnectReturnCode, ReasonCode};
 
 /// Quality of service levels (spec §4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -29,19 +37,11 @@ impl QoS {
     }
 }
 
-/// Which protocol revision a client spoke in CONNECT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// MQTT 3.1: protocol name `MQIsdp`, level 3.
-    V31,
-    /// MQTT 3.1.1: protocol name `MQTT`, level 4.
-    V311,
-}
-
 /// CONNECT (spec §3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connect {
-    pub protocol: Protocol,
+    /// The level this CONNECT was sent at, and that the connection speaks from then on.
+    pub level: ProtocolLevel,
     pub clean_session: bool,
     pub keep_alive: u16,
     /// May be empty; the connection layer decides whether that is allowed [MQTT-3.1.3-6..8].
@@ -49,6 +49,8 @@ pub struct Connect {
     pub will: Option<LastWill>,
     pub username: Option<String>,
     pub password: Option<Bytes>,
+    /// MQTT 5 CONNECT properties (MQTT 5.0 §3.1.2.11).
+    pub properties: Properties,
 }
 
 /// The will message carried in CONNECT (spec §3.1.2.5).
@@ -59,39 +61,36 @@ pub struct LastWill {
     pub payload: Bytes,
     pub qos: QoS,
     pub retain: bool,
-}
-
-/// CONNACK return codes (spec §3.2.2.3, table 3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectReturnCode {
-    Accepted = 0,
-    UnacceptableProtocolVersion = 1,
-    IdentifierRejected = 2,
-    ServerUnavailable = 3,
-    BadUsernameOrPassword = 4,
-    NotAuthorized = 5,
-}
-
-impl ConnectReturnCode {
-    /// Parses a return code byte; 6–255 are reserved.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Some(match v {
-            0 => Self::Accepted,
-            1 => Self::UnacceptableProtocolVersion,
-            2 => Self::IdentifierRejected,
-            3 => Self::ServerUnavailable,
-            4 => Self::BadUsernameOrPassword,
-            5 => Self::NotAuthorized,
-            _ => return None,
-        })
-    }
+    /// MQTT 5 will properties (MQTT 5.0 §3.1.3.2).
+    pub properties: Properties,
 }
 
 /// CONNACK (spec §3.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnAck {
     pub session_present: bool,
-    pub code: ConnectReturnCode,
+    /// Why the connection was accepted or refused, as MQTT 5 says it. At 3.1 and 3.1.1 the
+    /// wire carries [`ConnectReturnCode::from_reason`] of it, so only the codes that map
+    /// back from a return code (see [`ConnAck::return_code`]) survive a round trip.
+    pub reason: ReasonCode,
+    /// MQTT 5 CONNACK properties (MQTT 5.0 §3.2.2.3).
+    pub properties: Properties,
+}
+
+impl ConnAck {
+    /// A CONNACK without properties.
+    pub fn new(session_present: bool, reason: impl Into<ReasonCode>) -> ConnAck {
+        ConnAck {
+            session_present,
+            reason: reason.into(),
+            properties: Properties::new(),
+        }
+    }
+
+    /// The 3.1.1 return code this CONNACK carries at levels 3 and 4.
+    pub fn return_code(&self) -> ConnectReturnCode {
+        ConnectReturnCode::from_reason(self.reason)
+    }
 }
 
 /// PUBLISH (spec §3.3).
@@ -105,6 +104,99 @@ pub struct Publish {
     /// Present exactly when `qos > 0`; never 0 [MQTT-2.3.1-1].
     pub pkid: u16,
     pub payload: Bytes,
+    /// MQTT 5 PUBLISH properties (MQTT 5.0 §3.3.2.3); one pointer, null when empty.
+    pub properties: Properties,
+}
+
+impl Publish {
+    /// Everything of this PUBLISH but its payload, for [`crate::codec::encode_publish_header`].
+    pub fn header(&self) -> PublishHeader<'_> {
+        PublishHeader {
+            dup: self.dup,
+            qos: self.qos,
+            retain: self.retain,
+            topic: &self.topic,
+            pkid: self.pkid,
+            properties: &self.properties,
+            payload_len: self.payload.len(),
+        }
+    }
+}
+
+/// A PUBLISH without its payload: what its header is written from, so that one payload can
+/// be shared by every subscriber it is sent to (see `encode_publish_header`).
+#[derive(Debug, Clone, Copy)]
+pub struct PublishHeader<'a> {
+    pub dup: bool,
+    pub qos: QoS,
+    pub retain: bool,
+    /// A valid topic name, as in [`Publish::topic`].
+    pub topic: &'a str,
+    /// Ignored for QoS 0, which has no packet identifier (§3.3.2.2).
+    pub pkid: u16,
+    /// Not on the wire at 3.1 and 3.1.1.
+    pub properties: &'a Properties,
+    /// The length of the payload the caller writes after the header.
+    pub payload_len: usize,
+}
+
+/// PUBACK, PUBREC, PUBREL or PUBCOMP (spec §3.4–3.7): a packet id, and at MQTT 5 a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// Never 0 [MQTT-2.3.1-1].
+    pub pkid: u16,
+    /// Not on the wire at 3.1 and 3.1.1, where an acknowledgement only succeeds.
+    pub reason: ReasonCode,
+    /// MQTT 5 acknowledgement properties (MQTT 5.0 §3.4.2.2).
+    pub properties: Properties,
+}
+
+impl Ack {
+    /// A successful acknowledgement of `pkid`: all a 3.1.1 acknowledgement can say.
+    pub fn new(pkid: u16) -> Ack {
+        Ack {
+            pkid,
+            reason: ReasonCode::Success,
+            properties: Properties::new(),
+        }
+    }
+}
+
+/// How retained messages are sent when a subscription is made (MQTT 5.0 §3.8.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RetainHandling {
+    /// 0: send the retained messages at the time of the subscribe (the only 3.1.1 behaviour).
+    #[default]
+    SendAtSubscribe = 0,
+    /// 1: send them only if the subscription did not exist before.
+    SendAtSubscribeIfNew = 1,
+    /// 2: do not send them.
+    DoNotSend = 2,
+}
+
+/// What a subscription asks for besides its filter: the options byte (MQTT 5.0 §3.8.3.1).
+/// At 3.1.1 only the QoS exists (§3.8.3), and the rest keeps its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SubscriptionOptions {
+    /// The maximum QoS of the messages sent for this subscription.
+    pub qos: QoS,
+    /// Do not send this client's own messages back to it.
+    pub no_local: bool,
+    /// Keep the RETAIN flag of forwarded messages as published.
+    pub retain_as_published: bool,
+    pub retain_handling: RetainHandling,
+}
+
+impl SubscriptionOptions {
+    /// The options of a 3.1.1 subscription at `qos`: its own messages are sent back to it,
+    /// RETAIN is cleared on forwarded messages [MQTT-3.3.1-9] and retained messages are sent
+    /// on every subscribe [MQTT-3.3.1-6].
+    pub fn new(qos: QoS) -> SubscriptionOptions {
+        SubscriptionOptions {
+            qos,
+            ..SubscriptionOptions::default()
+        }
+    }
 }
 
 /// One entry of a SUBSCRIBE payload.
@@ -112,7 +204,17 @@ pub struct Publish {
 pub struct SubscribeFilter {
     /// Non-empty UTF-8; wildcard placement is checked by the topic layer, which answers 0x80.
     pub filter: String,
-    pub qos: QoS,
+    pub options: SubscriptionOptions,
+}
+
+impl SubscribeFilter {
+    /// A 3.1.1 subscription to `filter` at `qos`.
+    pub fn new(filter: impl Into<String>, qos: QoS) -> SubscribeFilter {
+        SubscribeFilter {
+            filter: filter.into(),
+            options: SubscriptionOptions::new(qos),
+        }
+    }
 }
 
 /// SUBSCRIBE (spec §3.8).
@@ -121,21 +223,17 @@ pub struct Subscribe {
     pub pkid: u16,
     /// At least one entry [MQTT-3.8.3-3].
     pub filters: Vec<SubscribeFilter>,
+    /// MQTT 5 SUBSCRIBE properties (MQTT 5.0 §3.8.2.1).
+    pub properties: Properties,
 }
 
-/// One SUBACK return code (spec §3.9.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubackCode {
-    Granted(QoS),
-    Failure,
-}
-
-impl SubackCode {
-    /// The wire byte: 0, 1, 2 or 0x80.
-    pub fn to_u8(self) -> u8 {
-        match self {
-            SubackCode::Granted(q) => q as u8,
-            SubackCode::Failure => 0x80,
+impl Subscribe {
+    /// A SUBSCRIBE without properties.
+    pub fn new(pkid: u16, filters: Vec<SubscribeFilter>) -> Subscribe {
+        Subscribe {
+            pkid,
+            filters,
+            properties: Properties::new(),
         }
     }
 }
@@ -144,7 +242,23 @@ impl SubackCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubAck {
     pub pkid: u16,
-    pub codes: Vec<SubackCode>,
+    /// One per requested filter, in order [MQTT-3.9.3-1]: [`ReasonCode::granted`] a QoS, or
+    /// an error. At 3.1 and 3.1.1 every error is written as 0x80 (§3.9.3), which decodes as
+    /// [`ReasonCode::UnspecifiedError`].
+    pub reasons: Vec<ReasonCode>,
+    /// MQTT 5 SUBACK properties (MQTT 5.0 §3.9.2.1).
+    pub properties: Properties,
+}
+
+impl SubAck {
+    /// A SUBACK without properties.
+    pub fn new(pkid: u16, reasons: Vec<ReasonCode>) -> SubAck {
+        SubAck {
+            pkid,
+            reasons,
+            properties: Properties::new(),
+        }
+    }
 }
 
 /// UNSUBSCRIBE (spec §3.10).
@@ -153,25 +267,73 @@ pub struct Unsubscribe {
     pub pkid: u16,
     /// At least one entry [MQTT-3.10.3-2].
     pub filters: Vec<String>,
+    /// MQTT 5 UNSUBSCRIBE properties (MQTT 5.0 §3.10.2.1).
+    pub properties: Properties,
 }
 
-/// Every MQTT 3.1.1 control packet.
+impl Unsubscribe {
+    /// An UNSUBSCRIBE without properties.
+    pub fn new(pkid: u16, filters: Vec<String>) -> Unsubscribe {
+        Unsubscribe {
+            pkid,
+            filters,
+            properties: Properties::new(),
+        }
+    }
+}
+
+/// UNSUBACK (spec §3.11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsubAck {
+    pub pkid: u16,
+    /// At MQTT 5, one per filter of the UNSUBSCRIBE, in order (MQTT 5.0 §3.11.3). Not on the
+    /// wire at 3.1 and 3.1.1, where an UNSUBACK is only a packet id: empty when decoded there.
+    pub reasons: Vec<ReasonCode>,
+    /// MQTT 5 UNSUBACK properties (MQTT 5.0 §3.11.2.1).
+    pub properties: Properties,
+}
+
+impl UnsubAck {
+    /// The UNSUBACK of `pkid` as 3.1.1 has it: no reason codes, no properties.
+    pub fn new(pkid: u16) -> UnsubAck {
+        UnsubAck {
+            pkid,
+            reasons: Vec::new(),
+            properties: Properties::new(),
+        }
+    }
+}
+
+/// DISCONNECT (spec §3.14). At 3.1 and 3.1.1 it has no body: only a client sends it, to
+/// disconnect cleanly (§3.14), and its will is then discarded [MQTT-3.14.4-3].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Disconnect {
+    /// [`ReasonCode::NormalDisconnection`] by default; not on the wire at 3.1 and 3.1.1.
+    pub reason: ReasonCode,
+    /// MQTT 5 DISCONNECT properties (MQTT 5.0 §3.14.2.2).
+    pub properties: Properties,
+}
+
+/// Every control packet.
+///
+/// CONNECT is boxed: it is the largest packet by far and arrives once per connection, and
+/// inline it would set the size of every `Packet` the hot path moves (see the size test).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
-    Connect(Connect),
+    Connect(Box<Connect>),
     ConnAck(ConnAck),
     Publish(Publish),
-    PubAck(u16),
-    PubRec(u16),
-    PubRel(u16),
-    PubComp(u16),
+    PubAck(Ack),
+    PubRec(Ack),
+    PubRel(Ack),
+    PubComp(Ack),
     Subscribe(Subscribe),
     SubAck(SubAck),
     Unsubscribe(Unsubscribe),
-    UnsubAck(u16),
+    UnsubAck(UnsubAck),
     PingReq,
     PingResp,
-    Disconnect,
+    Disconnect(Disconnect),
 }
 
 impl Packet {
@@ -191,7 +353,13 @@ impl Packet {
             Packet::UnsubAck(_) => "UNSUBACK",
             Packet::PingReq => "PINGREQ",
             Packet::PingResp => "PINGRESP",
-            Packet::Disconnect => "DISCONNECT",
+            Packet::Disconnect(_) => "DISCONNECT",
         }
+    }
+}
+
+impl From<Connect> for Packet {
+    fn from(c: Connect) -> Packet {
+        Packet::Connect(Box::new(c))
     }
 }

@@ -11,13 +11,16 @@ use super::decode::{
 use super::encode::put_remaining_length;
 use super::*;
 
+/// Every vector here is 3.1.1 (or a 3.1 CONNECT, which carries its own level).
+const V311: ProtocolLevel = ProtocolLevel::V311;
+
 /// Decodes `wire` whole and byte by byte, and encodes `expected` back to `wire`.
 fn check_vector(name: &str, wire: &[u8], expected: &Packet) {
     let limits = DecodeLimits::default();
 
     let mut buf = BytesMut::from(wire);
     assert_eq!(
-        decode(&mut buf, &limits),
+        decode(&mut buf, &limits, V311),
         Ok(Some(expected.clone())),
         "{name}: decode"
     );
@@ -27,7 +30,7 @@ fn check_vector(name: &str, wire: &[u8], expected: &Packet) {
     let mut buf = BytesMut::new();
     for (i, &b) in wire.iter().enumerate() {
         buf.put_u8(b);
-        let got = decode(&mut buf, &limits);
+        let got = decode(&mut buf, &limits, V311);
         if i + 1 < wire.len() {
             assert_eq!(got, Ok(None), "{name}: prefix of {} bytes", i + 1);
             assert_eq!(buf.len(), i + 1, "{name}: prefix consumed");
@@ -38,9 +41,13 @@ fn check_vector(name: &str, wire: &[u8], expected: &Packet) {
     }
 
     let mut out = BytesMut::new();
-    encode(expected, &mut out);
+    encode(expected, V311, &mut out);
     assert_eq!(&out[..], wire, "{name}: encode");
-    assert_eq!(encoded_len(expected), wire.len(), "{name}: encoded_len");
+    assert_eq!(
+        encoded_len(expected, V311),
+        wire.len(),
+        "{name}: encoded_len"
+    );
 }
 
 fn publish(dup: bool, qos: QoS, retain: bool, topic: &str, pkid: u16, payload: &[u8]) -> Packet {
@@ -51,6 +58,7 @@ fn publish(dup: bool, qos: QoS, retain: bool, topic: &str, pkid: u16, payload: &
         topic: topic.into(),
         pkid,
         payload: Bytes::copy_from_slice(payload),
+        properties: Properties::new(),
     })
 }
 
@@ -69,8 +77,8 @@ fn spec_vectors_for_every_packet_type() {
         0x00, 0x04, b'u', b's', b'e', b'r',         // user name
         0x00, 0x03, b'p', b'w', 0x00,               // password (binary: U+0000 is fine)
     ];
-    let connect_full_packet = Packet::Connect(Connect {
-        protocol: Protocol::V311,
+    let connect_full_packet = Packet::from(Connect {
+        level: ProtocolLevel::V311,
         clean_session: true,
         keep_alive: 60,
         client_id: "cid".into(),
@@ -79,9 +87,11 @@ fn spec_vectors_for_every_packet_type() {
             payload: Bytes::from_static(&[0xDE, 0xAD]),
             qos: QoS::AtLeastOnce,
             retain: true,
+            properties: Properties::new(),
         }),
         username: Some("user".into()),
         password: Some(Bytes::from_static(b"pw\0")),
+        properties: Properties::new(),
     });
 
     #[rustfmt::skip]
@@ -93,53 +103,52 @@ fn spec_vectors_for_every_packet_type() {
         0x00, 0x0A,
         0x00, 0x04, b't', b'e', b's', b't',
     ];
-    let connect_v31_packet = Packet::Connect(Connect {
-        protocol: Protocol::V31,
+    let connect_v31_packet = Packet::from(Connect {
+        level: ProtocolLevel::V31,
         clean_session: true,
         keep_alive: 10,
         client_id: "test".into(),
         will: None,
         username: None,
         password: None,
+        properties: Properties::new(),
     });
 
     // Empty client id and no flags: legal on the wire [MQTT-3.1.3-6].
     let connect_min: &[u8] = &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0, 0, 0, 0, 0];
-    let connect_min_packet = Packet::Connect(Connect {
-        protocol: Protocol::V311,
+    let connect_min_packet = Packet::from(Connect {
+        level: ProtocolLevel::V311,
         clean_session: false,
         keep_alive: 0,
         client_id: String::new(),
         will: None,
         username: None,
         password: None,
+        properties: Properties::new(),
     });
 
     let sub = Packet::Subscribe(Subscribe {
         pkid: 10,
         filters: vec![
-            SubscribeFilter {
-                filter: "a/+".into(),
-                qos: QoS::AtLeastOnce,
-            },
-            SubscribeFilter {
-                filter: "#".into(),
-                qos: QoS::ExactlyOnce,
-            },
+            SubscribeFilter::new("a/+", QoS::AtLeastOnce),
+            SubscribeFilter::new("#", QoS::ExactlyOnce),
         ],
+        properties: Properties::new(),
     });
     let suback = Packet::SubAck(SubAck {
         pkid: 10,
-        codes: vec![
-            SubackCode::Granted(QoS::AtMostOnce),
-            SubackCode::Granted(QoS::AtLeastOnce),
-            SubackCode::Granted(QoS::ExactlyOnce),
-            SubackCode::Failure,
+        reasons: vec![
+            ReasonCode::GrantedQoS0,
+            ReasonCode::GrantedQoS1,
+            ReasonCode::GrantedQoS2,
+            ReasonCode::UnspecifiedError,
         ],
+        properties: Properties::new(),
     });
     let unsub = Packet::Unsubscribe(Unsubscribe {
         pkid: 11,
         filters: vec!["a/+".into(), "#".into()],
+        properties: Properties::new(),
     });
 
     #[rustfmt::skip]
@@ -148,9 +157,9 @@ fn spec_vectors_for_every_packet_type() {
         ("CONNECT MQIsdp 3.1", connect_v31, connect_v31_packet),
         ("CONNECT minimal", connect_min, connect_min_packet),
         ("CONNACK session present", &[0x20, 0x02, 0x01, 0x00],
-            Packet::ConnAck(ConnAck { session_present: true, code: ConnectReturnCode::Accepted })),
+            Packet::ConnAck(ConnAck::new(true, ConnectReturnCode::Accepted))),
         ("CONNACK not authorized", &[0x20, 0x02, 0x00, 0x05],
-            Packet::ConnAck(ConnAck { session_present: false, code: ConnectReturnCode::NotAuthorized })),
+            Packet::ConnAck(ConnAck::new(false, ConnectReturnCode::NotAuthorized))),
         ("PUBLISH QoS 0", &[0x30, 0x07, 0x00, 0x03, b'a', b'/', b'b', b'h', b'i'],
             publish(false, QoS::AtMostOnce, false, "a/b", 0, b"hi")),
         ("PUBLISH QoS 1 dup retain", &[0x3B, 0x08, 0x00, 0x03, b'a', b'/', b'b', 0x00, 0x0A, b'x'],
@@ -160,19 +169,19 @@ fn spec_vectors_for_every_packet_type() {
         // U+FEFF is an ordinary character and must not be stripped [MQTT-1.5.3-3].
         ("PUBLISH topic with U+FEFF", &[0x30, 0x05, 0x00, 0x03, 0xEF, 0xBB, 0xBF],
             publish(false, QoS::AtMostOnce, false, "\u{FEFF}", 0, b"")),
-        ("PUBACK", &[0x40, 0x02, 0x00, 0x01], Packet::PubAck(1)),
-        ("PUBREC", &[0x50, 0x02, 0x12, 0x34], Packet::PubRec(0x1234)),
-        ("PUBREL", &[0x62, 0x02, 0xAB, 0xCD], Packet::PubRel(0xABCD)),
-        ("PUBCOMP", &[0x70, 0x02, 0xFF, 0xFF], Packet::PubComp(0xFFFF)),
+        ("PUBACK", &[0x40, 0x02, 0x00, 0x01], Packet::PubAck(Ack::new(1))),
+        ("PUBREC", &[0x50, 0x02, 0x12, 0x34], Packet::PubRec(Ack::new(0x1234))),
+        ("PUBREL", &[0x62, 0x02, 0xAB, 0xCD], Packet::PubRel(Ack::new(0xABCD))),
+        ("PUBCOMP", &[0x70, 0x02, 0xFF, 0xFF], Packet::PubComp(Ack::new(0xFFFF))),
         ("SUBSCRIBE", &[0x82, 0x0C, 0x00, 0x0A, 0x00, 0x03, b'a', b'/', b'+', 0x01, 0x00, 0x01, b'#', 0x02],
             sub),
         ("SUBACK", &[0x90, 0x06, 0x00, 0x0A, 0x00, 0x01, 0x02, 0x80], suback),
         ("UNSUBSCRIBE", &[0xA2, 0x0A, 0x00, 0x0B, 0x00, 0x03, b'a', b'/', b'+', 0x00, 0x01, b'#'],
             unsub),
-        ("UNSUBACK", &[0xB0, 0x02, 0x00, 0x0B], Packet::UnsubAck(11)),
+        ("UNSUBACK", &[0xB0, 0x02, 0x00, 0x0B], Packet::UnsubAck(UnsubAck::new(11))),
         ("PINGREQ", &[0xC0, 0x00], Packet::PingReq),
         ("PINGRESP", &[0xD0, 0x00], Packet::PingResp),
-        ("DISCONNECT", &[0xE0, 0x00], Packet::Disconnect),
+        ("DISCONNECT", &[0xE0, 0x00], Packet::Disconnect(Disconnect::default())),
     ];
     for (name, wire, expected) in &vectors {
         check_vector(name, wire, expected);
@@ -207,11 +216,11 @@ fn remaining_length_boundaries_in_publish() {
 
         let mut buf = BytesMut::from(&wire[..]);
         assert_eq!(
-            decode(&mut buf, &DecodeLimits::default()),
+            decode(&mut buf, &DecodeLimits::default(), V311),
             Ok(Some(expected.clone()))
         );
         let mut out = BytesMut::new();
-        encode(&expected, &mut out);
+        encode(&expected, V311, &mut out);
         assert_eq!(out.len(), wire.len(), "remaining {remaining}");
         assert!(
             out[..] == wire[..],
@@ -250,7 +259,7 @@ fn largest_remaining_length_is_accepted_from_the_header() {
     let header = [0x30, 0xFF, 0xFF, 0xFF, 0x7F];
     let mut buf = BytesMut::from(&header[..]);
     // Default limit is the protocol maximum: waits for the body.
-    assert_eq!(decode(&mut buf, &DecodeLimits::default()), Ok(None));
+    assert_eq!(decode(&mut buf, &DecodeLimits::default(), V311), Ok(None));
     assert_eq!(buf.len(), header.len());
     // One byte less of limit: refused from the header alone.
     let limits = DecodeLimits {
@@ -258,7 +267,7 @@ fn largest_remaining_length_is_accepted_from_the_header() {
         ..DecodeLimits::default()
     };
     assert_eq!(
-        decode(&mut buf, &limits),
+        decode(&mut buf, &limits, V311),
         Err(DecodeError::PacketTooLarge {
             size: 268_435_460,
             max: 268_435_459
@@ -275,13 +284,19 @@ fn back_to_back_packets_decode_in_order() {
     buf.extend_from_slice(&[0x62, 0x02]); // start of a PUBREL
     let limits = DecodeLimits::default();
     let expected = publish(false, QoS::AtMostOnce, false, "a/b", 0, b"hi");
-    assert_eq!(decode(&mut buf, &limits), Ok(Some(expected)));
-    assert_eq!(decode(&mut buf, &limits), Ok(Some(Packet::PingReq)));
-    assert_eq!(decode(&mut buf, &limits), Ok(Some(Packet::PubAck(1))));
-    assert_eq!(decode(&mut buf, &limits), Ok(None));
+    assert_eq!(decode(&mut buf, &limits, V311), Ok(Some(expected)));
+    assert_eq!(decode(&mut buf, &limits, V311), Ok(Some(Packet::PingReq)));
+    assert_eq!(
+        decode(&mut buf, &limits, V311),
+        Ok(Some(Packet::PubAck(Ack::new(1))))
+    );
+    assert_eq!(decode(&mut buf, &limits, V311), Ok(None));
     assert_eq!(&buf[..], &[0x62, 0x02]);
     buf.extend_from_slice(&[0x00, 0x07]);
-    assert_eq!(decode(&mut buf, &limits), Ok(Some(Packet::PubRel(7))));
+    assert_eq!(
+        decode(&mut buf, &limits, V311),
+        Ok(Some(Packet::PubRel(Ack::new(7))))
+    );
     assert!(buf.is_empty());
 }
 
@@ -294,13 +309,13 @@ fn oversize_packet_is_refused_from_the_header() {
     // PUBLISH announcing 1000 bytes (0xE8 0x07): only the header has arrived.
     let mut buf = BytesMut::from(&[0x30, 0xE8][..]);
     assert_eq!(
-        decode(&mut buf, &limits),
+        decode(&mut buf, &limits, V311),
         Ok(None),
         "length still incomplete"
     );
     buf.put_u8(0x07);
     assert_eq!(
-        decode(&mut buf, &limits),
+        decode(&mut buf, &limits, V311),
         Err(DecodeError::PacketTooLarge {
             size: 1003,
             max: 100
@@ -314,11 +329,11 @@ fn oversize_packet_is_refused_from_the_header() {
         BytesMut::from(&wire[..])
     };
     assert!(matches!(
-        decode(&mut at_limit(100), &limits),
+        decode(&mut at_limit(100), &limits, V311),
         Ok(Some(Packet::Publish(_)))
     ));
     assert_eq!(
-        decode(&mut at_limit(101), &limits),
+        decode(&mut at_limit(101), &limits, V311),
         Err(DecodeError::PacketTooLarge {
             size: 101,
             max: 100
@@ -338,10 +353,10 @@ fn payload_and_binary_fields_never_pin_the_read_buffer() {
     ];
     let mut buf = BytesMut::from(wire);
     let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
-    let Ok(Some(Packet::Connect(c))) = decode(&mut buf, &DecodeLimits::default()) else {
+    let Ok(Some(Packet::Connect(c))) = decode(&mut buf, &DecodeLimits::default(), V311) else {
         panic!("CONNECT expected");
     };
-    let password = c.password.unwrap_or_default();
+    let password = c.password.clone().unwrap_or_default();
     assert_eq!(&password[..], b"p");
     assert!(!range.contains(&(password.as_ptr() as usize)));
     assert!(buf.is_empty());
@@ -353,13 +368,13 @@ fn payload_and_binary_fields_never_pin_the_read_buffer() {
         ][..],
     );
     let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
-    let Ok(Some(Packet::Publish(p))) = decode(&mut buf, &DecodeLimits::default()) else {
+    let Ok(Some(Packet::Publish(p))) = decode(&mut buf, &DecodeLimits::default(), V311) else {
         panic!("PUBLISH expected");
     };
     assert_eq!(&p.payload[..], &[1, 2, 3]);
     assert!(!range.contains(&(p.payload.as_ptr() as usize)));
     assert_eq!(buf.len(), 6);
-    let Ok(Some(Packet::Publish(q))) = decode(&mut buf, &DecodeLimits::default()) else {
+    let Ok(Some(Packet::Publish(q))) = decode(&mut buf, &DecodeLimits::default(), V311) else {
         panic!("second PUBLISH expected");
     };
     assert_eq!((q.topic.as_str(), &q.payload[..]), ("u", &[4u8][..]));
@@ -459,7 +474,7 @@ fn malformed_packets() {
     let mut failures = Vec::new();
     for (name, wire, expected) in rows {
         let mut buf = BytesMut::from(*wire);
-        let got = decode(&mut buf, &DecodeLimits::default());
+        let got = decode(&mut buf, &DecodeLimits::default(), V311);
         if got != Err(expected.clone()) {
             failures.push(format!("{name}: expected Err({expected:?}), got {got:?}"));
         }
@@ -481,23 +496,22 @@ fn topics_over_the_configured_limits_are_refused() {
     };
     let encode_one = |p: &Packet| {
         let mut b = BytesMut::new();
-        crate::codec::encode(p, &mut b);
+        crate::codec::encode(p, V311, &mut b);
         b
     };
     let publish_to = |t: &str| publish(false, QoS::AtMostOnce, false, t, 0, b"x");
     let subscribe_to = |f: &str| {
         Packet::Subscribe(Subscribe {
             pkid: 1,
-            filters: vec![SubscribeFilter {
-                filter: f.into(),
-                qos: QoS::AtMostOnce,
-            }],
+            filters: vec![SubscribeFilter::new(f, QoS::AtMostOnce)],
+            properties: Properties::new(),
         })
     };
     let unsubscribe_from = |f: &str| {
         Packet::Unsubscribe(Unsubscribe {
             pkid: 1,
             filters: vec![f.into()],
+            properties: Properties::new(),
         })
     };
     // At the limits: accepted.
@@ -507,7 +521,7 @@ fn topics_over_the_configured_limits_are_refused() {
         unsubscribe_from("12345678"),
     ] {
         let mut b = encode_one(&p);
-        assert_eq!(decode(&mut b, &limits), Ok(Some(p)));
+        assert_eq!(decode(&mut b, &limits, V311), Ok(Some(p)));
     }
     let deep = DecodeError::TopicTooDeep { levels: 4, max: 3 };
     let long = DecodeError::TopicTooLong { len: 9, max: 8 };
@@ -520,13 +534,13 @@ fn topics_over_the_configured_limits_are_refused() {
         (unsubscribe_from("123456789"), long.clone()),
     ] {
         let mut b = encode_one(&p);
-        let got = decode(&mut b, &limits);
+        let got = decode(&mut b, &limits, V311);
         assert_eq!(got, Err(want), "{p:?}");
         assert!(got.unwrap_err().is_topic_limit());
     }
     // The will topic of a CONNECT is a topic name like any other.
     let mut c = Connect {
-        protocol: Protocol::V311,
+        level: ProtocolLevel::V311,
         clean_session: true,
         keep_alive: 0,
         client_id: "c".into(),
@@ -535,15 +549,17 @@ fn topics_over_the_configured_limits_are_refused() {
             payload: Bytes::new(),
             qos: QoS::AtMostOnce,
             retain: false,
+            properties: Properties::new(),
         }),
         username: None,
         password: None,
+        properties: Properties::new(),
     };
-    let mut b = encode_one(&Packet::Connect(c.clone()));
-    assert_eq!(decode(&mut b, &limits), Err(deep));
+    let mut b = encode_one(&Packet::from(c.clone()));
+    assert_eq!(decode(&mut b, &limits, V311), Err(deep));
     if let Some(w) = &mut c.will {
         w.topic = "w/x/y".into();
     }
-    let mut b = encode_one(&Packet::Connect(c.clone()));
-    assert_eq!(decode(&mut b, &limits), Ok(Some(Packet::Connect(c))));
+    let mut b = encode_one(&Packet::from(c.clone()));
+    assert_eq!(decode(&mut b, &limits, V311), Ok(Some(Packet::from(c))));
 }

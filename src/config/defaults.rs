@@ -62,7 +62,7 @@ impl Default for SessionConfig {
             queue_full_policy: QueueFullPolicy::DropNew,
             queue_qos0_offline: false,
             slow_consumer_timeout: Duration::from_secs(30),
-            stall_timeout: Duration::from_secs(1),
+            stall_timeout: Duration::from_secs(2),
             persistent_session_expiry: Duration::ZERO,
             max_sessions: 1_000_000,
             max_subscriptions: 10_000,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use crate::codec::{Connect, ConnectReturnCode, Protocol};
+use crate::codec::{Connect, ConnectReturnCode, ProtocolLevel};
 use crate::context::Context;
 
 /// Checks a CONNECT against the protocol rules and the broker's limits; returns the client
@@ -14,12 +14,12 @@ pub fn validate(c: &Connect, ctx: &Arc<Context>) -> Result<String, ConnectReturn
     let id = if c.client_id.is_empty() {
         // 3.1 requires 1–23 characters; 3.1.1 allows an empty id only with CleanSession 1
         // [MQTT-3.1.3-7, MQTT-3.1.3-8] and then the server assigns one [MQTT-3.1.3-6].
-        if c.protocol == Protocol::V31 || !c.clean_session {
+        if c.level == ProtocolLevel::V31 || !c.clean_session {
             return Err(ConnectReturnCode::IdentifierRejected);
         }
         generated_id()
     } else {
-        if c.protocol == Protocol::V31 && c.client_id.chars().count() > 23 {
+        if c.level == ProtocolLevel::V31 && c.client_id.chars().count() > 23 {
             return Err(ConnectReturnCode::IdentifierRejected);
         }
         if c.client_id.len() > limits.max_client_id_len {

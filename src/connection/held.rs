@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 
-use crate::codec::{self, Packet};
+use crate::codec::{self, Packet, ProtocolLevel};
 
 /// Acknowledgements held back until the cluster barriers before them resolve, in the order of
 /// the packets they answer.
@@ -13,10 +13,16 @@ pub(super) struct Held {
 }
 
 impl Held {
-    /// Holds `ack` behind everything held before; with `barrier`, until that resolves too.
-    pub(super) fn push(&mut self, barrier: Option<crate::router::Barrier>, ack: &Packet) {
+    /// Holds `ack`, encoded at `level`, behind everything held before; with `barrier`, until
+    /// that resolves too.
+    pub(super) fn push(
+        &mut self,
+        barrier: Option<crate::router::Barrier>,
+        ack: &Packet,
+        level: ProtocolLevel,
+    ) {
         let mut bytes = BytesMut::new();
-        codec::encode(ack, &mut bytes);
+        codec::encode(ack, level, &mut bytes);
         self.acks.push_back((barrier, bytes));
     }
 

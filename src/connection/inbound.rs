@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::{CloseReason, Live, Publishing};
-use crate::codec::{self, Packet, Publish, QoS, SubAck, SubackCode, Subscribe};
+use crate::codec::{self, Ack, Packet, Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck};
 use crate::context::Context;
 use crate::hooks::Event;
 use crate::message::{Delivery, Message};
@@ -24,24 +24,24 @@ pub(super) fn handle(
 ) -> Result<(), CloseReason> {
     match p {
         Packet::Publish(p) => publish(p, live, ctx, out, now),
-        Packet::PubAck(id) => {
-            if live.session.lock().on_puback(id) {
+        Packet::PubAck(a) => {
+            if live.session.lock().on_puback(a.pkid) {
                 live.needs_drain = true;
             }
         }
-        Packet::PubRec(id) => {
-            live.session.lock().on_pubrec(id);
+        Packet::PubRec(a) => {
+            live.session.lock().on_pubrec(a.pkid);
             // PUBREL answers every PUBREC, known or not, so the client can finish [MQTT-4.3.3-1].
-            codec::encode(&Packet::PubRel(id), out);
+            codec::encode(&Packet::PubRel(Ack::new(a.pkid)), live.level, out);
         }
-        Packet::PubComp(id) => {
-            if live.session.lock().on_pubcomp(id) {
+        Packet::PubComp(a) => {
+            if live.session.lock().on_pubcomp(a.pkid) {
                 live.needs_drain = true;
             }
         }
-        Packet::PubRel(id) => {
-            live.session.lock().release_qos2(id);
-            codec::encode(&Packet::PubComp(id), out); // [MQTT-4.3.3-2]
+        Packet::PubRel(a) => {
+            live.session.lock().release_qos2(a.pkid);
+            codec::encode(&Packet::PubComp(Ack::new(a.pkid)), live.level, out); // [MQTT-4.3.3-2]
         }
         Packet::Subscribe(s) => subscribe(s, live, ctx, out, now),
         Packet::Unsubscribe(u) => {
@@ -56,13 +56,14 @@ pub(super) fn handle(
             // UNSUBACK even when nothing matched [MQTT-3.10.4-4, MQTT-3.10.4-5]; behind any
             // SUBACK still held for the cluster, so the client's acknowledgements of
             // subscription changes arrive in the order it asked for them.
+            let unsuback = Packet::UnsubAck(UnsubAck::new(u.pkid));
             match live.held.as_mut() {
-                Some(held) => held.push(None, &Packet::UnsubAck(u.pkid)),
-                None => codec::encode(&Packet::UnsubAck(u.pkid), out),
+                Some(held) => held.push(None, &unsuback, live.level),
+                None => codec::encode(&unsuback, live.level, out),
             }
         }
-        Packet::PingReq => codec::encode(&Packet::PingResp, out), // [MQTT-3.12.4-1]
-        Packet::Disconnect => return Err(CloseReason::ClientDisconnect),
+        Packet::PingReq => codec::encode(&Packet::PingResp, live.level, out), // [MQTT-3.12.4-1]
+        Packet::Disconnect(_) => return Err(CloseReason::ClientDisconnect),
         Packet::Connect(_) => return Err(CloseReason::Protocol("second CONNECT [MQTT-3.1.0-2]")),
         Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
             return Err(CloseReason::Protocol(
@@ -93,14 +94,14 @@ pub(super) fn accept(
     let first = match p.qos {
         QoS::AtMostOnce => true,
         QoS::AtLeastOnce => {
-            codec::encode(&Packet::PubAck(p.pkid), out);
+            codec::encode(&Packet::PubAck(Ack::new(p.pkid)), live.level, out);
             true
         }
         QoS::ExactlyOnce => {
             // Delivered on the first PUBLISH with this id; a re-sent one before PUBREL is
             // only acknowledged again [MQTT-4.3.3-2].
             let first = live.session.lock().receive_qos2(p.pkid);
-            codec::encode(&Packet::PubRec(p.pkid), out);
+            codec::encode(&Packet::PubRec(Ack::new(p.pkid)), live.level, out);
             first
         }
     };
@@ -163,26 +164,26 @@ fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesM
             .check_subscribe(&live.session.client_id, live.username.as_deref(), reach)
         {
             metrics::inc(&ctx.metrics.subscriptions_rejected);
-            codes.push(SubackCode::Failure);
+            codes.push(ReasonCode::NotAuthorized);
             continue;
         }
         match ctx
             .router
-            .subscribe(&live.session, &f.filter, f.qos, live.read.as_ref())
+            .subscribe(&live.session, &f.filter, f.options, live.read.as_ref())
         {
             Ok(msgs) => {
                 ctx.emit(|| Event::Subscribed {
                     client_id: &live.session.client_id,
                     filter: &f.filter,
-                    qos: f.qos,
+                    qos: f.options.qos,
                 });
-                codes.push(SubackCode::Granted(f.qos));
-                retained.extend(msgs.into_iter().map(|m| (m, f.qos)));
+                codes.push(ReasonCode::granted(f.options.qos));
+                retained.extend(msgs.into_iter().map(|m| (m, f.options.qos)));
             }
             Err(e) => {
                 tracing::debug!(client_id = %live.session.client_id, filter = %f.filter, "subscription refused: {e}");
                 metrics::inc(&ctx.metrics.subscriptions_rejected);
-                codes.push(SubackCode::Failure);
+                codes.push(ReasonCode::UnspecifiedError);
             }
         }
     }
@@ -193,17 +194,14 @@ fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesM
     // on serving its client (reads, PINGRESP, keep-alive, take-over). The retained messages
     // travel through the queue, which is not drained while a SUBACK is held, so they still
     // follow it (the spec would let them go first [MQTT-3.8.4]).
-    let suback = Packet::SubAck(SubAck {
-        pkid: s.pkid,
-        codes,
-    });
+    let suback = Packet::SubAck(SubAck::new(s.pkid, codes));
     let barrier = ctx.router.remote().and_then(|c| c.interest_barrier());
     match (barrier, live.held.as_mut()) {
-        (None, None) => codec::encode(&suback, out),
-        (barrier, Some(held)) => held.push(barrier, &suback),
+        (None, None) => codec::encode(&suback, live.level, out),
+        (barrier, Some(held)) => held.push(barrier, &suback, live.level),
         (barrier, None) => {
             let mut held = Box::<super::Held>::default();
-            held.push(barrier, &suback);
+            held.push(barrier, &suback, live.level);
             live.held = Some(held);
         }
     }

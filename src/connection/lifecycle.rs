@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::read::ReadSide;
 use super::*;
+use crate::codec::{ProtocolLevel, ReasonCode};
 use crate::hooks::Event;
 use crate::session::Change;
 
@@ -36,14 +37,17 @@ where
     let mut connect = match connect {
         Ok(c) => c,
         Err(reason) => {
-            conn.refuse(peer, &reason).await;
+            // No CONNECT was decoded, so no level was agreed: the answer is 3.1.1's (CONNACK
+            // 0x01 for a level this broker does not speak [MQTT-3.1.2-2]).
+            conn.refuse(peer, &reason, ProtocolLevel::V311).await;
             return None;
         }
     };
     let client_id = match connect::validate(&connect, &conn.ctx) {
         Ok(id) => id,
         Err(code) => {
-            conn.refuse(peer, &CloseReason::ConnectRefused(code)).await;
+            conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
+                .await;
             return None;
         }
     };
@@ -57,7 +61,8 @@ where
     {
         Ok(u) => u,
         Err(code) => {
-            conn.refuse(peer, &CloseReason::ConnectRefused(code)).await;
+            conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
+                .await;
             return None;
         }
     };
@@ -74,6 +79,7 @@ where
             conn.refuse(
                 peer,
                 &CloseReason::ConnectRefused(ConnectReturnCode::ServerUnavailable),
+                connect.level,
             )
             .await;
             return None;
@@ -84,15 +90,15 @@ where
     }
     let session = attached.session;
     codec::encode(
-        &Packet::ConnAck(ConnAck {
-            session_present: attached.present,
-            code: ConnectReturnCode::Accepted,
-        }),
+        &Packet::ConnAck(ConnAck::new(attached.present, ReasonCode::Success)),
+        connect.level,
         conn.wbuf.buf(),
     );
     if attached.present {
         let vectored = conn.wr.is_write_vectored();
-        let n = session.lock().resend_inflight(&mut conn.wbuf, vectored);
+        let n = session
+            .lock()
+            .resend_inflight(&mut conn.wbuf, vectored, connect.level);
         metrics::add(&conn.ctx.metrics.publish_sent, n);
     }
     metrics::inc(&conn.ctx.metrics.clients_connected_current);
@@ -122,6 +128,7 @@ where
         .read_gate(&session.client_id, username.as_ref());
     let live = Live {
         session,
+        level: connect.level,
         gen,
         link,
         needs_drain: true,
@@ -220,8 +227,9 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         let limits = self.ctx.decode_limits;
         let mut size = ReadSize::default();
         loop {
-            match codec::decode(&mut self.rbuf, &limits)? {
-                Some(Packet::Connect(c)) => return Ok(c),
+            // Before a CONNECT the level is 3.1.1's; a CONNECT decodes at its own.
+            match codec::decode(&mut self.rbuf, &limits, ProtocolLevel::V311)? {
+                Some(Packet::Connect(c)) => return Ok(*c),
                 Some(_) => {
                     return Err(CloseReason::Protocol(
                         "first packet is not CONNECT [MQTT-3.1.0-1]",
@@ -240,9 +248,14 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         }
     }
 
-    /// Ends a connection that never got a session, answering with a CONNACK where the spec
-    /// asks for one.
-    pub(super) async fn refuse(&mut self, peer: SocketAddr, reason: &CloseReason) {
+    /// Ends a connection that never got a session, answering with a CONNACK (at `level`, the
+    /// CONNECT's) where the spec asks for one.
+    pub(super) async fn refuse(
+        &mut self,
+        peer: SocketAddr,
+        reason: &CloseReason,
+        level: ProtocolLevel,
+    ) {
         let code = match reason {
             CloseReason::Malformed(DecodeError::UnsupportedProtocolLevel(_)) => {
                 // [MQTT-3.1.2-2]: answer 0x01 and close.
@@ -262,13 +275,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         if let Some(code) = code {
             // A refused CONNECT gets CONNACK with session-present 0 [MQTT-3.2.2-4].
             let mut out = BytesMut::new();
-            codec::encode(
-                &Packet::ConnAck(ConnAck {
-                    session_present: false,
-                    code,
-                }),
-                &mut out,
-            );
+            codec::encode(&Packet::ConnAck(ConnAck::new(false, code)), level, &mut out);
             let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.write_all(&out)).await;
         }
         let _ = tokio::time::timeout(Duration::from_millis(200), self.wr.shutdown()).await;

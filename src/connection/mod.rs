@@ -166,6 +166,8 @@ enum Deferred {
 /// The session side of an accepted connection.
 struct Live {
     session: Arc<Session>,
+    /// The protocol level of the client's CONNECT: what its packets are read and written at.
+    level: codec::ProtocolLevel,
     gen: u64,
     link: ConnLink,
     /// The queue may hold messages that fit in the window: drain before waiting.
@@ -317,11 +319,12 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         .map_or(CloseReason::TakenOver, CloseReason::from);
                 }
                 let vectored = self.wr.is_write_vectored();
+                let level = live.level;
                 let r = match &self.ctx.hooks {
-                    None => st.fill(&mut self.wbuf, wmax, vectored, Instant::now()),
+                    None => st.fill(&mut self.wbuf, wmax, vectored, level, Instant::now()),
                     Some(h) => {
                         let client_id = &live.session.client_id;
-                        st.fill_with(&mut self.wbuf, wmax, vectored, Instant::now(), |d| {
+                        st.fill_with(&mut self.wbuf, wmax, vectored, level, Instant::now(), |d| {
                             h.on_event(&crate::hooks::Event::MessageDelivered {
                                 client_id,
                                 topic: &d.msg.topic,

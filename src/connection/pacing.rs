@@ -110,7 +110,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         let mut batch = Vec::new();
         let mut acks = 0;
         let result = loop {
-            match codec::decode(&mut self.rbuf, &limits) {
+            match codec::decode(&mut self.rbuf, &limits, live.level) {
                 Ok(Some(Packet::Publish(p))) => {
                     received += 1;
                     let pacing = &mut live.publishing().pacing;

@@ -10,7 +10,7 @@ use super::groups::{self, Pick};
 use super::routed::{Remainder, Routed, Target};
 use super::{may_read, MemoTarget, Nodes, RouteMemo, Router, MEMO_MAX_TARGETS};
 use crate::auth::ReadGate;
-use crate::codec::QoS;
+use crate::codec::SubscriptionOptions;
 use crate::flow::Pacer;
 use crate::hooks::{DropReason, Event};
 use crate::message::{Delivery, Message};
@@ -86,7 +86,7 @@ impl Router {
         &self,
         s: &Arc<Session>,
         msg: &Arc<Message>,
-        granted: QoS,
+        granted: SubscriptionOptions,
         key: &Arc<GroupKey>,
         now: Instant,
         may_block: bool,
@@ -94,7 +94,7 @@ impl Router {
     ) {
         let d = Delivery {
             msg: msg.clone(),
-            qos: msg.qos.min(granted),
+            qos: msg.qos.min(granted.qos),
             retain: false,
             group: Some(key.clone()),
         };
@@ -122,22 +122,23 @@ impl Router {
         nodes: &mut Nodes,
         memo: Option<&mut Option<Box<RouteMemo>>>,
     ) {
-        let mut one = |session: &Arc<Session>, granted: QoS, read: Option<&Arc<ReadGate>>| {
-            if !may_read(read, &msg.topic) {
-                return;
-            }
-            let d = Delivery {
-                msg: msg.clone(),
-                qos: msg.qos.min(granted),
-                // Normal deliveries never carry the retain flag [MQTT-3.3.1-9].
-                retain: false,
-                group: None,
+        let mut one =
+            |session: &Arc<Session>, granted: SubscriptionOptions, read: Option<&Arc<ReadGate>>| {
+                if !may_read(read, &msg.topic) {
+                    return;
+                }
+                let d = Delivery {
+                    msg: msg.clone(),
+                    qos: msg.qos.min(granted.qos),
+                    // Normal deliveries never carry the retain flag [MQTT-3.3.1-9].
+                    retain: false,
+                    group: None,
+                };
+                let pressured = self.offer(session, d, now, may_block, routed);
+                if pressured && routed.pressure.is_none() && publisher != Some(session.id) {
+                    routed.pressure = Some(session.clone());
+                }
             };
-            let pressured = self.offer(session, d, now, may_block, routed);
-            if pressured && routed.pressure.is_none() && publisher != Some(session.id) {
-                routed.pressure = Some(session.clone());
-            }
-        };
         let Some(memo) = memo else {
             self.subs
                 .for_each_target(&msg.topic, nodes, |(session, granted, read)| {

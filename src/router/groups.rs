@@ -14,7 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use rand::Rng;
 
 use crate::auth::ReadGate;
-use crate::codec::QoS;
+use crate::codec::SubscriptionOptions;
 use crate::config::GroupStrategy;
 use crate::session::{Readiness, Session};
 use crate::topic::{GroupKey, SubscriptionTrie};
@@ -22,7 +22,7 @@ use crate::topic::{GroupKey, SubscriptionTrie};
 #[derive(Debug, Clone)]
 struct Member {
     session: Arc<Session>,
-    qos: QoS,
+    options: SubscriptionOptions,
     read: Option<Arc<ReadGate>>,
 }
 
@@ -58,7 +58,7 @@ pub struct Group {
 #[derive(Debug)]
 pub enum Pick {
     /// A member on this node (one that may read the topic) and its granted QoS.
-    Local(Arc<Session>, QoS),
+    Local(Arc<Session>, SubscriptionOptions),
     Remote(Arc<str>),
     Nobody,
 }
@@ -109,7 +109,7 @@ impl Group {
                     .local
                     .iter()
                     .find(|x| x.session.id == *id && readable(x) && x.session.lock().has_room())
-                    .map(|x| Pick::Local(x.session.clone(), x.qos)),
+                    .map(|x| Pick::Local(x.session.clone(), x.options)),
                 Some(Stuck::Remote(n)) if !local_only => m
                     .remote
                     .iter()
@@ -135,7 +135,7 @@ impl Group {
         };
         let mut pick = if (idx as usize) < n_local {
             let x = &m.local[local_at(idx as usize)];
-            Pick::Local(x.session.clone(), x.qos)
+            Pick::Local(x.session.clone(), x.options)
         } else {
             remote_at(&m.remote, idx - n_local as u64)
         };
@@ -155,12 +155,12 @@ impl Group {
                 let start = idx as usize;
                 let others = || (1..n_local).map(|k| &m.local[local_at((start + k) % n_local)]);
                 if let Some(x) = others().find(|x| ready(&x.session) == Readiness::Room) {
-                    pick = Pick::Local(x.session.clone(), x.qos);
+                    pick = Pick::Local(x.session.clone(), x.options);
                 } else if remote_total > 0 {
                     pick = remote_at(&m.remote, hash % remote_total);
                 } else if mine == Readiness::Stalled {
                     if let Some(x) = others().find(|x| ready(&x.session) == Readiness::Reading) {
-                        pick = Pick::Local(x.session.clone(), x.qos);
+                        pick = Pick::Local(x.session.clone(), x.options);
                     }
                 }
             }
@@ -230,7 +230,7 @@ impl Groups {
         &self,
         key: &GroupKey,
         session: &Arc<Session>,
-        qos: QoS,
+        options: SubscriptionOptions,
         read: Option<Arc<ReadGate>>,
     ) -> usize {
         let mut index = self.index.write();
@@ -238,12 +238,12 @@ impl Groups {
         let mut m = g.members.lock();
         match m.local.iter_mut().find(|x| x.session.id == session.id) {
             Some(x) => {
-                x.qos = qos;
+                x.options = options;
                 x.read = read;
             }
             None => m.local.push(Member {
                 session: session.clone(),
-                qos,
+                options,
                 read,
             }),
         }

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use crate::auth::ReadGate;
-use crate::codec::QoS;
+use crate::codec::{QoS, SubscriptionOptions};
 use crate::config::GroupStrategy;
 use crate::hooks::{Event, Hooks};
 use crate::message::Message;
@@ -61,8 +61,9 @@ pub struct RouteMemo {
     nodes: Nodes,
 }
 
-/// One memoised target: the session, its granted QoS and its read check (with an ACL file).
-type MemoTarget = (Arc<Session>, QoS, Option<Arc<ReadGate>>);
+/// One memoised target: the session, its subscription's options and its read check (with an
+/// ACL file).
+type MemoTarget = (Arc<Session>, SubscriptionOptions, Option<Arc<ReadGate>>);
 
 /// Topics matching more sessions than this are not memoised (the walk is then a small part
 /// of the cost, and the memo would hold many sessions).
@@ -238,7 +239,7 @@ impl Router {
         &self,
         session: &Arc<Session>,
         filter: &str,
-        qos: QoS,
+        options: SubscriptionOptions,
         read: Option<&Arc<ReadGate>>,
     ) -> Result<Vec<Arc<Message>>, SubscribeError> {
         let sub = parse_subscription(filter)?;
@@ -255,7 +256,7 @@ impl Router {
             if held >= self.max_subscriptions && !st.subscriptions().contains_key(filter) {
                 return Err(SubscribeError::TooMany(held));
             }
-            st.subscribe(filter, qos)
+            st.subscribe(filter, options)
         };
         if new {
             metrics::inc(&self.metrics.subscriptions_current);
@@ -267,7 +268,7 @@ impl Router {
                 // order the trie changed (a SUB overtaken by an older UNSUB would lose them
                 // this node's subscriber).
                 let mut interest = self.remote().map(|_| self.interest.lock());
-                if self.subs.insert(f, session, qos, read.cloned()) {
+                if self.subs.insert(f, session, options, read.cloned()) {
                     if let (Some(c), Some(set)) = (self.remote(), interest.as_mut()) {
                         set.insert(f.to_owned());
                         c.interest_add(f);
@@ -278,7 +279,7 @@ impl Router {
             }
             Subscription::Shared { group, filter: f } => {
                 let key = key_of(group, f);
-                let members = self.groups.join(&key, session, qos, read.cloned());
+                let members = self.groups.join(&key, session, options, read.cloned());
                 if let Some(c) = self.remote() {
                     c.group_weight(&key, members);
                 }

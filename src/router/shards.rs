@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 use smallvec::SmallVec;
 
 use crate::auth::ReadGate;
-use crate::codec::QoS;
+use crate::codec::SubscriptionOptions;
 use crate::session::Session;
 use crate::topic::SubscriptionTrie;
 
@@ -37,18 +37,24 @@ impl SubKey {
 /// One subscriber entry in the trie.
 #[derive(Debug, Clone)]
 pub enum Subscriber {
-    /// A local session, its granted QoS and, with an ACL file, its per-message read check.
+    /// A local session, its subscription's options (the granted QoS among them) and, with
+    /// an ACL file, its per-message read check.
     Local {
         session: Arc<Session>,
-        qos: QoS,
+        options: SubscriptionOptions,
         read: Option<Arc<ReadGate>>,
     },
     /// A peer node: the message is forwarded to it once, whatever else matches there.
     Remote,
 }
 
-/// One matching session: its highest granted QoS and, if any, the read check that applies.
-pub(super) type Target<'a> = (&'a Arc<Session>, QoS, Option<&'a Arc<ReadGate>>);
+/// One matching session: the options of its matching subscription (overlapping ones merged:
+/// the highest granted QoS [MQTT-3.3.5-1]) and, if any, the read check that applies.
+pub(super) type Target<'a> = (
+    &'a Arc<Session>,
+    SubscriptionOptions,
+    Option<&'a Arc<ReadGate>>,
+);
 
 /// The peer nodes one topic matched.
 pub type Nodes = SmallVec<[Arc<str>; 4]>;
@@ -98,12 +104,12 @@ impl Shards {
         &self,
         filter: &str,
         session: &Arc<Session>,
-        qos: QoS,
+        options: SubscriptionOptions,
         read: Option<Arc<ReadGate>>,
     ) -> bool {
         let sub = Subscriber::Local {
             session: session.clone(),
-            qos,
+            options,
             read,
         };
         let first = {
@@ -167,9 +173,14 @@ impl Shards {
                 continue;
             }
             trie.for_each_match(topic, |k, s| match (k, s) {
-                (_, Subscriber::Local { session, qos, read }) => {
-                    hits.push((session, *qos, read.as_ref()))
-                }
+                (
+                    _,
+                    Subscriber::Local {
+                        session,
+                        options,
+                        read,
+                    },
+                ) => hits.push((session, *options, read.as_ref())),
                 (SubKey::Node(n), Subscriber::Remote) => {
                     if !nodes.contains(n) {
                         nodes.push(n.clone());
@@ -182,7 +193,7 @@ impl Shards {
             hits.sort_unstable_by_key(|h| h.0.id);
             hits.dedup_by(|b, a| {
                 if a.0.id == b.0.id {
-                    a.1 = a.1.max(b.1);
+                    a.1.qos = a.1.qos.max(b.1.qos);
                     a.2 = a.2.and(b.2);
                     true
                 } else {

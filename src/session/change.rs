@@ -5,14 +5,17 @@
 //! (persistent sessions, with a store that keeps them: see `store::SessionJournal`). With
 //! journaling off, recording is one branch and nothing is built.
 
-use crate::codec::QoS;
+use crate::codec::SubscriptionOptions;
 use crate::message::Delivery;
 
 /// One change to a session.
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A subscription was added or replaced [MQTT-3.8.4-3].
-    Subscribed { filter: String, qos: QoS },
+    Subscribed {
+        filter: String,
+        options: SubscriptionOptions,
+    },
     /// A subscription was removed.
     Unsubscribed { filter: String },
     /// A message was queued for the client (a retained one of a new subscription too).

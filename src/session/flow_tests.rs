@@ -52,7 +52,7 @@ fn a_reading_consumer_blocks_publishers_at_its_bound_and_relieves_them() {
     let mut out = Outbox::default();
     let t0 = Instant::now();
     assert!(s.offer(d("t"), t0, true).is_ok());
-    s.fill(&mut out, usize::MAX, false, t0);
+    s.fill(&mut out, usize::MAX, false, ProtocolLevel::V311, t0);
     for _ in 0..50 {
         assert!(s.offer(d("t"), t0, true).is_ok());
     }
@@ -70,9 +70,15 @@ fn a_reading_consumer_blocks_publishers_at_its_bound_and_relieves_them() {
         "a producer that cannot wait meets the bound"
     );
     out.buf().clear();
-    assert!(!s.fill(&mut out, 74 * 6, false, t0).relieved);
+    assert!(
+        !s.fill(&mut out, 74 * 6, false, ProtocolLevel::V311, t0)
+            .relieved
+    );
     out.buf().clear();
-    assert!(s.fill(&mut out, 6, false, t0).relieved, "a quarter left");
+    assert!(
+        s.fill(&mut out, 6, false, ProtocolLevel::V311, t0).relieved,
+        "a quarter left"
+    );
     assert!(!s.pressured_at(t0));
 }
 
@@ -108,12 +114,12 @@ fn retained_backlog_streams_after_earlier_messages_and_before_later_ones() {
     );
     // A live message for it waits behind the backlog (its producer retries).
     assert!(s.offer(d("b"), t0, true).is_err(), "blocked");
-    let r = s.fill(&mut out, 6 * 5, false, t0);
+    let r = s.fill(&mut out, 6 * 5, false, ProtocolLevel::V311, t0);
     assert_eq!(r.sent, 5);
     assert!(r.more);
     assert_eq!(topics(&mut out), b"arrrr");
     out.buf().clear();
-    let r = s.fill(&mut out, usize::MAX, false, t0);
+    let r = s.fill(&mut out, usize::MAX, false, ProtocolLevel::V311, t0);
     assert_eq!(
         r.sent, 6,
         "every retained message, past the queue bound of 4"

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use super::change::{Change, Journal};
 use super::handle::ConnLink;
 use super::outbox::Outbox;
-use crate::codec::{self, Packet, QoS};
+use crate::codec::{
+    self, Ack, Packet, Properties, ProtocolLevel, PublishHeader, QoS, SubscriptionOptions,
+};
 use crate::flow::{high_water, Admission, Watermarks};
 use crate::message::Delivery;
 
@@ -94,9 +96,10 @@ struct Inflight {
 pub struct SessionState {
     /// CleanSession of the connection that created the session.
     pub clean: bool,
-    /// Filter → granted QoS. B-tree maps here and below: half the inline size of a hash
-    /// map (every session carries them, most with few entries) and no hashing of client input.
-    subscriptions: BTreeMap<String, QoS>,
+    /// Filter → the subscription's options (its granted QoS among them). B-tree maps here and
+    /// below: half the inline size of a hash map (every session carries them, most with few
+    /// entries) and no hashing of client input.
+    subscriptions: BTreeMap<String, SubscriptionOptions>,
     /// Set when the session has been replaced or discarded; its connection must stop.
     pub discarded: bool,
     /// When the session last went offline (for expiry); `None` while connected.
@@ -165,11 +168,14 @@ impl SessionState {
     }
 
     /// Adds or replaces the subscription to `filter`; true if it is new.
-    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> bool {
-        let new = self.subscriptions.insert(filter.to_owned(), qos).is_none();
+    pub fn subscribe(&mut self, filter: &str, options: SubscriptionOptions) -> bool {
+        let new = self
+            .subscriptions
+            .insert(filter.to_owned(), options)
+            .is_none();
         self.journal.record(|| Change::Subscribed {
             filter: filter.to_owned(),
-            qos,
+            options,
         });
         new
     }
@@ -185,13 +191,13 @@ impl SessionState {
         had
     }
 
-    /// Filter → granted QoS.
-    pub fn subscriptions(&self) -> &BTreeMap<String, QoS> {
+    /// Filter → the subscription's options.
+    pub fn subscriptions(&self) -> &BTreeMap<String, SubscriptionOptions> {
         &self.subscriptions
     }
 
     /// Removes every subscription (the session is ending); returns them.
-    pub fn take_subscriptions(&mut self) -> BTreeMap<String, QoS> {
+    pub fn take_subscriptions(&mut self) -> BTreeMap<String, SubscriptionOptions> {
         std::mem::take(&mut self.subscriptions)
     }
 
@@ -380,16 +386,18 @@ impl SessionState {
         self.queue.push_back(d);
     }
 
-    /// Moves queued messages into `out` as PUBLISH packets while the in-flight window has
-    /// credit and `out` is below `max_bytes`. Queue order is kept [MQTT-4.6.0-6].
+    /// Moves queued messages into `out` as PUBLISH packets (at the client's `level`) while the
+    /// in-flight window has credit and `out` is below `max_bytes`. Queue order is kept
+    /// [MQTT-4.6.0-6].
     pub fn fill(
         &mut self,
         out: &mut Outbox,
         max_bytes: usize,
         vectored: bool,
+        level: ProtocolLevel,
         now: Instant,
     ) -> FillResult {
-        self.fill_with(out, max_bytes, vectored, now, |_| {})
+        self.fill_with(out, max_bytes, vectored, level, now, |_| {})
     }
 
     /// [`SessionState::fill`], calling `sent` with each delivery written (for the hooks;
@@ -399,6 +407,7 @@ impl SessionState {
         out: &mut Outbox,
         max_bytes: usize,
         vectored: bool,
+        level: ProtocolLevel,
         now: Instant,
         mut sent: impl FnMut(&Delivery),
     ) -> FillResult {
@@ -431,7 +440,7 @@ impl SessionState {
                 QoS::AtMostOnce => 0,
                 _ => self.alloc_pkid(),
             };
-            write_publish(out, &d, pkid, false, vectored);
+            write_publish(out, &d, pkid, false, vectored, level);
             sent(&d);
             self.journal.record(|| Change::Sent { pkid });
             let state = match d.qos {
@@ -456,15 +465,17 @@ impl SessionState {
         res
     }
 
-    /// Re-sends every unacknowledged PUBLISH (DUP set) and PUBREL, in order, after a
-    /// reconnect with CleanSession 0 [MQTT-4.4.0-1, MQTT-3.3.1-1].
-    pub fn resend_inflight(&self, out: &mut Outbox, vectored: bool) -> u64 {
+    /// Re-sends every unacknowledged PUBLISH (DUP set) and PUBREL, in order, at the client's
+    /// `level`, after a reconnect with CleanSession 0 [MQTT-4.4.0-1, MQTT-3.3.1-1].
+    pub fn resend_inflight(&self, out: &mut Outbox, vectored: bool, level: ProtocolLevel) -> u64 {
         let mut n = 0;
         for i in &self.inflight {
             match (&i.state, &i.delivery) {
-                (InflightState::Comp, _) => codec::encode(&Packet::PubRel(i.pkid), out.buf()),
+                (InflightState::Comp, _) => {
+                    codec::encode(&Packet::PubRel(Ack::new(i.pkid)), level, out.buf())
+                }
                 (_, Some(d)) => {
-                    write_publish(out, d, i.pkid, true, vectored);
+                    write_publish(out, d, i.pkid, true, vectored, level);
                     n += 1;
                 }
                 (_, None) => {}
@@ -557,17 +568,25 @@ impl SessionState {
 }
 
 /// Appends one PUBLISH for `d` with the shared payload.
-fn write_publish(out: &mut Outbox, d: &Delivery, pkid: u16, dup: bool, vectored: bool) {
+fn write_publish(
+    out: &mut Outbox,
+    d: &Delivery,
+    pkid: u16,
+    dup: bool,
+    vectored: bool,
+    level: ProtocolLevel,
+) {
     let m = &d.msg;
-    codec::encode_publish_header(
+    let header = PublishHeader {
         dup,
-        d.qos,
-        d.retain,
-        &m.topic,
+        qos: d.qos,
+        retain: d.retain,
+        topic: &m.topic,
         pkid,
-        m.payload.len(),
-        out.buf(),
-    );
+        properties: &Properties::new(),
+        payload_len: m.payload.len(),
+    };
+    codec::encode_publish_header(&header, level, out.buf());
     out.put_payload(m, vectored);
 }
 

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::*;
-use crate::codec::{decode, DecodeLimits, Publish};
+use crate::codec::{decode, Ack, DecodeLimits, ProtocolLevel, Publish};
 use crate::message::Message;
 use crate::session::ConnLink;
+
+const V311: ProtocolLevel = ProtocolLevel::V311;
 
 fn limits(max_inflight: u16, max_queued: usize, policy: QueueFullPolicy) -> SessionLimits {
     SessionLimits {
@@ -37,7 +39,7 @@ fn delivery(n: u8, qos: QoS) -> Delivery {
 
 fn publishes(buf: &mut BytesMut) -> Vec<Publish> {
     let mut v = Vec::new();
-    while let Some(p) = decode(buf, &DecodeLimits::default()).expect("valid") {
+    while let Some(p) = decode(buf, &DecodeLimits::default(), V311).expect("valid") {
         if let Packet::Publish(p) = p {
             v.push(p);
         }
@@ -60,7 +62,7 @@ fn window_limits_inflight_and_acks_open_it() {
     }
     let mut out = Outbox::default();
     assert_eq!(
-        s.fill(&mut out, 1 << 16, false, Instant::now()),
+        s.fill(&mut out, 1 << 16, false, V311, Instant::now()),
         FillResult {
             sent: 2,
             more: false,
@@ -74,7 +76,10 @@ fn window_limits_inflight_and_acks_open_it() {
         !s.on_puback(1),
         "a second PUBACK for the same id completes nothing"
     );
-    assert_eq!(s.fill(&mut out, 1 << 16, false, Instant::now()).sent, 1);
+    assert_eq!(
+        s.fill(&mut out, 1 << 16, false, V311, Instant::now()).sent,
+        1
+    );
     assert_eq!(publishes(out.buf())[0].payload[..], [2]);
 }
 
@@ -85,18 +90,18 @@ fn qos2_outbound_flow_and_resend_after_reconnect() {
     s.enqueue(delivery(1, QoS::ExactlyOnce), now);
     s.enqueue(delivery(2, QoS::ExactlyOnce), now);
     let mut out = Outbox::default();
-    s.fill(&mut out, 1 << 16, false, Instant::now());
+    s.fill(&mut out, 1 << 16, false, V311, Instant::now());
     out.buf().clear();
     assert!(s.on_pubrec(1));
     assert!(s.detach(1, now));
     s.attach(ConnLink::new(2));
-    s.resend_inflight(&mut out, false);
+    s.resend_inflight(&mut out, false, V311);
     let lim = DecodeLimits::default();
     assert_eq!(
-        decode(out.buf(), &lim).expect("ok"),
-        Some(Packet::PubRel(1))
+        decode(out.buf(), &lim, V311).expect("ok"),
+        Some(Packet::PubRel(Ack::new(1)))
     );
-    match decode(out.buf(), &lim).expect("ok") {
+    match decode(out.buf(), &lim, V311).expect("ok") {
         Some(Packet::Publish(p)) => assert!(p.dup && p.pkid == 2),
         other => panic!("expected PUBLISH, got {other:?}"),
     }
@@ -135,7 +140,7 @@ fn bounded_queue_policies() {
         s.enqueue(delivery(n, QoS::AtLeastOnce), now);
     }
     let mut out = Outbox::default();
-    s.fill(&mut out, 1 << 16, false, Instant::now());
+    s.fill(&mut out, 1 << 16, false, V311, Instant::now());
     let got: Vec<u8> = publishes(out.buf()).iter().map(|p| p.payload[0]).collect();
     assert_eq!(got, vec![2, 3]);
 }
@@ -176,7 +181,7 @@ fn packet_ids_skip_zero_and_ids_in_use() {
         s.enqueue(delivery(n, QoS::AtLeastOnce), now);
     }
     let mut out = Outbox::default();
-    s.fill(&mut out, 1 << 16, false, Instant::now());
+    s.fill(&mut out, 1 << 16, false, V311, Instant::now());
     let ids: Vec<u16> = publishes(out.buf()).iter().map(|p| p.pkid).collect();
     assert_eq!(ids, vec![u16::MAX, 1, 2]);
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use supermq::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, DecodeLimits, LastWill, Packet, Protocol, Publish,
-    QoS, SubAck, Subscribe, SubscribeFilter, Unsubscribe,
+    self, Ack, ConnAck, Connect, ConnectReturnCode, DecodeLimits, Disconnect, LastWill, Packet,
+    Properties, ProtocolLevel, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter,
+    UnsubAck, Unsubscribe,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -49,13 +50,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for S {
 /// A CONNECT for `id` with the given CleanSession flag, keep-alive 60 s.
 pub fn connect_packet(id: &str, clean: bool) -> Connect {
     Connect {
-        protocol: Protocol::V311,
+        level: ProtocolLevel::V311,
         clean_session: clean,
         keep_alive: 60,
         client_id: id.to_string(),
         will: None,
         username: None,
         password: None,
+        properties: Properties::new(),
     }
 }
 
@@ -66,6 +68,7 @@ pub fn will(topic: &str, payload: &str, qos: QoS, retain: bool) -> LastWill {
         payload: Bytes::copy_from_slice(payload.as_bytes()),
         qos,
         retain,
+        properties: Properties::new(),
     }
 }
 
@@ -78,6 +81,7 @@ pub fn publish_packet(topic: &str, qos: QoS, pkid: u16, payload: &[u8]) -> Packe
         topic: topic.into(),
         pkid,
         payload: Bytes::copy_from_slice(payload),
+        properties: Properties::new(),
     })
 }
 
@@ -104,7 +108,7 @@ impl Raw<TcpStream> {
     /// Opens a connection, sends CONNECT and expects CONNACK 0; returns session-present.
     pub async fn connect_with(addr: SocketAddr, c: Connect) -> (Raw, bool) {
         let mut r = Raw::open(addr).await;
-        r.send(&Packet::Connect(c)).await;
+        r.send(&Packet::from(c)).await;
         let present = r.expect_accepted().await;
         (r, present)
     }
@@ -142,7 +146,7 @@ impl<T: Transport> Raw<T> {
 
     pub async fn send(&mut self, p: &Packet) {
         let mut out = BytesMut::new();
-        codec::encode(p, &mut out);
+        codec::encode(p, ProtocolLevel::V311, &mut out);
         self.send_raw(&out).await;
     }
 
@@ -159,8 +163,9 @@ impl<T: Transport> Raw<T> {
     pub async fn expect_accepted(&mut self) -> bool {
         match self.recv().await {
             Packet::ConnAck(ConnAck {
-                code: ConnectReturnCode::Accepted,
+                reason: ReasonCode::Success,
                 session_present,
+                ..
             }) => session_present,
             other => panic!("expected CONNACK 0, got {other:?}"),
         }
@@ -168,9 +173,9 @@ impl<T: Transport> Raw<T> {
 
     /// Sends CONNECT; returns the CONNACK code, or `None` when the connection closed first.
     pub async fn try_connack(&mut self, c: Connect) -> Option<ConnectReturnCode> {
-        self.send(&Packet::Connect(c)).await;
+        self.send(&Packet::from(c)).await;
         match self.recv_or_closed().await? {
-            Packet::ConnAck(ConnAck { code, .. }) => Some(code),
+            Packet::ConnAck(a) => Some(a.return_code()),
             other => panic!("expected CONNACK, got {other:?}"),
         }
     }
@@ -210,7 +215,7 @@ impl<T: Transport> Raw<T> {
 
     async fn try_recv_wire(&mut self) -> Option<Packet> {
         loop {
-            match codec::decode(&mut self.buf, &DecodeLimits::default()) {
+            match codec::decode(&mut self.buf, &DecodeLimits::default(), ProtocolLevel::V311) {
                 Ok(Some(p)) => return Some(p),
                 Ok(None) => {}
                 Err(e) => panic!("broker sent a malformed packet: {e}"),
@@ -259,18 +264,15 @@ impl<T: Transport> Raw<T> {
         let pkid = self.pkid();
         let filters = filters
             .iter()
-            .map(|(f, q)| SubscribeFilter {
-                filter: f.to_string(),
-                qos: *q,
-            })
+            .map(|(f, q)| SubscribeFilter::new(*f, *q))
             .collect();
-        self.send(&Packet::Subscribe(Subscribe { pkid, filters }))
+        self.send(&Packet::Subscribe(Subscribe::new(pkid, filters)))
             .await;
         loop {
             match self.recv_wire().await {
-                Packet::SubAck(SubAck { pkid: id, codes }) if id == pkid => {
-                    return codes.iter().map(|c| c.to_u8()).collect()
-                }
+                Packet::SubAck(SubAck {
+                    pkid: id, reasons, ..
+                }) if id == pkid => return reasons.iter().map(|c| c.to_u8()).collect(),
                 other @ Packet::Publish(_) => self.pending.push_back(other),
                 other => panic!("expected SUBACK {pkid}, got {other:?}"),
             }
@@ -283,12 +285,12 @@ impl<T: Transport> Raw<T> {
 
     pub async fn unsubscribe(&mut self, filter: &str) {
         let pkid = self.pkid();
-        self.send(&Packet::Unsubscribe(Unsubscribe {
+        self.send(&Packet::Unsubscribe(Unsubscribe::new(
             pkid,
-            filters: vec![filter.into()],
-        }))
+            vec![filter.into()],
+        )))
         .await;
-        self.expect(Packet::UnsubAck(pkid)).await;
+        self.expect(Packet::UnsubAck(UnsubAck::new(pkid))).await;
     }
 
     /// Publishes and completes the QoS flow (PUBACK, or PUBREC/PUBREL/PUBCOMP).
@@ -305,15 +307,16 @@ impl<T: Transport> Raw<T> {
             topic: topic.into(),
             pkid,
             payload: Bytes::copy_from_slice(payload),
+            properties: Properties::new(),
         }))
         .await;
         match qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.expect(Packet::PubAck(pkid)).await,
+            QoS::AtLeastOnce => self.expect(Packet::PubAck(Ack::new(pkid))).await,
             QoS::ExactlyOnce => {
-                self.expect(Packet::PubRec(pkid)).await;
-                self.send(&Packet::PubRel(pkid)).await;
-                self.expect(Packet::PubComp(pkid)).await;
+                self.expect(Packet::PubRec(Ack::new(pkid))).await;
+                self.send(&Packet::PubRel(Ack::new(pkid))).await;
+                self.expect(Packet::PubComp(Ack::new(pkid))).await;
             }
         }
     }
@@ -333,11 +336,11 @@ impl<T: Transport> Raw<T> {
     pub async fn ack(&mut self, p: &Publish) {
         match p.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(&Packet::PubAck(p.pkid)).await,
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::new(p.pkid))).await,
             QoS::ExactlyOnce => {
-                self.send(&Packet::PubRec(p.pkid)).await;
-                self.expect(Packet::PubRel(p.pkid)).await;
-                self.send(&Packet::PubComp(p.pkid)).await;
+                self.send(&Packet::PubRec(Ack::new(p.pkid))).await;
+                self.expect(Packet::PubRel(Ack::new(p.pkid))).await;
+                self.send(&Packet::PubComp(Ack::new(p.pkid))).await;
             }
         }
     }
@@ -349,7 +352,7 @@ impl<T: Transport> Raw<T> {
     }
 
     pub async fn disconnect(mut self) {
-        self.send(&Packet::Disconnect).await;
+        self.send(&Packet::Disconnect(Disconnect::default())).await;
         let _ = self.stream.close().await;
     }
 }

@@ -3,13 +3,13 @@
 //! flags), used by the malformed-input and hostile suites.
 
 use bytes::BytesMut;
-use supermq::codec::{self, Packet};
+use supermq::codec::{self, Packet, ProtocolLevel};
 
 /// The packets encoded back to back, for sending in one write.
 pub fn encode_all(packets: &[Packet]) -> BytesMut {
     let mut out = BytesMut::new();
     for p in packets {
-        codec::encode(p, &mut out);
+        codec::encode(p, ProtocolLevel::V311, &mut out);
     }
     out
 }

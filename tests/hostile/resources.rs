@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use supermq::codec::{Packet, QoS, SubAck, SubackCode};
+use supermq::codec::{Ack, Packet, QoS, ReasonCode, SubAck, UnsubAck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -117,20 +117,24 @@ async fn thousands_of_filters_in_one_subscribe_respect_max_subscriptions() {
     assert!(packet.len() < 1_048_576, "within max_packet_size");
     r.send_raw(&packet).await;
     let codes = match r.recv().await {
-        Packet::SubAck(SubAck { pkid: 1, codes }) => codes,
+        Packet::SubAck(SubAck {
+            pkid: 1, reasons, ..
+        }) => reasons,
         other => panic!("expected SUBACK 1, got {other:?}"),
     };
     assert_eq!(codes.len(), FILTERS, "one return code per filter");
     let granted = codes
         .iter()
-        .take_while(|c| **c == SubackCode::Granted(QoS::AtLeastOnce))
+        .take_while(|c| **c == ReasonCode::GrantedQoS1)
         .count();
     assert_eq!(
         granted, MAX,
         "the first max_subscriptions filters are granted"
     );
     assert!(
-        codes[MAX..].iter().all(|c| *c == SubackCode::Failure),
+        codes[MAX..]
+            .iter()
+            .all(|c| *c == ReasonCode::UnspecifiedError),
         "every filter beyond max_subscriptions gets 0x80"
     );
     by.check(&mut b, "20,000 filters in one SUBSCRIBE").await;
@@ -160,7 +164,7 @@ async fn thousands_of_filters_in_one_subscribe_respect_max_subscriptions() {
 
     // 20,000 filters in one UNSUBSCRIBE free the room again.
     r.send_raw(&unsubscribe_raw(2, &refs)).await;
-    r.expect(Packet::UnsubAck(2)).await;
+    r.expect(Packet::UnsubAck(UnsubAck::new(2))).await;
     assert_eq!(r.subscribe("many/new", QoS::AtLeastOnce).await, 1);
     by.check(&mut b, "20,000 filters in one UNSUBSCRIBE").await;
     b.stop().await;
@@ -424,7 +428,7 @@ async fn invalid_utf8_and_nul_in_every_string_field_close_the_connection() {
     assert_eq!(r.subscribe("binary/t", QoS::AtLeastOnce).await, 1);
     r.send_raw(&publish_raw(b"binary/t", 1, false, 5, junk))
         .await;
-    r.expect(Packet::PubAck(5)).await;
+    r.expect(Packet::PubAck(Ack::new(5))).await;
     let p = r.recv_publish().await;
     assert_eq!(&p.payload[..], junk);
     r.disconnect().await;

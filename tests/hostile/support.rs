@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::common::process::{exit_within, signal, supermq_command, TempFile};
 use crate::common::{barrier, subscribe_raw, until_barrier, Bystander, Raw, WAIT};
-use supermq::codec::{ConnAck, ConnectReturnCode, Packet, QoS, SubAck, SubackCode};
+use supermq::codec::{ConnectReturnCode, Packet, QoS, ReasonCode, SubAck};
 use tokio::time::Instant;
 
 /// How long the broker may take to start listening, and to exit after SIGTERM.
@@ -239,7 +239,7 @@ pub(crate) async fn send_lenient(r: &mut Raw, bytes: &[u8]) {
 
 /// Whether `p` is the broker accepting something (rather than refusing it).
 pub(crate) fn is_refusal(p: &Packet) -> bool {
-    matches!(p, Packet::ConnAck(ConnAck { code, .. }) if *code != ConnectReturnCode::Accepted)
+    matches!(p, Packet::ConnAck(a) if a.return_code() != ConnectReturnCode::Accepted)
 }
 
 /// Sends `bytes` and asserts the broker closes the connection, sending at most a refusing
@@ -280,10 +280,12 @@ pub(crate) async fn subscribe_refused(mut r: Raw, filters: &[&[u8]], what: &str)
         .unwrap_or_else(|_| panic!("{what}: no SUBACK and no close within {WAIT:?}"));
     match first {
         None => Refused::Closed,
-        Some(Packet::SubAck(SubAck { pkid: 7, codes })) => {
+        Some(Packet::SubAck(SubAck {
+            pkid: 7, reasons, ..
+        })) => {
             assert_eq!(
-                codes,
-                vec![SubackCode::Failure; filters.len()],
+                reasons,
+                vec![ReasonCode::UnspecifiedError; filters.len()],
                 "{what}: SUBACK must refuse every filter"
             );
             Refused::Failure(r)

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use supermq::codec::{Connect, Packet, QoS, Subscribe, SubscribeFilter};
+use supermq::codec::{Connect, Packet, Properties, QoS, Subscribe, SubscribeFilter};
 use supermq::config::{ListenerConfig, ListenerProtocol};
 use supermq::Broker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -102,11 +102,11 @@ async fn mtls_try(
     let mut s = Raw::new(tls);
     // With TLS 1.3 a refused client certificate shows up after the client's side of the
     // handshake, as an alert or a close on the first read.
-    if !s.try_send_raw(&encode_all(&[Packet::Connect(c)])).await {
+    if !s.try_send_raw(&encode_all(&[Packet::from(c)])).await {
         return None;
     }
     match s.recv_or_closed().await? {
-        Packet::ConnAck(a) => Some(a.code),
+        Packet::ConnAck(a) => Some(a.return_code()),
         other => panic!("expected CONNACK, got {other:?}"),
     }
 }
@@ -278,18 +278,16 @@ where
 {
     assert_eq!(ws.protocol(), Some("mqtt"), "subprotocol echoed");
     // CONNECT split across two frames.
-    let out = encode_all(&[Packet::Connect(connect_packet("ws", true))]);
+    let out = encode_all(&[Packet::from(connect_packet("ws", true))]);
     ws.send_frames(&out, &[3]).await;
     match ws.recv().await {
-        Packet::ConnAck(a) => assert_eq!(a.code, Accepted),
+        Packet::ConnAck(a) => assert_eq!(a.return_code(), Accepted),
         other => panic!("expected CONNACK, got {other:?}"),
     }
     ws.send(&Packet::Subscribe(Subscribe {
         pkid: 1,
-        filters: vec![SubscribeFilter {
-            filter: "ws/in".into(),
-            qos: QoS::AtLeastOnce,
-        }],
+        filters: vec![SubscribeFilter::new("ws/in", QoS::AtLeastOnce)],
+        properties: Properties::new(),
     }))
     .await;
     assert!(matches!(ws.recv().await, Packet::SubAck(_)));
@@ -378,8 +376,8 @@ async fn websocket_path_and_subprotocol_rules() {
         .await
         .expect("no subprotocol");
     assert_eq!(ws.protocol(), None);
-    ws.send(&Packet::Connect(connect_packet("plain-ws", true)))
+    ws.send(&Packet::from(connect_packet("plain-ws", true)))
         .await;
-    assert!(matches!(ws.recv().await, Packet::ConnAck(a) if a.code == Accepted));
+    assert!(matches!(ws.recv().await, Packet::ConnAck(a) if a.return_code() == Accepted));
     wait_handshake_failures(&b, 2, "refused upgrades counted").await;
 }

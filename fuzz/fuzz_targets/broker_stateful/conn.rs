@@ -5,14 +5,14 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use supermq::codec::{self, DecodeLimits, Packet, QoS};
+use supermq::codec::{self, Ack, DecodeLimits, Packet, QoS};
 use supermq::connection::{self, ConnInfo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::model::{model, End};
-use crate::{Harness, PIPE, SETTLE};
+use crate::{Harness, LEVEL, PIPE, SETTLE};
 
 /// What the reading side of a connection has seen.
 #[derive(Default)]
@@ -78,17 +78,19 @@ async fn read_loop(mut rd: impl AsyncRead + Unpin, rx: Arc<Rx>, mut ack: Option<
         {
             let mut st = rx.state.lock().expect("rx lock");
             loop {
-                match codec::decode(&mut buf, &limits) {
+                match codec::decode(&mut buf, &limits, LEVEL) {
                     Ok(Some(p)) => {
                         match &p {
                             Packet::PingResp => st.pingresps += 1,
                             Packet::Publish(p) if p.qos == QoS::AtLeastOnce => {
-                                codec::encode(&Packet::PubAck(p.pkid), &mut out)
+                                codec::encode(&Packet::PubAck(Ack::new(p.pkid)), LEVEL, &mut out)
                             }
                             Packet::Publish(p) if p.qos == QoS::ExactlyOnce => {
-                                codec::encode(&Packet::PubRec(p.pkid), &mut out)
+                                codec::encode(&Packet::PubRec(Ack::new(p.pkid)), LEVEL, &mut out)
                             }
-                            Packet::PubRel(id) => codec::encode(&Packet::PubComp(*id), &mut out),
+                            Packet::PubRel(a) => {
+                                codec::encode(&Packet::PubComp(Ack::new(a.pkid)), LEVEL, &mut out)
+                            }
                             _ => {}
                         }
                         st.packets.push(p);
@@ -159,7 +161,7 @@ impl Conn {
 
     pub(crate) fn push(&mut self, p: &Packet) {
         let mut b = BytesMut::new();
-        codec::encode(p, &mut b);
+        codec::encode(p, LEVEL, &mut b);
         self.pending.extend_from_slice(&b);
     }
 

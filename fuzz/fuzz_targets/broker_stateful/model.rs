@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
 use supermq::codec::{
-    self, ConnAck, ConnectReturnCode, DecodeError, DecodeLimits, Packet, Publish, QoS, SubackCode,
+    self, ConnAck, ConnectReturnCode, DecodeError, DecodeLimits, Packet, Publish, QoS, ReasonCode,
 };
 
 use crate::conn::Record;
+use crate::LEVEL;
 
 /// How the bytes a client sent end, as the broker's decoder sees them.
 pub(crate) enum End {
@@ -26,7 +27,7 @@ pub(crate) fn model(sent: &[u8], limits: &DecodeLimits) -> (Vec<Packet>, End) {
     let mut buf = BytesMut::from(sent);
     let mut packets = Vec::new();
     loop {
-        match codec::decode(&mut buf, limits) {
+        match codec::decode(&mut buf, limits, LEVEL) {
             Ok(Some(p)) => packets.push(p),
             Ok(None) if buf.is_empty() => return (packets, End::Clean),
             Ok(None) => return (packets, End::Partial),
@@ -42,10 +43,10 @@ pub(crate) fn check_conversation(r: &Record, limits: &DecodeLimits) {
     match packets.first() {
         None => match end {
             End::Malformed(DecodeError::UnsupportedProtocolLevel(l)) => {
-                let want = Packet::ConnAck(ConnAck {
-                    session_present: false,
-                    code: ConnectReturnCode::UnacceptableProtocolVersion,
-                });
+                let want = Packet::ConnAck(ConnAck::new(
+                    false,
+                    ConnectReturnCode::UnacceptableProtocolVersion,
+                ));
                 assert_eq!(got, &[want], "answer to a CONNECT of level {l}");
             }
             _ => assert!(got.is_empty(), "answers before any CONNECT: {got:?}"),
@@ -55,7 +56,7 @@ pub(crate) fn check_conversation(r: &Record, limits: &DecodeLimits) {
                 let Packet::ConnAck(ack) = first else {
                     panic!("the first answer to CONNECT is {first:?}");
                 };
-                if ack.code != ConnectReturnCode::Accepted {
+                if ack.reason != ReasonCode::Success {
                     assert!(!ack.session_present, "refused with session present");
                     assert_eq!(got.len(), 1, "a refused CONNECT got more: {got:?}");
                 }
@@ -70,10 +71,10 @@ pub(crate) fn check_conversation(r: &Record, limits: &DecodeLimits) {
             _ => None,
         });
         if let (Some(s), None) = (subs.next(), subs.next()) {
-            assert_eq!(s.filters.len(), ack.codes.len(), "SUBACK for {s:?}");
-            for (f, code) in s.filters.iter().zip(&ack.codes) {
-                if let SubackCode::Granted(q) = code {
-                    assert!(*q <= f.qos, "granted {q:?} for {f:?}");
+            assert_eq!(s.filters.len(), ack.reasons.len(), "SUBACK for {s:?}");
+            for (f, code) in s.filters.iter().zip(&ack.reasons) {
+                if let Some(q) = code.granted_qos() {
+                    assert!(q <= f.options.qos, "granted {q:?} for {f:?}");
                 }
             }
         }
@@ -100,7 +101,7 @@ pub(crate) fn acknowledged(
         .received
         .iter()
         .filter_map(|p| match p {
-            Packet::PubAck(id) => Some(*id),
+            Packet::PubAck(a) => Some(a.pkid),
             _ => None,
         })
         .collect();

@@ -1,0 +1,224 @@
+//! MQTT 5 properties: the optional, typed metadata of a packet (MQTT 5.0 §2.2.2).
+//!
+//! Owns [`Properties`], the value every packet that may carry properties holds, and
+//! [`PropertyValues`], one typed field per property of table 2-4. Properties are MQTT 5
+//! only: at 3.1 and 3.1.1 they are always empty, and the encoder leaves them out. They are
+//! not on the wire yet (level 5 is refused), so this is the model alone.
+//!
+//! Nearly every packet a 3.1.1 broker handles has no properties, so the empty value must
+//! cost nothing: [`Properties`] is one pointer, null when empty, and only a packet that has
+//! properties pays for the (large) [`PropertyValues`] allocation.
+
+use bytes::Bytes;
+
+use super::packet::QoS;
+
+/// What a PUBLISH payload is, as its Payload Format Indicator says (MQTT 5.0 §3.3.2.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayloadFormat {
+    /// 0: unspecified bytes.
+    Unspecified = 0,
+    /// 1: UTF-8 encoded character data.
+    Utf8 = 1,
+}
+
+/// The properties of one packet (MQTT 5.0 §2.2.2): empty, or a boxed [`PropertyValues`].
+///
+/// Compare and test with [`Properties::is_empty`] rather than by shape: a box whose fields
+/// are all absent is empty too, and equal to [`Properties::new`].
+#[derive(Debug, Clone, Default)]
+pub struct Properties(Option<Box<PropertyValues>>);
+
+/// All properties absent: what [`Properties::values_or_empty`] lends for an empty value.
+static NO_VALUES: PropertyValues = PropertyValues::EMPTY;
+
+impl Properties {
+    /// No properties; allocates nothing.
+    pub const fn new() -> Properties {
+        Properties(None)
+    }
+
+    /// Whether no property is present.
+    pub fn is_empty(&self) -> bool {
+        self.0.as_deref().map_or(true, PropertyValues::is_empty)
+    }
+
+    /// The values, when any is present.
+    pub fn values(&self) -> Option<&PropertyValues> {
+        self.0.as_deref().filter(|v| !v.is_empty())
+    }
+
+    /// The values, all absent for an empty value.
+    pub fn values_or_empty(&self) -> &PropertyValues {
+        self.0.as_deref().unwrap_or(&NO_VALUES)
+    }
+
+    /// The values to set properties on; allocates them on first use.
+    pub fn values_mut(&mut self) -> &mut PropertyValues {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl From<PropertyValues> for Properties {
+    /// Boxes `values`, unless none is present.
+    fn from(values: PropertyValues) -> Properties {
+        if values.is_empty() {
+            Properties::new()
+        } else {
+            Properties(Some(Box::new(values)))
+        }
+    }
+}
+
+impl PartialEq for Properties {
+    fn eq(&self, other: &Properties) -> bool {
+        self.values_or_empty() == other.values_or_empty()
+    }
+}
+
+impl Eq for Properties {}
+
+/// Every MQTT 5 property, one typed field each (MQTT 5.0 §2.2.2.2, table 2-4); `None` or
+/// empty when absent. Each field names its identifier and the packets that may carry it:
+/// which packet allows which property is checked by the (future) level-5 decoder, not here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PropertyValues {
+    /// 0x01 — PUBLISH, will.
+    pub payload_format_indicator: Option<PayloadFormat>,
+    /// 0x02, in seconds — PUBLISH, will.
+    pub message_expiry_interval: Option<u32>,
+    /// 0x03 — PUBLISH, will.
+    pub content_type: Option<String>,
+    /// 0x08 — PUBLISH, will.
+    pub response_topic: Option<String>,
+    /// 0x09 — PUBLISH, will.
+    pub correlation_data: Option<Bytes>,
+    /// 0x0B, each 1 to 268,435,455 — PUBLISH (one per matching subscription), SUBSCRIBE
+    /// (at most one).
+    pub subscription_identifiers: Vec<u32>,
+    /// 0x11, in seconds — CONNECT, CONNACK, DISCONNECT.
+    pub session_expiry_interval: Option<u32>,
+    /// 0x12 — CONNACK.
+    pub assigned_client_identifier: Option<String>,
+    /// 0x13, in seconds — CONNACK.
+    pub server_keep_alive: Option<u16>,
+    /// 0x15 — CONNECT, CONNACK, AUTH.
+    pub authentication_method: Option<String>,
+    /// 0x16 — CONNECT, CONNACK, AUTH.
+    pub authentication_data: Option<Bytes>,
+    /// 0x17 — CONNECT.
+    pub request_problem_information: Option<bool>,
+    /// 0x18, in seconds — will.
+    pub will_delay_interval: Option<u32>,
+    /// 0x19 — CONNECT.
+    pub request_response_information: Option<bool>,
+    /// 0x1A — CONNACK.
+    pub response_information: Option<String>,
+    /// 0x1C — CONNACK, DISCONNECT.
+    pub server_reference: Option<String>,
+    /// 0x1F — CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, DISCONNECT, AUTH.
+    pub reason_string: Option<String>,
+    /// 0x21 — CONNECT, CONNACK.
+    pub receive_maximum: Option<u16>,
+    /// 0x22 — CONNECT, CONNACK.
+    pub topic_alias_maximum: Option<u16>,
+    /// 0x23 — PUBLISH.
+    pub topic_alias: Option<u16>,
+    /// 0x24, QoS 0 or 1 — CONNACK.
+    pub maximum_qos: Option<QoS>,
+    /// 0x25 — CONNACK.
+    pub retain_available: Option<bool>,
+    /// 0x26, name–value pairs in the order sent, which forwarding keeps [MQTT-3.3.2-18]; a
+    /// name may repeat (§3.3.2.3.7) — every packet that has properties.
+    pub user_properties: Vec<(String, String)>,
+    /// 0x27, in bytes — CONNECT, CONNACK.
+    pub maximum_packet_size: Option<u32>,
+    /// 0x28 — CONNACK.
+    pub wildcard_subscription_available: Option<bool>,
+    /// 0x29 — CONNACK.
+    pub subscription_identifiers_available: Option<bool>,
+    /// 0x2A — CONNACK.
+    pub shared_subscription_available: Option<bool>,
+}
+
+impl PropertyValues {
+    /// Every property absent.
+    pub const EMPTY: PropertyValues = PropertyValues {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        subscription_identifiers: Vec::new(),
+        session_expiry_interval: None,
+        assigned_client_identifier: None,
+        server_keep_alive: None,
+        authentication_method: None,
+        authentication_data: None,
+        request_problem_information: None,
+        will_delay_interval: None,
+        request_response_information: None,
+        response_information: None,
+        server_reference: None,
+        reason_string: None,
+        receive_maximum: None,
+        topic_alias_maximum: None,
+        topic_alias: None,
+        maximum_qos: None,
+        retain_available: None,
+        user_properties: Vec::new(),
+        maximum_packet_size: None,
+        wildcard_subscription_available: None,
+        subscription_identifiers_available: None,
+        shared_subscription_available: None,
+    };
+
+    /// Whether no property is present.
+    pub fn is_empty(&self) -> bool {
+        *self == PropertyValues::EMPTY
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_empty_and_one_pointer() {
+        let p = Properties::default();
+        assert!(p.is_empty());
+        assert_eq!(p, Properties::new());
+        assert!(p.values().is_none());
+        assert!(p.values_or_empty().is_empty());
+        // Empty costs a null pointer: `Option<Box<_>>` uses the null niche.
+        assert_eq!(
+            std::mem::size_of::<Properties>(),
+            std::mem::size_of::<usize>()
+        );
+        assert!(PropertyValues::default().is_empty());
+    }
+
+    #[test]
+    fn set_values_are_seen_and_compared() {
+        let mut p = Properties::new();
+        // Touching the values without setting one leaves the properties empty.
+        p.values_mut();
+        assert!(p.is_empty());
+        assert_eq!(p, Properties::new());
+
+        p.values_mut().message_expiry_interval = Some(60);
+        p.values_mut()
+            .user_properties
+            .push(("k".into(), "v".into()));
+        assert!(!p.is_empty());
+        assert_ne!(p, Properties::new());
+        let values = p.values().expect("values are present");
+        assert_eq!(values.message_expiry_interval, Some(60));
+
+        let q = Properties::from(values.clone());
+        assert_eq!(p, q);
+        assert!(Properties::from(PropertyValues::default())
+            .values()
+            .is_none());
+    }
+}
