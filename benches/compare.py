@@ -301,7 +301,7 @@ def throughput_sections(results, brokers, profile):
                      "acknowledges a publish on receipt and drops what no longer fits a "
                      "subscriber's queue (max_queued_messages 1000); supermq paces the "
                      "publishers of a full queue instead, until its subscriber has taken "
-                     "nothing for session.stall_timeout (1 s), and drops after that.")
+                     "nothing for session.stall_timeout (2 s), and drops after that.")
     else:
         integrity = ("Medians per run. QoS 0 may legitimately lose messages under "
                      "overload; QoS 1 must not lose any that were acknowledged.")

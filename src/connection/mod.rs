@@ -400,6 +400,8 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         if let Err(r) = self.handle_buffered(live) {
                             return r;
                         }
+                        // Acknowledgements and QoS 2 ids of this read, for the journal.
+                        self.ctx.sessions.commit(&live.session);
                         if size.idle(&self.rbuf) {
                             // Likewise for reads: idle connections hold no read buffer.
                             self.rbuf = BytesMut::new();

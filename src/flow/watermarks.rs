@@ -36,6 +36,7 @@ pub struct Watermarks {
 
 /// Queue length at which producers are asked to pause: half the bound, and never so deep
 /// that pacing starts only after seconds of queueing.
+#[inline]
 pub fn high_water(cap: usize) -> usize {
     (cap / 2).clamp(1, 4096)
 }
@@ -43,6 +44,7 @@ pub fn high_water(cap: usize) -> usize {
 impl Watermarks {
     /// Whether the consumer is reading: connected, and it took messages within `stall` (or
     /// its queue crossed the high watermark less than `stall` ago, so it has had no chance).
+    #[inline]
     pub fn live(&self, online: bool, now: Instant, stall: Duration) -> bool {
         let recent =
             |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < stall);
@@ -52,6 +54,7 @@ impl Watermarks {
     /// Whether producers should wait: the queue is past its high watermark (and not yet
     /// back to the low one) and its consumer is reading. A consumer that stops reading stops
     /// pacing its producers once `stall` has passed.
+    #[inline]
     pub fn pressured(&self, online: bool, now: Instant, stall: Duration) -> bool {
         self.pressured && self.live(online, now, stall)
     }
@@ -62,6 +65,7 @@ impl Watermarks {
     /// `may_block`: the producer can keep the message and retry (a publisher, a route); a
     /// will or a broker notice cannot.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn admit(
         &mut self,
         full: bool,
@@ -101,6 +105,7 @@ impl Watermarks {
     }
 
     /// Records that the queue holds `len` messages after a push.
+    #[inline]
     pub fn pushed(&mut self, len: usize, cap: usize, online: bool, now: Instant, stall: Duration) {
         if len >= high_water(cap) {
             self.high_since.get_or_insert(now);
@@ -114,6 +119,7 @@ impl Watermarks {
     /// `waiting` more with a producer that has the consumer first (a retained backlog);
     /// true when this relieves the producers (all of it fell to the low watermark, a quarter
     /// of the bound).
+    #[inline]
     pub fn drained(
         &mut self,
         sent: u64,

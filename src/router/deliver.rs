@@ -28,27 +28,38 @@ impl Router {
         for t in targets {
             match t {
                 Target::Session(s, d) => {
-                    self.offer(&s, d, now, may_block, &mut routed);
+                    self.offer(&s, &msg, d, now, may_block, &mut routed);
                 }
-                Target::Group(key) => match self.groups.get(&key) {
-                    Some(g) => {
-                        match g.pick(self.strategy, groups::hash_of(&msg.topic), true, &msg.topic) {
-                            Pick::Local(s, qos) => {
-                                self.deliver_group(
-                                    &s,
-                                    &msg,
-                                    qos,
-                                    &key,
-                                    now,
-                                    may_block,
-                                    &mut routed,
-                                );
-                            }
-                            _ => metrics::inc(&self.metrics.group_dropped),
+                Target::Group(key) => {
+                    // Local members first: the producer waited for one of them. Only when
+                    // none is left does the message go to a member on another node (once:
+                    // that node never hands it on while it has members of its own).
+                    let Some(g) = self.groups.get(&key) else {
+                        metrics::inc(&self.metrics.group_dropped);
+                        continue;
+                    };
+                    let hash = groups::hash_of(&msg.topic);
+                    match g.pick(self.strategy, hash, true, &msg.topic) {
+                        Pick::Local(s, options) => {
+                            self.deliver_group(
+                                &s,
+                                &msg,
+                                options,
+                                &key,
+                                now,
+                                may_block,
+                                &mut routed,
+                            );
                         }
+                        _ => match (
+                            self.remote(),
+                            g.pick(self.strategy, hash, false, &msg.topic),
+                        ) {
+                            (Some(c), Pick::Remote(node)) => c.forward_group(&node, &msg, &key),
+                            _ => metrics::inc(&self.metrics.group_dropped),
+                        },
                     }
-                    None => metrics::inc(&self.metrics.group_dropped),
-                },
+                }
             }
         }
         routed
@@ -134,7 +145,7 @@ impl Router {
                     retain: false,
                     group: None,
                 };
-                let pressured = self.offer(session, d, now, may_block, routed);
+                let pressured = self.offer(session, msg, d, now, may_block, routed);
                 if pressured && routed.pressure.is_none() && publisher != Some(session.id) {
                     routed.pressure = Some(session.clone());
                 }
@@ -178,23 +189,24 @@ impl Router {
     /// Offers one prepared delivery to `session` and records the outcome in `routed`; a
     /// refusal by a full reader becomes part of the remainder. Returns whether the session
     /// asks its producers to pause.
+    /// `msg` is the message `d` carries (borrowed: no reference-count traffic per delivery).
     fn offer(
         &self,
         session: &Arc<Session>,
+        msg: &Arc<Message>,
         d: Delivery,
         now: Instant,
         may_block: bool,
         routed: &mut Routed,
     ) -> bool {
-        let msg = d.msg.clone();
         let paced = session.deliver_paced(d, now, may_block);
         self.commit(session);
         routed.deepest = routed.deepest.max(paced.depth);
         routed.woke_here |= paced.woke_here;
         match paced.outcome {
-            Ok(outcome) => routed.queued += usize::from(self.account(outcome, session, &msg)),
+            Ok(outcome) => routed.queued += usize::from(self.account(outcome, session, msg)),
             Err(d) => {
-                routed.blocked(&msg, Target::Session(session.clone(), d), session.clone());
+                routed.blocked(msg, Target::Session(session.clone(), d), session.clone());
                 return false;
             }
         }
