@@ -6,11 +6,10 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{connect_packet, test_config, wait_until, Raw, TestBroker};
+use common::{connect_packet, start_ext, wait_until, Raw, TestBroker};
 use supermq::codec::QoS;
 use supermq::hooks::{Event, Hooks};
-use supermq::{Broker, Extensions};
-use tokio_util::sync::CancellationToken;
+use supermq::Extensions;
 
 /// Records each event as one line.
 #[derive(Debug, Default)]
@@ -71,23 +70,11 @@ impl Recorder {
 
 async fn start_recorded() -> (TestBroker, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
-    let shutdown = CancellationToken::new();
     let ext = Extensions {
         hooks: Some(rec.clone()),
         ..Extensions::default()
     };
-    let broker = Broker::start_with(test_config(), ext, shutdown.clone())
-        .await
-        .expect("broker starts");
-    let addr = broker.local_addr();
-    (
-        TestBroker {
-            broker,
-            addr,
-            shutdown,
-        },
-        rec,
-    )
+    (start_ext(ext).await, rec)
 }
 
 #[tokio::test]

@@ -5,12 +5,11 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{connect_packet, test_config, wait_until, Raw, TestBroker};
+use common::{connect_packet, start_ext, wait_until, Raw};
 use supermq::codec::QoS;
 use supermq::session::Change;
 use supermq::store::SessionJournal;
-use supermq::{Broker, Extensions};
-use tokio_util::sync::CancellationToken;
+use supermq::Extensions;
 
 /// Records each appended change as one line.
 #[derive(Debug, Default)]
@@ -51,20 +50,12 @@ impl Recorder {
 #[tokio::test]
 async fn a_persistent_session_s_changes_reach_the_journal_in_order() {
     let rec = Arc::new(Recorder::default());
-    let shutdown = CancellationToken::new();
     let ext = Extensions {
         journal: Some(rec.clone()),
         ..Extensions::default()
     };
-    let broker = Broker::start_with(test_config(), ext, shutdown.clone())
-        .await
-        .expect("broker starts");
-    let addr = broker.local_addr();
-    let _b = TestBroker {
-        broker,
-        addr,
-        shutdown,
-    };
+    let b = start_ext(ext).await;
+    let addr = b.addr;
     let (mut s, _) = Raw::connect_with(addr, connect_packet("keep", false)).await;
     s.subscribe("j/t", QoS::AtLeastOnce).await;
     // A clean publisher: nothing of its own is journaled.

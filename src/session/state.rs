@@ -300,15 +300,15 @@ impl SessionState {
         }
         let wake = online && self.queue.is_empty() && self.backlog.is_empty();
         self.push(d);
-        let len = self.queue.len() + self.backlog.len();
-        self.flow.pushed(
-            len,
-            self.limits.max_queued,
-            online,
-            now,
-            self.limits.stall_timeout,
-        );
+        self.note_pushed(now);
         Ok(EnqueueOutcome::Queued { wake })
+    }
+
+    /// Tells the watermarks how much now waits for the client (queue and backlog).
+    fn note_pushed(&mut self, now: Instant) {
+        let len = self.queue.len() + self.backlog.len();
+        let (cap, stall) = (self.limits.max_queued, self.limits.stall_timeout);
+        self.flow.pushed(len, cap, self.link.is_some(), now, stall);
     }
 
     /// Queues the retained messages of a new subscription behind everything queued before
@@ -329,17 +329,9 @@ impl SessionState {
         } else {
             self.backlog.extend(retained);
         }
-        let online = self.link.is_some();
-        let len = self.queue.len() + self.backlog.len();
         // Like any burst, the backlog gives its consumer one stall window to show it reads.
-        self.flow.pushed(
-            len,
-            self.limits.max_queued,
-            online,
-            now,
-            self.limits.stall_timeout,
-        );
-        online && was_idle && !self.backlog.is_empty()
+        self.note_pushed(now);
+        self.link.is_some() && was_idle && !self.backlog.is_empty()
     }
 
     /// Retained messages of new subscriptions not yet sent.

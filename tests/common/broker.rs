@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use supermq::{Broker, Config};
+use supermq::{Broker, Config, Extensions};
 use tokio_util::sync::CancellationToken;
 
 /// How long any single expected event may take before the test fails.
@@ -35,8 +35,17 @@ pub fn test_config() -> Config {
 pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestBroker {
     let mut c = test_config();
     f(&mut c);
+    start_config(c, Extensions::default()).await
+}
+
+/// Starts a broker on the test config with what a test plugs in (hooks, a journal).
+pub async fn start_ext(ext: Extensions) -> TestBroker {
+    start_config(test_config(), ext).await
+}
+
+async fn start_config(c: Config, ext: Extensions) -> TestBroker {
     let shutdown = CancellationToken::new();
-    let broker = Broker::start(c, shutdown.clone())
+    let broker = Broker::start_with(c, ext, shutdown.clone())
         .await
         .expect("broker starts");
     let addr = broker.local_addr();
