@@ -107,14 +107,12 @@ fn bench_encode(c: &mut Criterion) {
     // The broker's forwarding path: header through the codec, shared payload appended.
     let payload = Bytes::from(vec![0xA5; PAYLOAD]);
     let mut out = BytesMut::with_capacity(4096);
-    let properties = Properties::new();
     let header = PublishHeader {
         dup: false,
         qos: QoS::AtLeastOnce,
         retain: false,
         topic: "site/17/dev/42/temp",
         pkid: 7,
-        properties: &properties,
         payload_len: payload.len(),
     };
     g.bench_function("publish_1k_qos1_header_plus_payload", |b| {

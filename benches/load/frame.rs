@@ -9,7 +9,7 @@
 //! bytes where they lie and the reader advances past them once per read.
 
 use bytes::{BufMut, BytesMut};
-use supermq::codec::{self, Ack, Packet, Properties, ProtocolLevel, PublishHeader, QoS};
+use supermq::codec::{self, Ack, Packet, ProtocolLevel, PublishHeader, QoS};
 
 /// Bytes of the payload header: publisher id, sequence number, send timestamp.
 pub const HEADER_LEN: usize = 24;
@@ -149,7 +149,6 @@ pub fn put_publish(
         retain: false,
         topic,
         pkid,
-        properties: &Properties::new(),
         payload_len: HEADER_LEN + filler.len(),
     };
     codec::encode_publish_header(&header, ProtocolLevel::V311, out);

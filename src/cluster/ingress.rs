@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 
@@ -17,16 +17,12 @@ use super::link::LinkError;
 use super::node::Cluster;
 use crate::codec::QoS;
 use crate::context::Context;
-use crate::flow::Pacer;
+use crate::flow::{self, Pacer};
 use crate::message::Message;
 use crate::metrics;
 use crate::router::{Remainder, RouteMeta};
 use crate::store::Stamp;
 use crate::topic::GroupKey;
-
-/// Longest wait for one relief before the remainder is offered again (a reader that stalls
-/// meanwhile stops blocking, see [`crate::flow::Watermarks::live`]).
-const RETRY_AFTER: Duration = Duration::from_millis(20);
 
 /// A message from a peer that full local readers have not taken yet.
 #[derive(Debug)]
@@ -39,18 +35,13 @@ pub(super) struct Blocked {
 pub(super) type Relief = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl Blocked {
-    /// Resolves on relief, or after [`RETRY_AFTER`] at most.
+    /// Resolves on relief, or after [`flow::RECHECK_AFTER`] at most.
     pub(super) fn relief(&self) -> Relief {
-        let rx = self.pacer.as_ref().and_then(|p| {
-            let rx = p.relief();
-            p.pressured().then_some(rx)
-        });
+        let rx = self.pacer.as_deref().and_then(flow::relief_of);
         Box::pin(async move {
             match rx {
-                Some(mut rx) => {
-                    let _ = tokio::time::timeout(RETRY_AFTER, rx.changed()).await;
-                }
-                None => tokio::time::sleep(Duration::ZERO).await,
+                Some(rx) => flow::relief_or_recheck(rx).await,
+                None => tokio::task::yield_now().await,
             }
         })
     }

@@ -22,8 +22,6 @@ use super::level::ProtocolLevel;
 use super::packet::{Ack, Disconnect, Packet, Publish, QoS, UnsubAck};
 use super::properties::Properties;
 use connect::{decode_connack, decode_connect};
-#[cfg(test)]
-use reader::check_topic_name;
 use reader::Reader;
 use subscribe::{decode_suback, decode_subscribe, decode_unsubscribe};
 

@@ -1,5 +1,6 @@
 //! Decoder framing tests: remaining lengths, limits and byte-at-a-time input.
 
+use super::reader::check_topic_name;
 use super::*;
 use proptest::prelude::*;
 

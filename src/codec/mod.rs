@@ -54,4 +54,4 @@ pub use error::DecodeError;
 pub use level::ProtocolLevel;
 pub use packet::*;
 pub use properties::{PayloadFormat, Properties, PropertyValues};
-pub use reason::{ConnectReturnCode, ReasonCode, UnknownReasonCode};
+pub use reason::{ConnectReturnCode, ReasonCode};

@@ -36,7 +36,6 @@ fn some_properties() -> Properties {
 
 #[test]
 fn acks_at_level_4_are_todays_bytes_and_round_trip() {
-    #[rustfmt::skip]
     type Make = fn(Ack) -> Packet;
     let cases: [(Make, [u8; 4]); 4] = [
         (Packet::PubAck, [0x40, 0x02, 0x12, 0x34]),

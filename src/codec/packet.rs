@@ -117,7 +117,6 @@ impl Publish {
             retain: self.retain,
             topic: &self.topic,
             pkid: self.pkid,
-            properties: &self.properties,
             payload_len: self.payload.len(),
         }
     }
@@ -134,8 +133,6 @@ pub struct PublishHeader<'a> {
     pub topic: &'a str,
     /// Ignored for QoS 0, which has no packet identifier (§3.3.2.2).
     pub pkid: u16,
-    /// Not on the wire at 3.1 and 3.1.1.
-    pub properties: &'a Properties,
     /// The length of the payload the caller writes after the header.
     pub payload_len: usize,
 }

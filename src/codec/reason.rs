@@ -9,11 +9,6 @@
 
 use super::packet::QoS;
 
-/// A reason code byte that MQTT 5.0 does not define (§2.4, table 2-6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("unknown reason code {0:#04x} (MQTT 5.0 §2.4, table 2-6)")]
-pub struct UnknownReasonCode(pub u8);
-
 /// Declares [`ReasonCode`] and its byte table from one list, so the two cannot disagree.
 macro_rules! reason_codes {
     ($($(#[$doc:meta])* $name:ident = $value:literal,)*) => {
@@ -178,20 +173,6 @@ impl Default for ReasonCode {
     }
 }
 
-impl From<ReasonCode> for u8 {
-    fn from(code: ReasonCode) -> u8 {
-        code.to_u8()
-    }
-}
-
-impl TryFrom<u8> for ReasonCode {
-    type Error = UnknownReasonCode;
-
-    fn try_from(v: u8) -> Result<ReasonCode, UnknownReasonCode> {
-        ReasonCode::from_u8(v).ok_or(UnknownReasonCode(v))
-    }
-}
-
 /// A CONNACK return code of MQTT 3.1.1 and 3.1 (§3.2.2.3, table 3.1): the wire form of a
 /// CONNACK [`ReasonCode`] at those levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,12 +236,6 @@ impl From<ConnectReturnCode> for ReasonCode {
     }
 }
 
-impl From<ReasonCode> for ConnectReturnCode {
-    fn from(reason: ReasonCode) -> ConnectReturnCode {
-        ConnectReturnCode::from_reason(reason)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,18 +249,11 @@ mod tests {
         );
         let mut known = 0;
         for v in 0..=u8::MAX {
-            match ReasonCode::try_from(v) {
-                Ok(code) => {
-                    known += 1;
-                    assert_eq!(u8::from(code), v);
-                    assert_eq!(ReasonCode::from_u8(v), Some(code));
-                    assert!(ReasonCode::ALL.contains(&code));
-                    assert_eq!(code.is_error(), v >= 0x80, "{code:?}");
-                }
-                Err(e) => {
-                    assert_eq!(e, UnknownReasonCode(v));
-                    assert_eq!(ReasonCode::from_u8(v), None);
-                }
+            if let Some(code) = ReasonCode::from_u8(v) {
+                known += 1;
+                assert_eq!(code.to_u8(), v);
+                assert!(ReasonCode::ALL.contains(&code));
+                assert_eq!(code.is_error(), v >= 0x80, "{code:?}");
             }
         }
         assert_eq!(known, ReasonCode::ALL.len());
@@ -295,7 +263,6 @@ mod tests {
         assert_eq!(ReasonCode::NoSubscriptionExisted.to_u8(), 0x11);
         assert_eq!(ReasonCode::ServerShuttingDown.to_u8(), 0x8B);
         assert_eq!(ReasonCode::WildcardSubscriptionsNotSupported.to_u8(), 0xA2);
-        assert!(!UnknownReasonCode(3).to_string().is_empty());
     }
 
     #[test]
@@ -315,7 +282,7 @@ mod tests {
         for v in 0..=5 {
             let code = ConnectReturnCode::from_u8(v).expect("0-5 are defined");
             assert_eq!(code as u8, v);
-            assert_eq!(ConnectReturnCode::from(ReasonCode::from(code)), code);
+            assert_eq!(ConnectReturnCode::from_reason(ReasonCode::from(code)), code);
         }
         assert_eq!(ConnectReturnCode::from_u8(6), None);
         // Only success accepts; every other code is some refusal.

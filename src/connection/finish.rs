@@ -15,15 +15,14 @@ use std::time::Instant;
 use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
 
-use super::pacing::note_routed;
 use super::read::ReadSide;
-use super::{inbound, CloseReason, Conn, Deferred, Live, Step, PACE_MAX};
-use crate::codec::Packet;
+use super::{CloseReason, Conn, Deferred, Live, Step};
+use crate::flow;
 use crate::router::Origin;
 
 impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
     /// Routes what was set aside, still paced by subscribers that drain (each wait bounded by
-    /// `PACE_MAX`, none once the broker shuts down), so the close loses nothing a reader could
+    /// `flow::RECHECK_AFTER`, none once the broker shuts down), so the close loses nothing a reader could
     /// take.
     pub(super) async fn finish_deferred(
         &mut self,
@@ -73,25 +72,17 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 }
                 Step::Wait => {
                     let relief = live.publishing.as_ref().and_then(|p| p.pacing.relief());
-                    if let Some(mut rx) = relief {
-                        let _ = tokio::time::timeout(PACE_MAX, rx.changed()).await;
+                    if let Some(rx) = relief {
+                        flow::relief_or_recheck(rx).await;
                     }
                 }
-                Step::Route(Deferred::Accepted(msg)) => {
-                    let routed = inbound::route(msg, live, &self.ctx, now);
-                    note_routed(live, routed, std::iter::empty());
+                // Not acknowledged, and the client did not end the connection itself: it
+                // sends them again.
+                Step::Route(Deferred::Unhandled(_)) if !client_ended => {}
+                Step::Route(item) => {
+                    // A PUBLISH never fails to be handled.
+                    let _ = self.route_deferred(item, live, now);
                 }
-                Step::Route(Deferred::Remainder(rem)) => {
-                    let routed = self.ctx.router.resume(rem, now, true);
-                    note_routed(live, routed, std::iter::empty());
-                }
-                Step::Route(Deferred::Unhandled(Packet::Publish(p))) if client_ended => {
-                    if let Some(msg) = inbound::accept(p, live, &self.ctx, self.wbuf.buf()) {
-                        let routed = inbound::route(msg, live, &self.ctx, now);
-                        note_routed(live, routed, std::iter::empty());
-                    }
-                }
-                Step::Route(Deferred::Unhandled(_)) => {}
             }
         }
     }

@@ -103,12 +103,9 @@ where
     }
     metrics::inc(&conn.ctx.metrics.clients_connected_current);
     tracing::debug!(%peer, client_id, clean = connect.clean_session, present = attached.present, "client connected");
-    {
-        let mut st = session.lock();
-        if st.journaled() {
-            st.record(|| Change::WillSet(connect.will.clone()));
-        }
-    }
+    session
+        .lock()
+        .record(|| Change::WillSet(connect.will.clone()));
     conn.ctx.sessions.commit(&session);
     conn.ctx.emit(|| Event::ClientConnected {
         client_id: &client_id,

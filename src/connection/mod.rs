@@ -41,9 +41,6 @@ pub use reason::CloseReason;
 /// PUBLISH packets set aside while paced, at most; then reading stops too.
 const DEFER_MAX: usize = 256;
 
-/// Longest a publisher pauses for one subscriber before reading again (and re-checking).
-const PACE_MAX: Duration = Duration::from_millis(20);
-
 /// PUBLISH packets of one read accepted before they are routed, at most: the bound on how
 /// far a publisher runs past a subscriber that starts pacing it mid-batch.
 const ROUTE_BATCH: usize = 64;

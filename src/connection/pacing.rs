@@ -10,10 +10,10 @@ use tokio::io::AsyncWrite;
 
 use super::read::ReadSide;
 use super::{
-    inbound, CloseReason, Conn, Deferred, Live, Step, ACK_FIRST, ACK_FIRST_DEPTH, PACE_MAX,
-    ROUTE_BATCH,
+    inbound, CloseReason, Conn, Deferred, Live, Step, ACK_FIRST, ACK_FIRST_DEPTH, ROUTE_BATCH,
 };
 use crate::codec::{self, Packet};
+use crate::flow;
 use crate::message::Message;
 use crate::metrics;
 use crate::router::Routed;
@@ -61,12 +61,8 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 Step::Wait => {
                     let relief = live.publishing.as_ref().and_then(|p| p.pacing.relief());
                     // Relieved between the two looks: go on.
-                    let Some(mut rx) = relief else { continue };
-                    // Bounded: a reader that stalls meanwhile sends no relief, and stops
-                    // holding the client once its stall window has passed.
-                    return Ok(Some(Box::pin(async move {
-                        let _ = tokio::time::timeout(PACE_MAX, rx.changed()).await;
-                    })));
+                    let Some(rx) = relief else { continue };
+                    return Ok(Some(Box::pin(flow::relief_or_recheck(rx))));
                 }
                 Step::Route(item) => self.route_deferred(item, live, Instant::now())?,
                 Step::Idle if live.backlog => {
@@ -81,7 +77,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
     }
 
     /// Handles one item set aside while paced.
-    fn route_deferred(
+    pub(super) fn route_deferred(
         &mut self,
         item: Deferred,
         live: &mut Live,

@@ -20,6 +20,7 @@ mod watermarks;
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -37,3 +38,19 @@ pub trait Backpressure: Send + Sync + Debug {
 
 /// What a paced producer waits for.
 pub type Pacer = Arc<dyn Backpressure>;
+
+/// Longest a paced producer waits for one relief before it looks again: a reader that
+/// stalls sends none, and stops holding its producers once its stall window has passed.
+pub const RECHECK_AFTER: Duration = Duration::from_millis(20);
+
+/// What to wait on while `pacer` holds a producer back: `None` if the pressure is already
+/// gone (subscribed before checking, so a relief in between is not missed).
+pub fn relief_of(pacer: &dyn Backpressure) -> Option<watch::Receiver<u64>> {
+    let rx = pacer.relief();
+    pacer.pressured().then_some(rx)
+}
+
+/// Resolves on the next relief `rx` announces, or after [`RECHECK_AFTER`].
+pub async fn relief_or_recheck(mut rx: watch::Receiver<u64>) {
+    let _ = tokio::time::timeout(RECHECK_AFTER, rx.changed()).await;
+}

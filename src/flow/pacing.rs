@@ -88,24 +88,7 @@ impl<T> Pacing<T> {
     /// What to wait on while paused: `None` if the pressure is already gone (subscribed
     /// before checking, so a relief in between is not missed).
     pub fn relief(&self) -> Option<watch::Receiver<u64>> {
-        let p = self.pacer.as_ref()?;
-        let rx = p.relief();
-        p.pressured().then_some(rx)
-    }
-
-    /// Whether the producer is waiting for a consumer.
-    pub fn paused(&self) -> bool {
-        self.pacer.is_some()
-    }
-
-    /// Items set aside.
-    pub fn len(&self) -> usize {
-        self.deferred.len()
-    }
-
-    /// Whether nothing is set aside.
-    pub fn is_empty(&self) -> bool {
-        self.deferred.is_empty()
+        super::relief_of(self.pacer.as_deref()?)
     }
 
     /// Whether more may be read: fewer than `max` items are set aside.

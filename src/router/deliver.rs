@@ -28,7 +28,10 @@ impl Router {
         for t in targets {
             match t {
                 Target::Session(s, d) => {
-                    self.offer(&s, &msg, d, now, may_block, &mut routed);
+                    let to = s.clone();
+                    self.offer(&s, &msg, d, now, may_block, &mut routed, |d| {
+                        Target::Session(to, d)
+                    });
                 }
                 Target::Group(key) => {
                     // Local members first: the producer waited for one of them. Only when
@@ -109,14 +112,11 @@ impl Router {
             retain: false,
             group: Some(key.clone()),
         };
-        let paced = s.deliver_paced(d, now, may_block);
-        self.commit(s);
-        match paced.outcome {
-            Ok(outcome) => routed.queued += usize::from(self.account(outcome, s, msg)),
-            // Every member is full and reading (a member with room would have been chosen):
-            // the group is retried as a whole, and may then pick another member.
-            Err(_) => routed.blocked(msg, Target::Group(key.clone()), s.clone() as Pacer),
-        }
+        // Refused only when every member is full and reading (a member with room would have
+        // been chosen): the group is retried as a whole, and may then pick another member.
+        self.offer(s, msg, d, now, may_block, routed, |_| {
+            Target::Group(key.clone())
+        });
     }
 
     /// Queues `msg` for every matching local session; the first one (other than the
@@ -145,7 +145,9 @@ impl Router {
                     retain: false,
                     group: None,
                 };
-                let pressured = self.offer(session, msg, d, now, may_block, routed);
+                let pressured = self.offer(session, msg, d, now, may_block, routed, |d| {
+                    Target::Session(session.clone(), d)
+                });
                 if pressured && routed.pressure.is_none() && publisher != Some(session.id) {
                     routed.pressure = Some(session.clone());
                 }
@@ -187,9 +189,10 @@ impl Router {
     }
 
     /// Offers one prepared delivery to `session` and records the outcome in `routed`; a
-    /// refusal by a full reader becomes part of the remainder. Returns whether the session
-    /// asks its producers to pause.
-    /// `msg` is the message `d` carries (borrowed: no reference-count traffic per delivery).
+    /// refusal by a full reader becomes `refused(d)` in the remainder, waiting for `session`.
+    /// Returns whether the session asks its producers to pause. `msg` is the message `d`
+    /// carries (borrowed: no reference-count traffic per delivery).
+    #[allow(clippy::too_many_arguments)]
     fn offer(
         &self,
         session: &Arc<Session>,
@@ -198,6 +201,7 @@ impl Router {
         now: Instant,
         may_block: bool,
         routed: &mut Routed,
+        refused: impl FnOnce(Delivery) -> Target,
     ) -> bool {
         let paced = session.deliver_paced(d, now, may_block);
         self.commit(session);
@@ -206,7 +210,7 @@ impl Router {
         match paced.outcome {
             Ok(outcome) => routed.queued += usize::from(self.account(outcome, session, msg)),
             Err(d) => {
-                routed.blocked(msg, Target::Session(session.clone(), d), session.clone());
+                routed.blocked(msg, refused(d), session.clone() as Pacer);
                 return false;
             }
         }

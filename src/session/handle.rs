@@ -185,15 +185,6 @@ impl Session {
         self.state.lock()
     }
 
-    /// Queues a delivery from a producer that cannot wait (the queue bound applies) and wakes
-    /// or kicks the serving connection as needed.
-    pub fn deliver(&self, d: Delivery, now: Instant) -> EnqueueOutcome {
-        let qos0 = d.qos == crate::codec::QoS::AtMostOnce;
-        self.deliver_paced(d, now, false)
-            .outcome
-            .unwrap_or(EnqueueOutcome::DroppedFull { qos0 })
-    }
-
     /// Queues the retained messages of a new subscription (see
     /// [`SessionState::queue_retained`]) and wakes the serving connection.
     pub fn deliver_retained(&self, retained: impl IntoIterator<Item = Delivery>, now: Instant) {

@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 use super::change::{Change, Journal};
 use super::handle::ConnLink;
 use super::outbox::Outbox;
-use crate::codec::{
-    self, Ack, Packet, Properties, ProtocolLevel, PublishHeader, QoS, SubscriptionOptions,
-};
+use crate::codec::{self, Ack, Packet, ProtocolLevel, PublishHeader, QoS, SubscriptionOptions};
 use crate::flow::{high_water, Admission, Watermarks};
 use crate::message::Delivery;
 
@@ -162,11 +160,6 @@ impl SessionState {
         self.journal.record(c);
     }
 
-    /// Whether changes are being journaled.
-    pub fn journaled(&self) -> bool {
-        self.journal.is_on()
-    }
-
     /// Adds or replaces the subscription to `filter`; true if it is new.
     pub fn subscribe(&mut self, filter: &str, options: SubscriptionOptions) -> bool {
         let new = self
@@ -243,7 +236,8 @@ impl SessionState {
 
     /// Offers a delivery from a producer that cannot wait (a will, a broker notice, a group
     /// message handed on): the queue bound and policy apply whatever the consumer does.
-    pub fn enqueue(&mut self, d: Delivery, now: Instant) -> EnqueueOutcome {
+    #[cfg(test)]
+    pub(crate) fn enqueue(&mut self, d: Delivery, now: Instant) -> EnqueueOutcome {
         let qos0 = d.qos == QoS::AtMostOnce;
         // Never refused without `may_block`; should it be, the bound's answer stands.
         self.offer(d, now, false)
@@ -332,11 +326,6 @@ impl SessionState {
         // Like any burst, the backlog gives its consumer one stall window to show it reads.
         self.note_pushed(now);
         self.link.is_some() && was_idle && !self.backlog.is_empty()
-    }
-
-    /// Retained messages of new subscriptions not yet sent.
-    pub fn backlog(&self) -> usize {
-        self.backlog.len()
     }
 
     /// Whether the session can take a consumer-group message without pausing anyone: its
@@ -575,7 +564,6 @@ fn write_publish(
         retain: d.retain,
         topic: &m.topic,
         pkid,
-        properties: &Properties::new(),
         payload_len: m.payload.len(),
     };
     codec::encode_publish_header(&header, level, out.buf());

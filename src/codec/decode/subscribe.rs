@@ -10,7 +10,6 @@ use crate::codec::error::DecodeError;
 use crate::codec::packet::{
     QoS, SubAck, Subscribe, SubscribeFilter, SubscriptionOptions, Unsubscribe,
 };
-use crate::codec::properties::Properties;
 use crate::codec::reason::ReasonCode;
 
 /// SUBSCRIBE (§3.8): packet id, then one or more (filter, requested QoS) pairs.
@@ -28,11 +27,7 @@ pub(super) fn decode_subscribe(r: &mut Reader<'_>) -> Result<Subscribe, DecodeEr
     if filters.is_empty() {
         return Err(DecodeError::NoTopicFilters);
     }
-    Ok(Subscribe {
-        pkid,
-        filters,
-        properties: Properties::new(),
-    })
+    Ok(Subscribe::new(pkid, filters))
 }
 
 /// The requested-QoS byte of a 3.1.1 SUBSCRIBE entry (§3.8.3.1): the QoS, and the 3.1.1
@@ -65,11 +60,7 @@ pub(super) fn decode_suback(r: &mut Reader<'_>) -> Result<SubAck, DecodeError> {
                 .ok_or(DecodeError::InvalidSubackCode(b)),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(SubAck {
-        pkid,
-        reasons,
-        properties: Properties::new(),
-    })
+    Ok(SubAck::new(pkid, reasons))
 }
 
 /// UNSUBSCRIBE (§3.10): packet id, then one or more topic filters.
@@ -83,9 +74,5 @@ pub(super) fn decode_unsubscribe(r: &mut Reader<'_>) -> Result<Unsubscribe, Deco
     if filters.is_empty() {
         return Err(DecodeError::NoTopicFilters);
     }
-    Ok(Unsubscribe {
-        pkid,
-        filters,
-        properties: Properties::new(),
-    })
+    Ok(Unsubscribe::new(pkid, filters))
 }
