@@ -114,6 +114,10 @@ fn bench_encode(c: &mut Criterion) {
         topic: "site/17/dev/42/temp",
         pkid: 7,
         payload_len: payload.len(),
+        properties: supermq::codec::Properties::none(),
+        message_expiry: None,
+        topic_alias: None,
+        subscription_ids: &[],
     };
     g.bench_function("publish_1k_qos1_header_plus_payload", |b| {
         b.iter(|| {

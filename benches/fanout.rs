@@ -63,12 +63,7 @@ impl Fixture {
     }
 
     fn publish(&self, qos: QoS) -> usize {
-        let msg = Message {
-            topic: "t".into(),
-            payload: self.payload.clone(),
-            qos,
-            retain: false,
-        };
+        let msg = Message::new("t", self.payload.clone(), qos, false);
         self.ctx
             .router
             .publish(msg, supermq::router::Origin::broker(), Instant::now())

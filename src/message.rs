@@ -5,19 +5,66 @@
 //! own.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::codec::QoS;
+use crate::codec::{Properties, QoS};
 use crate::topic::GroupKey;
 
-/// An application message (topic, payload, publish QoS, retain flag).
+/// An application message (topic, payload, publish QoS, retain flag) and, from MQTT 5
+/// publishers, its properties.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub topic: String,
     pub payload: Bytes,
     pub qos: QoS,
     pub retain: bool,
+    /// The PUBLISH properties that travel with the message to its subscribers (MQTT 5.0
+    /// §3.3.2.3): payload format, content type, response topic, correlation data and user
+    /// properties, in the order sent [MQTT-3.3.2-18]. Never a Topic Alias or Subscription
+    /// Identifier (those belong to one connection or one subscription) and never a Message
+    /// Expiry Interval (that is `expires`, counted down).
+    pub properties: Properties,
+    /// When the message expires (its Message Expiry Interval from its arrival): it is not
+    /// sent after that [MQTT-3.3.2-5], and what is left is forwarded [MQTT-3.3.2-6]. `None`:
+    /// it never expires.
+    pub expires: Option<Instant>,
+}
+
+impl Message {
+    /// A message without properties that never expires: what 3.1.1 publishes.
+    pub fn new(topic: impl Into<String>, payload: Bytes, qos: QoS, retain: bool) -> Message {
+        Message {
+            topic: topic.into(),
+            payload,
+            qos,
+            retain,
+            properties: Properties::new(),
+            expires: None,
+        }
+    }
+
+    /// Whether the message has expired at `now`.
+    pub fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|at| at <= now)
+    }
+
+    /// The Message Expiry Interval to forward at `now`: the whole seconds left, rounded up
+    /// so that a message sent just before it expires is not sent with 0. `None` when the
+    /// message never expires.
+    pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        self.expires.map(|at| {
+            let left = at.saturating_duration_since(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            u32::try_from(secs).unwrap_or(u32::MAX).max(1)
+        })
+    }
+
+    /// The expiry instant of a message that arrives at `now` with `interval` seconds.
+    pub fn expiry_from(interval: Option<u32>, now: Instant) -> Option<Instant> {
+        interval.and_then(|s| now.checked_add(Duration::from_secs(u64::from(s))))
+    }
 }
 
 /// One message on its way to one subscriber.

@@ -53,12 +53,7 @@ pub async fn run(
             }
         }
         for (name, value) in entries {
-            let msg = Message {
-                topic: name,
-                payload: Bytes::from(value),
-                qos: QoS::AtMostOnce,
-                retain: true,
-            };
+            let msg = Message::new(name, Bytes::from(value), QoS::AtMostOnce, true);
             ctx.router.publish(msg, Origin::broker(), now);
         }
     }

@@ -150,6 +150,10 @@ pub fn put_publish(
         topic,
         pkid,
         payload_len: HEADER_LEN + filler.len(),
+        properties: supermq::codec::Properties::none(),
+        message_expiry: None,
+        topic_alias: None,
+        subscription_ids: &[],
     };
     codec::encode_publish_header(&header, ProtocolLevel::V311, out);
     out.put_u64(stamp.publisher);

@@ -112,12 +112,7 @@ fn handle(
             let Some(qos) = QoS::from_u8(m.qos) else {
                 return Err(LinkError::Unexpected("bad QoS"));
             };
-            let msg = Message {
-                topic: m.topic,
-                payload: m.payload,
-                qos,
-                retain: m.retain,
-            };
+            let msg = Message::new(m.topic, m.payload, qos, m.retain);
             let groups: Vec<GroupKey> = m
                 .groups
                 .into_iter()
@@ -146,12 +141,7 @@ fn handle(
             let Some(qos) = QoS::from_u8(r.qos) else {
                 return Err(LinkError::Unexpected("bad QoS"));
             };
-            let msg = Arc::new(Message {
-                topic: r.topic,
-                payload: r.payload,
-                qos,
-                retain: true,
-            });
+            let msg = Arc::new(Message::new(r.topic, r.payload, qos, true));
             let stamp = Stamp {
                 ts: r.ts,
                 origin: Arc::from(r.origin.as_str()),

@@ -78,6 +78,8 @@ pub fn encode(packet: &Packet, level: ProtocolLevel, out: &mut BytesMut) {
         Packet::PingReq => put_fixed_header(out, PINGREQ << 4, 0),
         Packet::PingResp => put_fixed_header(out, PINGRESP << 4, 0),
         Packet::Disconnect(_) => put_fixed_header(out, DISCONNECT << 4, 0),
+        // MQTT 5 only; `debug_assert_encodable` rejects it below level 5.
+        Packet::Auth(_) => put_fixed_header(out, 15 << 4, 0),
     }
 }
 
@@ -165,7 +167,7 @@ fn remaining_len(packet: &Packet) -> usize {
         }
         Packet::SubAck(s) => 2 + s.reasons.len(),
         Packet::Unsubscribe(u) => 2 + u.filters.iter().map(|f| 2 + f.len()).sum::<usize>(),
-        Packet::PingReq | Packet::PingResp | Packet::Disconnect(_) => 0,
+        Packet::PingReq | Packet::PingResp | Packet::Disconnect(_) | Packet::Auth(_) => 0,
     }
 }
 

@@ -118,6 +118,16 @@ impl Publish {
             topic: &self.topic,
             pkid: self.pkid,
             payload_len: self.payload.len(),
+            properties: &self.properties,
+            message_expiry: self
+                .properties
+                .values()
+                .and_then(|v| v.message_expiry_interval),
+            topic_alias: self.properties.values().and_then(|v| v.topic_alias),
+            subscription_ids: self
+                .properties
+                .values()
+                .map_or(&[][..], |v| &v.subscription_identifiers[..]),
         }
     }
 }
@@ -135,6 +145,19 @@ pub struct PublishHeader<'a> {
     pub pkid: u16,
     /// The length of the payload the caller writes after the header.
     pub payload_len: usize,
+    /// MQTT 5 only (ignored at 3.1 and 3.1.1): the message's properties as published. Their
+    /// Message Expiry Interval, Topic Alias and Subscription Identifiers are *not* written
+    /// from here but from the three fields below, which differ per delivery (§3.3.2.3).
+    pub properties: &'a Properties,
+    /// MQTT 5: the Message Expiry Interval to write, the time the message has left
+    /// [MQTT-3.3.2-6].
+    pub message_expiry: Option<u32>,
+    /// MQTT 5: the Topic Alias to write. With an alias, `topic` may be empty (the alias was
+    /// set up by an earlier PUBLISH on this connection, §3.3.2.3.4).
+    pub topic_alias: Option<u16>,
+    /// MQTT 5: the Subscription Identifiers of the subscriptions this copy is sent for
+    /// [MQTT-3.3.4-3].
+    pub subscription_ids: &'a [u32],
 }
 
 /// PUBACK, PUBREC, PUBREL or PUBCOMP (spec §3.4–3.7): a packet id, and at MQTT 5 a reason.
@@ -311,6 +334,15 @@ pub struct Disconnect {
     pub properties: Properties,
 }
 
+/// AUTH (MQTT 5.0 §3.15): a step of enhanced authentication. MQTT 5 only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Auth {
+    /// 0x00 Success, 0x18 Continue authentication or 0x19 Re-authenticate (§3.15.2.1).
+    pub reason: ReasonCode,
+    /// Authentication Method and Data, Reason String, User Properties (§3.15.2.2).
+    pub properties: Properties,
+}
+
 /// Every control packet.
 ///
 /// CONNECT is boxed: it is the largest packet by far and arrives once per connection, and
@@ -331,6 +363,8 @@ pub enum Packet {
     PingReq,
     PingResp,
     Disconnect(Disconnect),
+    /// MQTT 5 only.
+    Auth(Auth),
 }
 
 impl Packet {
@@ -351,6 +385,7 @@ impl Packet {
             Packet::PingReq => "PINGREQ",
             Packet::PingResp => "PINGRESP",
             Packet::Disconnect(_) => "DISCONNECT",
+            Packet::Auth(_) => "AUTH",
         }
     }
 }

@@ -32,10 +32,18 @@ pub struct Properties(Option<Box<PropertyValues>>);
 /// All properties absent: what [`Properties::values_or_empty`] lends for an empty value.
 static NO_VALUES: PropertyValues = PropertyValues::EMPTY;
 
+/// No properties, for borrowing: what [`Properties::none`] lends.
+static NO_PROPERTIES: Properties = Properties::new();
+
 impl Properties {
     /// No properties; allocates nothing.
     pub const fn new() -> Properties {
         Properties(None)
+    }
+
+    /// No properties, borrowed for as long as needed.
+    pub fn none() -> &'static Properties {
+        &NO_PROPERTIES
     }
 
     /// Whether no property is present.

@@ -65,7 +65,11 @@ pub(super) fn handle(
         Packet::PingReq => codec::encode(&Packet::PingResp, live.level, out), // [MQTT-3.12.4-1]
         Packet::Disconnect(_) => return Err(CloseReason::ClientDisconnect),
         Packet::Connect(_) => return Err(CloseReason::Protocol("second CONNECT [MQTT-3.1.0-2]")),
-        Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+        Packet::ConnAck(_)
+        | Packet::SubAck(_)
+        | Packet::UnsubAck(_)
+        | Packet::PingResp
+        | Packet::Auth(_) => {
             return Err(CloseReason::Protocol(
                 "server-to-client packet sent by a client",
             ));
@@ -118,14 +122,9 @@ pub(super) fn accept(
     {
         return None;
     }
-    Some(Message {
-        topic: p.topic,
-        // Already copied out of the read buffer by the decoder: a queued or retained message
-        // never pins a read chunk.
-        payload: p.payload,
-        qos: p.qos,
-        retain: p.retain,
-    })
+    // The payload was already copied out of the read buffer by the decoder: a queued or
+    // retained message never pins a read chunk.
+    Some(Message::new(p.topic, p.payload, p.qos, p.retain))
 }
 
 /// `$SYS` is the broker's own namespace: a client's PUBLISH or will there is dropped and

@@ -158,12 +158,7 @@ pub(super) async fn close<R, W>(
         if let Some(w) = will.filter(|w| !inbound::refuse_sys(&w.topic, &ctx)) {
             metrics::inc(&ctx.metrics.wills_published);
             let w = *w;
-            let msg = Message {
-                topic: w.topic,
-                payload: w.payload,
-                qos: w.qos,
-                retain: w.retain,
-            };
+            let msg = Message::new(w.topic, w.payload, w.qos, w.retain);
             ctx.router
                 .publish(msg, crate::router::Origin::broker(), Instant::now());
         }

@@ -12,12 +12,12 @@ const STALL: Duration = Duration::from_secs(1);
 
 fn d(topic: &str) -> Delivery {
     Delivery {
-        msg: Arc::new(Message {
-            topic: topic.into(),
-            payload: Bytes::from_static(b"x"),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-        }),
+        msg: Arc::new(Message::new(
+            topic,
+            Bytes::from_static(b"x"),
+            QoS::AtLeastOnce,
+            false,
+        )),
         qos: QoS::AtMostOnce,
         retain: false,
         group: None,

@@ -211,12 +211,12 @@ mod tests {
     use crate::codec::QoS;
 
     fn msg(byte: u8, len: usize) -> Arc<Message> {
-        Arc::new(Message {
-            topic: "t".into(),
-            payload: Bytes::from(vec![byte; len]),
-            qos: QoS::AtMostOnce,
-            retain: false,
-        })
+        Arc::new(Message::new(
+            "t",
+            Bytes::from(vec![byte; len]),
+            QoS::AtMostOnce,
+            false,
+        ))
     }
 
     /// The bytes `slices` would write, joined.

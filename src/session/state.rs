@@ -565,6 +565,10 @@ fn write_publish(
         topic: &m.topic,
         pkid,
         payload_len: m.payload.len(),
+        properties: &m.properties,
+        message_expiry: None,
+        topic_alias: None,
+        subscription_ids: &[],
     };
     codec::encode_publish_header(&header, level, out.buf());
     out.put_payload(m, vectored);

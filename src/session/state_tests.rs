@@ -25,12 +25,7 @@ fn limits(max_inflight: u16, max_queued: usize, policy: QueueFullPolicy) -> Sess
 
 fn delivery(n: u8, qos: QoS) -> Delivery {
     Delivery {
-        msg: Arc::new(Message {
-            topic: "t".into(),
-            payload: Bytes::from(vec![n]),
-            qos,
-            retain: false,
-        }),
+        msg: Arc::new(Message::new("t", Bytes::from(vec![n]), qos, false)),
         qos,
         retain: false,
         group: None,
