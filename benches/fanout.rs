@@ -41,13 +41,18 @@ impl Fixture {
                 let link = ConnLink::new(ctx.sessions.next_gen());
                 let attached = ctx
                     .sessions
-                    .attach(&format!("bench-{i}"), true, link)
+                    .attach(
+                        &format!("bench-{i}"),
+                        true,
+                        Some(std::time::Duration::ZERO),
+                        link,
+                    )
                     .expect("session store has room");
                 ctx.router
                     .subscribe(
                         &attached.session,
                         "t",
-                        supermq::codec::SubscriptionOptions::new(qos),
+                        supermq::session::Grant::qos(qos),
                         None,
                     )
                     .expect("valid filter");
@@ -79,8 +84,7 @@ impl Fixture {
             st.fill(
                 &mut self.buf,
                 usize::MAX,
-                false,
-                ProtocolLevel::V311,
+                &mut supermq::session::Egress::new(ProtocolLevel::V311, false),
                 Instant::now(),
             );
             drop(st.take_undelivered());

@@ -63,11 +63,8 @@ impl Context {
                 .then_some(s.slow_consumer_timeout),
             stall_timeout: s.stall_timeout,
         };
-        let expiry =
-            (!s.persistent_session_expiry.is_zero()).then_some(s.persistent_session_expiry);
         let sessions = Arc::new(
-            SessionStore::new(limits, s.max_sessions, expiry, metrics.clone())
-                .with_journal(ext.journal),
+            SessionStore::new(limits, s.max_sessions, metrics.clone()).with_journal(ext.journal),
         );
         let r = &config.retain;
         let retained = RetainedStore::new(

@@ -151,11 +151,15 @@ impl Broker {
                 shutdown.clone(),
             ));
         }
+        // MQTT 5 session expiry and will delay are in whole seconds: a check every quarter
+        // second keeps them within their second; a short 3.1.1 expiry is checked oftener.
         let expiry = ctx.config.session.persistent_session_expiry;
-        if !expiry.is_zero() {
-            let every = (expiry / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
-            tracker.spawn(sys::expire_sessions(ctx.clone(), every, shutdown.clone()));
-        }
+        let every = if expiry.is_zero() {
+            Duration::from_millis(250)
+        } else {
+            (expiry / 10).clamp(Duration::from_millis(100), Duration::from_millis(250))
+        };
+        tracker.spawn(sys::expire_sessions(ctx.clone(), every, shutdown.clone()));
         Ok(Broker {
             ctx,
             addrs,

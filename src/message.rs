@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::codec::{Properties, QoS};
+use crate::session::SubIds;
 use crate::topic::GroupKey;
 
 /// An application message (topic, payload, publish QoS, retain flag) and, from MQTT 5
@@ -78,6 +79,8 @@ pub struct Delivery {
     /// The consumer group this delivery was chosen for: if the member leaves before it
     /// acknowledges, the message goes to another member.
     pub group: Option<Arc<GroupKey>>,
+    /// MQTT 5: the Subscription Identifiers this copy is sent with [MQTT-3.3.4-3].
+    pub sub_ids: SubIds,
 }
 
 impl Delivery {

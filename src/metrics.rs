@@ -58,6 +58,10 @@ metrics! {
     dropped_queue_full,
     /// QoS 0 messages not queued for an offline session.
     dropped_qos0_offline,
+    /// MQTT 5 messages whose Message Expiry Interval passed before they could be sent.
+    dropped_expired,
+    /// Messages not sent because they exceed the client's Maximum Packet Size (MQTT 5).
+    dropped_too_large,
     /// Publishes to `$SYS` topics from clients, ignored.
     dropped_sys_publish,
     /// Will messages published.

@@ -59,7 +59,8 @@ pub async fn run(
     }
 }
 
-/// Discards offline persistent sessions past their expiry, checking every `every`.
+/// Discards offline sessions past their expiry and publishes the delayed wills that are due
+/// (theirs among them [MQTT-3.1.3-9]), checking every `every`.
 pub async fn expire_sessions(ctx: Arc<Context>, every: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     loop {
@@ -67,8 +68,22 @@ pub async fn expire_sessions(ctx: Arc<Context>, every: Duration, shutdown: Cance
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for s in ctx.sessions.expire(Instant::now()) {
+        let now = Instant::now();
+        for s in ctx.sessions.expire(now) {
+            let will = s.lock().pending_will.take();
+            if let Some((will, _)) = will {
+                publish_will(&ctx, will, now);
+            }
             ctx.router.end_session(&s);
         }
+        for will in ctx.sessions.due_wills(now) {
+            publish_will(&ctx, will, now);
+        }
     }
+}
+
+/// Publishes a will message (at its delay, or as its session ends), counted.
+pub fn publish_will(ctx: &Context, will: Message, now: Instant) {
+    crate::metrics::inc(&ctx.metrics.wills_published);
+    ctx.router.publish(will, Origin::broker(), now);
 }

@@ -20,8 +20,11 @@ impl SessionJournal for Recorder {
         let mut v = self.0.lock().expect("recorder");
         for c in changes {
             v.push(match c {
-                Change::Subscribed { filter, options } => {
-                    format!("{client_id} subscribed {filter} {}", options.qos as u8)
+                Change::Subscribed { filter, grant } => {
+                    format!(
+                        "{client_id} subscribed {filter} {}",
+                        grant.options.qos as u8
+                    )
                 }
                 Change::Unsubscribed { filter } => format!("{client_id} unsubscribed {filter}"),
                 Change::Enqueued(d) => format!("{client_id} enqueued {}", d.msg.topic),
@@ -35,6 +38,7 @@ impl SessionJournal for Recorder {
                     "{client_id} will {}",
                     w.map_or("none".to_owned(), |w| w.topic)
                 ),
+                Change::ExpirySet(e) => format!("{client_id} expiry {e:?}"),
                 Change::Ended => format!("{client_id} ended"),
             });
         }

@@ -101,6 +101,13 @@ pub fn encode_publish_header(header: &PublishHeader<'_>, level: ProtocolLevel, o
     put_publish_header(header, remaining, out);
 }
 
+/// The whole size of the PUBLISH `header` describes (its payload included) at `level`.
+pub fn publish_header_len(header: &PublishHeader<'_>, level: ProtocolLevel) -> usize {
+    let _ = level;
+    let remaining = publish_remaining_len(header.qos, header.topic.len(), header.payload_len);
+    1 + remaining_length_len(remaining) + remaining
+}
+
 /// Level 5 is modelled but has no wire form yet; no connection reaches it (see the module
 /// doc), so a packet meant for it is a bug of the caller.
 fn debug_assert_encodable(packet: &Packet, level: ProtocolLevel) {

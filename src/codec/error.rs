@@ -102,6 +102,14 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// The MQTT 5 reason code a DISCONNECT for this error carries.
+    pub fn reason_code(&self) -> super::ReasonCode {
+        match self {
+            DecodeError::PacketTooLarge { .. } => super::ReasonCode::PacketTooLarge,
+            _ => super::ReasonCode::MalformedPacket,
+        }
+    }
+
     /// Whether this is a topic over `limits.max_topic_levels` or `limits.max_topic_length`
     /// (counted on its own: it is a configured bound, not a broken client).
     pub fn is_topic_limit(&self) -> bool {

@@ -49,6 +49,9 @@ impl Default for Limits {
             // Mosquitto's fixed limit, so its users' topics keep working.
             max_topic_levels: 200,
             max_topic_length: 65535,
+            receive_maximum: 20,
+            topic_alias_maximum: 10,
+            max_qos: 2,
         }
     }
 }

@@ -41,8 +41,21 @@ impl<'de> Deserialize<'de> for GroupStrategy {
 }
 
 /// Consumer-group settings (`$share/`, `$g/`, `$queue/` subscriptions).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields, expecting = "a [groups] table")]
 pub struct GroupsConfig {
+    /// Whether `$share/`, `$g/` and `$queue/` subscriptions are served; MQTT 5 clients are
+    /// told (CONNACK's Shared Subscription Available), and a group filter is refused with
+    /// 0x9E when off.
+    pub enabled: bool,
     pub strategy: GroupStrategy,
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        GroupsConfig {
+            enabled: true,
+            strategy: GroupStrategy::default(),
+        }
+    }
 }

@@ -125,6 +125,20 @@ pub struct Limits {
     /// Bytes a topic name or filter may have; a client that sends more is disconnected.
     #[serde(deserialize_with = "de::int::<_, _, 1, 65535>")]
     pub max_topic_length: usize,
+    /// MQTT 5: QoS 1/2 PUBLISH packets a client may have unacknowledged at once (its
+    /// CONNACK's Receive Maximum); one more is disconnected with 0x93 [MQTT-3.3.4-8].
+    #[serde(deserialize_with = "de::int::<_, _, 1, 65535>")]
+    pub receive_maximum: u16,
+    /// MQTT 5: topic aliases a client may set up towards the broker (CONNACK's Topic Alias
+    /// Maximum); 0 allows none.
+    #[serde(deserialize_with = "de::int::<_, _, 0, 65535>")]
+    pub topic_alias_maximum: u16,
+    /// The highest QoS the broker accepts and grants (0, 1 or 2). MQTT 5 clients are told
+    /// (CONNACK's Maximum QoS) and one that publishes above it is disconnected with 0x9B;
+    /// 3.1.1 subscriptions are granted at most this QoS, and a 3.1.1 PUBLISH above it is
+    /// disconnected [MQTT-3.2.2-12].
+    #[serde(deserialize_with = "de::int::<_, _, 0, 2>")]
+    pub max_qos: u8,
 }
 
 /// Per-session delivery state and its bounds.
@@ -151,7 +165,9 @@ pub struct SessionConfig {
     /// paces them instead of dropping. Zero turns that off: full queues always drop.
     #[serde(deserialize_with = "de::duration")]
     pub stall_timeout: Duration,
-    /// Zero means offline persistent sessions never expire.
+    /// How long an offline session of a 3.1.1 client with CleanSession 0 is kept; also the
+    /// most an MQTT 5 client's Session Expiry Interval is granted (it is told the value in
+    /// CONNACK). Zero means no limit: such sessions never expire.
     #[serde(deserialize_with = "de::duration")]
     pub persistent_session_expiry: Duration,
     /// Online plus offline persistent sessions.

@@ -83,6 +83,9 @@ max_client_id_len = 23
 allow_zero_keep_alive = false
 max_topic_levels = 32
 max_topic_length = 1024
+receive_maximum = 100
+topic_alias_maximum = 0
+max_qos = 1
 
 [session]
 max_inflight = 65535
@@ -161,6 +164,9 @@ strategy = "hash_topic"
             allow_zero_keep_alive: false,
             max_topic_levels: 32,
             max_topic_length: 1024,
+            receive_maximum: 100,
+            topic_alias_maximum: 0,
+            max_qos: 1,
         },
         session: SessionConfig {
             max_inflight: 65535,
@@ -217,6 +223,7 @@ strategy = "hash_topic"
             tls_ca_file: None,
         },
         groups: GroupsConfig {
+            enabled: true,
             strategy: GroupStrategy::HashTopic,
         },
     };

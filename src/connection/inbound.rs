@@ -5,14 +5,13 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
-use super::{CloseReason, Live, Publishing};
-use crate::codec::{self, Ack, Packet, Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck};
+use super::{v5, CloseReason, Live, Publishing};
+use crate::codec::{self, Ack, Packet, Publish, QoS, ReasonCode, UnsubAck};
 use crate::context::Context;
 use crate::hooks::Event;
-use crate::message::{Delivery, Message};
+use crate::message::Message;
 use crate::metrics;
 use crate::router::{Origin, Routed};
-use crate::topic::{parse_subscription, Subscription};
 
 /// Applies one packet; responses are appended to `out`.
 pub(super) fn handle(
@@ -30,9 +29,26 @@ pub(super) fn handle(
             }
         }
         Packet::PubRec(a) => {
-            live.session.lock().on_pubrec(a.pkid);
-            // PUBREL answers every PUBREC, known or not, so the client can finish [MQTT-4.3.3-1].
-            codec::encode(&Packet::PubRel(Ack::new(a.pkid)), live.level, out);
+            let failed = a.reason.is_error();
+            let known = live.session.lock().on_pubrec(a.pkid, failed);
+            if failed {
+                // The client refused the message: the exchange ends here, with no PUBREL
+                // (MQTT 5.0 §4.3.3), and its window slot is free.
+                live.needs_drain |= known;
+            } else {
+                // PUBREL answers every PUBREC, known or not, so the client can finish
+                // [MQTT-4.3.3-1]; at MQTT 5 an unknown id is said so (0x92).
+                let reason = if known || !live.egress.level.is_v5() {
+                    ReasonCode::Success
+                } else {
+                    ReasonCode::PacketIdentifierNotFound
+                };
+                let rel = Ack {
+                    reason,
+                    ..Ack::new(a.pkid)
+                };
+                codec::encode(&Packet::PubRel(rel), live.egress.level, out);
+            }
         }
         Packet::PubComp(a) => {
             if live.session.lock().on_pubcomp(a.pkid) {
@@ -40,30 +56,56 @@ pub(super) fn handle(
             }
         }
         Packet::PubRel(a) => {
-            live.session.lock().release_qos2(a.pkid);
-            codec::encode(&Packet::PubComp(Ack::new(a.pkid)), live.level, out); // [MQTT-4.3.3-2]
+            let known = live.session.lock().release_qos2(a.pkid);
+            // PUBCOMP answers every PUBREL [MQTT-4.3.3-2]; at MQTT 5 an unknown id is said
+            // so (0x92, §3.7.2.1).
+            let reason = if known || !live.egress.level.is_v5() {
+                ReasonCode::Success
+            } else {
+                ReasonCode::PacketIdentifierNotFound
+            };
+            let comp = Ack {
+                reason,
+                ..Ack::new(a.pkid)
+            };
+            codec::encode(&Packet::PubComp(comp), live.egress.level, out);
         }
-        Packet::Subscribe(s) => subscribe(s, live, ctx, out, now),
+        Packet::Subscribe(s) => super::subscribe::subscribe(s, live, ctx, out, now)?,
         Packet::Unsubscribe(u) => {
+            let mut reasons = Vec::with_capacity(u.filters.len());
             for f in &u.filters {
                 if ctx.router.unsubscribe(&live.session, f) {
                     ctx.emit(|| Event::Unsubscribed {
                         client_id: &live.session.client_id,
                         filter: f,
                     });
+                    reasons.push(ReasonCode::Success);
+                } else {
+                    // MQTT 5.0 §3.11.3: said so (3.1.1's UNSUBACK has no codes).
+                    reasons.push(ReasonCode::NoSubscriptionExisted);
                 }
             }
             // UNSUBACK even when nothing matched [MQTT-3.10.4-4, MQTT-3.10.4-5]; behind any
             // SUBACK still held for the cluster, so the client's acknowledgements of
             // subscription changes arrive in the order it asked for them.
-            let unsuback = Packet::UnsubAck(UnsubAck::new(u.pkid));
+            let unsuback = Packet::UnsubAck(UnsubAck {
+                reasons,
+                ..UnsubAck::new(u.pkid)
+            });
             match live.held.as_mut() {
-                Some(held) => held.push(None, &unsuback, live.level),
-                None => codec::encode(&unsuback, live.level, out),
+                Some(held) => held.push(None, &unsuback, live.egress.level),
+                None => codec::encode(&unsuback, live.egress.level, out),
             }
         }
-        Packet::PingReq => codec::encode(&Packet::PingResp, live.level, out), // [MQTT-3.12.4-1]
-        Packet::Disconnect(_) => return Err(CloseReason::ClientDisconnect),
+        Packet::PingReq => codec::encode(&Packet::PingResp, live.egress.level, out), // [MQTT-3.12.4-1]
+        Packet::Disconnect(d) => {
+            return Err(v5::client_disconnect(
+                &d,
+                live.v5.as_deref(),
+                &live.session,
+                ctx,
+            ))
+        }
         Packet::Connect(_) => return Err(CloseReason::Protocol("second CONNECT [MQTT-3.1.0-2]")),
         Packet::ConnAck(_)
         | Packet::SubAck(_)
@@ -79,7 +121,7 @@ pub(super) fn handle(
 }
 
 fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {
-    if let Some(msg) = accept(p, live, ctx, out) {
+    if let Some(msg) = accept(p, live, ctx, out, now) {
         let routed = route(msg, live, ctx, now);
         super::pacing::note_routed(live, routed, std::iter::empty());
     }
@@ -89,42 +131,72 @@ fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, 
 /// route, or `None` when there is nothing to route (a re-sent QoS 2 id, `$SYS`, refused by the
 /// ACL). Split from [`route`] so that a batch of messages can be acknowledged before it is
 /// routed: the acknowledgement then reaches a windowed publisher while the batch is routed.
+///
+/// At MQTT 5 the acknowledgement says what became of the message (§3.4.2.1): 0x87 when the
+/// ACL refused it, 0x99 when its payload is not the UTF-8 its format indicator announces,
+/// 0x10 when no one subscribes. 3.1.1 can only say success; a refused message is dropped
+/// all the same, as 3.1.1 allows.
 pub(super) fn accept(
     p: Publish,
     live: &mut Live,
     ctx: &Arc<Context>,
     out: &mut BytesMut,
+    now: Instant,
 ) -> Option<Message> {
-    let first = match p.qos {
-        QoS::AtMostOnce => true,
-        QoS::AtLeastOnce => {
-            codec::encode(&Packet::PubAck(Ack::new(p.pkid)), live.level, out);
-            true
+    let level = live.egress.level;
+    let (qos, pkid) = (p.qos, p.pkid);
+    if let Some(v) = live.v5.as_mut() {
+        if qos != QoS::AtMostOnce {
+            // Answered now: its Receive Maximum slot moves to the QoS 2 set, or frees.
+            v.unacked_in = v.unacked_in.saturating_sub(1);
         }
-        QoS::ExactlyOnce => {
-            // Delivered on the first PUBLISH with this id; a re-sent one before PUBREL is
-            // only acknowledged again [MQTT-4.3.3-2].
-            let first = live.session.lock().receive_qos2(p.pkid);
-            codec::encode(&Packet::PubRec(Ack::new(p.pkid)), live.level, out);
-            first
-        }
-    };
-    if !first {
+    }
+    if qos == QoS::ExactlyOnce && live.session.lock().is_receiving_qos2(pkid) {
+        // Delivered on the first PUBLISH with this id; a re-sent one before PUBREL is only
+        // acknowledged again [MQTT-4.3.3-2].
+        codec::encode(&Packet::PubRec(Ack::new(pkid)), level, out);
         return None;
     }
-    if refuse_sys(&p.topic, ctx) {
-        return None;
-    }
-    // ACL: a refused PUBLISH is dropped; QoS 1/2 were still acknowledged, as 3.1.1 allows.
-    if !ctx
-        .auth
-        .check_publish(&live.session.client_id, live.username.as_deref(), &p.topic)
-    {
-        return None;
-    }
+    let allowed = !refuse_sys(&p.topic, ctx)
+        && ctx
+            .auth
+            .check_publish(&live.session.client_id, live.username.as_deref(), &p.topic);
     // The payload was already copied out of the read buffer by the decoder: a queued or
     // retained message never pins a read chunk.
-    Some(Message::new(p.topic, p.payload, p.qos, p.retain))
+    let msg = if level.is_v5() {
+        v5::message_of(p, now)
+    } else {
+        Message::new(p.topic, p.payload, p.qos, p.retain)
+    };
+    let reason = if !level.is_v5() {
+        ReasonCode::Success
+    } else if !allowed {
+        ReasonCode::NotAuthorized
+    } else if v5::payload_format_invalid(&msg) {
+        tracing::debug!(client_id = %live.session.client_id, topic = %msg.topic, "payload is not the UTF-8 its format indicator says");
+        ReasonCode::PayloadFormatInvalid
+    } else if qos != QoS::AtMostOnce && !ctx.router.has_subscribers(&msg.topic) {
+        ReasonCode::NoMatchingSubscribers
+    } else {
+        ReasonCode::Success
+    };
+    let ack = Ack {
+        reason,
+        ..Ack::new(pkid)
+    };
+    match qos {
+        QoS::AtMostOnce => {}
+        QoS::AtLeastOnce => codec::encode(&Packet::PubAck(ack), level, out),
+        QoS::ExactlyOnce => {
+            // A refused QoS 2 message keeps no packet id: the exchange ends at this PUBREC
+            // (MQTT 5.0 §4.3.3).
+            if !reason.is_error() {
+                live.session.lock().receive_qos2(pkid);
+            }
+            codec::encode(&Packet::PubRec(ack), level, out);
+        }
+    }
+    (allowed && !reason.is_error()).then_some(msg)
 }
 
 /// `$SYS` is the broker's own namespace: a client's PUBLISH or will there is dropped and
@@ -146,74 +218,4 @@ pub(super) fn route(msg: Message, live: &mut Live, ctx: &Arc<Context>, now: Inst
     // connection is the one draining it.
     ctx.router
         .publish(msg, Origin::client(&live.session, &mut p.memo), now)
-}
-
-fn subscribe(s: Subscribe, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {
-    let mut codes = Vec::with_capacity(s.filters.len());
-    let mut retained = Vec::new();
-    for f in &s.filters {
-        // The ACL judges the topics a subscription reaches: for a consumer group that is the
-        // filter inside `$share/<group>/`, not the prefixed string.
-        let reach = match parse_subscription(&f.filter) {
-            Ok(Subscription::Plain(x) | Subscription::Shared { filter: x, .. }) => x,
-            Err(_) => &f.filter,
-        };
-        if !ctx
-            .auth
-            .check_subscribe(&live.session.client_id, live.username.as_deref(), reach)
-        {
-            metrics::inc(&ctx.metrics.subscriptions_rejected);
-            codes.push(ReasonCode::NotAuthorized);
-            continue;
-        }
-        match ctx
-            .router
-            .subscribe(&live.session, &f.filter, f.options, live.read.as_ref())
-        {
-            Ok(msgs) => {
-                ctx.emit(|| Event::Subscribed {
-                    client_id: &live.session.client_id,
-                    filter: &f.filter,
-                    qos: f.options.qos,
-                });
-                codes.push(ReasonCode::granted(f.options.qos));
-                retained.extend(msgs.into_iter().map(|m| (m, f.options.qos)));
-            }
-            Err(e) => {
-                tracing::debug!(client_id = %live.session.client_id, filter = %f.filter, "subscription refused: {e}");
-                metrics::inc(&ctx.metrics.subscriptions_rejected);
-                codes.push(ReasonCode::UnspecifiedError);
-            }
-        }
-    }
-    // In a cluster, the SUBACK waits until every peer has the interest this SUBSCRIBE (or
-    // one just before it) advertised, so that a message published anywhere after the SUBACK
-    // is delivered; one that changed nothing already known goes out at once. The wait is
-    // not done here: the SUBACK is held (with the ones behind it) while the connection goes
-    // on serving its client (reads, PINGRESP, keep-alive, take-over). The retained messages
-    // travel through the queue, which is not drained while a SUBACK is held, so they still
-    // follow it (the spec would let them go first [MQTT-3.8.4]).
-    let suback = Packet::SubAck(SubAck::new(s.pkid, codes));
-    let barrier = ctx.router.remote().and_then(|c| c.interest_barrier());
-    match (barrier, live.held.as_mut()) {
-        (None, None) => codec::encode(&suback, live.level, out),
-        (barrier, Some(held)) => held.push(barrier, &suback, live.level),
-        (barrier, None) => {
-            let mut held = Box::<super::Held>::default();
-            held.push(barrier, &suback, live.level);
-            live.held = Some(held);
-        }
-    }
-    // Every matching retained message is sent, however many: they stream out as the client
-    // reads (see `SessionState::queue_retained`), not cut at the queue bound.
-    live.session.deliver_retained(
-        retained.into_iter().map(|(msg, granted)| Delivery {
-            qos: msg.qos.min(granted),
-            msg,
-            retain: true, // [MQTT-3.3.1-8]
-            group: None,
-        }),
-        now,
-    );
-    live.needs_drain = true;
 }

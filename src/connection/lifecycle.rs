@@ -10,8 +10,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::read::ReadSide;
+use super::v5;
 use super::*;
-use crate::codec::{ProtocolLevel, ReasonCode};
+use crate::codec::{Disconnect, ProtocolLevel, ReasonCode};
 use crate::hooks::Event;
 use crate::session::Change;
 
@@ -43,7 +44,7 @@ where
             return None;
         }
     };
-    let client_id = match connect::validate(&connect, &conn.ctx) {
+    let (client_id, assigned) = match connect::validate(&connect, &conn.ctx) {
         Ok(id) => id,
         Err(code) => {
             conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
@@ -51,6 +52,19 @@ where
             return None;
         }
     };
+    if connect.level.is_v5()
+        && connect
+            .properties
+            .values_or_empty()
+            .authentication_method
+            .is_some()
+    {
+        // No enhanced authentication method is offered (§4.12): 0x8C [MQTT-4.12.0-1].
+        let code = ReasonCode::BadAuthenticationMethod;
+        conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
+            .await;
+        return None;
+    }
     // Authentication and the will's ACL check (auth/).
     let cert_cn = info.cert_cn.as_deref();
     let username = match conn
@@ -61,44 +75,55 @@ where
     {
         Ok(u) => u,
         Err(code) => {
-            conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
-                .await;
-            return None;
-        }
-    };
-    let gen = conn.ctx.sessions.next_gen();
-    let link = ConnLink::new(gen);
-    let attached = match conn
-        .ctx
-        .sessions
-        .attach(&client_id, connect.clean_session, link.clone())
-    {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(%peer, client_id, "{e}");
             conn.refuse(
                 peer,
-                &CloseReason::ConnectRefused(ConnectReturnCode::ServerUnavailable),
+                &CloseReason::ConnectRefused(code.into()),
                 connect.level,
             )
             .await;
             return None;
         }
     };
+    let vectored = conn.wr.is_write_vectored();
+    let assigned = assigned.then_some(client_id.as_str());
+    let negotiated = v5::negotiate(&connect, &conn.ctx, assigned, vectored);
+    let gen = conn.ctx.sessions.next_gen();
+    let link = ConnLink::new(gen);
+    let attached = match conn.ctx.sessions.attach(
+        &client_id,
+        connect.clean_session,
+        negotiated.expiry,
+        link.clone(),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(%peer, client_id, "{e}");
+            // Mosquitto answers a full broker with "server unavailable" too.
+            let code = ReasonCode::ServerUnavailable;
+            conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
+                .await;
+            return None;
+        }
+    };
     if let Some(old) = &attached.discarded {
+        // Its delayed will is due as it ends [MQTT-3.1.3-9].
+        let will = old.lock().pending_will.take();
+        if let Some((will, _)) = will {
+            crate::sys::publish_will(&conn.ctx, will, Instant::now());
+        }
         conn.ctx.router.end_session(old);
     }
     let session = attached.session;
-    codec::encode(
-        &Packet::ConnAck(ConnAck::new(attached.present, ReasonCode::Success)),
-        connect.level,
-        conn.wbuf.buf(),
-    );
+    let mut egress = negotiated.egress;
+    let connack = ConnAck {
+        properties: negotiated.connack,
+        ..ConnAck::new(attached.present, ReasonCode::Success)
+    };
+    codec::encode(&Packet::ConnAck(connack), connect.level, conn.wbuf.buf());
     if attached.present {
-        let vectored = conn.wr.is_write_vectored();
         let n = session
             .lock()
-            .resend_inflight(&mut conn.wbuf, vectored, connect.level);
+            .resend_inflight(&mut conn.wbuf, &mut egress, Instant::now());
         metrics::add(&conn.ctx.metrics.publish_sent, n);
     }
     metrics::inc(&conn.ctx.metrics.clients_connected_current);
@@ -112,7 +137,7 @@ where
         username: username.as_deref(),
         peer,
         clean_session: connect.clean_session,
-        keep_alive: connect.keep_alive,
+        keep_alive: negotiated.keep_alive,
         session_present: attached.present,
     });
     if let Some(c) = conn.ctx.router.remote() {
@@ -125,12 +150,13 @@ where
         .read_gate(&session.client_id, username.as_ref());
     let live = Live {
         session,
-        level: connect.level,
+        egress,
+        v5: negotiated.v5,
         gen,
         link,
         needs_drain: true,
-        keep_alive: (connect.keep_alive > 0)
-            .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500)),
+        // 1.5 × at most 65,535 s fits in 32 bits of milliseconds.
+        keep_alive_ms: u32::from(negotiated.keep_alive) * 1500,
         read,
         username,
         held: None,
@@ -153,17 +179,34 @@ pub(super) async fn close<R, W>(
 {
     let ctx = conn.ctx.clone();
     let session = &live.session;
+    let now = Instant::now();
+    if let Some(code) = v5::server_disconnect(&reason, live.egress.level) {
+        // MQTT 5: the server says why it closes (§3.14.2.1), before the socket goes.
+        let d = Disconnect {
+            reason: code,
+            ..Disconnect::default()
+        };
+        codec::encode(&Packet::Disconnect(d), live.egress.level, conn.wbuf.buf());
+    }
+    let outcome = ctx.sessions.detach(session, live.gen, now);
     if reason.publishes_will() {
         // The same `$SYS` guard as a PUBLISH: a will is a message the client publishes.
         if let Some(w) = will.filter(|w| !inbound::refuse_sys(&w.topic, &ctx)) {
-            metrics::inc(&ctx.metrics.wills_published);
-            let w = *w;
-            let msg = Message::new(w.topic, w.payload, w.qos, w.retain);
-            ctx.router
-                .publish(msg, crate::router::Origin::broker(), Instant::now());
+            let (msg, delay) = v5::will_message(*w, now);
+            if delay.is_zero() || outcome == DetachOutcome::Removed {
+                // Due now, or its session ends now, which is when a delayed will is due
+                // at the latest [MQTT-3.1.3-9].
+                crate::sys::publish_will(&ctx, msg, now);
+            } else {
+                let mut st = session.lock();
+                // A connection that already took the session over cancels it.
+                if st.link().is_none() {
+                    st.pending_will = Some((msg, now + delay));
+                }
+            }
         }
     }
-    if ctx.sessions.detach(session, live.gen, Instant::now()) == DetachOutcome::Removed {
+    if outcome == DetachOutcome::Removed {
         ctx.router.end_session(session);
     } else {
         ctx.sessions.commit(session);
@@ -180,10 +223,11 @@ pub(super) async fn close<R, W>(
         client_id: &session.client_id,
         reason: &reason_text,
     });
-    // Best effort: whatever is still buffered (e.g. a final PINGRESP) goes out before close.
-    if matches!(
+    // Best effort: whatever is still buffered (e.g. a final PINGRESP, or the server's
+    // DISCONNECT) goes out before close; not to a peer that is gone or does not read.
+    if !matches!(
         reason,
-        CloseReason::ClientDisconnect | CloseReason::Shutdown
+        CloseReason::PeerClosed | CloseReason::Io(_) | CloseReason::SlowConsumer
     ) && !conn.wbuf.is_empty()
     {
         let _ = tokio::time::timeout(
@@ -251,9 +295,12 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         let code = match reason {
             CloseReason::Malformed(DecodeError::UnsupportedProtocolLevel(_)) => {
                 // [MQTT-3.1.2-2]: answer 0x01 and close.
-                Some(ConnectReturnCode::UnacceptableProtocolVersion)
+                Some(ConnectReturnCode::UnacceptableProtocolVersion.into())
             }
             CloseReason::ConnectRefused(code) => Some(*code),
+            // MQTT 5 says why a CONNECT is refused as malformed or broken (§3.2.2.2).
+            CloseReason::Malformed(e) if level.is_v5() => Some(e.reason_code()),
+            CloseReason::Protocol(_) if level.is_v5() => Some(ReasonCode::ProtocolError),
             _ => None,
         };
         count_close(&self.ctx, reason);

@@ -10,9 +10,9 @@ use tokio::io::AsyncWrite;
 
 use super::read::ReadSide;
 use super::{
-    inbound, CloseReason, Conn, Deferred, Live, Step, ACK_FIRST, ACK_FIRST_DEPTH, ROUTE_BATCH,
+    inbound, v5, CloseReason, Conn, Deferred, Live, Step, ACK_FIRST, ACK_FIRST_DEPTH, ROUTE_BATCH,
 };
-use crate::codec::{self, Packet};
+use crate::codec::{self, Packet, Publish};
 use crate::flow;
 use crate::message::Message;
 use crate::metrics;
@@ -106,9 +106,15 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         let mut batch = Vec::new();
         let mut acks = 0;
         let result = loop {
-            match codec::decode(&mut self.rbuf, &limits, live.level) {
-                Ok(Some(Packet::Publish(p))) => {
+            match codec::decode(&mut self.rbuf, &limits, live.egress.level) {
+                Ok(Some(Packet::Publish(mut p))) => {
                     received += 1;
+                    // Checked on arrival, in order, before the PUBLISH may be set aside: an
+                    // alias it sets up is for the packets behind it, and the Receive
+                    // Maximum counts what was sent, not what was handled.
+                    if let Err(r) = self.arrived(&mut p, live) {
+                        break Err(r);
+                    }
                     let pacing = &mut live.publishing().pacing;
                     let Some(Deferred::Unhandled(Packet::Publish(p))) =
                         pacing.arrive(Deferred::Unhandled(Packet::Publish(p)))
@@ -120,7 +126,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         continue;
                     };
                     acks += usize::from(p.qos != codec::QoS::AtMostOnce);
-                    if let Some(msg) = inbound::accept(p, live, &self.ctx, self.wbuf.buf()) {
+                    if let Some(msg) = inbound::accept(p, live, &self.ctx, self.wbuf.buf(), now) {
                         batch.push(msg);
                     }
                     if batch.len() >= ROUTE_BATCH {
@@ -142,6 +148,15 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         self.route_batch(&mut batch, acks, live, now);
         metrics::add(&self.ctx.metrics.publish_received, received);
         result
+    }
+
+    /// The checks of a PUBLISH as it arrives (see `v5::inbound_publish`).
+    fn arrived(&mut self, p: &mut Publish, live: &mut Live) -> Result<(), CloseReason> {
+        v5::check_publish_capabilities(p, live.egress.level, &self.ctx)?;
+        match live.v5.as_mut() {
+            Some(v) => v5::inbound_publish(p, v, &live.session, &self.ctx),
+            None => Ok(()),
+        }
     }
 
     /// Routes the accepted messages of a batch, in order. A batch carrying `acks` or more

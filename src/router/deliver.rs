@@ -8,13 +8,13 @@ use smallvec::SmallVec;
 
 use super::groups::{self, Pick};
 use super::routed::{Remainder, Routed, Target};
-use super::{may_read, MemoTarget, Nodes, RouteMemo, Router, MEMO_MAX_TARGETS};
+use super::{may_read, Matched, MemoTarget, Nodes, RouteMemo, Router, MEMO_MAX_TARGETS};
 use crate::auth::ReadGate;
-use crate::codec::SubscriptionOptions;
 use crate::flow::Pacer;
 use crate::hooks::{DropReason, Event};
 use crate::message::{Delivery, Message};
 use crate::metrics;
+use crate::session::Grant;
 use crate::session::{EnqueueOutcome, Session};
 use crate::topic::GroupKey;
 
@@ -100,7 +100,7 @@ impl Router {
         &self,
         s: &Arc<Session>,
         msg: &Arc<Message>,
-        granted: SubscriptionOptions,
+        grant: Grant,
         key: &Arc<GroupKey>,
         now: Instant,
         may_block: bool,
@@ -108,9 +108,10 @@ impl Router {
     ) {
         let d = Delivery {
             msg: msg.clone(),
-            qos: msg.qos.min(granted.qos),
-            retain: false,
+            qos: msg.qos.min(grant.options.qos),
+            retain: grant.options.retain_as_published && msg.retain,
             group: Some(key.clone()),
+            sub_ids: grant.id.map(|id| Box::from([id.get()])),
         };
         // Refused only when every member is full and reading (a member with room would have
         // been chosen): the group is retried as a whole, and may then pick another member.
@@ -133,37 +134,38 @@ impl Router {
         nodes: &mut Nodes,
         memo: Option<&mut Option<Box<RouteMemo>>>,
     ) {
-        let mut one =
-            |session: &Arc<Session>, granted: SubscriptionOptions, read: Option<&Arc<ReadGate>>| {
-                if !may_read(read, &msg.topic) {
-                    return;
-                }
-                let d = Delivery {
-                    msg: msg.clone(),
-                    qos: msg.qos.min(granted.qos),
-                    // Normal deliveries never carry the retain flag [MQTT-3.3.1-9].
-                    retain: false,
-                    group: None,
-                };
-                let pressured = self.offer(session, msg, d, now, may_block, routed, |d| {
-                    Target::Session(session.clone(), d)
-                });
-                if pressured && routed.pressure.is_none() && publisher != Some(session.id) {
-                    routed.pressure = Some(session.clone());
-                }
+        let mut one = |session: &Arc<Session>, matched: &Matched, read: Option<&Arc<ReadGate>>| {
+            if !may_read(read, &msg.topic) {
+                return;
+            }
+            let d = Delivery {
+                msg: msg.clone(),
+                qos: msg.qos.min(matched.qos),
+                // Normal deliveries carry no RETAIN flag [MQTT-3.3.1-9], unless a subscription
+                // asked for it as published [MQTT-3.3.1-12, MQTT-3.3.1-13].
+                retain: matched.retain_as_published && msg.retain,
+                group: None,
+                sub_ids: matched.sub_ids(),
             };
+            let pressured = self.offer(session, msg, d, now, may_block, routed, |d| {
+                Target::Session(session.clone(), d)
+            });
+            if pressured && routed.pressure.is_none() && publisher != Some(session.id) {
+                routed.pressure = Some(session.clone());
+            }
+        };
         let Some(memo) = memo else {
             self.subs
-                .for_each_target(&msg.topic, nodes, |(session, granted, read)| {
-                    one(session, granted, read);
+                .for_each_target(&msg.topic, publisher, nodes, |(session, matched, read)| {
+                    one(session, &matched, read);
                 });
             return;
         };
         let generation = self.subs.generation();
         if let Some(m) = memo.as_deref() {
             if m.generation == generation && m.topic == msg.topic {
-                for (session, granted, read) in &m.targets {
-                    one(session, *granted, read.as_ref());
+                for (session, matched, read) in &m.targets {
+                    one(session, matched, read.as_ref());
                 }
                 nodes.extend(m.nodes.iter().cloned());
                 return;
@@ -171,11 +173,11 @@ impl Router {
         }
         let mut targets: SmallVec<[MemoTarget; 4]> = SmallVec::new();
         self.subs
-            .for_each_target(&msg.topic, nodes, |(session, granted, read)| {
+            .for_each_target(&msg.topic, publisher, nodes, |(session, matched, read)| {
+                one(session, &matched, read);
                 if targets.len() <= MEMO_MAX_TARGETS {
-                    targets.push((session.clone(), granted, read.cloned()));
+                    targets.push((session.clone(), matched, read.cloned()));
                 }
-                one(session, granted, read);
             });
         if targets.len() <= MEMO_MAX_TARGETS {
             let m = memo.get_or_insert_with(Box::default);

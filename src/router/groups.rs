@@ -14,15 +14,15 @@ use parking_lot::{Mutex, RwLock};
 use rand::Rng;
 
 use crate::auth::ReadGate;
-use crate::codec::SubscriptionOptions;
 use crate::config::GroupStrategy;
+use crate::session::Grant;
 use crate::session::{Readiness, Session};
 use crate::topic::{GroupKey, SubscriptionTrie};
 
 #[derive(Debug, Clone)]
 struct Member {
     session: Arc<Session>,
-    options: SubscriptionOptions,
+    grant: Grant,
     read: Option<Arc<ReadGate>>,
 }
 
@@ -58,7 +58,7 @@ pub struct Group {
 #[derive(Debug)]
 pub enum Pick {
     /// A member on this node (one that may read the topic) and its granted QoS.
-    Local(Arc<Session>, SubscriptionOptions),
+    Local(Arc<Session>, Grant),
     Remote(Arc<str>),
     Nobody,
 }
@@ -109,7 +109,7 @@ impl Group {
                     .local
                     .iter()
                     .find(|x| x.session.id == *id && readable(x) && x.session.lock().has_room())
-                    .map(|x| Pick::Local(x.session.clone(), x.options)),
+                    .map(|x| Pick::Local(x.session.clone(), x.grant)),
                 Some(Stuck::Remote(n)) if !local_only => m
                     .remote
                     .iter()
@@ -135,7 +135,7 @@ impl Group {
         };
         let mut pick = if (idx as usize) < n_local {
             let x = &m.local[local_at(idx as usize)];
-            Pick::Local(x.session.clone(), x.options)
+            Pick::Local(x.session.clone(), x.grant)
         } else {
             remote_at(&m.remote, idx - n_local as u64)
         };
@@ -155,12 +155,12 @@ impl Group {
                 let start = idx as usize;
                 let others = || (1..n_local).map(|k| &m.local[local_at((start + k) % n_local)]);
                 if let Some(x) = others().find(|x| ready(&x.session) == Readiness::Room) {
-                    pick = Pick::Local(x.session.clone(), x.options);
+                    pick = Pick::Local(x.session.clone(), x.grant);
                 } else if remote_total > 0 {
                     pick = remote_at(&m.remote, hash % remote_total);
                 } else if mine == Readiness::Stalled {
                     if let Some(x) = others().find(|x| ready(&x.session) == Readiness::Reading) {
-                        pick = Pick::Local(x.session.clone(), x.options);
+                        pick = Pick::Local(x.session.clone(), x.grant);
                     }
                 }
             }
@@ -230,7 +230,7 @@ impl Groups {
         &self,
         key: &GroupKey,
         session: &Arc<Session>,
-        options: SubscriptionOptions,
+        grant: Grant,
         read: Option<Arc<ReadGate>>,
     ) -> usize {
         let mut index = self.index.write();
@@ -238,12 +238,12 @@ impl Groups {
         let mut m = g.members.lock();
         match m.local.iter_mut().find(|x| x.session.id == session.id) {
             Some(x) => {
-                x.options = options;
+                x.grant = grant;
                 x.read = read;
             }
             None => m.local.push(Member {
                 session: session.clone(),
-                options,
+                grant,
                 read,
             }),
         }

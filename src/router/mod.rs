@@ -23,19 +23,19 @@ use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use crate::auth::ReadGate;
-use crate::codec::{QoS, SubscriptionOptions};
+use crate::codec::{QoS, RetainHandling};
 use crate::config::GroupStrategy;
 use crate::hooks::{Event, Hooks};
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
-use crate::session::Session;
+use crate::session::{Grant, Session};
 use crate::store::{RetainOutcome, RetainedStore, SessionStore, Stamp};
 use crate::topic::{parse_subscription, FilterError, GroupKey, Subscription};
 
 pub use groups::{Group, Groups, Pick};
 pub use remote::{Barrier, RemotePicks, RemoteSink};
 pub use routed::{Remainder, Routed};
-use shards::Shards;
+use shards::{Matched, Shards};
 pub use shards::{Nodes, SubKey, Subscriber};
 
 /// Why a subscription was refused (answered with SUBACK 0x80).
@@ -61,9 +61,9 @@ pub struct RouteMemo {
     nodes: Nodes,
 }
 
-/// One memoised target: the session, its subscription's options and its read check (with an
-/// ACL file).
-type MemoTarget = (Arc<Session>, SubscriptionOptions, Option<Arc<ReadGate>>);
+/// One memoised target: the session, what its matching subscriptions ask for and its read
+/// check (with an ACL file).
+type MemoTarget = (Arc<Session>, Matched, Option<Arc<ReadGate>>);
 
 /// Topics matching more sessions than this are not memoised (the walk is then a small part
 /// of the cost, and the memo would hold many sessions).
@@ -230,8 +230,9 @@ impl Router {
 
     /// Adds or replaces `session`'s subscription to `filter` [MQTT-3.8.4-3] (an ordinary
     /// filter or a `$share/`, `$g/`, `$queue/` group) and records it in the session. Returns
-    /// the retained messages to send for it. A new filter beyond `session.max_subscriptions`
-    /// is refused; replacing an existing one always works.
+    /// the retained messages to send for it, as its Retain Handling asks (MQTT 5.0
+    /// §3.8.3.1: always, only for a new subscription, or never). A new filter beyond
+    /// `session.max_subscriptions` is refused; replacing an existing one always works.
     ///
     /// `read` is the subscriber's per-message ACL check (with an ACL file): messages, retained
     /// ones included, on topics it denies are withheld.
@@ -239,7 +240,7 @@ impl Router {
         &self,
         session: &Arc<Session>,
         filter: &str,
-        options: SubscriptionOptions,
+        grant: Grant,
         read: Option<&Arc<ReadGate>>,
     ) -> Result<Vec<Arc<Message>>, SubscribeError> {
         let sub = parse_subscription(filter)?;
@@ -256,7 +257,12 @@ impl Router {
             if held >= self.max_subscriptions && !st.subscriptions().contains_key(filter) {
                 return Err(SubscribeError::TooMany(held));
             }
-            st.subscribe(filter, options)
+            st.subscribe(filter, grant)
+        };
+        let send_retained = match grant.options.retain_handling {
+            RetainHandling::SendAtSubscribe => true,
+            RetainHandling::SendAtSubscribeIfNew => new,
+            RetainHandling::DoNotSend => false,
         };
         if new {
             metrics::inc(&self.metrics.subscriptions_current);
@@ -268,24 +274,28 @@ impl Router {
                 // order the trie changed (a SUB overtaken by an older UNSUB would lose them
                 // this node's subscriber).
                 let mut interest = self.remote().map(|_| self.interest.lock());
-                if self.subs.insert(f, session, options, read.cloned()) {
+                if self.subs.insert(f, session, grant, read.cloned()) {
                     if let (Some(c), Some(set)) = (self.remote(), interest.as_mut()) {
                         set.insert(f.to_owned());
                         c.interest_add(f);
                     }
                 }
                 drop(interest);
-                Ok(readable(self.retained.matching(f), read))
+                Ok(if send_retained {
+                    readable(self.retained.matching(f), read)
+                } else {
+                    Vec::new()
+                })
             }
             Subscription::Shared { group, filter: f } => {
                 let key = key_of(group, f);
-                let members = self.groups.join(&key, session, options, read.cloned());
+                let members = self.groups.join(&key, session, grant, read.cloned());
                 if let Some(c) = self.remote() {
                     c.group_weight(&key, members);
                 }
                 // Shared subscriptions get no retained messages by default: every member
                 // would get a copy, which is what a group exists to avoid.
-                Ok(if self.retained_to_groups {
+                Ok(if self.retained_to_groups && send_retained {
                     readable(self.retained.matching(f), read)
                 } else {
                     Vec::new()
@@ -504,10 +514,24 @@ impl Router {
         self.subs.remove_remote(filter, node);
     }
 
+    /// Whether any subscriber (local, on a peer, or a consumer group) matches `topic`: what
+    /// an MQTT 5 PUBACK / PUBREC says with 0x10 when none does (§3.4.2.1).
+    pub fn has_subscribers(&self, topic: &str) -> bool {
+        let mut nodes = Nodes::new();
+        let mut any = false;
+        self.subs
+            .for_each_target(topic, None, &mut nodes, |_| any = true);
+        if any || !nodes.is_empty() {
+            return true;
+        }
+        self.groups.for_each_match(topic, |_| any = true);
+        any
+    }
+
     /// The peer nodes whose advertised interest `topic` matches.
     pub fn remote_matches(&self, topic: &str) -> Nodes {
         let mut nodes = Nodes::new();
-        self.subs.for_each_target(topic, &mut nodes, |_| {});
+        self.subs.for_each_target(topic, None, &mut nodes, |_| {});
         nodes
     }
 

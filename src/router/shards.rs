@@ -15,8 +15,8 @@ use parking_lot::RwLock;
 use smallvec::SmallVec;
 
 use crate::auth::ReadGate;
-use crate::codec::SubscriptionOptions;
-use crate::session::Session;
+use crate::codec::QoS;
+use crate::session::{Grant, Session, SubIds};
 use crate::topic::SubscriptionTrie;
 
 /// Who holds an entry in the trie.
@@ -37,24 +37,53 @@ impl SubKey {
 /// One subscriber entry in the trie.
 #[derive(Debug, Clone)]
 pub enum Subscriber {
-    /// A local session, its subscription's options (the granted QoS among them) and, with
-    /// an ACL file, its per-message read check.
+    /// A local session, what its subscription was granted (options and identifier) and,
+    /// with an ACL file, its per-message read check.
     Local {
         session: Arc<Session>,
-        options: SubscriptionOptions,
+        grant: Grant,
         read: Option<Arc<ReadGate>>,
     },
     /// A peer node: the message is forwarded to it once, whatever else matches there.
     Remote,
 }
 
-/// One matching session: the options of its matching subscription (overlapping ones merged:
-/// the highest granted QoS [MQTT-3.3.5-1]) and, if any, the read check that applies.
-pub(super) type Target<'a> = (
-    &'a Arc<Session>,
-    SubscriptionOptions,
-    Option<&'a Arc<ReadGate>>,
-);
+/// One matching session: what its matching subscriptions ask for (see [`Matched`]) and, if
+/// any, the read check that applies.
+pub(super) type Target<'a> = (&'a Arc<Session>, Matched, Option<&'a Arc<ReadGate>>);
+
+/// What one session's subscriptions that match a topic ask of its one copy of a message:
+/// overlapping subscriptions are merged into a single delivery [MQTT-3.3.4-2] at the
+/// highest granted QoS [MQTT-3.3.4-2, MQTT-3.3.5-1], carrying every Subscription
+/// Identifier [MQTT-3.3.4-3], with the RETAIN flag kept if any asked for that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Matched {
+    pub qos: QoS,
+    /// Retain As Published (MQTT 5.0 §3.8.3.1): keep the message's RETAIN flag.
+    pub retain_as_published: bool,
+    pub ids: SmallVec<[u32; 2]>,
+}
+
+impl Matched {
+    fn of(grant: &Grant) -> Matched {
+        Matched {
+            qos: grant.options.qos,
+            retain_as_published: grant.options.retain_as_published,
+            ids: grant.id.map(|id| id.get()).into_iter().collect(),
+        }
+    }
+
+    fn merge(&mut self, other: Matched) {
+        self.qos = self.qos.max(other.qos);
+        self.retain_as_published |= other.retain_as_published;
+        self.ids.extend(other.ids);
+    }
+
+    /// The identifiers as a delivery carries them.
+    pub fn sub_ids(&self) -> SubIds {
+        (!self.ids.is_empty()).then(|| self.ids.as_slice().into())
+    }
+}
 
 /// The peer nodes one topic matched.
 pub type Nodes = SmallVec<[Arc<str>; 4]>;
@@ -104,12 +133,12 @@ impl Shards {
         &self,
         filter: &str,
         session: &Arc<Session>,
-        options: SubscriptionOptions,
+        grant: Grant,
         read: Option<Arc<ReadGate>>,
     ) -> bool {
         let sub = Subscriber::Local {
             session: session.clone(),
-            options,
+            grant,
             read,
         };
         let first = {
@@ -155,10 +184,12 @@ impl Shards {
     /// of its overlapping filters [MQTT-3.3.5-1]. `f` runs under the shards' read locks, so it
     /// must be short and must not subscribe or unsubscribe.
     /// A session reached through one filter without a read check needs none for this topic.
-    /// Peer nodes matched are added to `nodes` (each once).
+    /// Peer nodes matched are added to `nodes` (each once). A No Local subscription of the
+    /// `publisher`'s own session does not match [MQTT-3.8.3-3].
     pub(super) fn for_each_target(
         &self,
         topic: &str,
+        publisher: Option<u64>,
         nodes: &mut Nodes,
         mut f: impl FnMut(Target<'_>),
     ) {
@@ -177,10 +208,14 @@ impl Shards {
                     _,
                     Subscriber::Local {
                         session,
-                        options,
+                        grant,
                         read,
                     },
-                ) => hits.push((session, *options, read.as_ref())),
+                ) => {
+                    if !(grant.options.no_local && publisher == Some(session.id)) {
+                        hits.push((session, Matched::of(grant), read.as_ref()));
+                    }
+                }
                 (SubKey::Node(n), Subscriber::Remote) => {
                     if !nodes.contains(n) {
                         nodes.push(n.clone());
@@ -193,7 +228,7 @@ impl Shards {
             hits.sort_unstable_by_key(|h| h.0.id);
             hits.dedup_by(|b, a| {
                 if a.0.id == b.0.id {
-                    a.1.qos = a.1.qos.max(b.1.qos);
+                    a.1.merge(std::mem::take(&mut b.1));
                     a.2 = a.2.and(b.2);
                     true
                 } else {

@@ -5,17 +5,14 @@
 //! (persistent sessions, with a store that keeps them: see `store::SessionJournal`). With
 //! journaling off, recording is one branch and nothing is built.
 
-use crate::codec::SubscriptionOptions;
+use super::Grant;
 use crate::message::Delivery;
 
 /// One change to a session.
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A subscription was added or replaced [MQTT-3.8.4-3].
-    Subscribed {
-        filter: String,
-        options: SubscriptionOptions,
-    },
+    Subscribed { filter: String, grant: Grant },
     /// A subscription was removed.
     Unsubscribed { filter: String },
     /// A message was queued for the client (a retained one of a new subscription too).
@@ -34,6 +31,9 @@ pub enum Change {
     Released { pkid: u16 },
     /// The will of the connection serving the session (`None`: cleared).
     WillSet(Option<crate::codec::LastWill>),
+    /// How long the session outlives its connection changed (see
+    /// [`super::SessionState::expiry`]).
+    ExpirySet(Option<std::time::Duration>),
     /// The session ended (clean disconnect, replaced by a clean session, or expired).
     Ended,
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::*;
+use crate::codec::ProtocolLevel::V311;
 use crate::message::Message;
-use crate::session::ConnLink;
+use crate::session::{ConnLink, Egress};
 
 const STALL: Duration = Duration::from_secs(1);
 
@@ -21,12 +22,13 @@ fn d(topic: &str) -> Delivery {
         qos: QoS::AtMostOnce,
         retain: false,
         group: None,
+        sub_ids: None,
     }
 }
 
 fn session(max_queued: usize) -> SessionState {
     let mut s = SessionState::new(
-        true,
+        Some(Duration::ZERO),
         SessionLimits {
             max_inflight: 10,
             max_queued,
@@ -52,7 +54,7 @@ fn a_reading_consumer_blocks_publishers_at_its_bound_and_relieves_them() {
     let mut out = Outbox::default();
     let t0 = Instant::now();
     assert!(s.offer(d("t"), t0, true).is_ok());
-    s.fill(&mut out, usize::MAX, false, ProtocolLevel::V311, t0);
+    s.fill(&mut out, usize::MAX, &mut Egress::new(V311, false), t0);
     for _ in 0..50 {
         assert!(s.offer(d("t"), t0, true).is_ok());
     }
@@ -71,12 +73,13 @@ fn a_reading_consumer_blocks_publishers_at_its_bound_and_relieves_them() {
     );
     out.buf().clear();
     assert!(
-        !s.fill(&mut out, 74 * 6, false, ProtocolLevel::V311, t0)
+        !s.fill(&mut out, 74 * 6, &mut Egress::new(V311, false), t0)
             .relieved
     );
     out.buf().clear();
     assert!(
-        s.fill(&mut out, 6, false, ProtocolLevel::V311, t0).relieved,
+        s.fill(&mut out, 6, &mut Egress::new(V311, false), t0)
+            .relieved,
         "a quarter left"
     );
     assert!(!s.pressured_at(t0));
@@ -114,12 +117,12 @@ fn retained_backlog_streams_after_earlier_messages_and_before_later_ones() {
     );
     // A live message for it waits behind the backlog (its producer retries).
     assert!(s.offer(d("b"), t0, true).is_err(), "blocked");
-    let r = s.fill(&mut out, 6 * 5, false, ProtocolLevel::V311, t0);
+    let r = s.fill(&mut out, 6 * 5, &mut Egress::new(V311, false), t0);
     assert_eq!(r.sent, 5);
     assert!(r.more);
     assert_eq!(topics(&mut out), b"arrrr");
     out.buf().clear();
-    let r = s.fill(&mut out, usize::MAX, false, ProtocolLevel::V311, t0);
+    let r = s.fill(&mut out, usize::MAX, &mut Egress::new(V311, false), t0);
     assert_eq!(
         r.sent, 6,
         "every retained message, past the queue bound of 4"

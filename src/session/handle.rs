@@ -155,11 +155,17 @@ pub struct Session {
 
 impl Session {
     /// A new, offline session.
-    pub fn new(id: u64, client_id: Arc<str>, clean: bool, limits: SessionLimits) -> Self {
+    /// `expiry`: see [`SessionState::expiry`].
+    pub fn new(
+        id: u64,
+        client_id: Arc<str>,
+        expiry: Option<std::time::Duration>,
+        limits: SessionLimits,
+    ) -> Self {
         Session {
             id,
             client_id,
-            state: Mutex::new(SessionState::new(clean, limits)),
+            state: Mutex::new(SessionState::new(expiry, limits)),
             relief: OnceLock::new(),
         }
     }

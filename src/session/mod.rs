@@ -6,11 +6,15 @@
 //! task drives it, the router enqueues into it, both under its one short-held mutex.
 
 mod change;
+mod egress;
+mod grant;
 mod handle;
 mod outbox;
 mod state;
 
 pub use change::Change;
+pub use egress::{Egress, TopicAliases, MAX_OUTBOUND_ALIASES};
+pub use grant::{Grant, SubIds};
 pub use handle::{ConnLink, KickReason, Paced, Session};
 pub use outbox::Outbox;
 pub use state::{

@@ -4,11 +4,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::change::{Change, Journal};
+use super::egress::Egress;
 use super::handle::ConnLink;
 use super::outbox::Outbox;
-use crate::codec::{self, Ack, Packet, ProtocolLevel, PublishHeader, QoS, SubscriptionOptions};
+use super::Grant;
+use crate::codec::{self, Ack, Packet, QoS};
 use crate::flow::{high_water, Admission, Watermarks};
-use crate::message::Delivery;
+use crate::message::{Delivery, Message};
 
 /// What to do with a new message when a session's queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,11 @@ pub struct FillResult {
     pub more: bool,
     /// The queue fell below its low watermark after publishers were told to slow down.
     pub relieved: bool,
+    /// Messages dropped unsent because they had expired [MQTT-3.3.2-5].
+    pub expired: u64,
+    /// Messages discarded because they exceed the client's Maximum Packet Size
+    /// [MQTT-3.1.2-25].
+    pub too_large: u64,
 }
 
 #[derive(Debug)]
@@ -92,12 +99,18 @@ struct Inflight {
 /// One client's session.
 #[derive(Debug)]
 pub struct SessionState {
-    /// CleanSession of the connection that created the session.
-    pub clean: bool,
+    /// How long the session outlives its connection: `Some(ZERO)` ends it with the
+    /// connection (3.1.1's CleanSession 1, MQTT 5's Session Expiry Interval 0), `None`
+    /// never ends it (§3.1.2.11.2). Set by every CONNECT, and by an MQTT 5 DISCONNECT.
+    pub expiry: Option<Duration>,
+    /// A will whose Will Delay Interval runs (MQTT 5.0 §3.1.3.2.2): published when it is
+    /// due or when the session ends, whichever comes first, and dropped if a connection
+    /// resumes the session before [MQTT-3.1.3-9].
+    pub pending_will: Option<(Message, Instant)>,
     /// Filter → the subscription's options (its granted QoS among them). B-tree maps here and
     /// below: half the inline size of a hash map (every session carries them, most with few
     /// entries) and no hashing of client input.
-    subscriptions: BTreeMap<String, SubscriptionOptions>,
+    subscriptions: BTreeMap<String, Grant>,
     /// Set when the session has been replaced or discarded; its connection must stop.
     pub discarded: bool,
     /// When the session last went offline (for expiry); `None` while connected.
@@ -120,9 +133,10 @@ pub struct SessionState {
 
 impl SessionState {
     /// A new, empty, offline session.
-    pub fn new(clean: bool, limits: SessionLimits) -> Self {
+    pub fn new(expiry: Option<Duration>, limits: SessionLimits) -> Self {
         SessionState {
-            clean,
+            expiry,
+            pending_will: None,
             subscriptions: BTreeMap::new(),
             discarded: false,
             offline_since: None,
@@ -161,14 +175,14 @@ impl SessionState {
     }
 
     /// Adds or replaces the subscription to `filter`; true if it is new.
-    pub fn subscribe(&mut self, filter: &str, options: SubscriptionOptions) -> bool {
+    pub fn subscribe(&mut self, filter: &str, grant: Grant) -> bool {
         let new = self
             .subscriptions
-            .insert(filter.to_owned(), options)
+            .insert(filter.to_owned(), grant)
             .is_none();
         self.journal.record(|| Change::Subscribed {
             filter: filter.to_owned(),
-            options,
+            grant,
         });
         new
     }
@@ -184,14 +198,36 @@ impl SessionState {
         had
     }
 
-    /// Filter → the subscription's options.
-    pub fn subscriptions(&self) -> &BTreeMap<String, SubscriptionOptions> {
+    /// Filter → what the subscription was granted.
+    pub fn subscriptions(&self) -> &BTreeMap<String, Grant> {
         &self.subscriptions
     }
 
     /// Removes every subscription (the session is ending); returns them.
-    pub fn take_subscriptions(&mut self) -> BTreeMap<String, SubscriptionOptions> {
+    pub fn take_subscriptions(&mut self) -> BTreeMap<String, Grant> {
         std::mem::take(&mut self.subscriptions)
+    }
+
+    /// Sets how long the session outlives its connection (a CONNECT that resumes it, or an
+    /// MQTT 5 DISCONNECT [MQTT-3.14.2-2]).
+    pub fn set_expiry(&mut self, expiry: Option<Duration>) {
+        if self.expiry != expiry {
+            self.expiry = expiry;
+            self.journal.record(|| Change::ExpirySet(expiry));
+        }
+    }
+
+    /// Whether the session ends with its connection (no Session Expiry).
+    pub fn ends_with_connection(&self) -> bool {
+        self.expiry == Some(Duration::ZERO)
+    }
+
+    /// Whether the session has been offline for its whole expiry interval at `now`.
+    pub fn expired_at(&self, now: Instant) -> bool {
+        match (self.offline_since, self.expiry) {
+            (Some(since), Some(ttl)) => now.saturating_duration_since(since) >= ttl,
+            _ => false,
+        }
     }
 
     /// Whether connection `gen` still serves this session.
@@ -367,18 +403,19 @@ impl SessionState {
         self.queue.push_back(d);
     }
 
-    /// Moves queued messages into `out` as PUBLISH packets (at the client's `level`) while the
-    /// in-flight window has credit and `out` is below `max_bytes`. Queue order is kept
-    /// [MQTT-4.6.0-6].
+    /// Moves queued messages into `out` as PUBLISH packets (as `egress` writes them) while
+    /// the in-flight window has credit and `out` is below `max_bytes`. Queue order is kept
+    /// [MQTT-4.6.0-6]. Expired messages are dropped unsent [MQTT-3.3.2-5], and messages too
+    /// large for the client are discarded as if sent [MQTT-3.1.2-25]; both are counted in
+    /// the result.
     pub fn fill(
         &mut self,
         out: &mut Outbox,
         max_bytes: usize,
-        vectored: bool,
-        level: ProtocolLevel,
+        egress: &mut Egress,
         now: Instant,
     ) -> FillResult {
-        self.fill_with(out, max_bytes, vectored, level, now, |_| {})
+        self.fill_with(out, max_bytes, egress, now, |_| {})
     }
 
     /// [`SessionState::fill`], calling `sent` with each delivery written (for the hooks;
@@ -387,21 +424,21 @@ impl SessionState {
         &mut self,
         out: &mut Outbox,
         max_bytes: usize,
-        vectored: bool,
-        level: ProtocolLevel,
+        egress: &mut Egress,
         now: Instant,
         mut sent: impl FnMut(&Delivery),
     ) -> FillResult {
         let mut res = FillResult::default();
+        // The client's Receive Maximum bounds the window too [MQTT-3.3.4-9].
+        let window = usize::from(self.limits.max_inflight.min(egress.receive_maximum));
         while out.len() < max_bytes {
             // What was queued before a retained backlog goes first, then the backlog.
             let from_queue = !self.queue.is_empty();
             let Some(front) = self.queue.front().or_else(|| self.backlog.front()) else {
                 break;
             };
-            if front.qos != QoS::AtMostOnce
-                && self.inflight.len() >= usize::from(self.limits.max_inflight)
-            {
+            let expired = front.msg.expired(now);
+            if !expired && front.qos != QoS::AtMostOnce && self.inflight.len() >= window {
                 break;
             }
             let d = if from_queue {
@@ -416,12 +453,22 @@ impl SessionState {
                 };
                 d
             };
-            res.sent += 1;
+            if expired {
+                // Journaled like a QoS 0 send: the entry leaves the queue and nothing waits.
+                self.journal.record(|| Change::Sent { pkid: 0 });
+                res.expired += 1;
+                continue;
+            }
             let pkid = match d.qos {
                 QoS::AtMostOnce => 0,
                 _ => self.alloc_pkid(),
             };
-            write_publish(out, &d, pkid, false, vectored, level);
+            if !egress.write_publish(out, &d, pkid, false, now) {
+                self.journal.record(|| Change::Sent { pkid: 0 });
+                res.too_large += 1;
+                continue;
+            }
+            res.sent += 1;
             sent(&d);
             self.journal.record(|| Change::Sent { pkid });
             let state = match d.qos {
@@ -437,7 +484,7 @@ impl SessionState {
         }
         res.more = out.len() >= max_bytes && !(self.queue.is_empty() && self.backlog.is_empty());
         res.relieved = self.flow.drained(
-            res.sent,
+            res.sent + res.expired + res.too_large,
             self.queue.len(),
             self.backlog.len(),
             self.limits.max_queued,
@@ -446,18 +493,19 @@ impl SessionState {
         res
     }
 
-    /// Re-sends every unacknowledged PUBLISH (DUP set) and PUBREL, in order, at the client's
-    /// `level`, after a reconnect with CleanSession 0 [MQTT-4.4.0-1, MQTT-3.3.1-1].
-    pub fn resend_inflight(&self, out: &mut Outbox, vectored: bool, level: ProtocolLevel) -> u64 {
+    /// Re-sends every unacknowledged PUBLISH (DUP set) and PUBREL, in order, after a
+    /// reconnect that resumed the session [MQTT-4.4.0-1, MQTT-3.3.1-1]. A message in flight
+    /// is sent even when it has expired since: its delivery has begun (MQTT 5.0 §4.3.2 has
+    /// the receiver own it from the PUBLISH on).
+    pub fn resend_inflight(&self, out: &mut Outbox, egress: &mut Egress, now: Instant) -> u64 {
         let mut n = 0;
         for i in &self.inflight {
             match (&i.state, &i.delivery) {
                 (InflightState::Comp, _) => {
-                    codec::encode(&Packet::PubRel(Ack::new(i.pkid)), level, out.buf())
+                    codec::encode(&Packet::PubRel(Ack::new(i.pkid)), egress.level, out.buf())
                 }
                 (_, Some(d)) => {
-                    write_publish(out, d, i.pkid, true, vectored, level);
-                    n += 1;
+                    n += u64::from(egress.write_publish(out, d, i.pkid, true, now));
                 }
                 (_, None) => {}
             }
@@ -495,9 +543,15 @@ impl SessionState {
         }
     }
 
-    /// PUBREC received; the caller answers PUBREL either way [MQTT-4.3.3-1].
-    pub fn on_pubrec(&mut self, pkid: u16) -> bool {
+    /// PUBREC received; the caller answers PUBREL either way [MQTT-4.3.3-1]. A PUBREC with
+    /// an error reason (MQTT 5, 0x80 or above) ends the delivery there: no PUBREL follows
+    /// and the window slot is free again (§4.3.3, §4.9).
+    pub fn on_pubrec(&mut self, pkid: u16, failed: bool) -> bool {
         match self.position(pkid, |s| matches!(s, InflightState::Rec)) {
+            Some(p) if failed => {
+                self.journal.record(|| Change::Acked { pkid });
+                self.inflight.remove(p).is_some()
+            }
             Some(p) => {
                 let entry = &mut self.inflight[p];
                 entry.state = InflightState::Comp;
@@ -530,11 +584,25 @@ impl SessionState {
         first
     }
 
-    /// PUBREL received: the id may be reused by the client from now on.
-    pub fn release_qos2(&mut self, pkid: u16) {
-        if self.incoming_qos2.remove(&pkid) {
+    /// Whether an inbound QoS 2 PUBLISH `pkid` awaits its PUBREL.
+    pub fn is_receiving_qos2(&self, pkid: u16) -> bool {
+        self.incoming_qos2.contains(&pkid)
+    }
+
+    /// Inbound QoS 2 PUBLISH packets awaiting their PUBREL (they count against the
+    /// broker's Receive Maximum [MQTT-3.3.4-7]).
+    pub fn receiving_qos2(&self) -> usize {
+        self.incoming_qos2.len()
+    }
+
+    /// PUBREL received: the id may be reused by the client from now on. False when no
+    /// QoS 2 PUBLISH with that id was awaiting it.
+    pub fn release_qos2(&mut self, pkid: u16) -> bool {
+        let known = self.incoming_qos2.remove(&pkid);
+        if known {
             self.journal.record(|| Change::Released { pkid });
         }
+        known
     }
 
     /// Takes every message not yet acknowledged by the client (queued and in flight), for
@@ -546,32 +614,6 @@ impl SessionState {
         self.queued_bytes = 0;
         v
     }
-}
-
-/// Appends one PUBLISH for `d` with the shared payload.
-fn write_publish(
-    out: &mut Outbox,
-    d: &Delivery,
-    pkid: u16,
-    dup: bool,
-    vectored: bool,
-    level: ProtocolLevel,
-) {
-    let m = &d.msg;
-    let header = PublishHeader {
-        dup,
-        qos: d.qos,
-        retain: d.retain,
-        topic: &m.topic,
-        pkid,
-        payload_len: m.payload.len(),
-        properties: &m.properties,
-        message_expiry: None,
-        topic_alias: None,
-        subscription_ids: &[],
-    };
-    codec::encode_publish_header(&header, level, out.buf());
-    out.put_payload(m, vectored);
 }
 
 #[cfg(test)]

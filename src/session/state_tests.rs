@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use super::*;
 use crate::codec::{decode, Ack, DecodeLimits, ProtocolLevel, Publish};
 use crate::message::Message;
-use crate::session::ConnLink;
+use crate::session::{ConnLink, Egress};
 
 const V311: ProtocolLevel = ProtocolLevel::V311;
 
@@ -29,6 +29,7 @@ fn delivery(n: u8, qos: QoS) -> Delivery {
         qos,
         retain: false,
         group: None,
+        sub_ids: None,
     }
 }
 
@@ -43,7 +44,7 @@ fn publishes(buf: &mut BytesMut) -> Vec<Publish> {
 }
 
 fn online(limits: SessionLimits) -> SessionState {
-    let mut s = SessionState::new(false, limits);
+    let mut s = SessionState::new(None, limits);
     s.attach(ConnLink::new(1));
     s
 }
@@ -57,11 +58,17 @@ fn window_limits_inflight_and_acks_open_it() {
     }
     let mut out = Outbox::default();
     assert_eq!(
-        s.fill(&mut out, 1 << 16, false, V311, Instant::now()),
+        s.fill(
+            &mut out,
+            1 << 16,
+            &mut Egress::new(V311, false),
+            Instant::now()
+        ),
         FillResult {
             sent: 2,
             more: false,
-            relieved: false
+            relieved: false,
+            ..FillResult::default()
         }
     );
     let p = publishes(out.buf());
@@ -72,7 +79,13 @@ fn window_limits_inflight_and_acks_open_it() {
         "a second PUBACK for the same id completes nothing"
     );
     assert_eq!(
-        s.fill(&mut out, 1 << 16, false, V311, Instant::now()).sent,
+        s.fill(
+            &mut out,
+            1 << 16,
+            &mut Egress::new(V311, false),
+            Instant::now()
+        )
+        .sent,
         1
     );
     assert_eq!(publishes(out.buf())[0].payload[..], [2]);
@@ -85,12 +98,17 @@ fn qos2_outbound_flow_and_resend_after_reconnect() {
     s.enqueue(delivery(1, QoS::ExactlyOnce), now);
     s.enqueue(delivery(2, QoS::ExactlyOnce), now);
     let mut out = Outbox::default();
-    s.fill(&mut out, 1 << 16, false, V311, Instant::now());
+    s.fill(
+        &mut out,
+        1 << 16,
+        &mut Egress::new(V311, false),
+        Instant::now(),
+    );
     out.buf().clear();
-    assert!(s.on_pubrec(1));
+    assert!(s.on_pubrec(1, false));
     assert!(s.detach(1, now));
     s.attach(ConnLink::new(2));
-    s.resend_inflight(&mut out, false, V311);
+    s.resend_inflight(&mut out, &mut Egress::new(V311, false), Instant::now());
     let lim = DecodeLimits::default();
     assert_eq!(
         decode(out.buf(), &lim, V311).expect("ok"),
@@ -135,7 +153,12 @@ fn bounded_queue_policies() {
         s.enqueue(delivery(n, QoS::AtLeastOnce), now);
     }
     let mut out = Outbox::default();
-    s.fill(&mut out, 1 << 16, false, V311, Instant::now());
+    s.fill(
+        &mut out,
+        1 << 16,
+        &mut Egress::new(V311, false),
+        Instant::now(),
+    );
     let got: Vec<u8> = publishes(out.buf()).iter().map(|p| p.payload[0]).collect();
     assert_eq!(got, vec![2, 3]);
 }
@@ -176,7 +199,12 @@ fn packet_ids_skip_zero_and_ids_in_use() {
         s.enqueue(delivery(n, QoS::AtLeastOnce), now);
     }
     let mut out = Outbox::default();
-    s.fill(&mut out, 1 << 16, false, V311, Instant::now());
+    s.fill(
+        &mut out,
+        1 << 16,
+        &mut Egress::new(V311, false),
+        Instant::now(),
+    );
     let ids: Vec<u16> = publishes(out.buf()).iter().map(|p| p.pkid).collect();
     assert_eq!(ids, vec![u16::MAX, 1, 2]);
 }

@@ -52,7 +52,6 @@ pub struct SessionStore {
     count: AtomicUsize,
     limits: SessionLimits,
     max_sessions: usize,
-    expiry: Option<Duration>,
     metrics: Arc<Metrics>,
     /// Where persistent sessions' changes go (none: in memory only).
     journal: Option<Arc<dyn SessionJournal>>,
@@ -60,19 +59,13 @@ pub struct SessionStore {
 
 impl SessionStore {
     /// An empty store.
-    pub fn new(
-        limits: SessionLimits,
-        max_sessions: usize,
-        expiry: Option<Duration>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(limits: SessionLimits, max_sessions: usize, metrics: Arc<Metrics>) -> Self {
         SessionStore {
             map: DashMap::new(),
             next_id: AtomicU64::new(1),
             count: AtomicUsize::new(0),
             limits,
             max_sessions,
-            expiry,
             metrics,
             journal: None,
         }
@@ -125,10 +118,10 @@ impl SessionStore {
         self.map.get(client_id).map(|e| e.value().clone())
     }
 
-    fn create(&self, client_id: Arc<str>, clean: bool) -> Arc<Session> {
+    fn create(&self, client_id: Arc<str>, expiry: Option<Duration>) -> Arc<Session> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let s = Arc::new(Session::new(id, client_id, clean, self.limits.clone()));
-        if !clean && self.journal.is_some() {
+        let s = Arc::new(Session::new(id, client_id, expiry, self.limits.clone()));
+        if expiry != Some(Duration::ZERO) && self.journal.is_some() {
             // Only sessions that outlive their connection are kept by a durable store.
             s.lock().journal_on();
         }
@@ -141,7 +134,8 @@ impl SessionStore {
     pub fn attach(
         &self,
         client_id: &str,
-        clean: bool,
+        clean_start: bool,
+        expiry: Option<Duration>,
         link: ConnLink,
     ) -> Result<Attached, StoreError> {
         let key: Arc<str> = client_id.into();
@@ -149,10 +143,13 @@ impl SessionStore {
             Entry::Occupied(mut e) => {
                 let old = e.get().clone();
                 let mut st = old.lock();
-                if !clean && !st.clean && !st.discarded {
+                if !clean_start && !st.discarded {
                     if let Some(prev) = st.attach(link) {
                         prev.kick(KickReason::TakenOver);
                     }
+                    st.set_expiry(expiry);
+                    // A connection in time cancels a delayed will [MQTT-3.1.3-9].
+                    st.pending_will = None;
                     drop(st);
                     return Ok(Attached {
                         session: old,
@@ -167,7 +164,7 @@ impl SessionStore {
                     // Its connection task removes the subscriptions when it exits.
                     prev.kick(KickReason::TakenOver);
                 }
-                let session = self.create(key, clean);
+                let session = self.create(key, expiry);
                 session.lock().attach(link);
                 e.insert(session.clone());
                 Ok(Attached {
@@ -187,7 +184,7 @@ impl SessionStore {
                 if reserved.is_err() {
                     return Err(StoreError::Full(self.max_sessions));
                 }
-                let session = self.create(key, clean);
+                let session = self.create(key, expiry);
                 session.lock().attach(link);
                 e.insert(session.clone());
                 metrics::inc(&self.metrics.sessions_current);
@@ -204,7 +201,7 @@ impl SessionStore {
     pub fn detach(&self, session: &Arc<Session>, gen: u64, now: Instant) -> DetachOutcome {
         let mut st = session.lock();
         let was_serving = st.detach(gen, now);
-        let (discarded, clean) = (st.discarded, st.clean);
+        let (discarded, clean) = (st.discarded, st.ends_with_connection());
         drop(st);
         if discarded {
             // Replaced by a clean take-over while this connection served it: the map already
@@ -229,17 +226,28 @@ impl SessionStore {
         DetachOutcome::Removed
     }
 
-    /// Removes offline persistent sessions older than `session.persistent_session_expiry`.
+    /// Takes the delayed wills that are due at `now` (MQTT 5.0 §3.1.3.2.2), for publishing.
+    pub fn due_wills(&self, now: Instant) -> Vec<crate::message::Message> {
+        let mut due = Vec::new();
+        for e in self.map.iter() {
+            let mut st = e.value().lock();
+            if st.pending_will.as_ref().is_some_and(|(_, at)| *at <= now) {
+                if let Some((will, _)) = st.pending_will.take() {
+                    due.push(will);
+                }
+            }
+        }
+        due
+    }
+
+    /// Removes offline sessions whose Session Expiry Interval (or, for 3.1.1 clients,
+    /// `session.persistent_session_expiry`) has passed; their delayed wills are still in
+    /// them, due now [MQTT-3.1.3-9].
     pub fn expire(&self, now: Instant) -> Vec<Arc<Session>> {
-        let Some(ttl) = self.expiry else {
-            return Vec::new();
-        };
         let mut gone = Vec::new();
         self.map.retain(|_, s| {
             let mut st = s.lock();
-            let expired = st
-                .offline_since
-                .is_some_and(|t| now.duration_since(t) >= ttl);
+            let expired = st.expired_at(now);
             if expired {
                 st.discarded = true;
                 gone.push(s.clone());
@@ -275,7 +283,7 @@ mod tests {
             slow_consumer_timeout: None,
             stall_timeout: Duration::from_secs(1),
         };
-        SessionStore::new(limits, max_sessions, None, Arc::default())
+        SessionStore::new(limits, max_sessions, Arc::default())
     }
 
     /// Concurrent CONNECTs for distinct ids never hold more than `session.max_sessions`.
@@ -295,7 +303,13 @@ mod tests {
                         (0..PER_THREAD)
                             .filter(|i| {
                                 let id = format!("r{round}-t{t}-{i}");
-                                s.attach(&id, true, ConnLink::new(s.next_gen())).is_ok()
+                                s.attach(
+                                    &id,
+                                    true,
+                                    Some(Duration::ZERO),
+                                    ConnLink::new(s.next_gen()),
+                                )
+                                .is_ok()
                             })
                             .count()
                     })
