@@ -18,9 +18,13 @@
 //! load when no ACL is configured. Knows nothing about sockets.
 
 pub mod acl;
+pub mod enhanced;
 mod http;
 pub mod passwd;
 mod read_gate;
+pub mod scram;
+#[doc(hidden)]
+pub mod scram_client;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,9 +35,10 @@ use arc_swap::ArcSwap;
 use thiserror::Error;
 
 use crate::codec::{Connect, ConnectReturnCode};
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, AuthMethodName};
 use crate::metrics::{self, Metrics};
 pub use acl::{Acl, AclError, Op};
+pub use enhanced::{AuthExchange, AuthMethod, EnhancedAuth, Step};
 pub use passwd::{PasswdError, PasswordFile, PasswordHash};
 pub use read_gate::ReadGate;
 
@@ -70,7 +75,10 @@ pub struct Auth {
     allow_anonymous: bool,
     password_path: Option<PathBuf>,
     acl_path: Option<PathBuf>,
-    files: ArcSwap<Files>,
+    /// Shared with the SCRAM method's credential store, so it sees reloads.
+    files: Arc<ArcSwap<Files>>,
+    /// MQTT 5 enhanced authentication methods (§4.12), from `auth.methods`.
+    enhanced: EnhancedAuth,
     /// Bumped by every reload, so cached read verdicts ([`ReadGate`]) start over.
     generation: AtomicU64,
     hook: Option<http::HttpHook>,
@@ -88,11 +96,19 @@ impl Auth {
             .transpose()
             .map_err(AuthError::HookUrl)?;
         log_loaded(&files);
+        let files = Arc::new(ArcSwap::from_pointee(files));
+        let enhanced = EnhancedAuth::new(cfg.enhanced_methods().iter().map(|m| match m {
+            AuthMethodName::ScramSha512 => Arc::new(scram::Scram::new(
+                scram::SHA512,
+                Arc::new(PasswdStore(files.clone())),
+            )) as Arc<dyn AuthMethod>,
+        }));
         Ok(Auth {
             allow_anonymous: cfg.allow_anonymous,
             password_path: cfg.password_file.clone(),
             acl_path: cfg.acl_file.clone(),
-            files: ArcSwap::from_pointee(files),
+            files,
+            enhanced,
             generation: AtomicU64::new(0),
             hook,
             metrics,
@@ -107,6 +123,12 @@ impl Auth {
         self.files.store(Arc::new(files));
         self.generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// The MQTT 5 enhanced authentication methods served (MQTT 5.0 §4.12); see
+    /// [`enhanced`] for how the connection layer drives an exchange.
+    pub fn enhanced(&self) -> &EnhancedAuth {
+        &self.enhanced
     }
 
     /// The reload generation of the files in force.
@@ -253,6 +275,30 @@ impl Auth {
             );
         }
         ok
+    }
+}
+
+/// The password file in force as SCRAM-SHA-512's credentials: a `$7$` entry's hash is the
+/// SaltedPassword (RFC 5802 §3); a `$6$` entry cannot be used.
+#[derive(Debug)]
+struct PasswdStore(Arc<ArcSwap<Files>>);
+
+impl scram::CredentialStore for PasswdStore {
+    fn credential(&self, user: &str) -> scram::Credential {
+        let files = self.0.load();
+        match files.passwords.as_ref().and_then(|p| p.get(user)) {
+            Some(PasswordHash::Pbkdf2 {
+                iterations,
+                salt,
+                hash,
+            }) => scram::Credential::Salted {
+                salt: salt.clone(),
+                iterations: *iterations,
+                salted_password: hash.to_vec(),
+            },
+            Some(PasswordHash::Sha512 { .. }) => scram::Credential::Unsupported,
+            None => scram::Credential::Unknown,
+        }
     }
 }
 
@@ -403,6 +449,42 @@ mod tests {
         let e = a.reload().expect_err("bad file");
         assert!(e.to_string().contains("line 1"), "{e}");
         assert!(a.check_publish("c", None, "b"), "old ACL kept");
+    }
+
+    #[test]
+    fn scram_is_served_over_the_password_file_and_sees_reloads() {
+        use crate::auth::scram_client::ScramClient;
+        let pw = temp("pw3", "");
+        passwd::set_password(&pw, "alice", "one", true).expect("create");
+        let a = auth(AuthConfig {
+            password_file: Some(pw.clone()),
+            ..AuthConfig::default()
+        });
+        assert_eq!(a.enhanced().names().collect::<Vec<_>>(), ["SCRAM-SHA-512"]);
+        let login = |password: &[u8]| {
+            let m = a.enhanced().method("SCRAM-SHA-512").expect("served");
+            let mut c = ScramClient::new(scram::SHA512, "alice", password);
+            let Step::Continue { data, state } = m.start("c1", Some(c.first().as_bytes())) else {
+                panic!("continue expected")
+            };
+            let fin = c.finish(&data).expect("final");
+            matches!(state.next(Some(fin.as_bytes())), Step::Success { .. })
+        };
+        assert!(login(b"one"));
+        passwd::set_password(&pw, "alice", "two", false).expect("update");
+        a.reload().expect("reload");
+        assert!(!login(b"one"), "the old password no longer works");
+        assert!(login(b"two"));
+        let off = auth(AuthConfig {
+            password_file: Some(pw),
+            methods: Some(Vec::new()),
+            ..AuthConfig::default()
+        });
+        assert!(off.enhanced().is_empty());
+        assert!(auth(AuthConfig::default())
+            .enhanced()
+            .method("SCRAM-SHA-512")
+            .is_none());
     }
 
     #[test]
