@@ -77,7 +77,7 @@ pub static SHA512: ScramHash = ScramHash {
 
 impl ScramHash {
     /// Output length in bytes.
-    pub fn len(&self) -> usize {
+    pub fn output_len(&self) -> usize {
         self.digest.output_len()
     }
 
@@ -98,7 +98,7 @@ impl ScramHash {
 
     /// `Hi(password, salt, i)` = SaltedPassword (RFC 5802 §2.2).
     pub fn salted_password(&self, password: &[u8], salt: &[u8], i: NonZeroU32) -> Vec<u8> {
-        let mut out = vec![0u8; self.len()];
+        let mut out = vec![0u8; self.output_len()];
         pbkdf2::derive(*self.pbkdf2, i, salt, password, &mut out);
         out
     }
@@ -250,7 +250,7 @@ impl Scram {
                 salt,
                 iterations,
                 salted_password,
-            } if salted_password.len() == self.hash.len() => {
+            } if salted_password.len() == self.hash.output_len() => {
                 let client_key = self.hash.hmac(&salted_password, &[b"Client Key"]);
                 let keys = Keys {
                     stored_key: self.hash.h(&client_key),
@@ -339,14 +339,18 @@ impl ServerFinal {
         let proof = B64
             .decode(proof)
             .map_err(|_| ScramError::Malformed("proof is not base64"))?;
-        if proof.len() != self.hash.len() {
+        if proof.len() != self.hash.output_len() {
             return Err(ScramError::Malformed("proof has the wrong length"));
         }
         let auth_message = format!("{}{without_proof}", self.auth_prefix);
         // A fake key set for unknown users keeps the work (and time) the same.
         let (stored_key, server_key, known) = match &self.keys {
             Some(k) => (k.stored_key.clone(), k.server_key.clone(), 1u8),
-            None => (vec![0u8; self.hash.len()], vec![0u8; self.hash.len()], 0u8),
+            None => (
+                vec![0u8; self.hash.output_len()],
+                vec![0u8; self.hash.output_len()],
+                0u8,
+            ),
         };
         let signature = self.hash.hmac(&stored_key, &[auth_message.as_bytes()]);
         let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();

@@ -377,3 +377,33 @@ fn expiry_is_sent_as_milliseconds_left_rounded_up() {
         now.checked_add(Duration::from_millis(u64::MAX))
     );
 }
+
+#[test]
+fn the_fuzz_seeds_are_valid_version_3_streams() {
+    // Each seed: a selector byte (bit 0: the stream starts with the preamble), then bytes.
+    let seeds: [&[u8]; 4] = [
+        include_bytes!("../../fuzz/seeds/route_frame/msg5"),
+        include_bytes!("../../fuzz/seeds/route_frame/retain5"),
+        include_bytes!("../../fuzz/seeds/route_frame/handshake"),
+        include_bytes!("../../fuzz/seeds/route_frame/snapshot"),
+    ];
+    for seed in seeds {
+        let mut b = BytesMut::from(&seed[1..]);
+        if seed[0] & 1 != 0 {
+            assert_eq!(decode_preamble(&mut b), Ok(true), "{seed:?}");
+        }
+        let mut n = 0;
+        while let Some(f) = decode(&mut b).expect("valid seed") {
+            if let Frame::Msg(RouteMsg { properties, .. })
+            | Frame::Retain(RetainEntry { properties, .. }) = &f
+            {
+                n += usize::from(!properties.is_empty());
+            }
+        }
+        assert!(b.is_empty(), "{seed:?}");
+        assert!(
+            n > 0 || seed[0] & 1 != 0,
+            "{seed:?}: the MQTT 5 fields are covered"
+        );
+    }
+}

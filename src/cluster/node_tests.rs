@@ -161,7 +161,9 @@ fn forwarded_messages_carry_properties_and_remaining_expiry_and_expired_ones_sta
     });
     msg.expires = Some(now + Duration::from_secs(60));
     let picks = RemotePicks::new();
-    assert!(c.forward(&msg, 7, &[b.clone()], &picks).is_none());
+    assert!(c
+        .forward(&msg, 7, std::slice::from_ref(&b), &picks)
+        .is_none());
     let m = queued_msg(&mut reg).expect("forwarded");
     assert_eq!(m.properties, msg.properties);
     assert!(
@@ -172,7 +174,7 @@ fn forwarded_messages_carry_properties_and_remaining_expiry_and_expired_ones_sta
 
     // Expired: not forwarded at all, nor handed on for a group.
     msg.expires = Some(now);
-    c.forward(&msg, 8, &[b.clone()], &picks);
+    c.forward(&msg, 8, std::slice::from_ref(&b), &picks);
     c.forward_group(&b, &msg, &key("g"));
     assert!(queued_msg(&mut reg).is_none(), "expired: nothing queued");
 
