@@ -171,16 +171,34 @@ impl Auth {
                 return Err(code);
             }
         };
-        if let Some(w) = &c.will {
-            // A will the client may not publish is refused up front rather than dropped
-            // at disconnect, when nobody could be told.
-            if !self.allows(client_id, username.as_deref(), Op::Publish(&w.topic)) {
-                metrics::inc(&self.metrics.acl_denied_publish);
-                tracing::debug!(%peer, client_id, topic = %w.topic, "will refused by the ACL");
-                return Err(ConnectReturnCode::NotAuthorized);
-            }
+        if !self.will_allowed(c, client_id, username.as_deref()) {
+            return Err(ConnectReturnCode::NotAuthorized);
         }
         Ok(username)
+    }
+
+    /// Whether the CONNECT's will (if any) may be published by this client: a will it may
+    /// not publish is refused up front (CONNACK 5 / 0x87) rather than dropped at disconnect,
+    /// when nobody could be told. A refusal is counted in `acl_denied_publish`. [`admit`]
+    /// calls it; after an enhanced authentication exchange (§4.12) the connection layer
+    /// calls it with the exchange's username.
+    ///
+    /// [`admit`]: Auth::admit
+    pub fn will_allowed(&self, c: &Connect, client_id: &str, username: Option<&str>) -> bool {
+        let Some(w) = &c.will else { return true };
+        let ok = self.allows(client_id, username, Op::Publish(&w.topic));
+        if !ok {
+            metrics::inc(&self.metrics.acl_denied_publish);
+            tracing::debug!(client_id, topic = %w.topic, "will refused by the ACL");
+        }
+        ok
+    }
+
+    /// Counts (in `auth_failures`) and logs at debug an enhanced authentication exchange
+    /// that ended in [`Step::Failure`], or named a method not served (0x8C).
+    pub fn enhanced_failed(&self, peer: SocketAddr, client_id: &str, method: &str) {
+        metrics::inc(&self.metrics.auth_failures);
+        tracing::debug!(%peer, client_id, method, "enhanced authentication failed");
     }
 
     async fn authenticate(
@@ -475,6 +493,8 @@ mod tests {
         a.reload().expect("reload");
         assert!(!login(b"one"), "the old password no longer works");
         assert!(login(b"two"));
+        a.enhanced_failed(peer(), "c1", "SCRAM-SHA-512");
+        assert_eq!(get(&a.metrics.auth_failures), 1);
         let off = auth(AuthConfig {
             password_file: Some(pw),
             methods: Some(Vec::new()),

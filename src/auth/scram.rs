@@ -244,28 +244,33 @@ impl Scram {
 
     /// Salt, iteration count and keys for `user`; a deterministic fake for users that
     /// cannot authenticate, indistinguishable on the wire (RFC 5802 §9).
-    fn keys_for(&self, user: &str) -> (Vec<u8>, NonZeroU32, Option<Keys>) {
-        match self.store.credential(user) {
+    /// The fake keys go through the same derivation and proof check as real ones (the
+    /// same work, so the same time), and `known` is false so they never succeed.
+    fn keys_for(&self, user: &str) -> (Vec<u8>, NonZeroU32, Keys) {
+        let (salt, iterations, salted_password, known) = match self.store.credential(user) {
             Credential::Salted {
                 salt,
                 iterations,
                 salted_password,
             } if salted_password.len() == self.hash.output_len() => {
-                let client_key = self.hash.hmac(&salted_password, &[b"Client Key"]);
-                let keys = Keys {
-                    stored_key: self.hash.h(&client_key),
-                    server_key: self.hash.hmac(&salted_password, &[b"Server Key"]),
-                };
-                (salt, iterations, Some(keys))
+                (salt, iterations, salted_password, true)
             }
             other => {
                 tracing::debug!(user, credential = ?other, "SCRAM for a user without a usable entry");
                 let mut salt = self.hash.hmac(&self.secret, &[b"salt\0", user.as_bytes()]);
                 salt.truncate(FAKE_SALT_LEN);
                 let iterations = NonZeroU32::new(FAKE_ITERATIONS).unwrap_or(NonZeroU32::MIN);
-                (salt, iterations, None)
+                let fake = self.hash.hmac(&self.secret, &[b"key\0", user.as_bytes()]);
+                (salt, iterations, fake, false)
             }
-        }
+        };
+        let client_key = self.hash.hmac(&salted_password, &[b"Client Key"]);
+        let keys = Keys {
+            stored_key: self.hash.h(&client_key),
+            server_key: self.hash.hmac(&salted_password, &[b"Server Key"]),
+            known,
+        };
+        (salt, iterations, keys)
     }
 }
 
@@ -289,14 +294,15 @@ impl AuthMethod for Scram {
 struct Keys {
     stored_key: Vec<u8>,
     server_key: Vec<u8>,
+    /// False for the fake keys of a user that cannot authenticate.
+    known: bool,
 }
 
 /// The exchange after the server-first-message: waits for the client-final-message.
 struct ServerFinal {
     hash: ScramHash,
     user: Arc<str>,
-    /// `None`: the user cannot authenticate (unknown, or no SCRAM-usable entry).
-    keys: Option<Keys>,
+    keys: Keys,
     /// The combined nonce the client must echo.
     nonce: String,
     /// `client-first-message-bare "," server-first-message ","` of the AuthMessage.
@@ -344,21 +350,18 @@ impl ServerFinal {
         }
         let auth_message = format!("{}{without_proof}", self.auth_prefix);
         // A fake key set for unknown users keeps the work (and time) the same.
-        let (stored_key, server_key, known) = match &self.keys {
-            Some(k) => (k.stored_key.clone(), k.server_key.clone(), 1u8),
-            None => (
-                vec![0u8; self.hash.output_len()],
-                vec![0u8; self.hash.output_len()],
-                0u8,
-            ),
-        };
-        let signature = self.hash.hmac(&stored_key, &[auth_message.as_bytes()]);
+        let Keys {
+            stored_key,
+            server_key,
+            known,
+        } = &self.keys;
+        let signature = self.hash.hmac(stored_key, &[auth_message.as_bytes()]);
         let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
-        let matches = self.hash.h(&client_key).ct_eq(&stored_key) & known.ct_eq(&1);
+        let matches = self.hash.h(&client_key).ct_eq(stored_key) & u8::from(*known).ct_eq(&1);
         if !bool::from(matches) {
             return Err(ScramError::InvalidProof);
         }
-        let server_signature = self.hash.hmac(&server_key, &[auth_message.as_bytes()]);
+        let server_signature = self.hash.hmac(server_key, &[auth_message.as_bytes()]);
         Ok(format!("v={}", B64.encode(server_signature)))
     }
 }
