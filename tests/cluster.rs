@@ -355,10 +355,11 @@ async fn route_port_refuses_mqtt_garbage_and_wrong_secrets() {
     route_refuses(ra, &connect).await;
     route_refuses(ra, b"GET / HTTP/1.1\r\n\r\n").await;
     route_refuses(ra, b"SMQR\x63").await; // a route protocol version this node does not speak
-    assert!(metric(&a, |m| &m.route_handshake_rejected) >= 3);
+    route_refuses(ra, b"SMQR\x02").await; // a node of the release before MQTT 5 routes
+    assert!(metric(&a, |m| &m.route_handshake_rejected) >= 4);
 
     let wrong = node("sb", &[ra], Some("wrong")).await;
-    wait_refused(&a, 4, "secret refused").await;
+    wait_refused(&a, 5, "secret refused").await;
     assert_eq!(links(&a), 0);
     assert_eq!(links(&wrong), 0);
     let good = node("sc", &[ra], Some("right")).await;
@@ -423,4 +424,54 @@ async fn sys_topics_stay_on_their_node_and_report_routes() {
             .is_empty(),
         "$SYS is not replicated"
     );
+}
+
+/// MQTT 5 properties and the remaining expiry cross routes (route protocol version 3), both
+/// with a live retained publish and in the retained snapshot a joining node gets. Published
+/// through the router in-process, as the MQTT 5 wire form is not served yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_properties_and_expiry_cross_routes() {
+    use std::time::Instant;
+    use supermq::codec::{PayloadFormat, Properties, PropertyValues};
+    use supermq::message::Message;
+    use supermq::router::Origin;
+
+    let nodes = mesh(2).await;
+    let properties = Properties::from(PropertyValues {
+        payload_format_indicator: Some(PayloadFormat::Utf8),
+        content_type: Some("text/plain".into()),
+        response_topic: Some("m5/reply".into()),
+        correlation_data: Some(bytes::Bytes::from_static(b"id-1")),
+        user_properties: vec![("a".into(), "1".into()), ("a".into(), "2".into())],
+        ..PropertyValues::default()
+    });
+    let mut msg = Message::new(
+        "m5/kept",
+        bytes::Bytes::from_static(b"hi"),
+        QoS::AtLeastOnce,
+        true,
+    );
+    msg.properties = properties.clone();
+    let sent = Instant::now();
+    msg.expires = Some(sent + Duration::from_secs(60));
+    let origin = Origin {
+        session: None,
+        memo: None,
+        may_block: false,
+    };
+    nodes[0].broker.context().router.publish(msg, origin, sent);
+
+    let check = |b: &TestBroker| {
+        let held = b.broker.context().router.retained().matching("m5/#");
+        let [m] = held.as_slice() else {
+            return false;
+        };
+        let at = m.expires.expect("expiry carried");
+        assert_eq!(m.properties, properties);
+        assert!(at <= sent + Duration::from_secs(61) && at > sent + Duration::from_secs(50));
+        true
+    };
+    wait_until("retained with properties on n2", || check(&nodes[1])).await;
+    let fresh = node("n3", &[route(&nodes[0])], None).await;
+    wait_until("retained snapshot on n3", || check(&fresh)).await;
 }

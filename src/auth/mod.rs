@@ -18,9 +18,13 @@
 //! load when no ACL is configured. Knows nothing about sockets.
 
 pub mod acl;
+pub mod enhanced;
 mod http;
 pub mod passwd;
 mod read_gate;
+pub mod scram;
+#[doc(hidden)]
+pub mod scram_client;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,9 +35,10 @@ use arc_swap::ArcSwap;
 use thiserror::Error;
 
 use crate::codec::{Connect, ConnectReturnCode};
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, AuthMethodName};
 use crate::metrics::{self, Metrics};
 pub use acl::{Acl, AclError, Op};
+pub use enhanced::{AuthExchange, AuthMethod, EnhancedAuth, Step};
 pub use passwd::{PasswdError, PasswordFile, PasswordHash};
 pub use read_gate::ReadGate;
 
@@ -70,7 +75,10 @@ pub struct Auth {
     allow_anonymous: bool,
     password_path: Option<PathBuf>,
     acl_path: Option<PathBuf>,
-    files: ArcSwap<Files>,
+    /// Shared with the SCRAM method's credential store, so it sees reloads.
+    files: Arc<ArcSwap<Files>>,
+    /// MQTT 5 enhanced authentication methods (§4.12), from `auth.methods`.
+    enhanced: EnhancedAuth,
     /// Bumped by every reload, so cached read verdicts ([`ReadGate`]) start over.
     generation: AtomicU64,
     hook: Option<http::HttpHook>,
@@ -88,11 +96,19 @@ impl Auth {
             .transpose()
             .map_err(AuthError::HookUrl)?;
         log_loaded(&files);
+        let files = Arc::new(ArcSwap::from_pointee(files));
+        let enhanced = EnhancedAuth::new(cfg.enhanced_methods().iter().map(|m| match m {
+            AuthMethodName::ScramSha512 => Arc::new(scram::Scram::new(
+                scram::SHA512,
+                Arc::new(PasswdStore(files.clone())),
+            )) as Arc<dyn AuthMethod>,
+        }));
         Ok(Auth {
             allow_anonymous: cfg.allow_anonymous,
             password_path: cfg.password_file.clone(),
             acl_path: cfg.acl_file.clone(),
-            files: ArcSwap::from_pointee(files),
+            files,
+            enhanced,
             generation: AtomicU64::new(0),
             hook,
             metrics,
@@ -107,6 +123,12 @@ impl Auth {
         self.files.store(Arc::new(files));
         self.generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// The MQTT 5 enhanced authentication methods served (MQTT 5.0 §4.12); see
+    /// [`enhanced`] for how the connection layer drives an exchange.
+    pub fn enhanced(&self) -> &EnhancedAuth {
+        &self.enhanced
     }
 
     /// The reload generation of the files in force.
@@ -149,16 +171,34 @@ impl Auth {
                 return Err(code);
             }
         };
-        if let Some(w) = &c.will {
-            // A will the client may not publish is refused up front rather than dropped
-            // at disconnect, when nobody could be told.
-            if !self.allows(client_id, username.as_deref(), Op::Publish(&w.topic)) {
-                metrics::inc(&self.metrics.acl_denied_publish);
-                tracing::debug!(%peer, client_id, topic = %w.topic, "will refused by the ACL");
-                return Err(ConnectReturnCode::NotAuthorized);
-            }
+        if !self.will_allowed(c, client_id, username.as_deref()) {
+            return Err(ConnectReturnCode::NotAuthorized);
         }
         Ok(username)
+    }
+
+    /// Whether the CONNECT's will (if any) may be published by this client: a will it may
+    /// not publish is refused up front (CONNACK 5 / 0x87) rather than dropped at disconnect,
+    /// when nobody could be told. A refusal is counted in `acl_denied_publish`. [`admit`]
+    /// calls it; after an enhanced authentication exchange (§4.12) the connection layer
+    /// calls it with the exchange's username.
+    ///
+    /// [`admit`]: Auth::admit
+    pub fn will_allowed(&self, c: &Connect, client_id: &str, username: Option<&str>) -> bool {
+        let Some(w) = &c.will else { return true };
+        let ok = self.allows(client_id, username, Op::Publish(&w.topic));
+        if !ok {
+            metrics::inc(&self.metrics.acl_denied_publish);
+            tracing::debug!(client_id, topic = %w.topic, "will refused by the ACL");
+        }
+        ok
+    }
+
+    /// Counts (in `auth_failures`) and logs at debug an enhanced authentication exchange
+    /// that ended in [`Step::Failure`], or named a method not served (0x8C).
+    pub fn enhanced_failed(&self, peer: SocketAddr, client_id: &str, method: &str) {
+        metrics::inc(&self.metrics.auth_failures);
+        tracing::debug!(%peer, client_id, method, "enhanced authentication failed");
     }
 
     async fn authenticate(
@@ -253,6 +293,30 @@ impl Auth {
             );
         }
         ok
+    }
+}
+
+/// The password file in force as SCRAM-SHA-512's credentials: a `$7$` entry's hash is the
+/// SaltedPassword (RFC 5802 §3); a `$6$` entry cannot be used.
+#[derive(Debug)]
+struct PasswdStore(Arc<ArcSwap<Files>>);
+
+impl scram::CredentialStore for PasswdStore {
+    fn credential(&self, user: &str) -> scram::Credential {
+        let files = self.0.load();
+        match files.passwords.as_ref().and_then(|p| p.get(user)) {
+            Some(PasswordHash::Pbkdf2 {
+                iterations,
+                salt,
+                hash,
+            }) => scram::Credential::Salted {
+                salt: salt.clone(),
+                iterations: *iterations,
+                salted_password: hash.to_vec(),
+            },
+            Some(PasswordHash::Sha512 { .. }) => scram::Credential::Unsupported,
+            None => scram::Credential::Unknown,
+        }
     }
 }
 
@@ -403,6 +467,44 @@ mod tests {
         let e = a.reload().expect_err("bad file");
         assert!(e.to_string().contains("line 1"), "{e}");
         assert!(a.check_publish("c", None, "b"), "old ACL kept");
+    }
+
+    #[test]
+    fn scram_is_served_over_the_password_file_and_sees_reloads() {
+        use crate::auth::scram_client::ScramClient;
+        let pw = temp("pw3", "");
+        passwd::set_password(&pw, "alice", "one", true).expect("create");
+        let a = auth(AuthConfig {
+            password_file: Some(pw.clone()),
+            ..AuthConfig::default()
+        });
+        assert_eq!(a.enhanced().names().collect::<Vec<_>>(), ["SCRAM-SHA-512"]);
+        let login = |password: &[u8]| {
+            let m = a.enhanced().method("SCRAM-SHA-512").expect("served");
+            let mut c = ScramClient::new(scram::SHA512, "alice", password);
+            let Step::Continue { data, state } = m.start("c1", Some(c.first().as_bytes())) else {
+                panic!("continue expected")
+            };
+            let fin = c.finish(&data).expect("final");
+            matches!(state.next(Some(fin.as_bytes())), Step::Success { .. })
+        };
+        assert!(login(b"one"));
+        passwd::set_password(&pw, "alice", "two", false).expect("update");
+        a.reload().expect("reload");
+        assert!(!login(b"one"), "the old password no longer works");
+        assert!(login(b"two"));
+        a.enhanced_failed(peer(), "c1", "SCRAM-SHA-512");
+        assert_eq!(get(&a.metrics.auth_failures), 1);
+        let off = auth(AuthConfig {
+            password_file: Some(pw),
+            methods: Some(Vec::new()),
+            ..AuthConfig::default()
+        });
+        assert!(off.enhanced().is_empty());
+        assert!(auth(AuthConfig::default())
+            .enhanced()
+            .method("SCRAM-SHA-512")
+            .is_none());
     }
 
     #[test]

@@ -4,15 +4,25 @@
 //! (whose first byte is 0x10) or anything else on the route port is recognised at once and
 //! closed. After that, each frame is `type (1 byte) | body length (varint) | body`. Strings
 //! and byte fields are varint-length-prefixed. Unknown frame types are an error: a peer that
-//! speaks a newer version is refused at the handshake rather than misread.
+//! speaks another version is refused at the handshake rather than misread.
+//!
+//! Version 3 adds to message and retained frames the message's remaining expiry and its
+//! MQTT 5 properties ([`props`], announced by bits of the QoS byte).
+
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
+use crate::codec::Properties;
+
+#[path = "frame_props.rs"]
+mod props;
+
 /// Sent first on every route connection.
 pub const MAGIC: &[u8; 4] = b"SMQR";
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Largest frame body accepted (a retained snapshot travels as many frames, not one).
 pub const MAX_FRAME: usize = 256 * 1024 * 1024 + 1024;
 /// Largest frame body accepted during the handshake (INFO, AUTH, WELCOME), from a peer not
@@ -95,6 +105,11 @@ pub struct RouteMsg {
     pub group_only: bool,
     /// Already handed on once after its chosen member left: not handed on again.
     pub redispatched: bool,
+    /// Milliseconds left before the message expires, counted when the frame was made
+    /// (the receiver counts from its arrival); 0: it never expires.
+    pub expiry_ms: u64,
+    /// The MQTT 5 properties that travel with the message (see [`props`]).
+    pub properties: Properties,
 }
 
 /// A retained message as replicated between nodes.
@@ -105,6 +120,10 @@ pub struct RetainEntry {
     pub qos: u8,
     pub ts: u64,
     pub origin: String,
+    /// As [`RouteMsg::expiry_ms`].
+    pub expiry_ms: u64,
+    /// As [`RouteMsg::properties`].
+    pub properties: Properties,
 }
 
 /// Why a route byte stream was refused.
@@ -112,7 +131,10 @@ pub struct RetainEntry {
 pub enum FrameError {
     #[error("not a supermq route peer (bad magic; an MQTT client on the route port?)")]
     BadMagic,
-    #[error("unsupported route protocol version {0} (this node speaks {VERSION})")]
+    #[error(
+        "the peer speaks route protocol version {0} and this node speaks {VERSION}: run the \
+         same supermq version on every node of the cluster"
+    )]
     BadVersion(u8),
     #[error("unknown frame type {0}")]
     UnknownType(u8),
@@ -232,7 +254,7 @@ pub fn encode(f: &Frame, out: &mut BytesMut) {
         }
         Frame::Msg(m) => {
             put_bytes(&mut body, m.topic.as_bytes());
-            let mut flags = m.qos;
+            let mut flags = m.qos | props::flags(m.expiry_ms, &m.properties);
             if m.retain {
                 flags |= F_RETAIN;
             }
@@ -249,14 +271,16 @@ pub fn encode(f: &Frame, out: &mut BytesMut) {
                 put_bytes(&mut body, g.as_bytes());
                 put_bytes(&mut body, f.as_bytes());
             }
+            props::put(&mut body, m.expiry_ms, &m.properties);
             put_bytes(&mut body, &m.payload);
             T_MSG
         }
         Frame::Retain(r) => {
             put_bytes(&mut body, r.topic.as_bytes());
-            body.put_u8(r.qos);
+            body.put_u8(r.qos | props::flags(r.expiry_ms, &r.properties));
             body.put_u64(r.ts);
             put_bytes(&mut body, r.origin.as_bytes());
+            props::put(&mut body, r.expiry_ms, &r.properties);
             put_bytes(&mut body, &r.payload);
             T_RETAIN
         }
@@ -322,6 +346,9 @@ impl Body {
         }
         Ok(self.0.get_u64())
     }
+    fn remaining(&self) -> usize {
+        self.0.len()
+    }
     fn end(self) -> Result<(), FrameError> {
         if self.0.is_empty() {
             Ok(())
@@ -374,7 +401,8 @@ pub fn decode_limited(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, F
             let flags = b.u8()?;
             let ts = b.u64()?;
             let qos = flags & 0x03;
-            if qos > 2 || flags & !(0x03 | F_RETAIN | F_GROUP_ONLY | F_REDISPATCHED) != 0 {
+            let known = 0x03 | props::F_EXPIRY | props::F_PROPS;
+            if qos > 2 || flags & !(known | F_RETAIN | F_GROUP_ONLY | F_REDISPATCHED) != 0 {
                 return Err(FrameError::Malformed("bad message flags"));
             }
             let n = b.varint()?;
@@ -386,6 +414,7 @@ pub fn decode_limited(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, F
             for _ in 0..n {
                 groups.push((b.string()?, b.string()?));
             }
+            let (expiry_ms, properties) = props::get(&mut b, flags)?;
             Frame::Msg(RouteMsg {
                 topic,
                 payload: b.bytes()?,
@@ -395,19 +424,27 @@ pub fn decode_limited(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, F
                 groups,
                 group_only: flags & F_GROUP_ONLY != 0,
                 redispatched: flags & F_REDISPATCHED != 0,
+                expiry_ms,
+                properties,
             })
         }
         T_RETAIN => {
             let topic = b.string()?;
-            let qos = b.u8()?;
-            if qos > 2 {
+            let flags = b.u8()?;
+            let qos = flags & 0x03;
+            if qos > 2 || flags & !(0x03 | props::F_EXPIRY | props::F_PROPS) != 0 {
                 return Err(FrameError::Malformed("bad retained QoS"));
             }
+            let ts = b.u64()?;
+            let origin = b.string()?;
+            let (expiry_ms, properties) = props::get(&mut b, flags)?;
             Frame::Retain(RetainEntry {
                 topic,
                 qos,
-                ts: b.u64()?,
-                origin: b.string()?,
+                ts,
+                origin,
+                expiry_ms,
+                properties,
                 payload: b.bytes()?,
             })
         }
@@ -431,6 +468,25 @@ pub fn decode_limited(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, F
     };
     b.end()?;
     Ok(Some(f))
+}
+
+/// The remaining expiry to send for a message that expires at `expires`, at `now`, in
+/// milliseconds rounded up (so it is never 0 before the message has expired); 0 when it
+/// never expires, `None` when it has expired (it is then not forwarded at all).
+pub fn expiry_ms(expires: Option<Instant>, now: Instant) -> Option<u64> {
+    let Some(at) = expires else { return Some(0) };
+    let left = at.checked_duration_since(now).filter(|d| !d.is_zero())?;
+    let ms = left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 > 0);
+    Some(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// The expiry instant of a message that arrives at `now` with `expiry_ms` left (0: never).
+pub fn expires_at(expiry_ms: u64, now: Instant) -> Option<Instant> {
+    if expiry_ms == 0 {
+        return None;
+    }
+    // Beyond what `Instant` can hold (a hostile or absurd value): as good as never.
+    now.checked_add(Duration::from_millis(expiry_ms))
 }
 
 /// Encodes one frame into its own buffer (shared by every peer it goes to).

@@ -112,7 +112,17 @@ fn handle(
             let Some(qos) = QoS::from_u8(m.qos) else {
                 return Err(LinkError::Unexpected("bad QoS"));
             };
-            let msg = Message::new(m.topic, m.payload, qos, m.retain);
+            let now = Instant::now();
+            let msg = Message {
+                topic: m.topic,
+                payload: m.payload,
+                qos,
+                retain: m.retain,
+                properties: m.properties,
+                // The sender counted what was left when it sent the frame; counted from
+                // here on (MQTT 5.0 §3.3.2.3.3).
+                expires: frame::expires_at(m.expiry_ms, now),
+            };
             let groups: Vec<GroupKey> = m
                 .groups
                 .into_iter()
@@ -129,7 +139,7 @@ fn handle(
                 redispatched: m.redispatched,
             };
             // One hop: delivered to local sessions only, never forwarded again.
-            let routed = ctx.router.publish_from_route(msg, meta, Instant::now());
+            let routed = ctx.router.publish_from_route(msg, meta, now);
             if let Some(rem) = routed.remainder {
                 return Ok(Some(Blocked {
                     rem,
@@ -141,7 +151,14 @@ fn handle(
             let Some(qos) = QoS::from_u8(r.qos) else {
                 return Err(LinkError::Unexpected("bad QoS"));
             };
-            let msg = Arc::new(Message::new(r.topic, r.payload, qos, true));
+            let msg = Arc::new(Message {
+                topic: r.topic,
+                payload: r.payload,
+                qos,
+                retain: true,
+                properties: r.properties,
+                expires: frame::expires_at(r.expiry_ms, Instant::now()),
+            });
             let stamp = Stamp {
                 ts: r.ts,
                 origin: Arc::from(r.origin.as_str()),

@@ -251,7 +251,12 @@ async fn run_on<S: AsyncRead + AsyncWrite + Unpin + Send>(
         }
         Err(e) => {
             metrics::inc(&ctx.metrics.route_handshake_rejected);
-            tracing::warn!(peer = ?peer_addr, "route handshake refused: {e}");
+            if matches!(e, LinkError::Frame(FrameError::BadVersion(_))) {
+                // Not transient: the link cannot come up until the nodes are upgraded alike.
+                tracing::error!(peer = ?peer_addr, "route handshake refused: {e}");
+            } else {
+                tracing::warn!(peer = ?peer_addr, "route handshake refused: {e}");
+            }
             return LinkEnd {
                 peer: None,
                 error: e,
@@ -343,7 +348,12 @@ fn snapshot(out: &mut BytesMut, node: &Arc<str>, ctx: &Context, cluster: &Cluste
         }
     }
     let snap = ctx.router.retained().snapshot();
+    let now = Instant::now();
     for (m, s) in snap.held {
+        // An expired retained message is not replicated [MQTT-3.3.2-5].
+        let Some(expiry_ms) = frame::expiry_ms(m.expires, now) else {
+            continue;
+        };
         frame::encode(
             &Frame::Retain(RetainEntry {
                 topic: m.topic.clone(),
@@ -351,6 +361,8 @@ fn snapshot(out: &mut BytesMut, node: &Arc<str>, ctx: &Context, cluster: &Cluste
                 qos: m.qos as u8,
                 ts: s.ts,
                 origin: s.origin.to_string(),
+                expiry_ms,
+                properties: m.properties.clone(),
             }),
             out,
         );
@@ -363,6 +375,8 @@ fn snapshot(out: &mut BytesMut, node: &Arc<str>, ctx: &Context, cluster: &Cluste
                 qos: 0,
                 ts: s.ts,
                 origin: s.origin.to_string(),
+                expiry_ms: 0,
+                properties: crate::codec::Properties::new(),
             }),
             out,
         );

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -467,6 +467,12 @@ impl Cluster {
             // Each node's statistics are its own; replicating them would overwrite the peers'.
             return None;
         }
+        // The expiry left is counted now; an expired message is not forwarded at all
+        // [MQTT-3.3.2-5].
+        let Some(expiry_ms) = frame::expiry_ms(msg.expires, Instant::now()) else {
+            tracing::debug!(topic = %msg.topic, "expired message not forwarded to peers");
+            return None;
+        };
         let mut interested: smallvec::SmallVec<[Arc<str>; 8]> = smallvec::SmallVec::new();
         if msg.retain {
             interested.extend(self.peers.lock().keys().cloned());
@@ -489,6 +495,8 @@ impl Cluster {
                 groups,
                 group_only,
                 redispatched: false,
+                expiry_ms,
+                properties: msg.properties.clone(),
             }))
         };
         let groups_for = |node: &Arc<str>| -> Vec<(String, String)> {
@@ -535,6 +543,10 @@ impl Cluster {
 
     /// Hands one group message to `node` after the member chosen for it left.
     pub fn forward_group(&self, node: &Arc<str>, msg: &Message, key: &GroupKey) {
+        let Some(expiry_ms) = frame::expiry_ms(msg.expires, Instant::now()) else {
+            tracing::debug!(topic = %msg.topic, "expired group message not handed to a peer");
+            return;
+        };
         let bytes = frame::to_bytes(&Frame::Msg(RouteMsg {
             topic: msg.topic.clone(),
             payload: msg.payload.clone(),
@@ -544,6 +556,8 @@ impl Cluster {
             groups: vec![(key.group.to_string(), key.filter.to_string())],
             group_only: true,
             redispatched: true,
+            expiry_ms,
+            properties: msg.properties.clone(),
         }));
         if let Some(p) = self.peers.lock().get(node) {
             metrics::inc(&p.stats.msgs_out);

@@ -132,3 +132,56 @@ fn a_link_down_before_the_snapshot_ends_purges_carried_interest_too() {
     assert_eq!(c.unregister(&b, second.link_id, &r), vec![key("g")]);
     assert!(matches(&r, "t/1").is_empty());
 }
+
+/// The message frame queued for `reg`'s peer, if any.
+fn queued_msg(reg: &mut Registered) -> Option<RouteMsg> {
+    let bytes = reg.rx.try_recv().ok()?;
+    match frame::decode(&mut BytesMut::from(&bytes[..])) {
+        Ok(Some(Frame::Msg(m))) => Some(m),
+        other => panic!("message frame expected, got {other:?}"),
+    }
+}
+
+#[test]
+fn forwarded_messages_carry_properties_and_remaining_expiry_and_expired_ones_stay() {
+    use crate::codec::{PayloadFormat, Properties, PropertyValues, QoS};
+    let c = cluster();
+    let sd = CancellationToken::new();
+    let b: Arc<str> = Arc::from("b");
+    let mut reg = link(&c, &b, &sd);
+    let now = Instant::now();
+    let mut msg = Message::new("t/1", Bytes::from_static(b"x"), QoS::AtLeastOnce, false);
+    msg.properties = Properties::from(PropertyValues {
+        payload_format_indicator: Some(PayloadFormat::Utf8),
+        content_type: Some("text/plain".into()),
+        response_topic: Some("reply/1".into()),
+        correlation_data: Some(Bytes::from_static(b"\x00\x01")),
+        user_properties: vec![("k".into(), "1".into()), ("k".into(), "2".into())],
+        ..PropertyValues::default()
+    });
+    msg.expires = Some(now + Duration::from_secs(60));
+    let picks = RemotePicks::new();
+    assert!(c
+        .forward(&msg, 7, std::slice::from_ref(&b), &picks)
+        .is_none());
+    let m = queued_msg(&mut reg).expect("forwarded");
+    assert_eq!(m.properties, msg.properties);
+    assert!(
+        m.expiry_ms > 59_000 && m.expiry_ms <= 60_000,
+        "{}",
+        m.expiry_ms
+    );
+
+    // Expired: not forwarded at all, nor handed on for a group.
+    msg.expires = Some(now);
+    c.forward(&msg, 8, std::slice::from_ref(&b), &picks);
+    c.forward_group(&b, &msg, &key("g"));
+    assert!(queued_msg(&mut reg).is_none(), "expired: nothing queued");
+
+    // Never expires: 0.
+    msg.expires = None;
+    c.forward_group(&b, &msg, &key("g"));
+    let m = queued_msg(&mut reg).expect("handed on");
+    assert_eq!((m.expiry_ms, m.redispatched), (0, true));
+    assert_eq!(m.properties, msg.properties);
+}

@@ -94,6 +94,7 @@ impl Default for AuthConfig {
             password_file: None,
             acl_file: None,
             http: None,
+            methods: None,
         }
     }
 }

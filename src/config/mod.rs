@@ -216,6 +216,30 @@ pub struct AuthConfig {
     pub acl_file: Option<PathBuf>,
     /// `[auth.http]`: an HTTP endpoint asked about credentials.
     pub http: Option<HttpAuthConfig>,
+    /// MQTT 5 enhanced authentication methods served (MQTT 5.0 §4.12). Unset: the
+    /// password file's SCRAM-SHA-512 when a password file is configured, none otherwise
+    /// (see [`AuthConfig::enhanced_methods`]); `[]` serves none.
+    pub methods: Option<Vec<AuthMethodName>>,
+}
+
+/// An enhanced authentication method the broker can serve (`auth.methods`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AuthMethodName {
+    /// SCRAM-SHA-512 (RFC 5802) against the password file's `$7$` entries.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl AuthConfig {
+    /// The enhanced authentication methods in force: `methods` as given, or by default
+    /// SCRAM-SHA-512 when a password file is configured (it needs one), otherwise none.
+    pub fn enhanced_methods(&self) -> Vec<AuthMethodName> {
+        match &self.methods {
+            Some(m) => m.clone(),
+            None if self.password_file.is_some() => vec![AuthMethodName::ScramSha512],
+            None => Vec::new(),
+        }
+    }
 }
 
 /// The HTTP authentication hook (`[auth.http]`).
@@ -399,6 +423,20 @@ impl Config {
                 key: "auth.http.url".to_owned(),
                 value: None,
                 reason: "is required: the http:// URL of the authentication service".to_owned(),
+            });
+        }
+        let scram = self
+            .auth
+            .methods
+            .as_ref()
+            .is_some_and(|m| m.contains(&AuthMethodName::ScramSha512));
+        if scram && self.auth.password_file.is_none() {
+            return Err(ConfigError::Invalid {
+                line: line_of_key(source, &["auth", "methods"]).unwrap_or(1),
+                key: "auth.methods".to_owned(),
+                value: None,
+                reason: "\"SCRAM-SHA-512\" needs auth.password_file (its users and $7$ hashes)"
+                    .to_owned(),
             });
         }
         for (i, listener) in self.listeners.iter().enumerate() {

@@ -287,7 +287,7 @@ fn unknown_keys_list_the_valid_ones() {
     assert_eq!(
         err("[auth]\nallow_anon = false"),
         "config error at line 2: auth.allow_anon: unknown key; expected one of: \
-         allow_anonymous, password_file, acl_file, http"
+         allow_anonymous, password_file, acl_file, http, methods"
     );
 }
 
@@ -437,3 +437,30 @@ fn enums_display_as_config_names() {
 }
 
 // --- TLS, WebSocket and auth keys ---
+
+#[test]
+fn auth_methods_default_to_scram_with_a_password_file() {
+    let none = Config::from_toml_str("").expect("empty");
+    assert!(none.auth.enhanced_methods().is_empty());
+    let pw = Config::from_toml_str("[auth]\npassword_file = \"pw\"").expect("pw");
+    assert_eq!(pw.auth.enhanced_methods(), [AuthMethodName::ScramSha512]);
+    let off = Config::from_toml_str("[auth]\npassword_file = \"pw\"\nmethods = []").expect("off");
+    assert!(off.auth.enhanced_methods().is_empty());
+    let on = Config::from_toml_str("[auth]\npassword_file = \"pw\"\nmethods = [\"SCRAM-SHA-512\"]")
+        .expect("on");
+    assert_eq!(on.auth.enhanced_methods(), [AuthMethodName::ScramSha512]);
+}
+
+#[test]
+fn auth_methods_errors_name_key_and_line() {
+    let e = err("[auth]\npassword_file = \"pw\"\nmethods = [\"PLAIN\"]");
+    assert!(e.starts_with("config error at line 3: auth.methods"), "{e}");
+    assert!(e.contains("SCRAM-SHA-512"), "{e}");
+    let e = err("[auth]\n\nmethods = [\"SCRAM-SHA-512\"]");
+    assert!(
+        e.starts_with(
+            "config error at line 3: auth.methods: \"SCRAM-SHA-512\" needs auth.password_file"
+        ),
+        "{e}"
+    );
+}

@@ -70,6 +70,7 @@ cache_ttl = "0s"
                 cache_ttl: Duration::ZERO,
                 cache_size: 10_000,
             }),
+            methods: None,
         }
     );
 }
