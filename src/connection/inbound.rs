@@ -107,11 +107,8 @@ pub(super) fn handle(
             ))
         }
         Packet::Connect(_) => return Err(CloseReason::Protocol("second CONNECT [MQTT-3.1.0-2]")),
-        Packet::ConnAck(_)
-        | Packet::SubAck(_)
-        | Packet::UnsubAck(_)
-        | Packet::PingResp
-        | Packet::Auth(_) => {
+        Packet::Auth(a) => super::auth::reauthenticate(&a, live, ctx, out)?,
+        Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
             return Err(CloseReason::Protocol(
                 "server-to-client packet sent by a client",
             ));

@@ -10,8 +10,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::read::ReadSide;
-use super::v5;
 use super::*;
+use super::{auth, v5};
 use crate::codec::{Disconnect, ProtocolLevel, ReasonCode};
 use crate::hooks::Event;
 use crate::session::Change;
@@ -52,37 +52,58 @@ where
             return None;
         }
     };
-    if connect.level.is_v5()
-        && connect
-            .properties
-            .values_or_empty()
-            .authentication_method
-            .is_some()
-    {
-        // No enhanced authentication method is offered (§4.12): 0x8C [MQTT-4.12.0-1].
-        let code = ReasonCode::BadAuthenticationMethod;
-        conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
-            .await;
-        return None;
-    }
-    // Authentication and the will's ACL check (auth/).
-    let cert_cn = info.cert_cn.as_deref();
-    let username = match conn
-        .ctx
-        .auth
-        .admit(&connect, &client_id, peer, cert_cn)
-        .await
-    {
-        Ok(u) => u,
-        Err(code) => {
-            conn.refuse(
-                peer,
-                &CloseReason::ConnectRefused(code.into()),
-                connect.level,
-            )
-            .await;
-            return None;
+    let method = connect
+        .properties
+        .values_or_empty()
+        .authentication_method
+        .clone();
+    let mut auth_data = None;
+    let username = match method {
+        // MQTT 5 enhanced authentication (§4.12): the AUTH exchange, then the will's ACL
+        // check as `admit` does it.
+        Some(method) if connect.level.is_v5() => {
+            match conn.authenticate(&connect, &client_id, &method).await {
+                auth::Connected::Yes { username, data } => {
+                    auth_data = data;
+                    if !conn
+                        .ctx
+                        .auth
+                        .will_allowed(&connect, &client_id, Some(&username))
+                    {
+                        let code = ReasonCode::NotAuthorized;
+                        conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
+                            .await;
+                        return None;
+                    }
+                    Some(username)
+                }
+                auth::Connected::Refused(code) => {
+                    // An unknown method is 0x8C [MQTT-4.12.0-1]; a failed exchange 0x87.
+                    conn.ctx.auth.enhanced_failed(peer, &client_id, &method);
+                    conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
+                        .await;
+                    return None;
+                }
+                auth::Connected::Closed(reason) => {
+                    conn.refuse(peer, &reason, connect.level).await;
+                    return None;
+                }
+            }
         }
+        // Authentication and the will's ACL check (auth/).
+        _ => match conn
+            .ctx
+            .auth
+            .admit(&connect, &client_id, peer, info.cert_cn.as_deref())
+            .await
+        {
+            Ok(u) => u,
+            Err(code) => {
+                let reason = CloseReason::ConnectRefused(code.into());
+                conn.refuse(peer, &reason, connect.level).await;
+                return None;
+            }
+        },
     };
     let vectored = conn.wr.is_write_vectored();
     let assigned = assigned.then_some(client_id.as_str());
@@ -115,10 +136,16 @@ where
     }
     let session = attached.session;
     let mut egress = negotiated.egress;
-    let connack = ConnAck {
+    let mut connack = ConnAck {
         properties: negotiated.connack,
         ..ConnAck::new(attached.present, ReasonCode::Success)
     };
+    if let Some(v) = live_v5_method(&negotiated.v5) {
+        // The method and its final data go back in the CONNACK (§3.2.2.3.17, 3.2.2.3.18).
+        let p = connack.properties.values_mut();
+        p.authentication_method = Some(v);
+        p.authentication_data = auth_data;
+    }
     codec::encode(&Packet::ConnAck(connack), connect.level, conn.wbuf.buf());
     if attached.present {
         let n = session
@@ -319,4 +346,9 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         }
         let _ = tokio::time::timeout(Duration::from_millis(200), self.wr.shutdown()).await;
     }
+}
+
+/// The Authentication Method an MQTT 5 client connected with, if any.
+fn live_v5_method(v5: &Option<Box<v5::V5>>) -> Option<String> {
+    v5.as_ref().and_then(|v| v.auth_method.clone())
 }

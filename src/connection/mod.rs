@@ -6,6 +6,7 @@
 //! read may carry many packets, and everything queued is encoded into one buffer and written
 //! with one call.
 
+mod auth;
 mod connect;
 mod finish;
 mod held;

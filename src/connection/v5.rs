@@ -37,6 +37,8 @@ pub(super) struct V5 {
     expiry_was_zero: bool,
     /// The Authentication Method of the CONNECT, for re-authentication (§4.12.1).
     pub auth_method: Option<String>,
+    /// A re-authentication in progress: what the client's next AUTH continues.
+    pub reauth: Option<Box<dyn crate::auth::AuthExchange>>,
 }
 
 /// What the CONNECT of a client settled.
