@@ -188,9 +188,14 @@ impl RetainedStore {
     /// Every retained message whose topic matches `filter`.
     pub fn matching(&self, filter: &str) -> Vec<Arc<Message>> {
         let mut v = Vec::new();
-        self.tree
-            .read()
-            .for_each_match(filter, |e| v.push(e.msg.clone()));
+        // An expired retained message is no longer sent [MQTT-3.3.2-5]; it is replaced or
+        // cleared like any other, and counts against the bounds until then.
+        let now = std::time::Instant::now();
+        self.tree.read().for_each_match(filter, |e| {
+            if !e.msg.expired(now) {
+                v.push(e.msg.clone());
+            }
+        });
         v
     }
 

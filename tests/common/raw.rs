@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use supermq::codec::{
     self, Ack, ConnAck, Connect, ConnectReturnCode, DecodeLimits, Disconnect, LastWill, Packet,
-    Properties, ProtocolLevel, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter,
+    Properties, PropertyValues, ProtocolLevel, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter,
     UnsubAck, Unsubscribe,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -61,6 +61,16 @@ pub fn connect_packet(id: &str, clean: bool) -> Connect {
     }
 }
 
+/// An MQTT 5 CONNECT for `id` with the given Clean Start flag and properties, keep-alive
+/// 60 s.
+pub fn connect5(id: &str, clean_start: bool, props: PropertyValues) -> Connect {
+    Connect {
+        level: ProtocolLevel::V5,
+        properties: props.into(),
+        ..connect_packet(id, clean_start)
+    }
+}
+
 /// A will message.
 pub fn will(topic: &str, payload: &str, qos: QoS, retain: bool) -> LastWill {
     LastWill {
@@ -92,6 +102,9 @@ pub struct Raw<T = TcpStream> {
     next_id: u16,
     /// Packets received while waiting for a specific acknowledgement, in arrival order.
     pending: VecDeque<Packet>,
+    /// The protocol level packets are written and read at: 3.1.1 until a CONNECT at another
+    /// level is sent.
+    pub level: ProtocolLevel,
 }
 
 impl Raw<TcpStream> {
@@ -111,6 +124,17 @@ impl Raw<TcpStream> {
         r.send(&Packet::from(c)).await;
         let present = r.expect_accepted().await;
         (r, present)
+    }
+
+    /// Opens a connection, sends an MQTT 5 CONNECT and expects CONNACK 0; returns the
+    /// CONNACK (its properties say what the broker granted).
+    pub async fn connect5(addr: SocketAddr, c: Connect) -> (Raw, ConnAck) {
+        let mut r = Raw::open(addr).await;
+        r.send(&Packet::from(c)).await;
+        match r.recv().await {
+            Packet::ConnAck(a) if a.reason == ReasonCode::Success => (r, a),
+            other => panic!("expected CONNACK 0, got {other:?}"),
+        }
     }
 
     /// Opens a connection, sends `connect` (the bytes of a CONNECT, see
@@ -136,6 +160,7 @@ impl<T: Transport> Raw<T> {
             buf: BytesMut::new(),
             next_id: 0,
             pending: VecDeque::new(),
+            level: ProtocolLevel::V311,
         }
     }
 
@@ -145,8 +170,11 @@ impl<T: Transport> Raw<T> {
     }
 
     pub async fn send(&mut self, p: &Packet) {
+        if let Packet::Connect(c) = p {
+            self.level = c.level;
+        }
         let mut out = BytesMut::new();
-        codec::encode(p, ProtocolLevel::V311, &mut out);
+        codec::encode(p, self.level, &mut out);
         self.send_raw(&out).await;
     }
 
@@ -215,7 +243,7 @@ impl<T: Transport> Raw<T> {
 
     async fn try_recv_wire(&mut self) -> Option<Packet> {
         loop {
-            match codec::decode(&mut self.buf, &DecodeLimits::default(), ProtocolLevel::V311) {
+            match codec::decode(&mut self.buf, &DecodeLimits::default(), self.level) {
                 Ok(Some(p)) => return Some(p),
                 Ok(None) => {}
                 Err(e) => panic!("broker sent a malformed packet: {e}"),
