@@ -49,7 +49,7 @@ mod reason;
 mod tests;
 
 pub use decode::{decode, DecodeLimits};
-pub use encode::{encode, encode_publish_header, encoded_len};
+pub use encode::{encode, encode_publish_header, encoded_len, publish_header_len};
 pub use error::DecodeError;
 pub use level::ProtocolLevel;
 pub use packet::*;
