@@ -1,29 +1,36 @@
 //! Bytes → [`Packet`] at a given protocol level: framing and every well-formedness rule of
-//! MQTT 3.1.1 (spec §1.5, §2, §3), plus the 3.1 `MQIsdp` CONNECT.
+//! MQTT 3.1.1 (spec §1.5, §2, §3) and MQTT 5.0 (its §1.5, §2, §3), plus the 3.1 `MQIsdp`
+//! CONNECT.
 //!
 //! Owns the decision "is this input a valid packet?" and the framing of every packet; the
 //! bodies of CONNECT/CONNACK and of the subscription packets are in submodules, and the field
-//! rules they share in `reader`. Framing is done first and cheaply: the type byte and
+//! rules they share in `reader`; the MQTT 5 property blocks are read in `properties` and the
+//! level-5 forms of the acknowledgements, DISCONNECT and AUTH in `v5`. Framing is done first and cheaply: the type byte and
 //! remaining length are checked, and the size limit enforced, before a single body byte is
 //! waited for. Only a complete packet is taken off the input buffer; the fields a packet
 //! keeps are copied out of it (a payload once), so a queued message never pins a read buffer.
 //!
-//! Level 5 is modelled but not decoded: a level-5 CONNECT is refused [MQTT-3.1.2-2], and any
-//! other packet read at level 5 is an error (no connection gets there).
+//! At level 5 every packet carries what MQTT 5 gives it (reason codes, properties, the full
+//! subscription options byte) and AUTH exists; a level-5 CONNECT decodes whatever level the
+//! connection passes, like any CONNECT, and whether to accept it is the connection's call.
 
 mod connect;
+mod properties;
 mod reader;
 mod subscribe;
+mod v5;
 
 use bytes::{Buf, BytesMut};
 
 use super::error::DecodeError;
 use super::level::ProtocolLevel;
-use super::packet::{Ack, Disconnect, Packet, Publish, QoS, UnsubAck};
+use super::packet::{Ack, Disconnect, Packet, Publish, QoS};
 use super::properties::Properties;
+use super::properties::PropertyContext;
 use connect::{decode_connack, decode_connect};
+use properties::read_properties;
 use reader::Reader;
-use subscribe::{decode_suback, decode_subscribe, decode_unsubscribe};
+use subscribe::{decode_suback, decode_subscribe, decode_unsuback, decode_unsubscribe};
 
 /// The largest value the 4-byte remaining length can express (§2.2.3).
 pub(super) const MAX_REMAINING_LENGTH: usize = 268_435_455;
@@ -43,6 +50,8 @@ pub(super) const UNSUBACK: u8 = 11;
 pub(super) const PINGREQ: u8 = 12;
 pub(super) const PINGRESP: u8 = 13;
 pub(super) const DISCONNECT: u8 = 14;
+/// MQTT 5 only (MQTT 5.0 §3.15); reserved at 3.1 and 3.1.1.
+pub(super) const AUTH: u8 = 15;
 
 // Reasons carried by `DecodeError::InvalidConnectFlags` and `DecodeError::Malformed`.
 pub(super) const RULE_RESERVED_FLAG: &str = "reserved bit 0 is set [MQTT-3.1.2-3]";
@@ -53,6 +62,7 @@ pub(super) const RULE_WILL_RETAIN: &str =
 pub(super) const RULE_PASSWORD: &str =
     "password flag set without the user name flag [MQTT-3.1.2-22]";
 pub(super) const RULE_EMPTY_SUBACK: &str = "SUBACK carries no return codes (§3.9.3)";
+pub(super) const RULE_EMPTY_UNSUBACK: &str = "UNSUBACK carries no reason codes (MQTT 5.0 §3.11.3)";
 
 /// Resource limits applied while decoding untrusted input.
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +91,8 @@ impl Default for DecodeLimits {
 ///
 /// `level` is the connection's protocol level: [`ProtocolLevel::V311`] until its CONNECT is
 /// decoded, then the level that CONNECT carries. A CONNECT decodes whatever `level` is (its
-/// own level byte decides its layout); at 3.1 and 3.1.1 every other packet decodes alike.
+/// own level byte decides its layout); at 3.1 and 3.1.1 every other packet decodes alike, and
+/// at 5 as MQTT 5.0 lays it out.
 ///
 /// - `Ok(Some(p))`: exactly that packet's bytes were removed from `buf`.
 /// - `Ok(None)`: not enough bytes yet; `buf` is untouched.
@@ -98,11 +109,7 @@ pub fn decode(
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
-    check_first_byte(first)?;
-    // Before the fixed lengths below, which are 3.1.1's: MQTT 5 acknowledgements are longer.
-    if level.is_v5() && first >> 4 != CONNECT {
-        return Err(DecodeError::UnsupportedProtocolLevel(level.to_u8()));
-    }
+    check_first_byte(first, level)?;
     let Some((remaining, len_bytes)) = read_remaining_length(&buf[1..])? else {
         return Ok(None);
     };
@@ -115,7 +122,7 @@ pub fn decode(
             max: limits.max_packet_size,
         });
     }
-    check_fixed_remaining_length(first >> 4, remaining)?;
+    check_fixed_remaining_length(first >> 4, remaining, level)?;
     if buf.len() < size {
         return Ok(None);
     }
@@ -124,46 +131,59 @@ pub fn decode(
     // allocation of its own, so a queued message never pins a read buffer), and the read
     // buffer is then advanced past the packet and reused.
     let mut r = Reader::new(&buf[..size], header_len, limits);
-    let packet = body(first, &mut r);
+    let packet = body(first, &mut r, level);
     buf.advance(size);
     packet.map(Some)
 }
 
-/// The variable header and payload of a 3.1 / 3.1.1 packet whose fixed header is `first`
-/// (or of any CONNECT). Reason codes and properties, which these levels do not carry, get
-/// their 3.1.1 meaning: success and empty.
-fn body(first: u8, r: &mut Reader<'_>) -> Result<Packet, DecodeError> {
+/// The variable header and payload of a packet whose fixed header is `first`, at `level`
+/// (a CONNECT at its own). At 3.1 and 3.1.1, reason codes and properties, which these levels
+/// do not carry, get their 3.1.1 meaning: success and empty.
+fn body(first: u8, r: &mut Reader<'_>, level: ProtocolLevel) -> Result<Packet, DecodeError> {
+    let v5 = level.is_v5();
+    // §3.4–3.7 of 3.1.1: a packet id and nothing else; MQTT 5 may add reason and properties.
+    let ack = |r: &mut Reader<'_>, packet_type| {
+        if v5 {
+            v5::ack(r, packet_type)
+        } else {
+            Ok(Ack::new(r.pkid()?))
+        }
+    };
     let packet = match first >> 4 {
         CONNECT => Packet::Connect(Box::new(decode_connect(r)?)),
+        CONNACK if v5 => Packet::ConnAck(v5::connack(r)?),
         CONNACK => Packet::ConnAck(decode_connack(r)?),
-        PUBLISH => Packet::Publish(decode_publish(first, r)?),
-        // §3.4–3.7: a packet id and nothing else.
-        PUBACK => Packet::PubAck(Ack::new(r.pkid()?)),
-        PUBREC => Packet::PubRec(Ack::new(r.pkid()?)),
-        PUBREL => Packet::PubRel(Ack::new(r.pkid()?)),
-        PUBCOMP => Packet::PubComp(Ack::new(r.pkid()?)),
-        SUBSCRIBE => Packet::Subscribe(decode_subscribe(r)?),
-        SUBACK => Packet::SubAck(decode_suback(r)?),
-        UNSUBSCRIBE => Packet::Unsubscribe(decode_unsubscribe(r)?),
-        // §3.11: a packet id and nothing else.
-        UNSUBACK => Packet::UnsubAck(UnsubAck::new(r.pkid()?)),
+        PUBLISH => Packet::Publish(decode_publish(first, r, level)?),
+        PUBACK => Packet::PubAck(ack(r, PUBACK)?),
+        PUBREC => Packet::PubRec(ack(r, PUBREC)?),
+        PUBREL => Packet::PubRel(ack(r, PUBREL)?),
+        PUBCOMP => Packet::PubComp(ack(r, PUBCOMP)?),
+        SUBSCRIBE => Packet::Subscribe(decode_subscribe(r, level)?),
+        SUBACK => Packet::SubAck(decode_suback(r, level)?),
+        UNSUBSCRIBE => Packet::Unsubscribe(decode_unsubscribe(r, level)?),
+        UNSUBACK => Packet::UnsubAck(decode_unsuback(r, level)?),
         PINGREQ => Packet::PingReq,
         PINGRESP => Packet::PingResp,
+        DISCONNECT if v5 => Packet::Disconnect(v5::disconnect(r)?),
         // §3.14: no body; a client's DISCONNECT is a normal disconnection.
         DISCONNECT => Packet::Disconnect(Disconnect::default()),
-        // Unreachable: `check_first_byte` rejected 0 and 15 already.
+        // `check_first_byte` let 15 through at level 5 only.
+        AUTH if v5 => Packet::Auth(v5::auth(r)?),
+        // Unreachable: `check_first_byte` rejected 0, and 15 below level 5, already.
         t => return Err(DecodeError::ReservedPacketType(t)),
     };
     r.finish()?;
     Ok(packet)
 }
 
-/// Validates the type and flag nibbles of the first fixed-header byte (§2.2, table 2.2).
-fn check_first_byte(first: u8) -> Result<(), DecodeError> {
+/// Validates the type and flag nibbles of the first fixed-header byte (§2.2, table 2.2); type
+/// 15 is AUTH at MQTT 5 (MQTT 5.0 §2.1.2, table 2-1) and reserved before.
+fn check_first_byte(first: u8, level: ProtocolLevel) -> Result<(), DecodeError> {
     let packet_type = first >> 4;
     let flags = first & 0x0F;
     let expected = match packet_type {
-        0 | 15 => return Err(DecodeError::ReservedPacketType(packet_type)),
+        0 => return Err(DecodeError::ReservedPacketType(packet_type)),
+        AUTH if !level.is_v5() => return Err(DecodeError::ReservedPacketType(packet_type)),
         PUBLISH => {
             // Flags are DUP, QoS (2 bits), RETAIN. QoS 3 is malformed [MQTT-3.3.1-4]; DUP
             // makes no sense without a packet id to redeliver [MQTT-3.3.1-2].
@@ -211,12 +231,28 @@ pub(super) fn read_remaining_length(bytes: &[u8]) -> Result<Option<(usize, usize
 
 /// Types whose remaining length the spec fixes are refused from the header alone, so a
 /// PINGREQ announcing a megabyte never gets buffered.
-fn check_fixed_remaining_length(packet_type: u8, remaining: usize) -> Result<(), DecodeError> {
+fn check_fixed_remaining_length(
+    packet_type: u8,
+    remaining: usize,
+    level: ProtocolLevel,
+) -> Result<(), DecodeError> {
     let expected = match packet_type {
+        // §3.12.1, §3.13.1 (and MQTT 5.0's): no variable header, no payload.
+        PINGREQ | PINGRESP => 0,
+        // MQTT 5 gives every other packet a variable length: acknowledgements take a packet
+        // id at least (MQTT 5.0 §3.4.2.1), the rest is checked field by field.
+        PUBACK | PUBREC | PUBREL | PUBCOMP if level.is_v5() => {
+            return if remaining < 2 {
+                Err(DecodeError::Truncated)
+            } else {
+                Ok(())
+            };
+        }
+        _ if level.is_v5() => return Ok(()),
         // §3.2.1, §3.4.1, §3.5.1, §3.6.1, §3.7.1, §3.11.1.
         CONNACK | PUBACK | PUBREC | PUBREL | PUBCOMP | UNSUBACK => 2,
-        // §3.12.1, §3.13.1, §3.14.1.
-        PINGREQ | PINGRESP | DISCONNECT => 0,
+        // §3.14.1.
+        DISCONNECT => 0,
         _ => return Ok(()),
     };
     match remaining.cmp(&expected) {
@@ -226,13 +262,33 @@ fn check_fixed_remaining_length(packet_type: u8, remaining: usize) -> Result<(),
     }
 }
 
-/// PUBLISH (§3.3): topic, packet id when QoS > 0, then the rest is payload.
-fn decode_publish(first: u8, r: &mut Reader<'_>) -> Result<Publish, DecodeError> {
+/// PUBLISH (§3.3): topic, packet id when QoS > 0, properties at MQTT 5 (§3.3.2.3), then the
+/// rest is payload.
+fn decode_publish(
+    first: u8,
+    r: &mut Reader<'_>,
+    level: ProtocolLevel,
+) -> Result<Publish, DecodeError> {
     // `check_first_byte` already rejected QoS 3 and DUP without QoS.
     let qos = QoS::from_u8((first >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
-    let topic = r.topic_name()?;
+    let topic = if level.is_v5() {
+        r.topic_name_or_empty()?
+    } else {
+        r.topic_name()?
+    };
     // [MQTT-2.3.1-1]: only QoS 1 and 2 carry a (non-zero) packet identifier.
     let pkid = if qos == QoS::AtMostOnce { 0 } else { r.pkid()? };
+    let properties = if level.is_v5() {
+        let properties = read_properties(r, PropertyContext::Publish)?;
+        // MQTT 5.0 §3.3.2.3.4: an empty topic name stands for the one its Topic Alias was
+        // set to; without an alias it is a Protocol Error.
+        if topic.is_empty() && properties.values().and_then(|v| v.topic_alias).is_none() {
+            return Err(DecodeError::MissingTopicAlias);
+        }
+        properties
+    } else {
+        Properties::new()
+    };
     // The payload may be empty (§3.3.3).
     let payload = r.rest();
     Ok(Publish {
@@ -242,7 +298,7 @@ fn decode_publish(first: u8, r: &mut Reader<'_>) -> Result<Publish, DecodeError>
         topic,
         pkid,
         payload,
-        properties: Properties::new(),
+        properties,
     })
 }
 

@@ -47,6 +47,12 @@ mod properties;
 mod reason;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v5_encode_tests;
+#[cfg(test)]
+mod v5_malformed_tests;
+#[cfg(test)]
+mod v5_tests;
 
 pub use decode::{decode, DecodeLimits};
 pub use encode::{encode, encode_publish_header, encoded_len, publish_header_len};

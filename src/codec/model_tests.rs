@@ -271,26 +271,27 @@ fn connect_is_read_and_written_at_its_own_level() {
 }
 
 #[test]
-fn level_5_stays_refused() {
-    // A level-5 CONNECT: answered CONNACK 0x01 by the connection [MQTT-3.1.2-2].
-    let connect = [0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 0];
+fn level_5_connect_decodes_at_any_connection_level() {
+    // A level-5 CONNECT with no properties: the connection, not the codec, decides on it.
+    let connect = [0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 0, 0];
+    for level in [ProtocolLevel::V31, V311, ProtocolLevel::V5] {
+        match decode_all(&connect, level) {
+            Ok(Some(Packet::Connect(c))) => {
+                assert_eq!(c.level, ProtocolLevel::V5, "{level:?}");
+                assert!(c.clean_session && c.properties.is_empty());
+            }
+            other => panic!("{level:?}: {other:?}"),
+        }
+    }
+    // The same PUBACK bytes mean the same at every level: the short form is a success.
+    let puback = [0x40, 0x02, 0x00, 0x01];
     for level in [ProtocolLevel::V31, V311, ProtocolLevel::V5] {
         assert_eq!(
-            decode_all(&connect, level),
-            Err(DecodeError::UnsupportedProtocolLevel(5)),
+            decode_all(&puback, level),
+            Ok(Some(Packet::PubAck(Ack::new(1)))),
             "{level:?}"
         );
     }
-    // Nothing else is read at level 5 either: no connection gets there.
-    let puback = [0x40, 0x02, 0x00, 0x01];
-    assert_eq!(
-        decode_all(&puback, ProtocolLevel::V5),
-        Err(DecodeError::UnsupportedProtocolLevel(5))
-    );
-    assert_eq!(
-        decode_all(&puback, ProtocolLevel::V31),
-        Ok(Some(Packet::PubAck(Ack::new(1))))
-    );
 }
 
 #[test]

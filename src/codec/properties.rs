@@ -2,8 +2,10 @@
 //!
 //! Owns [`Properties`], the value every packet that may carry properties holds, and
 //! [`PropertyValues`], one typed field per property of table 2-4. Properties are MQTT 5
-//! only: at 3.1 and 3.1.1 they are always empty, and the encoder leaves them out. They are
-//! not on the wire yet (level 5 is refused), so this is the model alone.
+//! only: at 3.1 and 3.1.1 they are always empty, and the encoder leaves them out. At level 5
+//! the decoder reads them (`decode/properties.rs`) and the encoder writes them, both from
+//! the one table of which packet may carry which property kept here ([`PropertyContext`],
+//! [`allowed_in`], MQTT 5.0 table 2-4).
 //!
 //! Nearly every packet a 3.1.1 broker handles has no properties, so the empty value must
 //! cost nothing: [`Properties`] is one pointer, null when empty, and only a packet that has
@@ -88,7 +90,8 @@ impl Eq for Properties {}
 
 /// Every MQTT 5 property, one typed field each (MQTT 5.0 §2.2.2.2, table 2-4); `None` or
 /// empty when absent. Each field names its identifier and the packets that may carry it:
-/// which packet allows which property is checked by the (future) level-5 decoder, not here.
+/// the level-5 decoder refuses a property on any other packet, and the encoder leaves it
+/// out there (see [`allowed_in`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PropertyValues {
     /// 0x01 — PUBLISH, will.
@@ -184,6 +187,138 @@ impl PropertyValues {
     /// Whether no property is present.
     pub fn is_empty(&self) -> bool {
         *self == PropertyValues::EMPTY
+    }
+}
+
+/// The property identifiers of MQTT 5.0 table 2-4. Identifiers are Variable Byte Integers,
+/// but every one defined by 5.0 fits in one byte (§2.2.2.2).
+pub(super) mod id {
+    pub const PAYLOAD_FORMAT_INDICATOR: u8 = 0x01;
+    pub const MESSAGE_EXPIRY_INTERVAL: u8 = 0x02;
+    pub const CONTENT_TYPE: u8 = 0x03;
+    pub const RESPONSE_TOPIC: u8 = 0x08;
+    pub const CORRELATION_DATA: u8 = 0x09;
+    pub const SUBSCRIPTION_IDENTIFIER: u8 = 0x0B;
+    pub const SESSION_EXPIRY_INTERVAL: u8 = 0x11;
+    pub const ASSIGNED_CLIENT_IDENTIFIER: u8 = 0x12;
+    pub const SERVER_KEEP_ALIVE: u8 = 0x13;
+    pub const AUTHENTICATION_METHOD: u8 = 0x15;
+    pub const AUTHENTICATION_DATA: u8 = 0x16;
+    pub const REQUEST_PROBLEM_INFORMATION: u8 = 0x17;
+    pub const WILL_DELAY_INTERVAL: u8 = 0x18;
+    pub const REQUEST_RESPONSE_INFORMATION: u8 = 0x19;
+    pub const RESPONSE_INFORMATION: u8 = 0x1A;
+    pub const SERVER_REFERENCE: u8 = 0x1C;
+    pub const REASON_STRING: u8 = 0x1F;
+    pub const RECEIVE_MAXIMUM: u8 = 0x21;
+    pub const TOPIC_ALIAS_MAXIMUM: u8 = 0x22;
+    pub const TOPIC_ALIAS: u8 = 0x23;
+    pub const MAXIMUM_QOS: u8 = 0x24;
+    pub const RETAIN_AVAILABLE: u8 = 0x25;
+    pub const USER_PROPERTY: u8 = 0x26;
+    pub const MAXIMUM_PACKET_SIZE: u8 = 0x27;
+    pub const WILDCARD_SUBSCRIPTION_AVAILABLE: u8 = 0x28;
+    pub const SUBSCRIPTION_IDENTIFIER_AVAILABLE: u8 = 0x29;
+    pub const SHARED_SUBSCRIPTION_AVAILABLE: u8 = 0x2A;
+}
+
+/// Where a set of properties sits: a packet type, or the will of a CONNECT, whose
+/// properties are a set of their own (MQTT 5.0 §3.1.3.2). PUBACK, PUBREC, PUBREL and PUBCOMP
+/// allow the same properties and share [`PropertyContext::Ack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PropertyContext {
+    Connect = 0,
+    Will,
+    ConnAck,
+    Publish,
+    Ack,
+    Subscribe,
+    SubAck,
+    Unsubscribe,
+    UnsubAck,
+    Disconnect,
+    Auth,
+}
+
+impl PropertyContext {
+    /// This context's bit in the sets [`allowed_in`] returns.
+    pub(super) const fn bit(self) -> u16 {
+        1 << self as u16
+    }
+
+    /// Whether property `id` may appear here.
+    pub(super) const fn allows(self, id: u8) -> bool {
+        allowed_in(id) & self.bit() != 0
+    }
+
+    /// The packet's name, for error messages.
+    pub(super) const fn name(self) -> &'static str {
+        match self {
+            PropertyContext::Connect => "CONNECT",
+            PropertyContext::Will => "will",
+            PropertyContext::ConnAck => "CONNACK",
+            PropertyContext::Publish => "PUBLISH",
+            PropertyContext::Ack => "PUBACK/PUBREC/PUBREL/PUBCOMP",
+            PropertyContext::Subscribe => "SUBSCRIBE",
+            PropertyContext::SubAck => "SUBACK",
+            PropertyContext::Unsubscribe => "UNSUBSCRIBE",
+            PropertyContext::UnsubAck => "UNSUBACK",
+            PropertyContext::Disconnect => "DISCONNECT",
+            PropertyContext::Auth => "AUTH",
+        }
+    }
+}
+
+/// The contexts property `id` may appear in, as a set of [`PropertyContext::bit`]s (MQTT 5.0
+/// table 2-4, and §3.1.3.2 for the will); 0 for an identifier 5.0 does not define.
+pub(super) const fn allowed_in(id: u8) -> u16 {
+    use PropertyContext as C;
+    const fn set(contexts: &[PropertyContext]) -> u16 {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < contexts.len() {
+            bits |= contexts[i].bit();
+            i += 1;
+        }
+        bits
+    }
+    match id {
+        id::PAYLOAD_FORMAT_INDICATOR
+        | id::MESSAGE_EXPIRY_INTERVAL
+        | id::CONTENT_TYPE
+        | id::RESPONSE_TOPIC
+        | id::CORRELATION_DATA => set(&[C::Publish, C::Will]),
+        id::SUBSCRIPTION_IDENTIFIER => set(&[C::Publish, C::Subscribe]),
+        id::SESSION_EXPIRY_INTERVAL => set(&[C::Connect, C::ConnAck, C::Disconnect]),
+        id::AUTHENTICATION_METHOD | id::AUTHENTICATION_DATA => {
+            set(&[C::Connect, C::ConnAck, C::Auth])
+        }
+        id::REQUEST_PROBLEM_INFORMATION | id::REQUEST_RESPONSE_INFORMATION => set(&[C::Connect]),
+        id::WILL_DELAY_INTERVAL => set(&[C::Will]),
+        id::ASSIGNED_CLIENT_IDENTIFIER
+        | id::SERVER_KEEP_ALIVE
+        | id::RESPONSE_INFORMATION
+        | id::MAXIMUM_QOS
+        | id::RETAIN_AVAILABLE
+        | id::WILDCARD_SUBSCRIPTION_AVAILABLE
+        | id::SUBSCRIPTION_IDENTIFIER_AVAILABLE
+        | id::SHARED_SUBSCRIPTION_AVAILABLE => set(&[C::ConnAck]),
+        id::SERVER_REFERENCE => set(&[C::ConnAck, C::Disconnect]),
+        id::REASON_STRING => set(&[
+            C::ConnAck,
+            C::Ack,
+            C::SubAck,
+            C::UnsubAck,
+            C::Disconnect,
+            C::Auth,
+        ]),
+        id::RECEIVE_MAXIMUM | id::TOPIC_ALIAS_MAXIMUM | id::MAXIMUM_PACKET_SIZE => {
+            set(&[C::Connect, C::ConnAck])
+        }
+        id::TOPIC_ALIAS => set(&[C::Publish]),
+        // Every packet that has properties, and the will.
+        id::USER_PROPERTY => u16::MAX,
+        _ => 0,
     }
 }
 

@@ -417,7 +417,9 @@ fn malformed_packets() {
         ("CONNECT protocol name MQTX", &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'X', 4, 2, 0, 60, 0, 0], InvalidProtocolName),
         ("CONNECT protocol name lowercase", &[0x10, 12, 0, 4, b'm', b'q', b't', b't', 4, 2, 0, 60, 0, 0], InvalidProtocolName),
         ("CONNECT MQTT level 3", &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 3, 2, 0, 60, 0, 0], UnsupportedProtocolLevel(3)),
-        ("CONNECT MQTT level 5", &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 0], UnsupportedProtocolLevel(5)),
+        ("CONNECT MQTT level 6", &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 6, 2, 0, 60, 0, 0], UnsupportedProtocolLevel(6)),
+        // A level-5 CONNECT decodes now; without its property length it is short a field.
+        ("CONNECT MQTT level 5 without properties", &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 0], Truncated),
         ("CONNECT MQIsdp level 4", &[0x10, 14, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 4, 2, 0, 60, 0, 0], UnsupportedProtocolLevel(4)),
         ("CONNECT reserved flag bit", &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x03, 0, 60, 0, 0], flags(0x03, RULE_RESERVED_FLAG)),
         ("CONNECT will QoS without will", &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x0A, 0, 60, 0, 0], flags(0x0A, RULE_WILL_QOS)),

@@ -2,14 +2,17 @@
 //!
 //! Owns the CONNECT flag rules and the protocol name and level check, which decides between
 //! closing silently (a foreign protocol [MQTT-3.1.2-1]) and answering CONNACK 0x01 (a level
-//! this broker does not speak [MQTT-3.1.2-2]).
+//! this broker does not speak [MQTT-3.1.2-2]). A level-5 CONNECT decodes, with its CONNECT
+//! properties after the keep-alive (MQTT 5.0 §3.1.2.11) and its will properties before the
+//! will topic (§3.1.3.2); whether the broker accepts it is the connection's call.
 
+use super::properties::read_properties;
 use super::reader::Reader;
 use super::{RULE_PASSWORD, RULE_RESERVED_FLAG, RULE_WILL_QOS, RULE_WILL_RETAIN};
 use crate::codec::error::DecodeError;
 use crate::codec::level::ProtocolLevel;
 use crate::codec::packet::{ConnAck, Connect, LastWill, QoS};
-use crate::codec::properties::Properties;
+use crate::codec::properties::{Properties, PropertyContext};
 use crate::codec::reason::ConnectReturnCode;
 
 /// CONNECT (§3.1): variable header then payload fields in the fixed order [MQTT-3.1.3-1].
@@ -23,11 +26,10 @@ pub(super) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError>
         _ => return Err(DecodeError::InvalidProtocolName),
     };
     let level = r.u8()?;
-    // [MQTT-3.1.2-2]: a known name with another level is answered with CONNACK 0x01. Level 5
-    // too, for now: MQTT 5 is modelled but not on the wire, so it is refused like any level
-    // this broker does not speak.
+    // [MQTT-3.1.2-2]: a known name with another level is answered with CONNACK 0x01.
     let level = match (is_311, level) {
         (true, 4) => ProtocolLevel::V311,
+        (true, 5) => ProtocolLevel::V5,
         (false, 3) => ProtocolLevel::V31,
         _ => return Err(DecodeError::UnsupportedProtocolLevel(level)),
     };
@@ -51,15 +53,27 @@ pub(super) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError>
     }
     // [MQTT-3.1.2-14].
     let will_qos = QoS::from_u8(will_qos).ok_or(DecodeError::InvalidQoS)?;
-    if password_flag && !username_flag {
+    // MQTT 5 drops this rule: a password may come without a user name (MQTT 5.0 §3.1.2.9).
+    if password_flag && !username_flag && !level.is_v5() {
         return bad(RULE_PASSWORD);
     }
     let keep_alive = r.u16()?;
+    let properties = if level.is_v5() {
+        read_properties(r, PropertyContext::Connect)?
+    } else {
+        Properties::new()
+    };
 
     // Payload: client id, will topic, will message, user name, password [MQTT-3.1.3-1].
     // An empty client id is a session-layer decision [MQTT-3.1.3-6..8], not a framing error.
     let client_id = r.string()?;
     let will = if will_flag {
+        // MQTT 5.0 §3.1.3.2: the will properties come first, a set of their own.
+        let properties = if level.is_v5() {
+            read_properties(r, PropertyContext::Will)?
+        } else {
+            Properties::new()
+        };
         let topic = r.topic_name()?;
         // The will message is binary data, not a string (§3.1.3.3).
         let payload = r.binary()?;
@@ -68,7 +82,7 @@ pub(super) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError>
             payload,
             qos: will_qos,
             retain: will_retain,
-            properties: Properties::new(),
+            properties,
         })
     } else {
         None
@@ -91,7 +105,7 @@ pub(super) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError>
         will,
         username,
         password,
-        properties: Properties::new(),
+        properties,
     })
 }
 

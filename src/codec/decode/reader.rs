@@ -115,6 +115,39 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes(bytes))
     }
 
+    /// Four-byte integers are big-endian (MQTT 5.0 §1.5.3).
+    pub(super) fn u32(&mut self) -> Result<u32, DecodeError> {
+        let bytes: [u8; 4] = self
+            .take(4)?
+            .try_into()
+            .map_err(|_| DecodeError::Truncated)?;
+        Ok(u32::from_be_bytes(bytes))
+    }
+
+    /// A Variable Byte Integer (MQTT 5.0 §1.5.5): the remaining-length encoding, at most 4
+    /// bytes [MQTT-1.5.5-1], so at most 268,435,455.
+    pub(super) fn vbi(&mut self) -> Result<u32, DecodeError> {
+        let mut value = 0u32;
+        for i in 0..4 {
+            let b = self.u8()?;
+            value |= u32::from(b & 0x7F) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::MalformedVariableByteInteger)
+    }
+
+    /// A cursor over `frame`, a field of this packet (a property block), with the same limits.
+    pub(super) fn nested(&self, frame: &'a [u8]) -> Reader<'a> {
+        Reader::new(frame, 0, self.limits)
+    }
+
+    /// The limits topics are checked against.
+    pub(super) fn limits(&self) -> &'a DecodeLimits {
+        self.limits
+    }
+
     /// [MQTT-2.3.1-1]: packet identifiers are non-zero.
     pub(super) fn pkid(&mut self) -> Result<u16, DecodeError> {
         match self.u16()? {
@@ -145,6 +178,17 @@ impl<'a> Reader<'a> {
         let raw = self.length_prefixed()?;
         let s = str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
         check_topic_name(s, self.limits)?;
+        Ok(String::from(s))
+    }
+
+    /// An MQTT 5 PUBLISH topic name: as [`Reader::topic_name`], but it may be empty, which the
+    /// caller allows only with a Topic Alias (MQTT 5.0 §3.3.2.3.4).
+    pub(super) fn topic_name_or_empty(&mut self) -> Result<String, DecodeError> {
+        let raw = self.length_prefixed()?;
+        let s = str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
+        if !s.is_empty() {
+            check_topic_name(s, self.limits)?;
+        }
         Ok(String::from(s))
     }
 
