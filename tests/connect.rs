@@ -53,8 +53,8 @@ async fn empty_client_id_without_clean_session_is_rejected_with_2() {
 async fn wrong_protocol_level_gets_1_and_close() {
     let b = start().await;
     let mut r = Raw::open(b.addr).await;
-    // CONNECT "MQTT" level 5 would be MQTT 5; this broker answers 0x01 [MQTT-3.1.2-2].
-    r.send_raw(&[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 0])
+    // CONNECT "MQTT" level 6 is no MQTT this broker speaks: it answers 0x01 [MQTT-3.1.2-2].
+    r.send_raw(&[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 6, 2, 0, 60, 0, 0])
         .await;
     let got = r.expect_closed().await;
     assert_eq!(

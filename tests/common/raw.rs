@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use supermq::codec::{
     self, Ack, ConnAck, Connect, ConnectReturnCode, DecodeLimits, Disconnect, LastWill, Packet,
-    Properties, PropertyValues, ProtocolLevel, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter,
-    UnsubAck, Unsubscribe,
+    Properties, PropertyValues, ProtocolLevel, Publish, QoS, ReasonCode, SubAck, Subscribe,
+    SubscribeFilter, UnsubAck, Unsubscribe,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;

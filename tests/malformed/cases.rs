@@ -147,10 +147,18 @@ pub(crate) fn cases() -> Vec<(&'static str, Phase, Vec<u8>, Expect)> {
             ConnAckThenClose(1),
         ),
         (
-            "MQTT level 5",
+            "MQTT level 6",
+            FirstPacket,
+            connect_frame(b"MQTT", 6, 0x02, &id),
+            ConnAckThenClose(1),
+        ),
+        // Level 5 in 3.1.1's layout: the properties length is missing, so the CONNECT is
+        // malformed, and a CONNECT that cannot be read is closed without a CONNACK.
+        (
+            "MQTT level 5 without properties",
             FirstPacket,
             connect_frame(b"MQTT", 5, 0x02, &id),
-            ConnAckThenClose(1),
+            Closed,
         ),
         (
             "MQIsdp level 4",
