@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use supermq::codec::QoS;
+use supermq::codec::{ProtocolLevel, QoS};
 
 /// MQTT 3.1.1 load generator: measures throughput, latency, loss and broker cost of any
 /// broker over plain TCP.
@@ -93,6 +93,10 @@ pub struct Cli {
     /// Print one JSON object on one line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// MQTT protocol level the clients speak: 4 (3.1.1) or 5 (MQTT 5). At 5 a publisher's
+    /// window is at most the Receive Maximum the broker's CONNACK announces.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=5))]
+    pub protocol: u8,
 }
 
 /// Traffic shapes.
@@ -128,6 +132,11 @@ impl Scenario {
 }
 
 impl Cli {
+    /// The protocol level as the codec type (the parser bounds it to 4–5).
+    pub fn level(&self) -> ProtocolLevel {
+        ProtocolLevel::from_u8(self.protocol).unwrap_or(ProtocolLevel::V311)
+    }
+
     /// The QoS as the codec type (the parser bounds it to 0–2).
     pub fn qos(&self) -> QoS {
         QoS::from_u8(self.qos).unwrap_or(QoS::AtMostOnce)

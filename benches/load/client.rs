@@ -19,8 +19,6 @@ use supermq::codec::{
     SubscribeFilter,
 };
 
-/// The level the benchmark clients speak.
-const LEVEL: ProtocolLevel = ProtocolLevel::V311;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
@@ -53,11 +51,13 @@ pub struct Run {
     pub last_tx_ns: AtomicU64,
     /// PUBACK/PUBCOMP for packet ids that were not in flight.
     pub unexpected_acks: AtomicU64,
+    /// The protocol level every client speaks.
+    pub level: ProtocolLevel,
     errors: Mutex<(Vec<String>, u64)>,
 }
 
 impl Run {
-    pub fn new(nonce: u32) -> Self {
+    pub fn new(nonce: u32, level: ProtocolLevel) -> Self {
         Run {
             start: Instant::now(),
             nonce,
@@ -71,6 +71,7 @@ impl Run {
             last_rx_ns: AtomicU64::new(0),
             last_tx_ns: AtomicU64::new(0),
             unexpected_acks: AtomicU64::new(0),
+            level,
             errors: Mutex::new((Vec::new(), 0)),
         }
     }
@@ -164,6 +165,10 @@ pub struct Setup {
     pub stream: TcpStream,
     /// Bytes read past the last setup packet, handed to the reader.
     pub leftover: BytesMut,
+    /// The protocol level spoken.
+    pub level: ProtocolLevel,
+    /// MQTT 5: the broker's Receive Maximum from its CONNACK (65,535 when absent).
+    pub receive_maximum: u16,
 }
 
 /// Opens a TCP connection (from `source` if given), sends CONNECT (clean session, the given
@@ -174,6 +179,7 @@ pub async fn connect(
     client_id: &str,
     keep_alive: u16,
     timeout: Duration,
+    level: ProtocolLevel,
 ) -> Result<Setup, String> {
     let fut = async {
         let socket = match addr {
@@ -200,9 +206,11 @@ pub async fn connect(
         let mut setup = Setup {
             stream,
             leftover: BytesMut::with_capacity(4096),
+            level,
+            receive_maximum: u16::MAX,
         };
         let connect = Packet::from(Connect {
-            level: LEVEL,
+            level,
             clean_session: true,
             keep_alive,
             client_id: client_id.to_owned(),
@@ -213,7 +221,12 @@ pub async fn connect(
         });
         send(&mut setup, &connect).await?;
         match expect(&mut setup, |p| matches!(p, Packet::ConnAck(_))).await? {
-            Packet::ConnAck(a) if a.reason == ReasonCode::Success => Ok(setup),
+            Packet::ConnAck(a) if a.reason == ReasonCode::Success => {
+                if let Some(v) = a.properties.values() {
+                    setup.receive_maximum = v.receive_maximum.unwrap_or(u16::MAX);
+                }
+                Ok(setup)
+            }
             Packet::ConnAck(a) => Err(format!("CONNACK refused: {:?}", a.return_code())),
             _ => Err("expected CONNACK".into()),
         }
@@ -251,7 +264,7 @@ pub async fn subscribe(
 
 async fn send(setup: &mut Setup, packet: &Packet) -> Result<(), String> {
     let mut out = BytesMut::new();
-    codec::encode(packet, LEVEL, &mut out);
+    codec::encode(packet, setup.level, &mut out);
     setup
         .stream
         .write_all(&out)
@@ -264,7 +277,7 @@ async fn send(setup: &mut Setup, packet: &Packet) -> Result<(), String> {
 async fn expect(setup: &mut Setup, want: impl Fn(&Packet) -> bool) -> Result<Packet, String> {
     let limits = DecodeLimits::default();
     loop {
-        while let Some(p) = codec::decode(&mut setup.leftover, &limits, LEVEL)
+        while let Some(p) = codec::decode(&mut setup.leftover, &limits, setup.level)
             .map_err(|e| format!("decode: {e}"))?
         {
             if want(&p) {

@@ -38,8 +38,9 @@ pub const PUBREC: u8 = 5;
 pub const PUBREL: u8 = 6;
 pub const PUBCOMP: u8 = 7;
 
-/// Frames the packet at the front of `buf` without copying; `Err` names what is malformed.
-pub fn parse(buf: &[u8]) -> Result<Frame<'_>, &'static str> {
+/// Frames the packet at the front of `buf` (sent at `level`) without copying; `Err` names
+/// what is malformed.
+pub fn parse(buf: &[u8], level: ProtocolLevel) -> Result<Frame<'_>, &'static str> {
     let Some(&first) = buf.first() else {
         return Ok(Frame::Incomplete);
     };
@@ -81,6 +82,11 @@ pub fn parse(buf: &[u8]) -> Result<Frame<'_>, &'static str> {
                 pkid = u16::from_be_bytes([id[0], id[1]]);
                 at += 2;
             }
+            if level.is_v5() {
+                // MQTT 5: the properties (length, then the properties) are skipped.
+                let (props, n) = vbi(body.get(at..).ok_or("short PUBLISH")?)?;
+                at += n + props;
+            }
             let payload = body.get(at..).ok_or("short PUBLISH")?;
             Ok(Frame::Publish {
                 len,
@@ -90,18 +96,34 @@ pub fn parse(buf: &[u8]) -> Result<Frame<'_>, &'static str> {
             })
         }
         PUBACK..=PUBCOMP => {
-            let [hi, lo] = body else {
-                return Err("acknowledgement with remaining length other than 2");
+            // MQTT 5 may add a reason code and properties after the packet id (§3.4.2).
+            let (Some(&hi), Some(&lo)) = (body.first(), body.get(1)) else {
+                return Err("acknowledgement shorter than a packet id");
             };
+            if !level.is_v5() && body.len() != 2 {
+                return Err("acknowledgement with remaining length other than 2");
+            }
             Ok(Frame::Ack {
                 len,
                 kind,
-                pkid: u16::from_be_bytes([*hi, *lo]),
+                pkid: u16::from_be_bytes([hi, lo]),
             })
         }
         0 | 15 => Err("reserved packet type"),
         _ => Ok(Frame::Other { len, kind }),
     }
+}
+
+/// A variable byte integer (MQTT 5.0 §1.5.5) at the front of `b`: its value and length.
+fn vbi(b: &[u8]) -> Result<(usize, usize), &'static str> {
+    let mut v = 0usize;
+    for (i, &x) in b.iter().take(4).enumerate() {
+        v |= usize::from(x & 0x7F) << (7 * i);
+        if x & 0x80 == 0 {
+            return Ok((v, i + 1));
+        }
+    }
+    Err("bad or short variable byte integer")
 }
 
 /// The benchmark header at the start of every payload.
@@ -135,8 +157,10 @@ impl Stamp {
 
 /// Appends one benchmark PUBLISH: header via the codec, then stamp and filler.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub fn put_publish(
     out: &mut BytesMut,
+    level: ProtocolLevel,
     topic: &str,
     qos: QoS,
     pkid: u16,
@@ -155,16 +179,16 @@ pub fn put_publish(
         topic_alias: None,
         subscription_ids: &[],
     };
-    codec::encode_publish_header(&header, ProtocolLevel::V311, out);
+    codec::encode_publish_header(&header, level, out);
     out.put_u64(stamp.publisher);
     out.put_u64(stamp.seq);
     out.put_u64(stamp.sent_ns);
     out.put_slice(filler);
 }
 
-/// The encoded size of one benchmark PUBLISH.
-pub fn publish_len(topic: &str, qos: QoS, payload: usize) -> usize {
-    let mut remaining = 2 + topic.len() + payload;
+/// The encoded size of one benchmark PUBLISH (no properties: at MQTT 5 their length byte).
+pub fn publish_len(level: ProtocolLevel, topic: &str, qos: QoS, payload: usize) -> usize {
+    let mut remaining = 2 + topic.len() + payload + usize::from(level.is_v5());
     if qos != QoS::AtMostOnce {
         remaining += 2;
     }
@@ -179,12 +203,12 @@ pub fn publish_len(topic: &str, qos: QoS, payload: usize) -> usize {
 
 /// Appends the acknowledgement packet of type `kind` (PUBACK … PUBCOMP) for `pkid`.
 #[inline]
-pub fn put_ack(out: &mut BytesMut, kind: u8, pkid: u16) {
+pub fn put_ack(out: &mut BytesMut, level: ProtocolLevel, kind: u8, pkid: u16) {
     let p = match kind {
         PUBACK => Packet::PubAck(Ack::new(pkid)),
         PUBREC => Packet::PubRec(Ack::new(pkid)),
         PUBREL => Packet::PubRel(Ack::new(pkid)),
         _ => Packet::PubComp(Ack::new(pkid)),
     };
-    codec::encode(&p, ProtocolLevel::V311, out);
+    codec::encode(&p, level, out);
 }

@@ -119,6 +119,7 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> IdleReport {
         cli.qos(),
         cli.connect_concurrency,
         cli.keep_alive,
+        cli.level(),
     )
     .await;
     r.connect_s = t0.elapsed().as_secs_f64();

@@ -134,7 +134,7 @@ pub async fn read_loop(
         let mut pos = 0;
         let mut got = 0u64;
         loop {
-            match frame::parse(&buf[pos..]) {
+            match frame::parse(&buf[pos..], run.level) {
                 Ok(Frame::Incomplete) => break,
                 Ok(Frame::Publish {
                     len,
@@ -147,16 +147,20 @@ pub async fn read_loop(
                     }
                     match qos {
                         QoS::AtMostOnce => {}
-                        QoS::AtLeastOnce => frame::put_ack(&mut ctrl, frame::PUBACK, pkid),
-                        QoS::ExactlyOnce => frame::put_ack(&mut ctrl, frame::PUBREC, pkid),
+                        QoS::AtLeastOnce => {
+                            frame::put_ack(&mut ctrl, run.level, frame::PUBACK, pkid)
+                        }
+                        QoS::ExactlyOnce => {
+                            frame::put_ack(&mut ctrl, run.level, frame::PUBREC, pkid)
+                        }
                     }
                     pos += len;
                 }
                 Ok(Frame::Ack { len, kind, pkid }) => {
                     match kind {
                         frame::PUBACK | frame::PUBCOMP => released.push(pkid),
-                        frame::PUBREC => frame::put_ack(&mut ctrl, frame::PUBREL, pkid),
-                        _ => frame::put_ack(&mut ctrl, frame::PUBCOMP, pkid),
+                        frame::PUBREC => frame::put_ack(&mut ctrl, run.level, frame::PUBREL, pkid),
+                        _ => frame::put_ack(&mut ctrl, run.level, frame::PUBCOMP, pkid),
                     }
                     pos += len;
                 }

@@ -109,6 +109,7 @@ pub async fn connect_many(
     qos: supermq::codec::QoS,
     concurrency: usize,
     keep_alive: u16,
+    level: supermq::codec::ProtocolLevel,
 ) -> Vec<Result<Setup, String>> {
     let limit = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = JoinSet::new();
@@ -118,7 +119,8 @@ pub async fn connect_many(
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let r = async {
-                let mut s = client::connect(addr, source, &id, keep_alive, SETUP_TIMEOUT).await?;
+                let mut s =
+                    client::connect(addr, source, &id, keep_alive, SETUP_TIMEOUT, level).await?;
                 if !filters.is_empty() {
                     client::subscribe(&mut s, &filters, qos, SETUP_TIMEOUT).await?;
                 }
@@ -185,7 +187,7 @@ struct Live {
 
 /// Runs a traffic scenario and measures it.
 pub async fn run(cli: &Cli, addr: SocketAddr) -> Result<Report, String> {
-    let run = Arc::new(Run::new(rand::random::<u32>()));
+    let run = Arc::new(Run::new(rand::random::<u32>(), cli.level()));
     let plan = Plan::new(cli, run.nonce);
     let qos = cli.qos();
     let size = cli.size as usize;
@@ -208,7 +210,15 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> Result<Report, String> {
             Some(port) if subscribers => SocketAddr::new(addr.ip(), port),
             _ => addr,
         };
-        let done = connect_many(target, specs, qos, cli.connect_concurrency, cli.keep_alive).await;
+        let done = connect_many(
+            target,
+            specs,
+            qos,
+            cli.connect_concurrency,
+            cli.keep_alive,
+            cli.level(),
+        )
+        .await;
         for (i, r) in idx.into_iter().zip(done) {
             setups[i] = Some(r?);
         }
@@ -242,6 +252,8 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> Result<Report, String> {
             continue;
         }
         let link = Arc::new(Link::default());
+        // MQTT 5: never more in flight than the broker takes [MQTT-3.3.4-7].
+        let window = (cli.window as usize).min(usize::from(setup.receive_maximum));
         let (rd, wr) = setup.stream.into_split();
         let sub = (!c.subscribe.is_empty()).then(|| SubState::new(pubs, run.nonce, size));
         let pub_plan = c.publish.as_ref().map(|(idx, topic)| PubPlan {
@@ -252,7 +264,8 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> Result<Report, String> {
             rate: cli.rate as f64 / pubs.max(1) as f64,
             count: cli.count,
             deadline,
-            window: cli.window as usize,
+            window,
+            level: run.level,
             go,
         });
         if let Some((idx, _)) = &c.publish {

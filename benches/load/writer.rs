@@ -35,6 +35,8 @@ pub struct PubPlan {
     pub deadline: Option<Instant>,
     /// Most QoS 1/2 messages in flight.
     pub window: usize,
+    /// The protocol level spoken.
+    pub level: supermq::codec::ProtocolLevel,
     /// When publishing started (the pacing origin).
     pub go: Instant,
 }
@@ -75,7 +77,7 @@ async fn drive(
     let (filler, msg_len) = match &plan {
         Some(p) => (
             vec![b'x'; p.size.saturating_sub(HEADER_LEN)],
-            frame::publish_len(&p.topic, p.qos, p.size),
+            frame::publish_len(p.level, &p.topic, p.qos, p.size),
         ),
         None => (Vec::new(), 0),
     };
@@ -167,7 +169,7 @@ fn encode(
     };
     if p.qos == QoS::AtMostOnce {
         for _ in 0..n {
-            frame::put_publish(out, &p.topic, p.qos, 0, stamp(*seq), filler);
+            frame::put_publish(out, p.level, &p.topic, p.qos, 0, stamp(*seq), filler);
             *seq += 1;
         }
         return n;
@@ -184,7 +186,7 @@ fn encode(
     let n = n.min(credit);
     for _ in 0..n {
         let id = w.alloc();
-        frame::put_publish(out, &p.topic, p.qos, id, stamp(*seq), filler);
+        frame::put_publish(out, p.level, &p.topic, p.qos, id, stamp(*seq), filler);
         *seq += 1;
     }
     n
