@@ -80,7 +80,8 @@ def run_once(args, broker, load_args, timeout, profile):
             return {"error": str(e)}
         # Keep-alive 600 s for every broker: rumqttd refuses 0, and no run lasts 900 s.
         cmd = [str(args.load), "--host", "127.0.0.1", "--port", str(port), "--json",
-               "--broker-pid", str(proc.pid), "--keep-alive", "600"] + load_args
+               "--broker-pid", str(proc.pid), "--keep-alive", "600",
+               "--protocol", str(args.protocol)] + load_args
         # What the rest of the machine did meanwhile: everything busy that was neither the
         # broker nor the load generator.
         t0, busy0 = time.monotonic(), machine_busy_s()
@@ -424,8 +425,8 @@ def write_report(args, brokers, sections, commands, started, problems):
         "",
         "## Commands",
         "",
-        "Each measure ran `supermq-load --host 127.0.0.1 --port PORT --json --broker-pid PID` "
-        "with:",
+        "Each measure ran `supermq-load --host 127.0.0.1 --port PORT --json --broker-pid PID "
+        f"--protocol {args.protocol}` with:",
         "",
         "```",
     ]
@@ -466,6 +467,8 @@ def write_report(args, brokers, sections, commands, started, problems):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--protocol", type=int, choices=(4, 5), default=4,
+                   help="MQTT level every client speaks: 4 (3.1.1) or 5 (MQTT 5)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per throughput run")
     p.add_argument("--stall-duration", type=float, default=10.0)
     p.add_argument("--idle-conns", type=int, default=10_000)
