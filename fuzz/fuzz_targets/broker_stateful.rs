@@ -5,8 +5,10 @@
 //! header byte and a list of operations; an operation names a client (0–3) and either builds
 //! a well-formed packet from input-chosen fields (CONNECT with will/user/password and either
 //! protocol, SUBSCRIBE, PUBLISH, PUBACK/PUBREC/PUBREL/PUBCOMP, UNSUBSCRIBE, PINGREQ,
-//! DISCONNECT, refused CONNECT variants such as level 5), appends raw bytes, writes what is
-//! pending, waits for the broker to catch up, or closes the connection. A client talks to the
+//! DISCONNECT, refused CONNECT variants such as level 6; CONNECT at 3.1, 3.1.1 or MQTT 5
+//! with properties, and MQTT 5 properties and subscription options on the packets after
+//! it), appends raw bytes, writes what is pending, waits for the broker to catch up, or
+//! closes the connection. A client talks to the
 //! broker over an in-memory duplex stream served by `supermq::connection::serve` (the
 //! transport-generic driver TLS and WebSocket use) or, when the header says so, over loopback
 //! TCP through the listener. A well-behaved "watcher" subscribes at QoS 1 to a filter the
@@ -21,7 +23,7 @@
 //!   end of stream is followed by the broker closing too (all within 5 s);
 //! - the CONNECT handshake: nothing is sent before a CONNECT; its answer is a CONNACK first;
 //!   a refused CONNECT gets only its CONNACK; a known protocol name with an unknown level
-//!   (3.1.1 level 5 included) gets exactly CONNACK 0x01 [MQTT-3.1.2-2]; other malformed
+//!   gets exactly CONNACK 0x01 [MQTT-3.1.2-2]; other malformed
 //!   first packets get nothing;
 //! - each SUBACK has one code per filter of its SUBSCRIBE, none above the requested QoS;
 //! - delivery: a QoS 1 PUBLISH the broker acknowledged whose topic matches the watcher's
@@ -48,8 +50,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use supermq::codec::{
-    self, Ack, Connect, DecodeLimits, Disconnect, LastWill, Packet, Properties, ProtocolLevel,
-    Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, Unsubscribe,
+    self, Ack, Connect, DecodeLimits, Disconnect, LastWill, Packet, Properties, PropertyValues,
+    ProtocolLevel, Publish, QoS, ReasonCode, RetainHandling, Subscribe, SubscribeFilter,
+    Unsubscribe,
 };
 use supermq::{Broker, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -156,6 +159,8 @@ fn drops(h: &Harness) -> u64 {
         &m.dropped_queue_full,
         &m.dropped_qos0_queue_full,
         &m.slow_consumer_disconnects,
+        // An MQTT 5 message published with a 1 s expiry may expire before it is sent.
+        &m.dropped_expired,
     ]
     .iter()
     .map(|c| c.load(Ordering::Relaxed))
@@ -230,28 +235,70 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
                 let username = (flags & 0x20 != 0).then(|| input.pick(&["u", "v"]));
                 let password = (flags & 0x20 != 0 && flags & 0x40 != 0)
                     .then(|| Bytes::copy_from_slice(input.bytes(3)));
-                c.push(&Packet::from(Connect {
-                    level: if flags & 0x80 != 0 {
-                        ProtocolLevel::V31
+                // 3.1, 3.1.1, or MQTT 5 with input-chosen CONNECT and will properties.
+                let (level, properties, will) = if flags & 0x80 != 0 {
+                    (ProtocolLevel::V31, Properties::new(), will)
+                } else {
+                    let v = input.byte();
+                    if v & 1 == 0 {
+                        (ProtocolLevel::V311, Properties::new(), will)
                     } else {
-                        ProtocolLevel::V311
-                    },
+                        let will = will.map(|mut w| {
+                            let wp = w.properties.values_mut();
+                            wp.will_delay_interval = (v & 0x40 != 0).then_some(1);
+                            wp.message_expiry_interval = (v & 0x80 != 0).then_some(1);
+                            w
+                        });
+                        let props = PropertyValues {
+                            session_expiry_interval: Some(
+                                [0, 1, 60, u32::MAX][usize::from(v >> 1 & 3)],
+                            ),
+                            topic_alias_maximum: (v & 0x08 != 0).then_some(2),
+                            receive_maximum: (v & 0x10 != 0).then_some(2),
+                            user_properties: if v & 0x20 != 0 {
+                                vec![("k".into(), "v".into())]
+                            } else {
+                                Vec::new()
+                            },
+                            ..PropertyValues::default()
+                        };
+                        (ProtocolLevel::V5, props.into(), will)
+                    }
+                };
+                c.push(&Packet::from(Connect {
+                    level,
                     clean_session: flags & 1 != 0,
                     keep_alive: u16::from(input.byte()),
                     client_id,
                     will,
                     username,
                     password,
-                    properties: Properties::new(),
+                    properties,
                 }));
             }
             1 => {
                 let n = 1 + input.byte() % 3;
+                // MQTT 5 subscription options (left out of the wire below level 5).
+                let o = input.byte();
                 let filters = (0..n)
-                    .map(|_| SubscribeFilter::new(input.pick(&FILTERS), input.qos()))
+                    .map(|_| {
+                        let mut f = SubscribeFilter::new(input.pick(&FILTERS), input.qos());
+                        f.options.no_local = o & 1 != 0;
+                        f.options.retain_as_published = o & 2 != 0;
+                        f.options.retain_handling = match o >> 2 & 3 {
+                            0 => RetainHandling::SendAtSubscribe,
+                            1 => RetainHandling::SendAtSubscribeIfNew,
+                            _ => RetainHandling::DoNotSend,
+                        };
+                        f
+                    })
                     .collect();
                 let pkid = c.pkid();
-                c.push(&Packet::Subscribe(Subscribe::new(pkid, filters)));
+                let mut s = Subscribe::new(pkid, filters);
+                if o & 0x10 != 0 {
+                    s.properties.values_mut().subscription_identifiers = vec![u32::from(o)];
+                }
+                c.push(&Packet::Subscribe(s));
             }
             2 => {
                 let flags = input.byte();
@@ -264,6 +311,18 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
                     _ if flags & 0x10 != 0 => input.u16().max(1),
                     _ => c.pkid(),
                 };
+                // MQTT 5 properties (left out of the wire below level 5): expiry, a user
+                // property, a topic alias (1, set up with the topic).
+                let props = PropertyValues {
+                    message_expiry_interval: (flags & 0x20 != 0).then_some(1),
+                    user_properties: if flags & 0x40 != 0 {
+                        vec![("k".into(), "v".into())]
+                    } else {
+                        Vec::new()
+                    },
+                    topic_alias: (flags & 0x80 != 0).then_some(1),
+                    ..PropertyValues::default()
+                };
                 c.push(&Packet::Publish(Publish {
                     dup: qos != QoS::AtMostOnce && flags & 8 != 0,
                     qos,
@@ -271,7 +330,7 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
                     topic,
                     pkid,
                     payload,
-                    properties: Properties::new(),
+                    properties: props.into(),
                 }));
             }
             3 | 4 => {
@@ -317,7 +376,7 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
             11 => {
                 // CONNECTs that must be refused, with CONNACK 0x01 or by closing.
                 let (name, level): (&[u8], u8) = match input.byte() % 4 {
-                    0 => (b"MQTT", 5),
+                    0 => (b"MQTT", 6),
                     1 => (b"MQTT", 3),
                     2 => (b"MQIsdp", 4),
                     _ => (b"MQTX", 4),
@@ -325,9 +384,6 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
                 let mut body = vec![0, name.len() as u8];
                 body.extend_from_slice(name);
                 body.extend_from_slice(&[level, 0x02, 0, 60]);
-                if level == 5 {
-                    body.push(0); // no properties
-                }
                 body.extend_from_slice(&[0, 2, b'v', b'5']);
                 c.pending.push(0x10);
                 c.pending.push(body.len() as u8);

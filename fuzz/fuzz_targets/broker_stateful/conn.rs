@@ -2,17 +2,18 @@
 //! received (decoded as it arrives, and for the watcher acknowledged), waiting for the
 //! broker to catch up, and closing.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use supermq::codec::{self, Ack, DecodeLimits, Packet, QoS};
+use supermq::codec::{self, Ack, DecodeLimits, Packet, ProtocolLevel, QoS};
 use supermq::connection::{self, ConnInfo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::model::{model, End};
-use crate::{Harness, LEVEL, PIPE, SETTLE};
+use crate::{Harness, PIPE, SETTLE};
 
 /// What the reading side of a connection has seen.
 #[derive(Default)]
@@ -22,13 +23,29 @@ pub(crate) struct RxState {
     pub(crate) eof: bool,
 }
 
-#[derive(Default)]
 pub(crate) struct Rx {
     pub(crate) state: Mutex<RxState>,
     changed: Notify,
+    /// The connection's protocol level: 3.1.1 until the client's first CONNECT names
+    /// another (what the broker then reads and writes at).
+    level: AtomicU8,
+}
+
+impl Default for Rx {
+    fn default() -> Self {
+        Rx {
+            state: Mutex::default(),
+            changed: Notify::new(),
+            level: AtomicU8::new(ProtocolLevel::V311.to_u8()),
+        }
+    }
 }
 
 impl Rx {
+    fn level(&self) -> ProtocolLevel {
+        ProtocolLevel::from_u8(self.level.load(Ordering::Acquire)).unwrap_or_default()
+    }
+
     /// Waits until `done` holds of the state, or `SETTLE` passes; returns whether it held.
     pub(crate) async fn wait(&self, done: impl Fn(&RxState) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + SETTLE;
@@ -77,19 +94,20 @@ async fn read_loop(mut rd: impl AsyncRead + Unpin, rx: Arc<Rx>, mut ack: Option<
         let mut out = BytesMut::new();
         {
             let mut st = rx.state.lock().expect("rx lock");
+            let level = rx.level();
             loop {
-                match codec::decode(&mut buf, &limits, LEVEL) {
+                match codec::decode(&mut buf, &limits, level) {
                     Ok(Some(p)) => {
                         match &p {
                             Packet::PingResp => st.pingresps += 1,
                             Packet::Publish(p) if p.qos == QoS::AtLeastOnce => {
-                                codec::encode(&Packet::PubAck(Ack::new(p.pkid)), LEVEL, &mut out)
+                                codec::encode(&Packet::PubAck(Ack::new(p.pkid)), level, &mut out)
                             }
                             Packet::Publish(p) if p.qos == QoS::ExactlyOnce => {
-                                codec::encode(&Packet::PubRec(Ack::new(p.pkid)), LEVEL, &mut out)
+                                codec::encode(&Packet::PubRec(Ack::new(p.pkid)), level, &mut out)
                             }
                             Packet::PubRel(a) => {
-                                codec::encode(&Packet::PubComp(Ack::new(a.pkid)), LEVEL, &mut out)
+                                codec::encode(&Packet::PubComp(Ack::new(a.pkid)), level, &mut out)
                             }
                             _ => {}
                         }
@@ -160,8 +178,18 @@ impl Conn {
     }
 
     pub(crate) fn push(&mut self, p: &Packet) {
+        if let Packet::Connect(c) = p {
+            // Only the first CONNECT sets the level; a second one is a protocol error the
+            // broker closes on.
+            let _ = self.rx.level.compare_exchange(
+                ProtocolLevel::V311.to_u8(),
+                c.level.to_u8(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
         let mut b = BytesMut::new();
-        codec::encode(p, LEVEL, &mut b);
+        codec::encode(p, self.rx.level(), &mut b);
         self.pending.extend_from_slice(&b);
     }
 

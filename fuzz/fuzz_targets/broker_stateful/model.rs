@@ -6,11 +6,11 @@ use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
 use supermq::codec::{
-    self, ConnAck, ConnectReturnCode, DecodeError, DecodeLimits, Packet, Publish, QoS, ReasonCode,
+    self, ConnAck, ConnectReturnCode, DecodeError, DecodeLimits, Packet, ProtocolLevel, Publish,
+    QoS, ReasonCode,
 };
 
 use crate::conn::Record;
-use crate::LEVEL;
 
 /// How the bytes a client sent end, as the broker's decoder sees them.
 pub(crate) enum End {
@@ -26,9 +26,16 @@ pub(crate) enum End {
 pub(crate) fn model(sent: &[u8], limits: &DecodeLimits) -> (Vec<Packet>, End) {
     let mut buf = BytesMut::from(sent);
     let mut packets = Vec::new();
+    // The first CONNECT sets the level the rest is read at, as the broker does.
+    let mut level = ProtocolLevel::V311;
     loop {
-        match codec::decode(&mut buf, limits, LEVEL) {
-            Ok(Some(p)) => packets.push(p),
+        match codec::decode(&mut buf, limits, level) {
+            Ok(Some(p)) => {
+                if let (Packet::Connect(c), true) = (&p, packets.is_empty()) {
+                    level = c.level;
+                }
+                packets.push(p);
+            }
             Ok(None) if buf.is_empty() => return (packets, End::Clean),
             Ok(None) => return (packets, End::Partial),
             Err(e) => return (packets, End::Malformed(e)),
@@ -101,7 +108,8 @@ pub(crate) fn acknowledged(
         .received
         .iter()
         .filter_map(|p| match p {
-            Packet::PubAck(a) => Some(a.pkid),
+            // At MQTT 5 an error reason (0x80 and up) refuses the message.
+            Packet::PubAck(a) if !a.reason.is_error() => Some(a.pkid),
             _ => None,
         })
         .collect();
