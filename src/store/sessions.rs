@@ -129,8 +129,9 @@ impl SessionStore {
     }
 
     /// Binds connection `link` to `client_id`, taking over any live connection with that id
-    /// [MQTT-3.1.4-2] and keeping or discarding the old state per CleanSession
-    /// [MQTT-3.1.2-4, MQTT-3.1.2-6].
+    /// [MQTT-3.1.4-2] and keeping or discarding the old state per CleanSession / Clean Start
+    /// [MQTT-3.1.2-4, MQTT-3.1.2-6]. `expiry` is how long the session is to outlive this
+    /// connection (see `SessionState::expiry`); a resumed session takes it on.
     pub fn attach(
         &self,
         client_id: &str,
@@ -143,7 +144,10 @@ impl SessionStore {
             Entry::Occupied(mut e) => {
                 let old = e.get().clone();
                 let mut st = old.lock();
-                if !clean_start && !st.discarded {
+                // A session that ends with its connection (CleanSession 1, Session Expiry
+                // 0) ends as that connection is taken over: there is nothing to resume
+                // [MQTT-3.1.2-6], as Mosquitto has it.
+                if !clean_start && !st.discarded && !st.ends_with_connection() {
                     if let Some(prev) = st.attach(link) {
                         prev.kick(KickReason::TakenOver);
                     }
