@@ -33,9 +33,11 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         let client_ended = matches!(
             reason,
             CloseReason::ClientDisconnect
+                | CloseReason::ClientDisconnectWithWill
                 | CloseReason::PeerClosed
                 | CloseReason::Malformed(_)
                 | CloseReason::Protocol(_)
+                | CloseReason::Violation { .. }
         );
         loop {
             let step = match live.publishing.as_mut() {

@@ -275,7 +275,9 @@ fn count_close(ctx: &Context, reason: &CloseReason) {
                 metrics::inc(&m.topics_over_limit);
             }
         }
-        CloseReason::Protocol(_) => metrics::inc(&m.protocol_errors),
+        CloseReason::Protocol(_) | CloseReason::Violation { .. } => {
+            metrics::inc(&m.protocol_errors)
+        }
         CloseReason::KeepAliveTimeout => metrics::inc(&m.keep_alive_timeouts),
         CloseReason::TakenOver => metrics::inc(&m.takeovers),
         CloseReason::SlowConsumer => metrics::inc(&m.slow_consumer_disconnects),
@@ -328,6 +330,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
             // MQTT 5 says why a CONNECT is refused as malformed or broken (§3.2.2.2).
             CloseReason::Malformed(e) if level.is_v5() => Some(e.reason_code()),
             CloseReason::Protocol(_) if level.is_v5() => Some(ReasonCode::ProtocolError),
+            CloseReason::Violation { code, .. } if level.is_v5() => Some(*code),
             _ => None,
         };
         count_close(&self.ctx, reason);
