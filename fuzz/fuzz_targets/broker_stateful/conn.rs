@@ -26,8 +26,8 @@ pub(crate) struct RxState {
 pub(crate) struct Rx {
     pub(crate) state: Mutex<RxState>,
     changed: Notify,
-    /// The connection's protocol level: 3.1.1 until the client's first CONNECT names
-    /// another (what the broker then reads and writes at).
+    /// The level of the client's first CONNECT, what the broker reads and writes at from
+    /// then on; 0 until one is sent (3.1.1 meanwhile).
     level: AtomicU8,
 }
 
@@ -36,14 +36,14 @@ impl Default for Rx {
         Rx {
             state: Mutex::default(),
             changed: Notify::new(),
-            level: AtomicU8::new(ProtocolLevel::V311.to_u8()),
+            level: AtomicU8::new(0),
         }
     }
 }
 
 impl Rx {
     fn level(&self) -> ProtocolLevel {
-        ProtocolLevel::from_u8(self.level.load(Ordering::Acquire)).unwrap_or_default()
+        ProtocolLevel::from_u8(self.level.load(Ordering::Acquire)).unwrap_or(ProtocolLevel::V311)
     }
 
     /// Waits until `done` holds of the state, or `SETTLE` passes; returns whether it held.
@@ -182,7 +182,7 @@ impl Conn {
             // Only the first CONNECT sets the level; a second one is a protocol error the
             // broker closes on.
             let _ = self.rx.level.compare_exchange(
-                ProtocolLevel::V311.to_u8(),
+                0,
                 c.level.to_u8(),
                 Ordering::AcqRel,
                 Ordering::Acquire,
