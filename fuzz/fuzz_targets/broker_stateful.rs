@@ -370,7 +370,7 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
             7 => c.push(&Packet::Disconnect(Disconnect::default())),
             8 => {
                 let n = usize::from(input.byte());
-                c.pending.extend_from_slice(input.bytes(n));
+                c.push_raw(input.bytes(n));
             }
             9 => c.sync(&limits).await,
             11 => {
@@ -385,9 +385,9 @@ async fn drive(h: &'static Harness, run: u64, data: &[u8]) {
                 body.extend_from_slice(name);
                 body.extend_from_slice(&[level, 0x02, 0, 60]);
                 body.extend_from_slice(&[0, 2, b'v', b'5']);
-                c.pending.push(0x10);
-                c.pending.push(body.len() as u8);
-                c.pending.extend_from_slice(&body);
+                let mut packet = vec![0x10, body.len() as u8];
+                packet.extend_from_slice(&body);
+                c.push_raw(&packet);
             }
             _ => c.flush().await,
         }

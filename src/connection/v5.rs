@@ -336,7 +336,12 @@ pub(super) fn server_disconnect(reason: &CloseReason, level: ProtocolLevel) -> O
         return None;
     }
     Some(match reason {
-        CloseReason::Malformed(e) => e.reason_code(),
+        // A CONNECT of another level after the first is a second CONNECT: a protocol error
+        // (0x84 exists only in CONNACK).
+        CloseReason::Malformed(e) => match e.reason_code() {
+            ReasonCode::UnsupportedProtocolVersion => ReasonCode::ProtocolError,
+            code => code,
+        },
         CloseReason::Protocol(_) => ReasonCode::ProtocolError,
         CloseReason::Violation { code, .. } => *code,
         CloseReason::KeepAliveTimeout => ReasonCode::KeepAliveTimeout,

@@ -68,7 +68,7 @@ type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 /// One client connection, from the client's side.
 pub(crate) struct Conn {
     wr: Writer,
-    pub(crate) pending: Vec<u8>,
+    pending: Vec<u8>,
     /// Everything written so far: what the broker decodes.
     sent: Vec<u8>,
     pub(crate) rx: Arc<Rx>,
@@ -76,6 +76,8 @@ pub(crate) struct Conn {
     /// The broker's task for this connection (duplex transport only).
     serve: Option<JoinHandle<()>>,
     next_pkid: u16,
+    /// The level packets are pushed at (see [`Conn::push`]).
+    encode_level: Option<ProtocolLevel>,
 }
 
 /// What a finished connection exchanged.
@@ -174,23 +176,29 @@ impl Conn {
             reader,
             serve,
             next_pkid: 1,
+            encode_level: None,
         }
     }
 
     pub(crate) fn push(&mut self, p: &Packet) {
-        if let Packet::Connect(c) = p {
-            // Only the first CONNECT sets the level; a second one is a protocol error the
-            // broker closes on.
-            let _ = self.rx.level.compare_exchange(
-                0,
-                c.level.to_u8(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+        // Packets are written at the level of the first CONNECT pushed (a second one is a
+        // protocol error the broker closes on); raw bytes before it make it 3.1.1.
+        if self.encode_level.is_none() {
+            if let Packet::Connect(c) = p {
+                self.encode_level = Some(c.level);
+            }
         }
         let mut b = BytesMut::new();
-        codec::encode(p, self.rx.level(), &mut b);
+        codec::encode(p, self.encode_level.unwrap_or(ProtocolLevel::V311), &mut b);
         self.pending.extend_from_slice(&b);
+    }
+
+    /// Appends raw bytes.
+    pub(crate) fn push_raw(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() && self.encode_level.is_none() {
+            self.encode_level = Some(ProtocolLevel::V311);
+        }
+        self.pending.extend_from_slice(bytes);
     }
 
     pub(crate) fn pkid(&mut self) -> u16 {
@@ -202,6 +210,21 @@ impl Conn {
     pub(crate) async fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
+        }
+        if self.rx.level.load(Ordering::Acquire) == 0 {
+            // The level the broker answers at is that of the first packet on the wire, if it
+            // is a CONNECT (else it answers at 3.1.1, or closes): known before the bytes go.
+            let mut wire = BytesMut::from(&self.sent[..]);
+            wire.extend_from_slice(&self.pending);
+            let level =
+                match codec::decode(&mut wire, &DecodeLimits::default(), ProtocolLevel::V311) {
+                    Ok(Some(Packet::Connect(c))) => Some(c.level),
+                    Ok(None) => None,
+                    _ => Some(ProtocolLevel::V311),
+                };
+            if let Some(l) = level {
+                self.rx.level.store(l.to_u8(), Ordering::Release);
+            }
         }
         // A write to a closed connection fails; what was sent before still counts.
         if self.wr.write_all(&self.pending).await.is_ok() {
