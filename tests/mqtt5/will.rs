@@ -107,6 +107,21 @@ async fn a_will_is_published_at_once_when_the_session_ends_first() {
 }
 
 #[tokio::test]
+async fn a_will_delayed_beyond_the_session_expiry_is_published_as_the_session_ends() {
+    let b = start().await;
+    let mut w = watcher(&b).await;
+    let c = with_will(&b, "expires", 1, delay(60)).await;
+    let dropped = Instant::now();
+    drop(c);
+    connected(&b, 1).await;
+    no_will_yet(&b, &mut w).await;
+    // The session ends after 1 s, long before the 60 s delay [MQTT-3.1.3-9].
+    assert_eq!(w.recv_publish().await.topic, "will/expires");
+    assert!(dropped.elapsed() >= Duration::from_millis(500));
+    assert!(b.broker.context().sessions.get("expires").is_none());
+}
+
+#[tokio::test]
 async fn disconnect_0x04_publishes_the_will_and_a_normal_one_does_not() {
     let b = start().await;
     let mut w = watcher(&b).await;
