@@ -379,6 +379,11 @@ impl<T: Transport> Raw<T> {
         assert_eq!(self.recv().await, Packet::PingResp);
     }
 
+    /// Keeps `p` for a later `recv` (a packet that overtook the one a test waits for).
+    pub fn hold(&mut self, p: Packet) {
+        self.pending.push_back(p);
+    }
+
     pub async fn disconnect(mut self) {
         self.send(&Packet::Disconnect(Disconnect::default())).await;
         let _ = self.stream.close().await;
