@@ -5,10 +5,11 @@
 //! Owns the decision "is this input a valid packet?" and the framing of every packet; the
 //! bodies of CONNECT/CONNACK and of the subscription packets are in submodules, and the field
 //! rules they share in `reader`; the MQTT 5 property blocks are read in `properties` and the
-//! level-5 forms of the acknowledgements, DISCONNECT and AUTH in `v5`. Framing is done first and cheaply: the type byte and
-//! remaining length are checked, and the size limit enforced, before a single body byte is
-//! waited for. Only a complete packet is taken off the input buffer; the fields a packet
-//! keeps are copied out of it (a payload once), so a queued message never pins a read buffer.
+//! level-5 forms of the acknowledgements, DISCONNECT and AUTH in `v5`. Framing is done first
+//! and cheaply: the type byte and remaining length are checked, and the size limit enforced,
+//! before a single body byte is waited for. Only a complete packet is taken off the input
+//! buffer; the fields a packet keeps are copied out of it (a payload once), so a queued
+//! message never pins a read buffer.
 //!
 //! At level 5 every packet carries what MQTT 5 gives it (reason codes, properties, the full
 //! subscription options byte) and AUTH exists; a level-5 CONNECT decodes whatever level the

@@ -106,7 +106,7 @@ pub enum DecodeError {
 
     /// A Variable Byte Integer (property length, Subscription Identifier) with a
     /// continuation bit on its 4th byte.
-    #[error("variable byte integer is longer than 4 bytes [MQTT-1.5.5-1]")]
+    #[error("variable byte integer is longer than 4 bytes (MQTT 5.0 §1.5.5)")]
     MalformedVariableByteInteger,
 
     /// A property identifier MQTT 5.0 does not define (§2.2.2.2, table 2-4).
@@ -131,7 +131,7 @@ pub enum DecodeError {
     InvalidReasonCode { packet_type: u8, code: u8 },
 
     /// An MQTT 5 PUBLISH with an empty topic name and no Topic Alias.
-    #[error("empty topic name without a Topic Alias (MQTT 5.0 §3.3.2.3.4) [MQTT-3.3.2-1]")]
+    #[error("empty topic name without a Topic Alias (MQTT 5.0 §3.3.2.3.4)")]
     MissingTopicAlias,
 
     /// Any other violation; the text says which.

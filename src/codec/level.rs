@@ -8,9 +8,8 @@
 /// A protocol level byte of CONNECT: which MQTT revision a client speaks.
 ///
 /// 3.1 and 3.1.1 share one wire layout for every packet but CONNECT (protocol name and level).
-/// MQTT 5 adds reason codes and properties to most packets; this codec models them but does
-/// not speak level 5 on the wire yet: a level-5 CONNECT is refused with CONNACK 0x01
-/// [MQTT-3.1.2-2], so no connection ever reaches it.
+/// MQTT 5 adds reason codes and properties to most packets, the full subscription options
+/// byte and the AUTH packet; the codec reads and writes all of it at [`ProtocolLevel::V5`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum ProtocolLevel {
     /// MQTT 3.1: protocol name `MQIsdp`, level 3.
@@ -18,7 +17,7 @@ pub enum ProtocolLevel {
     /// MQTT 3.1.1: protocol name `MQTT`, level 4.
     #[default]
     V311 = 4,
-    /// MQTT 5.0: protocol name `MQTT`, level 5 (modelled, not yet on the wire).
+    /// MQTT 5.0: protocol name `MQTT`, level 5.
     V5 = 5,
 }
 

@@ -1,6 +1,6 @@
 //! Tests of the level-aware model: what the MQTT 5 fields become on a 3.1.1 wire (nothing,
-//! or their 3.1.1 form), what 3.1.1 bytes decode to, level 5 staying refused, and the size
-//! of a `Packet`.
+//! or their 3.1.1 form), what 3.1.1 bytes decode to, a level-5 CONNECT decoding whatever the
+//! connection's level, and the size of a `Packet`.
 
 use bytes::{Bytes, BytesMut};
 

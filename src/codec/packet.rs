@@ -99,7 +99,8 @@ pub struct Publish {
     pub dup: bool,
     pub qos: QoS,
     pub retain: bool,
-    /// A valid topic name: non-empty, no `+`/`#`, no U+0000 [MQTT-3.3.2-2, MQTT-4.7.3-1].
+    /// A valid topic name: non-empty, no `+`/`#`, no U+0000 [MQTT-3.3.2-2, MQTT-4.7.3-1]. At
+    /// MQTT 5 it may be empty when the properties carry a Topic Alias (§3.3.2.3.4).
     pub topic: String,
     /// Present exactly when `qos > 0`; never 0 [MQTT-2.3.1-1].
     pub pkid: u16,
