@@ -213,6 +213,9 @@ impl DecodeError {
             // property's "It is a Protocol Error to include ... more than once"), forbidden
             // property values (Receive Maximum 0, Topic Alias 0, ...) and an empty topic name
             // without a Topic Alias (§3.3.2.3.4).
+            // A Topic Alias of 0 [MQTT-3.3.2-8] is the alias error of its own, as Mosquitto
+            // answers it (§4.13: 0x94 Topic Alias invalid).
+            DecodeError::InvalidPropertyValue { id: 0x23, .. } => ReasonCode::TopicAliasInvalid,
             DecodeError::NoTopicFilters
             | DecodeError::InvalidSubscriptionOption { .. }
             | DecodeError::PropertyNotAllowed { .. }

@@ -159,7 +159,7 @@ fn malformed_v5_packets() {
         ("PUBACK property 0x2B", V5, ack(0x40, &[0x2B, 0]), UnknownProperty(0x2B), MALFORMED),
         ("PUBLISH property 0x80 (two-byte id)", V5, publish(&[0x80, 0x01]), UnknownProperty(0x80), MALFORMED),
         // Values the spec forbids.
-        ("PUBLISH topic alias 0", V5, publish(&[0x23, 0, 0]), value(0x23, "Topic Alias is 0 [MQTT-3.3.2-8]"), PROTOCOL),
+        ("PUBLISH topic alias 0", V5, publish(&[0x23, 0, 0]), value(0x23, "Topic Alias is 0 [MQTT-3.3.2-8]"), 0x94),
         ("PUBLISH subscription id 0", V5, publish(&[0x0B, 0]), value(0x0B, "Subscription Identifier is 0 (MQTT 5.0 §3.3.2.3.8, §3.8.2.1.2)"), PROTOCOL),
         ("SUBSCRIBE subscription id 0", V5, subscribe(&[0x0B, 0]), value(0x0B, "Subscription Identifier is 0 (MQTT 5.0 §3.3.2.3.8, §3.8.2.1.2)"), PROTOCOL),
         ("CONNECT receive maximum 0", V5, connect(&[0x21, 0, 0]), value(0x21, "Receive Maximum is 0 (MQTT 5.0 §3.1.2.11.3)"), PROTOCOL),

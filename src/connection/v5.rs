@@ -182,12 +182,14 @@ pub(super) fn inbound_publish(
     }
     if let Some(alias) = props.topic_alias {
         let max = ctx.config.limits.topic_alias_maximum;
-        if alias == 0 || alias > max {
+        // Alias 0 never gets here: the decoder refuses it (0x94 all the same).
+        if alias > max {
             return Err(violation(
                 ReasonCode::TopicAliasInvalid,
-                "Topic Alias is 0 or above the Topic Alias Maximum [MQTT-3.3.2-8, MQTT-3.3.2-10]",
+                "Topic Alias above the Topic Alias Maximum [MQTT-3.2.2-17]",
             ));
         }
+        let alias = alias.max(1);
         let slot = usize::from(alias - 1);
         if p.topic.is_empty() {
             match v5.aliases_in.get(slot).and_then(Option::as_ref) {
