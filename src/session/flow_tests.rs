@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::*;
 use crate::codec::ProtocolLevel::V311;
 use crate::message::Message;
-use crate::session::{ConnLink, Egress};
+use crate::session::{ConnLink, Egress, Outbox};
 
 const STALL: Duration = Duration::from_secs(1);
 

@@ -4,11 +4,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::change::{Change, Journal};
-use super::egress::Egress;
 use super::handle::ConnLink;
-use super::outbox::Outbox;
 use super::Grant;
-use crate::codec::{self, Ack, Packet, QoS};
+use crate::codec::QoS;
 use crate::flow::{high_water, Admission, Watermarks};
 use crate::message::{Delivery, Message};
 
@@ -403,116 +401,6 @@ impl SessionState {
         self.queue.push_back(d);
     }
 
-    /// Moves queued messages into `out` as PUBLISH packets (as `egress` writes them) while
-    /// the in-flight window has credit and `out` is below `max_bytes`. Queue order is kept
-    /// [MQTT-4.6.0-6]. Expired messages are dropped unsent [MQTT-3.3.2-5], and messages too
-    /// large for the client are discarded as if sent [MQTT-3.1.2-25]; both are counted in
-    /// the result.
-    pub fn fill(
-        &mut self,
-        out: &mut Outbox,
-        max_bytes: usize,
-        egress: &mut Egress,
-        now: Instant,
-    ) -> FillResult {
-        self.fill_with(out, max_bytes, egress, now, |_| {})
-    }
-
-    /// [`SessionState::fill`], calling `sent` with each delivery written (for the hooks;
-    /// `fill` passes a closure that compiles to nothing).
-    pub fn fill_with(
-        &mut self,
-        out: &mut Outbox,
-        max_bytes: usize,
-        egress: &mut Egress,
-        now: Instant,
-        mut sent: impl FnMut(&Delivery),
-    ) -> FillResult {
-        let mut res = FillResult::default();
-        // The client's Receive Maximum bounds the window too [MQTT-3.3.4-9].
-        let window = usize::from(self.limits.max_inflight.min(egress.receive_maximum));
-        while out.len() < max_bytes {
-            // What was queued before a retained backlog goes first, then the backlog.
-            let from_queue = !self.queue.is_empty();
-            let Some(front) = self.queue.front().or_else(|| self.backlog.front()) else {
-                break;
-            };
-            let expired = front.msg.expired(now);
-            if !expired && front.qos != QoS::AtMostOnce && self.inflight.len() >= window {
-                break;
-            }
-            let d = if from_queue {
-                let Some(d) = self.queue.pop_front() else {
-                    break;
-                };
-                self.queued_bytes -= d.weight();
-                d
-            } else {
-                let Some(d) = self.backlog.pop_front() else {
-                    break;
-                };
-                d
-            };
-            if expired {
-                // Journaled like a QoS 0 send: the entry leaves the queue and nothing waits.
-                self.journal.record(|| Change::Sent { pkid: 0 });
-                res.expired += 1;
-                continue;
-            }
-            let pkid = match d.qos {
-                QoS::AtMostOnce => 0,
-                _ => self.alloc_pkid(),
-            };
-            if !egress.write_publish(out, &d, pkid, false, now) {
-                self.journal.record(|| Change::Sent { pkid: 0 });
-                res.too_large += 1;
-                continue;
-            }
-            res.sent += 1;
-            sent(&d);
-            self.journal.record(|| Change::Sent { pkid });
-            let state = match d.qos {
-                QoS::AtMostOnce => continue,
-                QoS::AtLeastOnce => InflightState::Ack,
-                QoS::ExactlyOnce => InflightState::Rec,
-            };
-            self.inflight.push_back(Inflight {
-                pkid,
-                state,
-                delivery: Some(d),
-            });
-        }
-        res.more = out.len() >= max_bytes && !(self.queue.is_empty() && self.backlog.is_empty());
-        res.relieved = self.flow.drained(
-            res.sent + res.expired + res.too_large,
-            self.queue.len(),
-            self.backlog.len(),
-            self.limits.max_queued,
-            now,
-        );
-        res
-    }
-
-    /// Re-sends every unacknowledged PUBLISH (DUP set) and PUBREL, in order, after a
-    /// reconnect that resumed the session [MQTT-4.4.0-1, MQTT-3.3.1-1]. A message in flight
-    /// is sent even when it has expired since: its delivery has begun (MQTT 5.0 §4.3.2 has
-    /// the receiver own it from the PUBLISH on).
-    pub fn resend_inflight(&self, out: &mut Outbox, egress: &mut Egress, now: Instant) -> u64 {
-        let mut n = 0;
-        for i in &self.inflight {
-            match (&i.state, &i.delivery) {
-                (InflightState::Comp, _) => {
-                    codec::encode(&Packet::PubRel(Ack::new(i.pkid)), egress.level, out.buf())
-                }
-                (_, Some(d)) => {
-                    n += u64::from(egress.write_publish(out, d, i.pkid, true, now));
-                }
-                (_, None) => {}
-            }
-        }
-        n
-    }
-
     fn alloc_pkid(&mut self) -> u16 {
         // Ids are handed out in sequence, skipping 0 [MQTT-2.3.1-1] and any id still in
         // flight [MQTT-2.3.1-2]; the window is smaller than the id space, so this ends.
@@ -615,6 +503,9 @@ impl SessionState {
         v
     }
 }
+
+#[path = "fill.rs"]
+mod fill;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::*;
-use crate::codec::{decode, Ack, DecodeLimits, ProtocolLevel, Publish};
+use crate::codec::{decode, Ack, DecodeLimits, Packet, ProtocolLevel, Publish};
 use crate::message::Message;
-use crate::session::{ConnLink, Egress};
+use crate::session::{ConnLink, Egress, Outbox};
 
 const V311: ProtocolLevel = ProtocolLevel::V311;
 
