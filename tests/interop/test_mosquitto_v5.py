@@ -224,5 +224,6 @@ def test_topic_alias_above_maximum_is_refused(port):
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=WAIT,
     )
     out = r.stdout + r.stderr
-    assert r.returncode != 0, out
+    assert "Received DISCONNECT (148)" in out, out
     assert "received PUBACK" not in out, out
+    assert r.returncode != 0, out
