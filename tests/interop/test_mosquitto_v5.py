@@ -227,3 +227,19 @@ def test_topic_alias_above_maximum_is_refused(port):
     assert "Received DISCONNECT (148)" in out, out
     assert "received PUBACK" not in out, out
     assert r.returncode != 0, out
+
+
+def test_qos1_burst_with_small_receive_maximum(port, subs):
+    # The subscriber allows 2 unacknowledged messages (libmosquitto treats one beyond its quota
+    # as a protocol error); mosquitto_pub keeps to the broker's Receive Maximum of 20.
+    s = subs("-t", "m5/burst", "-q", "1", "-D", "CONNECT", "receive-maximum", "2")
+    n = 200
+    r = subprocess.run(
+        ["mosquitto_pub", "-V", "5", "-h", "127.0.0.1", "-p", str(port), "-t", "m5/burst",
+         "-q", "1", "-l"],
+        input="".join(f"{i}\n" for i in range(n)),
+        capture_output=True, text=True, timeout=WAIT,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [s.message()["payload"] for _ in range(n)] == [str(i) for i in range(n)]
+    assert s.proc.poll() is None, f"mosquitto_sub ended: {s.seen[-5:]}"
