@@ -47,6 +47,7 @@ class Client:
         connect_props=None,
         manual_ack=False,
         max_inflight=None,
+        will=None,
     ):
         self.messages = queue.Queue()
         self._connacks = queue.Queue()
@@ -63,6 +64,8 @@ class Client:
         )
         if max_inflight is not None:
             self.mqtt.max_inflight_messages_set(max_inflight)
+        if will is not None:
+            self.mqtt.will_set(*will)
         self.mqtt.on_connect = self._on_connect
         self.mqtt.on_message = lambda _c, _u, msg: self.messages.put(msg)
         self.mqtt.on_subscribe = self._on_subscribe
@@ -134,8 +137,8 @@ class Client:
                 return before
             before.append(m)
 
-    def disconnect(self, reason_props=None):
-        self.mqtt.disconnect(properties=reason_props)
+    def disconnect(self, reason_props=None, reason=None):
+        self.mqtt.disconnect(reasoncode=reason, properties=reason_props)
         assert self.disconnected.wait(WAIT), "no disconnect within WAIT"
         self.mqtt.loop_stop()
 
@@ -391,6 +394,14 @@ def test_qos1_burst_respects_receive_maximum_both_ways(clients):
 
 
 def test_session_expiry_and_session_present(clients):
+    # paho reports a disconnection once its DISCONNECT is written, and the broker could read a
+    # next CONNECT (another connection) before it, rightly resuming the session the old
+    # connection still held. So the connections whose end is checked carry a will and end with
+    # DISCONNECT 0x04 (Disconnect with Will Message): the broker publishes the will after it is
+    # done with the session, and a witness receiving it orders the next CONNECT after that.
+    witness = clients("p5-sess-witness")
+    witness.subscribe("p5/sess-witness/+")
+    with_will = mqtt.ReasonCode(PacketTypes.DISCONNECT, identifier=0x04)
     keep = props(PacketTypes.CONNECT, SessionExpiryInterval=30)
     c = clients("p5-sess", clean_start=True, connect_props=keep)
     assert not c.session_present
@@ -398,16 +409,18 @@ def test_session_expiry_and_session_present(clients):
     c.disconnect()
     pub = clients("p5-sess-pub")
     pub.publish("p5/sess", b"queued")
-    back = clients("p5-sess", clean_start=False, connect_props=keep)
+    back = clients(
+        "p5-sess", clean_start=False, connect_props=keep, will=("p5/sess-witness/a", b"a", 1)
+    )
     assert back.session_present
     assert back.recv().payload == b"queued"
     # DISCONNECT with Session Expiry Interval 0 ends the session at once [MQTT-3.1.2-23].
-    back.disconnect(props(PacketTypes.DISCONNECT, SessionExpiryInterval=0))
-    again = clients("p5-sess", clean_start=False, connect_props=keep)
-    assert not again.session_present
+    back.disconnect(props(PacketTypes.DISCONNECT, SessionExpiryInterval=0), reason=with_will)
+    assert witness.recv().payload == b"a"
+    assert not clients("p5-sess", clean_start=False, connect_props=keep).session_present
     # A session without an expiry interval (0) ends with its connection.
-    again.disconnect()
-    short = clients("p5-sess-zero", clean_start=True)
+    short = clients("p5-sess-zero", clean_start=True, will=("p5/sess-witness/b", b"b", 1))
     short.subscribe("p5/sess/zero")
-    short.disconnect()
+    short.disconnect(reason=with_will)
+    assert witness.recv().payload == b"b"
     assert not clients("p5-sess-zero", clean_start=False).session_present
