@@ -86,7 +86,7 @@ class Supermq(Broker):
     conf_name = "supermq.toml"
     shipped = ("`[limits]` and `[session]` at their defaults (src/config/defaults.rs): "
                "max_connections 100,000, max_inflight 20, max_queued_messages 1,000, "
-               "max_queued_bytes 64 MiB, slow_consumer_timeout 30 s, stall_timeout 1 s (a "
+               "max_queued_bytes 64 MiB, slow_consumer_timeout 30 s, stall_timeout 2 s (a "
                "full queue paces its publishers until its subscriber has taken nothing for "
                "that long)")
 
