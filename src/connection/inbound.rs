@@ -37,16 +37,8 @@ pub(super) fn handle(
                 live.needs_drain |= known;
             } else {
                 // PUBREL answers every PUBREC, known or not, so the client can finish
-                // [MQTT-4.3.3-1]; at MQTT 5 an unknown id is said so (0x92).
-                let reason = if known || !live.egress.level.is_v5() {
-                    ReasonCode::Success
-                } else {
-                    ReasonCode::PacketIdentifierNotFound
-                };
-                let rel = Ack {
-                    reason,
-                    ..Ack::new(a.pkid)
-                };
+                // [MQTT-4.3.3-1].
+                let rel = answer(a.pkid, known);
                 codec::encode(&Packet::PubRel(rel), live.egress.level, out);
             }
         }
@@ -57,17 +49,8 @@ pub(super) fn handle(
         }
         Packet::PubRel(a) => {
             let known = live.session.lock().release_qos2(a.pkid);
-            // PUBCOMP answers every PUBREL [MQTT-4.3.3-2]; at MQTT 5 an unknown id is said
-            // so (0x92, §3.7.2.1).
-            let reason = if known || !live.egress.level.is_v5() {
-                ReasonCode::Success
-            } else {
-                ReasonCode::PacketIdentifierNotFound
-            };
-            let comp = Ack {
-                reason,
-                ..Ack::new(a.pkid)
-            };
+            // PUBCOMP answers every PUBREL [MQTT-4.3.3-2].
+            let comp = answer(a.pkid, known);
             codec::encode(&Packet::PubComp(comp), live.egress.level, out);
         }
         Packet::Subscribe(s) => super::subscribe::subscribe(s, live, ctx, out, now)?,
@@ -115,6 +98,21 @@ pub(super) fn handle(
         }
     }
     Ok(())
+}
+
+/// The PUBREL or PUBCOMP that answers a PUBREC or PUBREL for `pkid`: at MQTT 5 an id the
+/// session did not know is said so, 0x92 (§3.6.2.1, §3.7.2.1); 3.1.1 cannot say it, and the
+/// encoder leaves the reason out there.
+fn answer(pkid: u16, known: bool) -> Ack {
+    let reason = if known {
+        ReasonCode::Success
+    } else {
+        ReasonCode::PacketIdentifierNotFound
+    };
+    Ack {
+        reason,
+        ..Ack::new(pkid)
+    }
 }
 
 fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {
