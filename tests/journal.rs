@@ -39,6 +39,8 @@ impl SessionJournal for Recorder {
                     w.map_or("none".to_owned(), |w| w.topic)
                 ),
                 Change::ExpirySet(e) => format!("{client_id} expiry {e:?}"),
+                Change::Attached => format!("{client_id} attached"),
+                Change::Detached { .. } => format!("{client_id} detached"),
                 Change::Ended => format!("{client_id} ended"),
             });
         }
@@ -70,18 +72,20 @@ async fn a_persistent_session_s_changes_reach_the_journal_in_order() {
     s.unsubscribe("j/t").await;
     s.disconnect().await;
     wait_until("the last change is appended", || {
-        rec.lines().iter().any(|l| l == "keep unsubscribed j/t")
+        rec.lines().iter().any(|l| l == "keep detached")
     })
     .await;
     assert_eq!(
         rec.lines(),
         [
+            "keep attached",
             "keep will none",
             "keep subscribed j/t 1",
             "keep enqueued j/t",
             "keep sent 1",
             "keep acked 1",
             "keep unsubscribed j/t",
+            "keep detached",
         ]
     );
 }

@@ -31,6 +31,11 @@ pub enum Change {
     Released { pkid: u16 },
     /// The will of the connection serving the session (`None`: cleared).
     WillSet(Option<crate::codec::LastWill>),
+    /// A connection began serving the session.
+    Attached,
+    /// The connection serving the session went away at this wall-clock time (the session's
+    /// expiry counts from here, across a restart too).
+    Detached { at: std::time::SystemTime },
     /// How long the session outlives its connection changed (see
     /// [`super::SessionState::expiry`]).
     ExpirySet(Option<std::time::Duration>),

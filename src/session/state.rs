@@ -236,6 +236,7 @@ impl SessionState {
     /// Binds a connection; returns the one it replaces (which must be closed: take-over).
     pub fn attach(&mut self, link: ConnLink) -> Option<ConnLink> {
         self.offline_since = None;
+        self.journal.record(|| Change::Attached);
         self.flow.reset_full();
         self.link.replace(link)
     }
@@ -245,6 +246,9 @@ impl SessionState {
         if self.link.as_ref().is_some_and(|l| l.gen == gen) {
             self.link = None;
             self.offline_since = Some(now);
+            self.journal.record(|| Change::Detached {
+                at: std::time::SystemTime::now(),
+            });
             self.flow.reset_full();
             // QoS 0 messages are not kept for an offline session unless configured.
             if !self.limits.queue_qos0_offline {

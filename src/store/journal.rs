@@ -7,8 +7,15 @@
 //! them on start.
 
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 
+use super::Stamp;
+use crate::message::Message;
 use crate::session::Change;
+
+/// A wait for what was appended to become durable (see [`SessionJournal::durable`]).
+pub type SyncWait = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Where the changes of persistent sessions are appended.
 pub trait SessionJournal: Send + Sync + Debug {
@@ -16,4 +23,20 @@ pub trait SessionJournal: Send + Sync + Debug {
     /// lock held; calls for one session never overlap (the store drains a session's journal
     /// under its lock and hands it on in order).
     fn append(&self, client_id: &str, changes: Vec<Change>);
+
+    /// A wait that ends once everything appended so far (by any caller) is as durable as
+    /// the store promises (with `sync = "always"`: on disk, fsynced), or `None` when nothing
+    /// appended is still pending. An acknowledgement of a message a stored session holds
+    /// waits on it: acknowledged means kept.
+    fn durable(&self) -> Option<SyncWait> {
+        None
+    }
+}
+
+/// Where the retained messages go, to be kept across a restart.
+pub trait RetainedJournal: Send + Sync + Debug {
+    /// `msg` is now the retained message of its topic, with `stamp` (the cluster's order).
+    fn set(&self, msg: &Message, stamp: &Stamp);
+    /// The retained message of `topic` was cleared (an empty retained PUBLISH), at `stamp`.
+    fn clear(&self, topic: &str, stamp: &Stamp);
 }

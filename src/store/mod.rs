@@ -7,9 +7,13 @@
 //! through one path ([`SessionStore::ended`], called by `Router::end_session`).
 
 mod journal;
+mod recovered;
 mod retained;
 mod sessions;
 
-pub use journal::SessionJournal;
+pub use journal::{RetainedJournal, SessionJournal, SyncWait};
+pub use recovered::{
+    Recovered, RecoveredDelivery, RecoveredInflight, RecoveredMessage, RecoveredSession,
+};
 pub use retained::{RetainOutcome, RetainedStore, Stamp};
 pub use sessions::{Attached, DetachOutcome, SessionStore, StoreError};
