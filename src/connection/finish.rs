@@ -67,7 +67,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                             Deferred::Remainder(rem) => {
                                 self.ctx.router.resume(rem, now, false);
                             }
-                            Deferred::Unhandled(_) => {}
+                            Deferred::Unhandled(_) | Deferred::Acks(_) => {}
                         }
                     }
                     break;
@@ -81,6 +81,9 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 // Not acknowledged, and the client did not end the connection itself: it
                 // sends them again.
                 Step::Route(Deferred::Unhandled(_)) if !client_ended => {}
+                // Acknowledgements for a client that is leaving: never sent (it sends those
+                // messages again on its next connection, and QoS 2 ids are remembered).
+                Step::Route(Deferred::Acks(_)) => {}
                 Step::Route(item) => {
                     // A PUBLISH never fails to be handled.
                     let _ = self.route_deferred(item, live, now);

@@ -116,9 +116,21 @@ fn answer(pkid: u16, known: bool) -> Ack {
 }
 
 fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {
-    if let Some(msg) = accept(p, live, ctx, out, now) {
+    if !ctx.sessions.holds_acks() {
+        if let Some(msg) = accept(p, live, ctx, out, now) {
+            let routed = route(msg, live, ctx, now);
+            super::pacing::note_routed(live, routed, std::iter::empty());
+        }
+        return;
+    }
+    // A durable store: the acknowledgement waits for the message to be routed and durable.
+    let mut acks = BytesMut::new();
+    if let Some(msg) = accept(p, live, ctx, &mut acks, now) {
         let routed = route(msg, live, ctx, now);
         super::pacing::note_routed(live, routed, std::iter::empty());
+    }
+    if !acks.is_empty() {
+        super::pacing::after_routed(live, ctx, acks, out);
     }
 }
 

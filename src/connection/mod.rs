@@ -161,6 +161,9 @@ enum Deferred {
     Accepted(Message),
     /// Routed, but refused by full readers: delivered to them once they drain.
     Remainder(crate::router::Remainder),
+    /// With a durable store: the acknowledgements of the messages set aside before this,
+    /// released (once durable) when those are routed.
+    Acks(BytesMut),
 }
 
 /// The session side of an accepted connection.
@@ -216,6 +219,9 @@ struct Publishing {
     /// that is waiting for both (a publisher that also subscribes, a test harness) is woken
     /// once, not twice (latency at low rates).
     deliveries_first: bool,
+    /// With a durable store: acknowledgements waiting for what their messages changed to be
+    /// durable, in order (see `pacing::release_acks`).
+    synced: std::collections::VecDeque<(crate::store::SyncWait, BytesMut)>,
 }
 
 impl Publishing {
@@ -227,6 +233,7 @@ impl Publishing {
             memo: None,
             woke_here: false,
             deliveries_first: false,
+            synced: std::collections::VecDeque::new(),
         })
     }
 }
@@ -236,6 +243,13 @@ impl Live {
     fn poll_woken(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         if let Some(held) = self.held.as_mut() {
             if held.poll_front(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        if let Some((wait, _)) = self.publishing.as_mut().and_then(|p| p.synced.front_mut()) {
+            if wait.as_mut().poll(cx).is_ready() {
+                // Resolved waits stay resolved: `release_synced` takes it.
+                *wait = Box::pin(std::future::ready(()));
                 return std::task::Poll::Ready(());
             }
         }
@@ -313,6 +327,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 return CloseReason::Shutdown;
             }
             self.release_held(live);
+            self.release_synced(live);
             // Not drained while a SUBACK is held: the retained messages of its subscription
             // wait behind it, and deliveries keep their order with them.
             if live.needs_drain && live.held.is_none() && self.wbuf.len() < wmax {
@@ -438,6 +453,23 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                     }
                     timer.as_mut().reset((last_activity + ka).into());
                 }
+            }
+        }
+    }
+
+    /// Writes the acknowledgements whose messages are durable now, in order, up to the first
+    /// that still waits.
+    fn release_synced(&mut self, live: &mut Live) {
+        let Some(p) = live.publishing.as_mut() else {
+            return;
+        };
+        use futures_util::FutureExt;
+        while let Some((wait, _)) = p.synced.front_mut() {
+            if wait.now_or_never().is_none() {
+                break;
+            }
+            if let Some((_, acks)) = p.synced.pop_front() {
+                self.wbuf.buf().extend_from_slice(&acks);
             }
         }
     }

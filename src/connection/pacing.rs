@@ -13,10 +13,36 @@ use super::{
     inbound, v5, CloseReason, Conn, Deferred, Live, Step, ACK_FIRST, ACK_FIRST_DEPTH, ROUTE_BATCH,
 };
 use crate::codec::{self, Packet, Publish};
+use crate::context::Context;
 use crate::flow;
 use crate::message::Message;
 use crate::metrics;
 use crate::router::Routed;
+use bytes::BytesMut;
+
+/// Acknowledgements whose messages were just routed (durable store only): if routing set
+/// some of them aside, after those; else released as soon as they are durable.
+pub(super) fn after_routed(live: &mut Live, ctx: &Context, acks: BytesMut, out: &mut BytesMut) {
+    let pacing = &mut live.publishing().pacing;
+    if let Some(Deferred::Acks(acks)) = pacing.arrive(Deferred::Acks(acks)) {
+        release_acks(live, ctx, acks, out);
+    }
+}
+
+/// Acknowledgements whose messages are routed: written once everything journaled so far is
+/// durable (with `sync = "always"`: fsynced), in order behind any still waiting. An
+/// acknowledged message is then one a restart keeps.
+pub(super) fn release_acks(live: &mut Live, ctx: &Context, acks: BytesMut, out: &mut BytesMut) {
+    let wait = ctx.sessions.durable();
+    let p = live.publishing();
+    match wait {
+        None if p.synced.is_empty() => out.extend_from_slice(&acks),
+        // Behind those still waiting (the order of acknowledgements is the order of the
+        // PUBLISH packets [MQTT-4.6.0-2]); durable already.
+        None => p.synced.push_back((Box::pin(std::future::ready(())), acks)),
+        Some(wait) => p.synced.push_back((wait, acks)),
+    }
+}
 
 /// A paused client's wait for relief.
 pub(super) type Wait = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -93,6 +119,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 let routed = self.ctx.router.resume(rem, now, true);
                 note_routed(live, routed, std::iter::empty());
             }
+            Deferred::Acks(acks) => release_acks(live, &self.ctx, acks, self.wbuf.buf()),
         }
         Ok(())
     }
@@ -105,6 +132,10 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         // Accepted PUBLISH packets not yet routed, and how many of them were acknowledged.
         let mut batch = Vec::new();
         let mut acks = 0;
+        // With a durable store the acknowledgements of a batch wait for its messages to be
+        // routed and durable (see `release_acks`); without one they go out at once.
+        let holding = self.ctx.sessions.holds_acks();
+        let mut held = BytesMut::new();
         let result = loop {
             match codec::decode(&mut self.rbuf, &limits, live.egress.level) {
                 Ok(Some(Packet::Publish(mut p))) => {
@@ -126,17 +157,20 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         continue;
                     };
                     acks += usize::from(p.qos != codec::QoS::AtMostOnce);
-                    if let Some(msg) = inbound::accept(p, live, &self.ctx, self.wbuf.buf(), now) {
+                    let out = if holding { &mut held } else { self.wbuf.buf() };
+                    if let Some(msg) = inbound::accept(p, live, &self.ctx, out, now) {
                         batch.push(msg);
                     }
                     if batch.len() >= ROUTE_BATCH {
                         self.route_batch(&mut batch, std::mem::take(&mut acks), live, now);
+                        self.after_batch(&mut held, live);
                     }
                 }
                 Ok(Some(p)) => {
                     // Anything else is handled after the PUBLISH packets before it are routed
                     // (a SUBSCRIBE must not see an earlier PUBLISH, for one).
                     self.route_batch(&mut batch, std::mem::take(&mut acks), live, now);
+                    self.after_batch(&mut held, live);
                     if let Err(r) = inbound::handle(p, live, &self.ctx, self.wbuf.buf(), now) {
                         break Err(r);
                     }
@@ -146,8 +180,18 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
             }
         };
         self.route_batch(&mut batch, acks, live, now);
+        self.after_batch(&mut held, live);
         metrics::add(&self.ctx.metrics.publish_received, received);
         result
+    }
+
+    /// The acknowledgements of a routed batch (durable store only): after the messages of
+    /// the batch that routing set aside, or now.
+    fn after_batch(&mut self, held: &mut BytesMut, live: &mut Live) {
+        if !held.is_empty() {
+            let acks = std::mem::take(held);
+            after_routed(live, &self.ctx, acks, self.wbuf.buf());
+        }
     }
 
     /// The checks of a PUBLISH as it arrives (see `v5::inbound_publish`).

@@ -77,6 +77,18 @@ impl SessionStore {
         self
     }
 
+    /// Whether acknowledgements wait for the journal (a durable store is kept): see
+    /// [`SessionStore::durable`].
+    pub fn holds_acks(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// A wait for everything journaled so far to be durable, or `None` when nothing is
+    /// pending (or there is no journal). See [`SessionJournal::durable`].
+    pub fn durable(&self) -> Option<super::SyncWait> {
+        self.journal.as_ref().and_then(|j| j.durable())
+    }
+
     /// Hands the changes `session` recorded since the last call to the journal. Cheap when
     /// there is no journal, or nothing changed.
     #[inline]
