@@ -12,7 +12,7 @@ use crate::hooks::{Event, Hooks};
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session::{QueueFullPolicy, SessionLimits};
-use crate::store::{RetainedStore, SessionJournal, SessionStore};
+use crate::store::{RetainedJournal, RetainedStore, SessionJournal, SessionStore};
 
 /// What an embedder (or a later subsystem: webhooks, a durable store) plugs into the broker.
 #[derive(Debug, Default, Clone)]
@@ -21,6 +21,8 @@ pub struct Extensions {
     pub hooks: Option<Arc<dyn Hooks>>,
     /// Where the changes of persistent sessions go.
     pub journal: Option<Arc<dyn SessionJournal>>,
+    /// Where retained messages go, to be kept across a restart.
+    pub retained_journal: Option<Arc<dyn RetainedJournal>>,
 }
 
 /// Everything a connection needs to reach the rest of the broker.
@@ -73,7 +75,8 @@ impl Context {
             r.max_payload_size,
             r.max_bytes,
             metrics.clone(),
-        );
+        )
+        .with_journal(ext.retained_journal);
         let router = Router::new(retained, metrics.clone())
             .with_groups(
                 config.groups.strategy,

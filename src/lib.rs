@@ -37,6 +37,7 @@ pub mod hooks;
 pub mod listener;
 pub mod message;
 pub mod metrics;
+pub mod recover;
 pub mod router;
 pub mod session;
 pub mod store;

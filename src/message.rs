@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::codec::{Properties, QoS};
+use crate::codec::{LastWill, Properties, QoS};
 use crate::session::SubIds;
 use crate::topic::GroupKey;
 
@@ -60,6 +60,21 @@ impl Message {
             let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
             u32::try_from(secs).unwrap_or(u32::MAX).max(1)
         })
+    }
+
+    /// The message a will becomes when its connection ends at `now`, and its Will Delay
+    /// Interval (MQTT 5.0 §3.1.3.2). Its expiry counts from when it is due to be published,
+    /// not from the disconnect.
+    pub fn from_will(w: LastWill, now: Instant) -> (Message, Duration) {
+        let mut msg = Message::new(w.topic, w.payload, w.qos, w.retain);
+        let mut delay = Duration::ZERO;
+        if let Some(mut props) = w.properties.values().cloned() {
+            delay = Duration::from_secs(u64::from(props.will_delay_interval.take().unwrap_or(0)));
+            let due = now.checked_add(delay).unwrap_or(now);
+            msg.expires = Message::expiry_from(props.message_expiry_interval.take(), due);
+            msg.properties = props.into();
+        }
+        (msg, delay)
     }
 
     /// The expiry instant of a message that arrives at `now` with `interval` seconds.

@@ -72,7 +72,8 @@ async fn a_persistent_session_s_changes_reach_the_journal_in_order() {
     s.unsubscribe("j/t").await;
     s.disconnect().await;
     wait_until("the last change is appended", || {
-        rec.lines().iter().any(|l| l == "keep detached")
+        rec.lines().last().is_some_and(|l| l == "keep will none")
+            && rec.lines().iter().any(|l| l == "keep detached")
     })
     .await;
     assert_eq!(
@@ -86,6 +87,8 @@ async fn a_persistent_session_s_changes_reach_the_journal_in_order() {
             "keep acked 1",
             "keep unsubscribed j/t",
             "keep detached",
+            // The will is spent at a DISCONNECT: a restart must not publish it.
+            "keep will none",
         ]
     );
 }

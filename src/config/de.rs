@@ -167,6 +167,11 @@ pub(super) fn opt_positive_duration<'de, D: Deserializer<'de>>(
     positive_duration(d).map(Some)
 }
 
+/// Reads a path (a directory or file), which must not be empty.
+pub(super) fn path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    opt_path(d).map(|p| p.unwrap_or_default())
+}
+
 /// Reads a file path into an optional field (absent means "not configured").
 /// Relative paths are taken from the broker's working directory, as Mosquitto does.
 pub(super) fn opt_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {

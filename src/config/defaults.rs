@@ -15,6 +15,7 @@ impl Default for Config {
             sys: SysConfig::default(),
             cluster: ClusterConfig::default(),
             groups: GroupsConfig::default(),
+            persistence: PersistenceConfig::default(),
         }
     }
 }

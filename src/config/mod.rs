@@ -13,6 +13,7 @@ mod de;
 mod defaults;
 mod error;
 mod groups;
+mod persistence;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Deserializer};
 pub use cluster::ClusterConfig;
 pub use error::ConfigError;
 pub use groups::{GroupStrategy, GroupsConfig};
+pub use persistence::{PersistenceConfig, SyncMode};
 use source::{Seg, Source};
 
 /// The whole broker configuration.
@@ -49,6 +51,7 @@ pub struct Config {
     pub sys: SysConfig,
     pub cluster: ClusterConfig,
     pub groups: GroupsConfig,
+    pub persistence: PersistenceConfig,
 }
 
 /// One socket the broker accepts MQTT connections on.

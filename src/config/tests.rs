@@ -138,6 +138,12 @@ handshake_timeout = "2s"
 
 [groups]
 strategy = "hash_topic"
+
+[persistence]
+enabled = false
+dir = "/var/lib/supermq"
+sync = "periodic"
+sync_interval = "250ms"
 "#;
     let expected = Config {
         listeners: vec![
@@ -221,6 +227,12 @@ strategy = "hash_topic"
             tls_cert_file: None,
             tls_key_file: None,
             tls_ca_file: None,
+        },
+        persistence: PersistenceConfig {
+            enabled: false,
+            dir: "/var/lib/supermq".into(),
+            sync: SyncMode::Periodic,
+            sync_interval: Duration::from_millis(250),
         },
         groups: GroupsConfig {
             enabled: true,

@@ -282,7 +282,7 @@ fn unknown_keys_list_the_valid_ones() {
     assert_eq!(
         err("[sessions]"),
         "config error at line 1: sessions: unknown section; expected one of: \
-         listener, limits, session, retain, auth, log, engine, sys, cluster, groups"
+         listener, limits, session, retain, auth, log, engine, sys, cluster, groups, persistence"
     );
     assert_eq!(
         err("[auth]\nallow_anon = false"),

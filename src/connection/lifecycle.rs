@@ -216,6 +216,7 @@ pub(super) async fn close<R, W>(
         codec::encode(&Packet::Disconnect(d), live.egress.level, conn.wbuf.buf());
     }
     let outcome = ctx.sessions.detach(session, live.gen, now);
+    let mut delayed = false;
     if reason.publishes_will() {
         // The same `$SYS` guard as a PUBLISH: a will is a message the client publishes.
         if let Some(w) = will.filter(|w| !inbound::refuse_sys(&w.topic, &ctx)) {
@@ -229,8 +230,17 @@ pub(super) async fn close<R, W>(
                 // A connection that already took the session over cancels it.
                 if st.link().is_none() {
                     st.pending_will = Some((msg, now + delay));
+                    delayed = true;
                 }
             }
+        }
+    }
+    if !delayed {
+        // The will is spent (published or discarded): a restart must not publish it. Not
+        // after another connection took the session over (it set its own).
+        let mut st = session.lock();
+        if st.link().is_none() {
+            st.record(|| Change::WillSet(None));
         }
     }
     if outcome == DetachOutcome::Removed {

@@ -277,18 +277,9 @@ pub(super) fn payload_format_invalid(msg: &Message) -> bool {
     })
 }
 
-/// The message a will becomes, and its Will Delay Interval (MQTT 5.0 §3.1.3.2). Its expiry
-/// counts from when it is due to be published, not from the disconnect.
+/// The message a will becomes, and its Will Delay Interval (see [`Message::from_will`]).
 pub(super) fn will_message(w: LastWill, now: Instant) -> (Message, Duration) {
-    let mut msg = Message::new(w.topic, w.payload, w.qos, w.retain);
-    let mut delay = Duration::ZERO;
-    if let Some(mut props) = w.properties.values().cloned() {
-        delay = Duration::from_secs(u64::from(props.will_delay_interval.take().unwrap_or(0)));
-        let due = now.checked_add(delay).unwrap_or(now);
-        msg.expires = Message::expiry_from(props.message_expiry_interval.take(), due);
-        msg.properties = props.into();
-    }
-    (msg, delay)
+    Message::from_will(w, now)
 }
 
 /// A client's DISCONNECT: how the connection ends, and its new Session Expiry Interval

@@ -162,6 +162,36 @@ impl SessionState {
         self.journal.enable();
     }
 
+    /// Puts back what a durable store kept of this session (on start, before any client
+    /// connects): in-flight deliveries in the order sent (`None`: PUBREC came, PUBREL is
+    /// owed), the queue, and the inbound QoS 2 ids. Not journaled (it is what the journal
+    /// holds).
+    pub fn restore(
+        &mut self,
+        inflight: Vec<(u16, Option<Delivery>)>,
+        queue: Vec<Delivery>,
+        incoming_qos2: impl IntoIterator<Item = u16>,
+    ) {
+        for (pkid, delivery) in inflight {
+            let state = match delivery.as_ref().map(|d| d.qos) {
+                None => InflightState::Comp,
+                Some(QoS::ExactlyOnce) => InflightState::Rec,
+                Some(_) => InflightState::Ack,
+            };
+            self.next_pkid = pkid;
+            self.inflight.push_back(Inflight {
+                pkid,
+                state,
+                delivery,
+            });
+        }
+        for d in queue {
+            self.queued_bytes += d.weight();
+            self.queue.push_back(d);
+        }
+        self.incoming_qos2.extend(incoming_qos2);
+    }
+
     /// The changes recorded since the last call, oldest first.
     pub fn take_changes(&mut self) -> Vec<Change> {
         self.journal.take()

@@ -8,6 +8,7 @@
 
 mod journal;
 mod recovered;
+mod restore;
 mod retained;
 mod sessions;
 
@@ -15,5 +16,6 @@ pub use journal::{RetainedJournal, SessionJournal, SyncWait};
 pub use recovered::{
     Recovered, RecoveredDelivery, RecoveredInflight, RecoveredMessage, RecoveredSession,
 };
+pub use restore::{Restored, RestoredSession};
 pub use retained::{RetainOutcome, RetainedStore, Stamp};
 pub use sessions::{Attached, DetachOutcome, SessionStore, StoreError};

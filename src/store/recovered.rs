@@ -25,6 +25,9 @@ pub struct Recovered {
 /// A message as kept on disk: the message, and its expiry as a wall-clock deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveredMessage {
+    /// The store's id of the message: one message queued for many sessions is kept once, and
+    /// comes back once (sessions that held the same id share it again). 0: no identity.
+    pub id: u64,
     /// `expires` is `None` here; [`RecoveredMessage::into_message`] sets it from `expires_at`.
     pub message: Message,
     pub expires_at: Option<SystemTime>,
@@ -47,6 +50,9 @@ impl RecoveredMessage {
 #[derive(Debug, Default)]
 pub struct RecoveredSession {
     pub client_id: String,
+    /// The username of the connection that last served it: the identity its subscriptions
+    /// are read under (the ACL) until a client connects again.
+    pub username: Option<String>,
     /// How long the session outlives its connection (see `SessionState::expiry`).
     pub expiry: Option<Duration>,
     /// When it went offline, if it was offline; a session that was connected when the broker

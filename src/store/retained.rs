@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 
+use super::RetainedJournal;
 use crate::message::Message;
 use crate::metrics::{self, Metrics};
 use crate::topic::RetainTree;
@@ -69,6 +70,9 @@ pub struct RetainedStore {
     /// Topic and payload bytes held; changed only under the tree's write lock.
     bytes: AtomicUsize,
     metrics: Arc<Metrics>,
+    /// Where every write goes to be kept across a restart (a durable store), in the order
+    /// the writes are applied (called under the tree's write lock; it only queues).
+    journal: Option<Arc<dyn RetainedJournal>>,
 }
 
 /// What one retained message counts against `retain.max_bytes`.
@@ -101,7 +105,20 @@ impl RetainedStore {
             max_bytes,
             bytes: AtomicUsize::new(0),
             metrics,
+            journal: None,
         }
+    }
+
+    /// Keeps every write in `journal` too (see [`RetainedJournal`]).
+    pub fn with_journal(mut self, journal: Option<Arc<dyn RetainedJournal>>) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// Puts back a retained message a durable store kept, with its stamp (on start, before
+    /// any client connects; not journaled again).
+    pub fn restore(&self, msg: &Arc<Message>, stamp: Stamp) -> RetainOutcome {
+        self.write(msg, Some(stamp.ts), stamp.origin, false)
     }
 
     /// Names the local node in the stamps of local writes (set when clustering starts).
@@ -113,15 +130,22 @@ impl RetainedStore {
     /// [MQTT-3.3.1-5, -7, -10].
     pub fn apply(&self, msg: &Arc<Message>) -> RetainOutcome {
         let origin = self.node.read().clone();
-        self.write(msg, None, origin)
+        self.write(msg, None, origin, true)
     }
 
     /// Applies a write replicated from another node, if it is newer than what is held.
     pub fn apply_remote(&self, msg: &Arc<Message>, stamp: Stamp) -> RetainOutcome {
-        self.write(msg, Some(stamp.ts), stamp.origin)
+        self.write(msg, Some(stamp.ts), stamp.origin, true)
     }
 
-    fn write(&self, msg: &Arc<Message>, remote_ts: Option<u64>, origin: Arc<str>) -> RetainOutcome {
+    fn write(
+        &self,
+        msg: &Arc<Message>,
+        remote_ts: Option<u64>,
+        origin: Arc<str>,
+        persist: bool,
+    ) -> RetainOutcome {
+        let journal = self.journal.as_deref().filter(|_| persist);
         let delete = msg.payload.is_empty();
         if !delete && (!self.enabled || msg.payload.len() > self.max_payload) {
             metrics::inc(&self.metrics.retained_rejected);
@@ -161,6 +185,9 @@ impl RetainedStore {
                 }
             }
             tombs.insert(msg.topic.clone(), stamp.clone());
+            if let Some(j) = journal {
+                j.clear(&msg.topic, &stamp);
+            }
             return RetainOutcome::Removed(stamp);
         }
         let replaced = tree.get(&msg.topic).map(|e| size_of(&e.msg));
@@ -181,6 +208,9 @@ impl RetainedStore {
             .store(held_bytes + size_of(msg), Ordering::Relaxed);
         if tree.insert(&msg.topic, entry).is_none() {
             metrics::inc(&self.metrics.retained_current);
+        }
+        if let Some(j) = journal {
+            j.set(msg, &stamp);
         }
         RetainOutcome::Stored(stamp)
     }

@@ -140,6 +140,31 @@ impl SessionStore {
         s
     }
 
+    /// Adds a session a durable store kept, offline and with its journal off until
+    /// [`SessionStore::journal_on`] (its subscriptions go back in first, unjournaled: they
+    /// are what the journal holds). Counted like any other session.
+    pub(super) fn insert_recovered(
+        &self,
+        client_id: &str,
+        expiry: Option<Duration>,
+    ) -> Arc<Session> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let key: Arc<str> = client_id.into();
+        let s = Arc::new(Session::new(id, key.clone(), expiry, self.limits.clone()));
+        if self.map.insert(key, s.clone()).is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            metrics::inc(&self.metrics.sessions_current);
+        }
+        s
+    }
+
+    /// Turns on the journal of a restored session (see [`SessionStore::insert_recovered`]).
+    pub fn journal_on(&self, session: &Session) {
+        if self.journal.is_some() {
+            session.lock().journal_on();
+        }
+    }
+
     /// Binds connection `link` to `client_id`, taking over any live connection with that id
     /// [MQTT-3.1.4-2] and keeping or discarding the old state per CleanSession / Clean Start
     /// [MQTT-3.1.2-4, MQTT-3.1.2-6]. `expiry` is how long the session is to outlive this
@@ -245,13 +270,21 @@ impl SessionStore {
     /// Takes the delayed wills that are due at `now` (MQTT 5.0 §3.1.3.2.2), for publishing.
     pub fn due_wills(&self, now: Instant) -> Vec<crate::message::Message> {
         let mut due = Vec::new();
+        let mut spent = Vec::new();
         for e in self.map.iter() {
             let mut st = e.value().lock();
             if st.pending_will.as_ref().is_some_and(|(_, at)| *at <= now) {
                 if let Some((will, _)) = st.pending_will.take() {
                     due.push(will);
+                    st.record(|| Change::WillSet(None));
+                    spent.push(e.value().clone());
                 }
             }
+        }
+        // Committed outside the map's shard locks (the journal only queues, but a session's
+        // changes are handed on with no other lock held).
+        for s in spent {
+            self.commit(&s);
         }
         due
     }

@@ -1,0 +1,63 @@
+//! The `[persistence]` section: whether and where sessions and retained messages are kept on
+//! disk, and what an acknowledgement waits for.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::de;
+
+/// When the store's writes reach the disk (README "Persistence" says what each loses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SyncMode {
+    /// Every batch is fsynced before the acknowledgements of its messages are sent: an
+    /// acknowledged message survives a crash and a power loss.
+    #[default]
+    Always,
+    /// Acknowledgements do not wait; an fsync every `sync_interval`: a process crash loses
+    /// nothing written, a power loss up to that interval.
+    Periodic,
+    /// Never fsynced by the broker: the operating system writes when it will.
+    None,
+}
+
+impl SyncMode {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("always", SyncMode::Always),
+        ("periodic", SyncMode::Periodic),
+        ("none", SyncMode::None),
+    ];
+}
+
+impl<'de> Deserialize<'de> for SyncMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::keyword(d, Self::CHOICES, "\"always\", \"periodic\" or \"none\"")
+    }
+}
+
+/// The durable store.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a [persistence] table")]
+pub struct PersistenceConfig {
+    /// Whether persistent sessions and retained messages are kept on disk.
+    pub enabled: bool,
+    /// The store's directory (created if missing); one broker process per directory.
+    #[serde(deserialize_with = "de::path")]
+    pub dir: PathBuf,
+    pub sync: SyncMode,
+    /// With `sync = "periodic"`: how often the store is fsynced.
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub sync_interval: Duration,
+}
+
+impl Default for PersistenceConfig {
+    fn default() -> Self {
+        PersistenceConfig {
+            enabled: true,
+            dir: PathBuf::from("data"),
+            sync: SyncMode::Always,
+            sync_interval: Duration::from_millis(100),
+        }
+    }
+}
