@@ -114,6 +114,9 @@ worker_threads = {self.threads}
 
 [sys]
 interval = "0s"
+
+[persistence]
+enabled = false
 """
 
     def profile_text(self, profile):

@@ -17,7 +17,7 @@ use supermq::config::Config;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A clustered MQTT 3.1.1 broker.
+/// A clustered MQTT 5, 3.1.1 and 3.1 broker.
 #[derive(Debug, Parser)]
 #[command(name = "supermq", version, about)]
 struct Cli {

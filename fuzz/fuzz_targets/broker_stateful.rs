@@ -127,6 +127,8 @@ fn harness() -> &'static Harness {
 /// within reach of a short input.
 fn broker_config() -> Config {
     let mut c = Config::default();
+    // In memory: the fuzzer restarts nothing, and a store would only slow it.
+    c.persistence.enabled = false;
     c.listeners[0].bind = "127.0.0.1:0".parse().expect("address");
     c.sys.interval = Duration::ZERO;
     c.engine.worker_threads = 1;

@@ -23,11 +23,13 @@ impl Drop for TestBroker {
     }
 }
 
-/// A config bound to 127.0.0.1:0 with $SYS off, for tests to adjust.
+/// A config bound to 127.0.0.1:0 with $SYS off and no durable store (tests of the store
+/// give it a directory of their own), for tests to adjust.
 pub fn test_config() -> Config {
     let mut c = Config::default();
     c.listeners[0].bind = "127.0.0.1:0".parse().expect("addr");
     c.sys.interval = Duration::ZERO;
+    c.persistence.enabled = false;
     c
 }
 

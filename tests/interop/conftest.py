@@ -65,6 +65,9 @@ def running_broker(workdir: Path, sys_interval: str = "0s"):
         f'interval = "{sys_interval}"\n'
         "\n[log]\n"
         'level = "info"\n'
+        # The shipped default: a durable store (here in the test's own directory).
+        "\n[persistence]\n"
+        f'dir = "{workdir / "data"}"\n'
     )
     log = workdir / "supermq.log"
     with open(log, "wb") as out:
