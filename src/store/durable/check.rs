@@ -118,9 +118,23 @@ fn engine_err(dir: &Path) -> impl Fn(fjall::Error) -> DurableError + '_ {
     }
 }
 
+/// Opens the store in `dir`, which must be one (a typo does not create an empty store).
+fn open_existing(dir: &Path) -> Result<super::Engine, DurableError> {
+    if !dir.join("db").is_dir() {
+        return Err(DurableError::Io {
+            dir: dir.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no store here (no db directory)",
+            ),
+        });
+    }
+    open_engine(dir)
+}
+
 /// Reads every record of the store in `dir` and reports what it holds and what is wrong.
 pub fn check(dir: &Path) -> Result<CheckReport, DurableError> {
-    let engine = open_engine(dir)?;
+    let engine = open_existing(dir)?;
     let scan = load::scan(&engine.parts).map_err(engine_err(dir))?;
     let quarantined = engine.parts.quarantine.len().map_err(engine_err(dir))?;
     Ok(CheckReport {
@@ -134,7 +148,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, DurableError> {
 /// Moves every record [`check`] objects to into the quarantine partition (see the module
 /// docs); the store opens afterwards with everything else intact.
 pub fn repair(dir: &Path) -> Result<RepairReport, DurableError> {
-    let engine = open_engine(dir)?;
+    let engine = open_existing(dir)?;
     let parts = &engine.parts;
     let scan = load::scan(parts).map_err(engine_err(dir))?;
     let stamp = SystemTime::now()

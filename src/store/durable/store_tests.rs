@@ -453,11 +453,108 @@ fn a_journal_cut_short_still_opens() {
         .open(newest.path())
         .expect("journal");
     let len = f.metadata().expect("len").len();
+    assert!(len > 64, "the newest journal holds the last batches ({len} bytes)");
     f.set_len(len.saturating_sub(5)).expect("truncate");
     drop(f);
     let (_d, r) = open(&dir);
     // What the cut-off batch held may be gone; what came before is intact.
     for id in ["a", "b"] {
         assert_eq!(session(&r, id).queue.len(), 1);
+    }
+}
+
+#[test]
+fn concurrent_appends_are_group_committed_and_all_kept() {
+    let dir = TempDir::new("concurrent");
+    let (d, _) = open(&dir);
+    let m = msg("t", &"z".repeat(1024), QoS::AtLeastOnce);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (d, m) = (&d, &m);
+            s.spawn(move || {
+                for i in 0..250 {
+                    let id = format!("c{t}");
+                    d.append(
+                        &id,
+                        vec![Change::Enqueued(deliver(m, QoS::AtLeastOnce, &[]))],
+                    );
+                    if i % 50 == 0 {
+                        settle(d);
+                    }
+                }
+            });
+        }
+    });
+    settle(&d);
+    assert_eq!(d.partition_len("queue"), 1000);
+    assert_eq!(d.partition_len("messages"), 1, "one Arc, one record");
+    d.close();
+    drop(d);
+    let (_d, r) = open(&dir);
+    assert_eq!(r.sessions.len(), 4);
+    assert!(r.sessions.iter().all(|s| s.queue.len() == 250));
+}
+
+#[test]
+fn periodic_and_none_keep_everything_across_a_close() {
+    for sync in [
+        SyncMode::Periodic(Duration::from_millis(20)),
+        SyncMode::None,
+    ] {
+        let dir = TempDir::new("modes");
+        {
+            let (d, _) = Durable::open(&dir.opts(sync)).expect("open");
+            d.append("a", vec![Change::Qos2Arrived { pkid: 42 }]);
+            assert!(d.durable().is_none());
+            std::thread::sleep(Duration::from_millis(50));
+            d.append("a", vec![Change::Qos2Arrived { pkid: 43 }]);
+        } // dropped: closes
+        let (_d, r) = open(&dir);
+        assert_eq!(session(&r, "a").incoming_qos2, vec![42, 43], "{sync:?}");
+    }
+}
+
+#[test]
+fn check_reports_counts_and_refuses_a_dir_without_a_store() {
+    let dir = TempDir::new("check");
+    two_sessions(&dir);
+    let report = check(&dir.0).expect("check");
+    assert!(report.is_clean(), "{report}");
+    let count = |name| report.counts.iter().find(|(n, _)| *n == name).map(|c| c.1);
+    assert_eq!(count("sessions"), Some(2));
+    assert_eq!(count("queue"), Some(2));
+    assert_eq!(count("messages"), Some(2));
+    assert!(report.to_string().contains("the store is sound"));
+    let none = TempDir::new("check-none");
+    assert!(check(&none.0).is_err());
+    assert!(!none.0.exists(), "check creates nothing");
+}
+
+#[test]
+fn expired_queued_messages_are_dropped_on_open() {
+    let dir = TempDir::new("expiry");
+    {
+        let (d, _) = open(&dir);
+        let mut short = (*msg("t", "short", QoS::AtLeastOnce)).clone();
+        short.expires = Some(std::time::Instant::now() + Duration::from_millis(10));
+        let short = Arc::new(short);
+        let long = msg("t", "long", QoS::AtLeastOnce);
+        d.append(
+            "a",
+            vec![
+                Change::Enqueued(deliver(&short, QoS::AtLeastOnce, &[])),
+                Change::Enqueued(deliver(&long, QoS::AtLeastOnce, &[])),
+            ],
+        );
+        d.close();
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    {
+        let (d, r) = open(&dir);
+        let a = session(&r, "a");
+        assert_eq!(a.queue.len(), 1);
+        assert_eq!(a.queue[0].message.message.payload, "long");
+        assert_eq!(d.partition_len("messages"), 1, "the expired one was purged");
+        assert_eq!(d.partition_len("queue"), 1);
     }
 }

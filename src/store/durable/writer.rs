@@ -7,11 +7,17 @@
 //! hands the batch to the OS at once and fsyncs at most every `d` (and within `d` of a
 //! write), `None` hands it to the OS and never fsyncs. It then publishes the number of the
 //! last job that is as durable as promised on a [`watch`] channel, which `durable()` waits
-//! on. A write that fails is logged and not published, so nothing waiting on it is told it
-//! is on disk.
+//! on.
+//!
+//! A write the engine refuses is retried (every [`RETRY`], up to [`ATTEMPTS`] times) with
+//! later jobs waiting behind it, so the order of writes holds. One that still fails, or an
+//! fsync that fails (after which the kernel may have dropped the dirty pages: retrying it
+//! could report success for data that is gone), stops the store: nothing more is written or
+//! reported durable, so waits for durability never end rather than acknowledge what may not
+//! be on disk. Both are logged as errors.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use fjall::{Keyspace, PersistMode};
 use tokio::sync::watch;
@@ -19,6 +25,11 @@ use tokio::sync::watch;
 use super::mirror::Op;
 use super::{Parts, SyncMode, INFO_LAST_WRITE};
 use crate::store::durable::record::Enc;
+
+/// How long the writer waits before writing a refused batch again.
+const RETRY: Duration = Duration::from_millis(100);
+/// How often it tries a batch before it stops the store.
+const ATTEMPTS: u32 = 50;
 
 /// What the writer is sent.
 #[derive(Debug)]
@@ -42,6 +53,7 @@ impl Writer {
         let mut written = 0u64; // last job written to the engine
         let mut dirty = false; // written and not yet fsynced
         let mut last_sync = Instant::now();
+        let mut failed = false;
         loop {
             let first = match (self.sync, dirty) {
                 (SyncMode::Periodic(d), true) => {
@@ -71,9 +83,21 @@ impl Writer {
                     Job::Close(reply) => close = Some(reply),
                 }
             }
+            if failed {
+                // Stopped: later writes are dropped, and nothing is reported durable.
+                if let Some(reply) = close {
+                    let _ = reply.send(());
+                    break;
+                }
+                continue;
+            }
             if !ops.is_empty() {
-                if let Err(e) = self.write(ops) {
-                    tracing::error!("durable store: write failed, not acknowledged: {e}");
+                if !self.write_retrying(&ops) {
+                    failed = true;
+                    if let Some(reply) = close {
+                        let _ = reply.send(());
+                        break;
+                    }
                     continue;
                 }
                 written = top;
@@ -91,7 +115,15 @@ impl Writer {
                         last_sync = Instant::now();
                     }
                     Err(e) => {
-                        tracing::error!("durable store: fsync failed: {e}");
+                        tracing::error!(
+                            "durable store: fsync failed, the store stops (nothing more is \
+                             written or acknowledged as durable): {e}"
+                        );
+                        failed = true;
+                        if let Some(reply) = close {
+                            let _ = reply.send(());
+                            break;
+                        }
                         continue;
                     }
                 }
@@ -111,14 +143,34 @@ impl Writer {
         }
     }
 
+    /// Writes `ops`, retrying as the module docs say; false when the store must stop.
+    fn write_retrying(&self, ops: &[Op]) -> bool {
+        for attempt in 1..=ATTEMPTS {
+            match self.write(ops) {
+                Ok(()) => return true,
+                Err(e) if attempt < ATTEMPTS => {
+                    tracing::error!("durable store: write failed (attempt {attempt}): {e}");
+                    std::thread::sleep(RETRY);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "durable store: write failed {ATTEMPTS} times, the store stops \
+                         (nothing more is written or acknowledged as durable): {e}"
+                    );
+                }
+            }
+        }
+        false
+    }
+
     /// Writes `ops` and the time of this write as one batch.
-    fn write(&self, ops: Vec<Op>) -> Result<(), fjall::Error> {
+    fn write(&self, ops: &[Op]) -> Result<(), fjall::Error> {
         let mut b = self.keyspace.batch();
         for op in ops {
             let p = self.parts.get(op.part);
-            match op.value {
-                Some(v) => b.insert(p, op.key, v),
-                None => b.remove(p, op.key),
+            match &op.value {
+                Some(v) => b.insert(p, op.key.as_slice(), v.as_slice()),
+                None => b.remove(p, op.key.as_slice()),
             }
         }
         let mut e = Enc::new();
