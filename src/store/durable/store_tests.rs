@@ -453,7 +453,10 @@ fn a_journal_cut_short_still_opens() {
         .open(newest.path())
         .expect("journal");
     let len = f.metadata().expect("len").len();
-    assert!(len > 64, "the newest journal holds the last batches ({len} bytes)");
+    assert!(
+        len > 64,
+        "the newest journal holds the last batches ({len} bytes)"
+    );
     f.set_len(len.saturating_sub(5)).expect("truncate");
     drop(f);
     let (_d, r) = open(&dir);
