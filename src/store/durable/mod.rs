@@ -389,6 +389,16 @@ impl Durable {
         }
     }
 
+    /// Tests: holds the writer until `release` sends or is dropped.
+    #[cfg(test)]
+    fn hold_writer(&self) -> std::sync::mpsc::Sender<()> {
+        let (release, until) = mpsc::channel();
+        if let Some(tx) = &self.state.lock().tx {
+            let _ = tx.send(Job::Hold(until));
+        }
+        release
+    }
+
     /// How many distinct messages the store holds for sessions.
     pub fn message_count(&self) -> usize {
         self.state.lock().mirror.message_count()

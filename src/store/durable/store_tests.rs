@@ -355,6 +355,25 @@ fn durable_waits_for_the_sync_and_is_none_once_synced() {
 }
 
 #[test]
+fn durable_is_pending_while_the_writer_has_not_synced() {
+    use futures_util::FutureExt;
+    let dir = TempDir::new("pending");
+    let (d, _) = open(&dir);
+    let release = d.hold_writer();
+    d.append("a", vec![Change::Qos2Arrived { pkid: 1 }]);
+    let mut wait = d.durable().expect("appended, not synced");
+    assert!(
+        (&mut wait).now_or_never().is_none(),
+        "pending before the sync"
+    );
+    assert_eq!(d.partition_len("qos2"), 0, "not even written yet");
+    drop(release);
+    block_on(wait);
+    assert_eq!(d.partition_len("qos2"), 1);
+    assert!(d.durable().is_none());
+}
+
+#[test]
 fn a_second_open_of_the_same_dir_is_refused() {
     let dir = TempDir::new("lock");
     let (d, _) = open(&dir);
@@ -430,6 +449,40 @@ fn a_corrupt_record_stops_the_open_until_repair_moves_it_aside() {
         assert_eq!(s.queue[0].message.message.payload, id.as_bytes());
     }
     assert_eq!(d.partition_len("quarantine"), 1, "moved aside, not deleted");
+}
+
+#[test]
+fn an_entry_naming_a_missing_message_is_moved_aside_by_repair() {
+    let dir = TempDir::new("dangling");
+    two_sessions(&dir);
+    {
+        let engine = open_engine(&dir.0).expect("engine");
+        let messages: Vec<_> = engine
+            .parts
+            .get(Part::Messages)
+            .keys()
+            .collect::<Result<_, _>>()
+            .expect("keys");
+        assert_eq!(messages.len(), 2);
+        // Drop the message of one queue entry behind the store's back.
+        engine
+            .parts
+            .get(Part::Messages)
+            .remove(messages[0].clone())
+            .expect("remove");
+        engine
+            .keyspace
+            .persist(PersistMode::SyncAll)
+            .expect("persist");
+    }
+    let err = Durable::open(&dir.opts(SyncMode::Always)).expect_err("dangling");
+    assert!(err.to_string().contains("which is not stored"), "{err}");
+    let report = check(&dir.0).expect("check");
+    assert_eq!(report.problems.len(), 1, "{report}");
+    assert_eq!(repair(&dir.0).expect("repair").quarantined.len(), 1);
+    let (_d, r) = open(&dir);
+    let queued: usize = r.sessions.iter().map(|s| s.queue.len()).sum();
+    assert_eq!(queued, 1, "the other session's entry is intact");
 }
 
 #[test]

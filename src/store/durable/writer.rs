@@ -38,6 +38,9 @@ pub(super) enum Job {
     Write { ops: Vec<Op>, seq: u64 },
     /// Write and fsync everything before this, answer, and stop.
     Close(std::sync::mpsc::Sender<()>),
+    /// Tests: stop the writer until the sender side is dropped or sends.
+    #[cfg(test)]
+    Hold(std::sync::mpsc::Receiver<()>),
 }
 
 pub(super) struct Writer {
@@ -81,6 +84,10 @@ impl Writer {
                         top = top.max(seq);
                     }
                     Job::Close(reply) => close = Some(reply),
+                    #[cfg(test)]
+                    Job::Hold(until) => {
+                        let _ = until.recv();
+                    }
                 }
             }
             if failed {
