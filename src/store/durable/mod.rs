@@ -26,6 +26,7 @@
 //! | `qos2` | client id, 0, packet id | nothing: an inbound QoS 2 id awaiting PUBREL |
 //! | `messages` | message id (`u64` BE) | topic, payload, QoS, retain, expiry deadline (wall clock), properties |
 //! | `retained` | topic | stamp (ms, origin node), then the message as in `messages` |
+//! | `info` | `format` | the format version (one byte, not versioned itself); a newer one than this build reads is refused ([`DurableError::NewerFormat`]), never repaired |
 //! | `info` | `last_write` | wall-clock time of the last batch |
 //! | `quarantine` | partition name, 0, key, 0, time of repair (ns, BE) | the record `repair` moved aside, unchanged |
 //!
@@ -78,6 +79,8 @@ pub use record::RecordError;
 
 /// The key of the time of the last write in the `info` partition.
 const INFO_LAST_WRITE: &str = "last_write";
+/// The key of the store's format version in the `info` partition (one byte).
+const INFO_FORMAT: &str = "format";
 
 /// Where the store is and how hard it syncs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +128,17 @@ pub enum DurableError {
         dir.display(), dir.display(), dir.display()
     )]
     Corrupt { dir: PathBuf, problem: String },
+    #[error(
+        "store directory {} was written in store format {found}, newer than the {supported} \
+         this supermq reads; run the supermq version that wrote it (check and repair refuse \
+         it too, so nothing is moved aside)",
+        dir.display()
+    )]
+    NewerFormat {
+        dir: PathBuf,
+        found: u8,
+        supported: u8,
+    },
 }
 
 /// The partitions, by role.
@@ -217,6 +231,29 @@ pub(super) fn open_engine(dir: &Path) -> Result<Engine, DurableError> {
         info: open("info")?,
         quarantine: open("quarantine")?,
     };
+    match parts.info.get(INFO_FORMAT).map_err(engine)?.as_deref() {
+        Some([v]) if *v <= record::VERSION => {}
+        Some([v]) => {
+            return Err(DurableError::NewerFormat {
+                dir: dir.to_owned(),
+                found: *v,
+                supported: record::VERSION,
+            })
+        }
+        Some(_) => {
+            return Err(DurableError::Corrupt {
+                dir: dir.to_owned(),
+                problem: "the format record of the info partition is not one byte".into(),
+            })
+        }
+        None => {
+            parts
+                .info
+                .insert(INFO_FORMAT, [record::VERSION])
+                .map_err(engine)?;
+            keyspace.persist(PersistMode::SyncAll).map_err(engine)?;
+        }
+    }
     Ok(Engine {
         lock,
         keyspace,

@@ -614,3 +614,27 @@ fn expired_queued_messages_are_dropped_on_open() {
         assert_eq!(d.partition_len("queue"), 1);
     }
 }
+
+#[test]
+fn a_store_of_a_newer_format_is_refused_and_left_alone() {
+    let dir = TempDir::new("newer");
+    two_sessions(&dir);
+    {
+        let engine = open_engine(&dir.0).expect("engine");
+        engine
+            .parts
+            .info
+            .insert(INFO_FORMAT, [record::VERSION + 1])
+            .expect("insert");
+        engine
+            .keyspace
+            .persist(PersistMode::SyncAll)
+            .expect("persist");
+    }
+    let err = Durable::open(&dir.opts(SyncMode::Always)).expect_err("newer");
+    assert!(matches!(err, DurableError::NewerFormat { .. }), "{err}");
+    assert!(matches!(
+        repair(&dir.0),
+        Err(DurableError::NewerFormat { .. })
+    ));
+}
