@@ -52,6 +52,8 @@ mod record;
 mod writer;
 
 #[cfg(test)]
+mod damage_tests;
+#[cfg(test)]
 mod record_tests;
 #[cfg(test)]
 mod store_tests;

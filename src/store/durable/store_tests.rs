@@ -17,10 +17,10 @@ use crate::session::Grant;
 use crate::store::{RecoveredDelivery, RecoveredSession};
 
 /// A directory under the system temporary directory, removed on drop.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl TempDir {
-    fn new(name: &str) -> TempDir {
+    pub(super) fn new(name: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let dir =
@@ -28,7 +28,7 @@ impl TempDir {
         let _ = fs::remove_dir_all(&dir);
         TempDir(dir)
     }
-    fn opts(&self, sync: SyncMode) -> DurableOptions {
+    pub(super) fn opts(&self, sync: SyncMode) -> DurableOptions {
         DurableOptions {
             dir: self.0.clone(),
             sync,
@@ -42,11 +42,11 @@ impl Drop for TempDir {
     }
 }
 
-fn open(dir: &TempDir) -> (Arc<Durable>, Recovered) {
+pub(super) fn open(dir: &TempDir) -> (Arc<Durable>, Recovered) {
     Durable::open(&dir.opts(SyncMode::Always)).expect("open")
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub(super) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -55,13 +55,13 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// Waits until everything appended is synced.
-fn settle(d: &Durable) {
+pub(super) fn settle(d: &Durable) {
     if let Some(w) = d.durable() {
         block_on(w);
     }
 }
 
-fn props() -> Properties {
+pub(super) fn props() -> Properties {
     Properties::from(PropertyValues {
         payload_format_indicator: Some(PayloadFormat::Utf8),
         content_type: Some("text/plain".into()),
@@ -72,13 +72,13 @@ fn props() -> Properties {
     })
 }
 
-fn msg(topic: &str, payload: &str, qos: QoS) -> Arc<Message> {
+pub(super) fn msg(topic: &str, payload: &str, qos: QoS) -> Arc<Message> {
     let mut m = Message::new(topic, Bytes::from(payload.to_owned()), qos, false);
     m.properties = props();
     Arc::new(m)
 }
 
-fn deliver(m: &Arc<Message>, qos: QoS, sub_ids: &[u32]) -> Delivery {
+pub(super) fn deliver(m: &Arc<Message>, qos: QoS, sub_ids: &[u32]) -> Delivery {
     Delivery {
         msg: m.clone(),
         qos,
@@ -127,7 +127,7 @@ fn shape(d: &RecoveredDelivery) -> (String, Bytes, QoS, bool, Vec<u32>, Properti
     )
 }
 
-fn session<'a>(r: &'a Recovered, id: &str) -> &'a RecoveredSession {
+pub(super) fn session<'a>(r: &'a Recovered, id: &str) -> &'a RecoveredSession {
     r.sessions
         .iter()
         .find(|s| s.client_id == id)
@@ -386,139 +386,6 @@ fn a_second_open_of_the_same_dir_is_refused() {
     drop(d);
     let (_d, _) = open(&dir);
 }
-
-/// Writes two sessions with a queue each, then closes.
-fn two_sessions(dir: &TempDir) {
-    let (d, _) = open(dir);
-    for id in ["a", "b"] {
-        d.append(
-            id,
-            vec![
-                Change::Subscribed {
-                    filter: "t".into(),
-                    grant: Grant::qos(QoS::AtLeastOnce),
-                },
-                Change::Enqueued(deliver(
-                    &msg("t", id, QoS::AtLeastOnce),
-                    QoS::AtLeastOnce,
-                    &[],
-                )),
-            ],
-        );
-    }
-    d.close();
-}
-
-#[test]
-fn a_corrupt_record_stops_the_open_until_repair_moves_it_aside() {
-    let dir = TempDir::new("corrupt");
-    two_sessions(&dir);
-    {
-        let engine = open_engine(&dir.0).expect("engine");
-        let q = engine.parts.get(Part::Queue);
-        q.insert(
-            record::session_key("a", &7u64.to_be_bytes()),
-            b"\x01\xff\x00garbage".to_vec(),
-        )
-        .expect("insert garbage");
-        engine
-            .keyspace
-            .persist(PersistMode::SyncAll)
-            .expect("persist");
-    }
-    let err = Durable::open(&dir.opts(SyncMode::Always)).expect_err("corrupt");
-    let text = err.to_string();
-    assert!(matches!(err, DurableError::Corrupt { .. }), "{text}");
-    assert!(text.contains("supermq store check"), "{text}");
-    assert!(text.contains("supermq store repair"), "{text}");
-
-    let report = check(&dir.0).expect("check");
-    assert_eq!(report.problems.len(), 1, "{report}");
-    assert_eq!(report.problems[0].partition, "queue");
-    assert!(!report.is_clean());
-
-    let fixed = repair(&dir.0).expect("repair");
-    assert_eq!(fixed.quarantined.len(), 1, "{fixed}");
-    assert!(check(&dir.0).expect("check again").is_clean());
-
-    let (d, r) = open(&dir);
-    assert_eq!(r.sessions.len(), 2);
-    for id in ["a", "b"] {
-        let s = session(&r, id);
-        assert_eq!(s.queue.len(), 1);
-        assert_eq!(s.queue[0].message.message.payload, id.as_bytes());
-    }
-    assert_eq!(d.partition_len("quarantine"), 1, "moved aside, not deleted");
-}
-
-#[test]
-fn an_entry_naming_a_missing_message_is_moved_aside_by_repair() {
-    let dir = TempDir::new("dangling");
-    two_sessions(&dir);
-    {
-        let engine = open_engine(&dir.0).expect("engine");
-        let messages: Vec<_> = engine
-            .parts
-            .get(Part::Messages)
-            .keys()
-            .collect::<Result<_, _>>()
-            .expect("keys");
-        assert_eq!(messages.len(), 2);
-        // Drop the message of one queue entry behind the store's back.
-        engine
-            .parts
-            .get(Part::Messages)
-            .remove(messages[0].clone())
-            .expect("remove");
-        engine
-            .keyspace
-            .persist(PersistMode::SyncAll)
-            .expect("persist");
-    }
-    let err = Durable::open(&dir.opts(SyncMode::Always)).expect_err("dangling");
-    assert!(err.to_string().contains("which is not stored"), "{err}");
-    let report = check(&dir.0).expect("check");
-    assert_eq!(report.problems.len(), 1, "{report}");
-    assert_eq!(repair(&dir.0).expect("repair").quarantined.len(), 1);
-    let (_d, r) = open(&dir);
-    let queued: usize = r.sessions.iter().map(|s| s.queue.len()).sum();
-    assert_eq!(queued, 1, "the other session's entry is intact");
-}
-
-#[test]
-fn a_journal_cut_short_still_opens() {
-    let dir = TempDir::new("truncate");
-    two_sessions(&dir);
-    {
-        let (d, _) = open(&dir);
-        d.append("c", vec![Change::Attached, Change::Qos2Arrived { pkid: 2 }]);
-        d.close();
-    }
-    let journals = dir.0.join("db").join("journals");
-    let newest = fs::read_dir(&journals)
-        .expect("journals")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.metadata().is_ok_and(|m| m.len() > 0))
-        .max_by_key(|e| e.file_name())
-        .expect("a journal file");
-    let f = File::options()
-        .write(true)
-        .open(newest.path())
-        .expect("journal");
-    let len = f.metadata().expect("len").len();
-    assert!(
-        len > 64,
-        "the newest journal holds the last batches ({len} bytes)"
-    );
-    f.set_len(len.saturating_sub(5)).expect("truncate");
-    drop(f);
-    let (_d, r) = open(&dir);
-    // What the cut-off batch held may be gone; what came before is intact.
-    for id in ["a", "b"] {
-        assert_eq!(session(&r, id).queue.len(), 1);
-    }
-}
-
 #[test]
 fn concurrent_appends_are_group_committed_and_all_kept() {
     let dir = TempDir::new("concurrent");
@@ -569,23 +436,6 @@ fn periodic_and_none_keep_everything_across_a_close() {
         assert_eq!(session(&r, "a").incoming_qos2, vec![42, 43], "{sync:?}");
     }
 }
-
-#[test]
-fn check_reports_counts_and_refuses_a_dir_without_a_store() {
-    let dir = TempDir::new("check");
-    two_sessions(&dir);
-    let report = check(&dir.0).expect("check");
-    assert!(report.is_clean(), "{report}");
-    let count = |name| report.counts.iter().find(|(n, _)| *n == name).map(|c| c.1);
-    assert_eq!(count("sessions"), Some(2));
-    assert_eq!(count("queue"), Some(2));
-    assert_eq!(count("messages"), Some(2));
-    assert!(report.to_string().contains("the store is sound"));
-    let none = TempDir::new("check-none");
-    assert!(check(&none.0).is_err());
-    assert!(!none.0.exists(), "check creates nothing");
-}
-
 #[test]
 fn expired_queued_messages_are_dropped_on_open() {
     let dir = TempDir::new("expiry");
@@ -613,28 +463,4 @@ fn expired_queued_messages_are_dropped_on_open() {
         assert_eq!(d.partition_len("messages"), 1, "the expired one was purged");
         assert_eq!(d.partition_len("queue"), 1);
     }
-}
-
-#[test]
-fn a_store_of_a_newer_format_is_refused_and_left_alone() {
-    let dir = TempDir::new("newer");
-    two_sessions(&dir);
-    {
-        let engine = open_engine(&dir.0).expect("engine");
-        engine
-            .parts
-            .info
-            .insert(INFO_FORMAT, [record::VERSION + 1])
-            .expect("insert");
-        engine
-            .keyspace
-            .persist(PersistMode::SyncAll)
-            .expect("persist");
-    }
-    let err = Durable::open(&dir.opts(SyncMode::Always)).expect_err("newer");
-    assert!(matches!(err, DurableError::NewerFormat { .. }), "{err}");
-    assert!(matches!(
-        repair(&dir.0),
-        Err(DurableError::NewerFormat { .. })
-    ));
 }
