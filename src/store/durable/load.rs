@@ -238,9 +238,10 @@ pub(super) fn recover(mut s: Scan, now: SystemTime) -> (Recovered, Mirror, Vec<O
             will: meta.will.clone(),
             ..RecoveredSession::default()
         };
-        let mut next = 0;
-        for (seq, e) in s.queues.remove(&id).unwrap_or_default() {
-            next = next.max(seq + 1);
+        let entries = s.queues.remove(&id).unwrap_or_default();
+        let mut next = entries.last().map_or(0, |(seq, _)| seq + 1);
+        let mut kept = Vec::new();
+        for (seq, e) in entries {
             let Some(m) = s.messages.get(&e.msg) else {
                 continue;
             };
@@ -251,6 +252,32 @@ pub(super) fn recover(mut s: Scan, now: SystemTime) -> (Recovered, Mirror, Vec<O
                 ));
                 continue;
             }
+            kept.push((seq, e));
+        }
+        // Sent order: the queue, then the backlog. The broker rebuilds one queue from
+        // `queue`, so backlog entries become queue entries behind the rest, under new
+        // sequence numbers (past every sequence and send order of the session) that keep
+        // that order on disk too.
+        let (queue, backlog): (Vec<_>, Vec<_>) = kept.into_iter().partition(|(_, e)| !e.backlog);
+        if let Some(fl) = s.inflight.get(&id) {
+            next = fl.iter().map(|(_, o, _)| o + 1).fold(next, u64::max);
+        }
+        let mut ordered = queue;
+        for (old, mut e) in backlog {
+            purge.push(Op::delete(
+                Part::Queue,
+                record::session_key(&id, &old.to_be_bytes()),
+            ));
+            e.backlog = false;
+            let key = record::session_key(&id, &next.to_be_bytes());
+            purge.push(Op::put(Part::Queue, key, record::encode_entry(&e)));
+            ordered.push((next, e));
+            next += 1;
+        }
+        for (seq, e) in ordered {
+            let Some(m) = s.messages.get(&e.msg) else {
+                continue;
+            };
             rs.queue.push(delivery(&e, m));
             *counts.entry(e.msg).or_default() += 1;
             sm.queue.push_back((seq, e));

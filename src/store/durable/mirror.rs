@@ -50,6 +50,8 @@ pub(super) struct SessionMirror {
     pub meta: Meta,
     /// (sequence, entry), oldest first: the keys of its `queue` records.
     pub queue: VecDeque<(u64, Entry)>,
+    /// The same for the backlog: sent once the queue is empty.
+    pub backlog: VecDeque<(u64, Entry)>,
     pub next_seq: u64,
     /// pkid → (order sent, message id until PUBREC).
     pub inflight: HashMap<u16, (u64, Option<u64>)>,
@@ -143,19 +145,11 @@ impl Mirror {
                 true
             }
             Change::Enqueued(d) => {
-                let msg = self.intern(&d, ops);
-                let s = self.sessions.get_mut(id).expect("checked above");
-                let seq = s.next_seq;
-                s.next_seq += 1;
-                let entry = Entry {
-                    msg,
-                    qos: d.qos,
-                    retain: d.retain,
-                    sub_ids: d.sub_ids.as_deref().unwrap_or_default().to_vec(),
-                };
-                let key = record::session_key(id, &seq.to_be_bytes());
-                ops.push(Op::put(Part::Queue, key, record::encode_entry(&entry)));
-                s.queue.push_back((seq, entry));
+                self.enqueue(id, &d, false, ops);
+                false
+            }
+            Change::Backlogged(d) => {
+                self.enqueue(id, &d, true, ops);
                 false
             }
             Change::DroppedOldest => {
@@ -169,7 +163,7 @@ impl Mirror {
                 false
             }
             Change::Sent { pkid } => {
-                let Some((seq, e)) = s.queue.pop_front() else {
+                let Some((seq, e)) = s.queue.pop_front().or_else(|| s.backlog.pop_front()) else {
                     return false;
                 };
                 ops.push(Op::delete(
@@ -234,9 +228,32 @@ impl Mirror {
         }
     }
 
+    /// Queues `d` for session `id` (which exists), in its backlog if `backlog`.
+    fn enqueue(&mut self, id: &str, d: &Delivery, backlog: bool, ops: &mut Vec<Op>) {
+        let msg = self.intern(d, ops);
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        let entry = Entry {
+            backlog,
+            msg,
+            qos: d.qos,
+            retain: d.retain,
+            sub_ids: d.sub_ids.as_deref().unwrap_or_default().to_vec(),
+        };
+        let key = record::session_key(id, &seq.to_be_bytes());
+        ops.push(Op::put(Part::Queue, key, record::encode_entry(&entry)));
+        match backlog {
+            false => s.queue.push_back((seq, entry)),
+            true => s.backlog.push_back((seq, entry)),
+        }
+    }
+
     /// Deletes every record of session `id`.
     fn end(&mut self, id: &str, s: SessionMirror, ops: &mut Vec<Op>) {
-        for (seq, e) in s.queue {
+        for (seq, e) in s.queue.into_iter().chain(s.backlog) {
             ops.push(Op::delete(
                 Part::Queue,
                 record::session_key(id, &seq.to_be_bytes()),

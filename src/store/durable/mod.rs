@@ -21,7 +21,7 @@
 //! | partition | key | value |
 //! | --- | --- | --- |
 //! | `sessions` | client id | session expiry, attached flag, offline since (wall clock), will (with its MQTT 5 properties), subscriptions (filter, options byte, identifier) |
-//! | `queue` | client id, 0, sequence (`u64` BE) | message id, delivery QoS, retain, subscription identifiers |
+//! | `queue` | client id, 0, sequence (`u64` BE) | backlog flag (a retained message of a new subscription, sent after the whole queue), message id, delivery QoS, retain, subscription identifiers |
 //! | `inflight` | client id, 0, packet id (`u16` BE) | order sent (the queue sequence it had), then the queue entry, or nothing once PUBREC arrived (PUBREL sent) |
 //! | `qos2` | client id, 0, packet id | nothing: an inbound QoS 2 id awaiting PUBREL |
 //! | `messages` | message id (`u64` BE) | topic, payload, QoS, retain, expiry deadline (wall clock), properties |
@@ -40,7 +40,9 @@
 //! On open every record is decoded. One that cannot be, or an entry naming a message or a
 //! session that is not there, makes the open fail with [`DurableError::Corrupt`], which
 //! names the commands to run. Queued messages whose expiry passed are dropped (in-flight ones
-//! stay: they were sent). A session that was attached when the process stopped went offline
+//! stay: they were sent). The queue comes back in the order it is sent: queue entries, then
+//! backlog entries, which become queue entries from then on (rewritten behind the rest, as
+//! the broker rebuilds one queue from [`RecoveredSession::queue`]). A session that was attached when the process stopped went offline
 //! at the store's last write. Sessions whose expiry passed are returned as they are: the
 //! broker ends them. A write cut short by a crash is cut off whole by the engine's journal
 //! recovery (each batch is atomic).
@@ -70,6 +72,8 @@ use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+#[cfg(doc)]
+use super::RecoveredSession;
 use super::{Recovered, RetainedJournal, SessionJournal, Stamp, SyncWait};
 use crate::message::Message;
 use crate::session::Change;

@@ -437,6 +437,8 @@ pub fn decode_meta(b: &[u8]) -> Result<Meta, RecordError> {
 /// delivery adds to the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// Queued in the backlog (a retained message of a new subscription), not the queue.
+    pub backlog: bool,
     pub msg: u64,
     pub qos: QoS,
     pub retain: bool,
@@ -444,6 +446,7 @@ pub struct Entry {
 }
 
 fn put_entry(e: &mut Enc, x: &Entry) {
+    e.flag(x.backlog);
     e.u64(x.msg);
     e.u8(x.qos as u8);
     e.flag(x.retain);
@@ -454,6 +457,7 @@ fn put_entry(e: &mut Enc, x: &Entry) {
 }
 
 fn get_entry(d: &mut Dec<'_>) -> Result<Entry, RecordError> {
+    let backlog = d.flag()?;
     let msg = d.u64()?;
     let qos = d.qos()?;
     let retain = d.flag()?;
@@ -463,6 +467,7 @@ fn get_entry(d: &mut Dec<'_>) -> Result<Entry, RecordError> {
         sub_ids.push(d.u32()?);
     }
     Ok(Entry {
+        backlog,
         msg,
         qos,
         retain,

@@ -116,12 +116,14 @@ fn meta() -> impl Strategy<Value = Meta> {
 
 fn entry() -> impl Strategy<Value = Entry> {
     (
+        any::<bool>(),
         any::<u64>(),
         qos(),
         any::<bool>(),
         proptest::collection::vec(any::<u32>(), 0..4),
     )
-        .prop_map(|(msg, qos, retain, sub_ids)| Entry {
+        .prop_map(|(backlog, msg, qos, retain, sub_ids)| Entry {
+            backlog,
             msg,
             qos,
             retain,

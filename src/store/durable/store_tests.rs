@@ -464,3 +464,70 @@ fn expired_queued_messages_are_dropped_on_open() {
         assert_eq!(d.partition_len("queue"), 1);
     }
 }
+
+/// The payloads of a recovered session's queue and in-flight window.
+fn payloads(s: &RecoveredSession) -> (Vec<(u16, Bytes)>, Vec<Bytes>) {
+    let inflight = s
+        .inflight
+        .iter()
+        .map(|f| {
+            let p = f
+                .delivery
+                .as_ref()
+                .map(|d| d.message.message.payload.clone());
+            (f.pkid, p.unwrap_or_default())
+        })
+        .collect();
+    let queue = s
+        .queue
+        .iter()
+        .map(|d| d.message.message.payload.clone())
+        .collect();
+    (inflight, queue)
+}
+
+#[test]
+fn the_backlog_is_sent_after_the_queue_across_restarts() {
+    let dir = TempDir::new("backlog");
+    let m = |p: &str| deliver(&msg("t", p, QoS::AtLeastOnce), QoS::AtLeastOnce, &[]);
+    {
+        let (d, _) = open(&dir);
+        d.append(
+            "a",
+            vec![
+                Change::Enqueued(m("L0")),
+                Change::Backlogged(m("R1")),
+                Change::Backlogged(m("R2")),
+                Change::Enqueued(m("L1")),
+                Change::Sent { pkid: 1 }, // L0
+                Change::Sent { pkid: 2 }, // L1: the queue goes first
+                Change::Acked { pkid: 2 },
+                Change::Sent { pkid: 3 }, // R1
+                Change::DroppedOldest,    // the queue is empty: the backlog is not dropped
+            ],
+        );
+        d.append(
+            "b",
+            vec![Change::Backlogged(m("R1")), Change::Enqueued(m("L1"))],
+        );
+        d.close();
+    }
+    {
+        let (d, r) = open(&dir);
+        let (inflight, queue) = payloads(session(&r, "a"));
+        assert_eq!(inflight, vec![(1, "L0".into()), (3, "R1".into())]);
+        assert_eq!(queue, vec![Bytes::from("R2")]);
+        let (_, queue) = payloads(session(&r, "b"));
+        assert_eq!(queue, vec![Bytes::from("L1"), Bytes::from("R1")]);
+        // From here b has one queue, L1 then R1, and what is queued later goes behind.
+        d.append(
+            "b",
+            vec![Change::Enqueued(m("L2")), Change::Sent { pkid: 1 }],
+        );
+        d.close();
+    }
+    let (_d, r) = open(&dir);
+    let (inflight, queue) = payloads(session(&r, "b"));
+    assert_eq!(inflight, vec![(1, "L1".into())]);
+    assert_eq!(queue, vec![Bytes::from("R1"), Bytes::from("L2")]);
+}
