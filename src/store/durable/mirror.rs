@@ -163,9 +163,11 @@ impl Mirror {
                 false
             }
             Change::Sent { pkid } => {
-                let Some((seq, e)) = s.queue.pop_front().or_else(|| s.backlog.pop_front()) else {
+                let Some((seq, mut e)) = s.queue.pop_front().or_else(|| s.backlog.pop_front())
+                else {
                     return false;
                 };
+                e.backlog = false;
                 ops.push(Op::delete(
                     Part::Queue,
                     record::session_key(id, &seq.to_be_bytes()),
