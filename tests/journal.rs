@@ -28,6 +28,7 @@ impl SessionJournal for Recorder {
                 }
                 Change::Unsubscribed { filter } => format!("{client_id} unsubscribed {filter}"),
                 Change::Enqueued(d) => format!("{client_id} enqueued {}", d.msg.topic),
+                Change::Backlogged(d) => format!("{client_id} backlogged {}", d.msg.topic),
                 Change::DroppedOldest => format!("{client_id} dropped oldest"),
                 Change::Sent { pkid } => format!("{client_id} sent {pkid}"),
                 Change::Acked { pkid } => format!("{client_id} acked {pkid}"),

@@ -15,11 +15,17 @@ pub enum Change {
     Subscribed { filter: String, grant: Grant },
     /// A subscription was removed.
     Unsubscribed { filter: String },
-    /// A message was queued for the client (a retained one of a new subscription too).
+    /// A message was queued for the client.
     Enqueued(Delivery),
+    /// A retained message of a new subscription was queued in the backlog, which is sent
+    /// after everything in the queue, including what is queued later (see
+    /// [`super::SessionState::queue_retained`]): `Sent` takes the queue's front, or the
+    /// backlog's when the queue is empty; `DroppedOldest` only ever drops from the queue.
+    Backlogged(Delivery),
     /// The oldest queued message was dropped to make room (`drop_oldest`).
     DroppedOldest,
-    /// The front of the queue was sent as packet `pkid` (QoS 0: `pkid` 0, and it is gone).
+    /// The front of the queue (of the backlog when the queue is empty) was sent as packet
+    /// `pkid` (QoS 0: `pkid` 0, and it is gone).
     Sent { pkid: u16 },
     /// The client acknowledged `pkid` (PUBACK, or PUBCOMP): the delivery is complete.
     Acked { pkid: u16 },

@@ -385,7 +385,7 @@ impl SessionState {
         let was_idle = self.queue.is_empty() && self.backlog.is_empty();
         if self.journal.is_on() {
             for d in retained {
-                self.journal.record(|| Change::Enqueued(d.clone()));
+                self.journal.record(|| Change::Backlogged(d.clone()));
                 self.backlog.push_back(d);
             }
         } else {

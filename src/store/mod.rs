@@ -6,6 +6,7 @@
 //! every change to a persistent session reaches a [`SessionJournal`], and a session ends
 //! through one path ([`SessionStore::ended`], called by `Router::end_session`).
 
+pub mod durable;
 mod journal;
 mod recovered;
 mod restore;

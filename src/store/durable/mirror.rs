@@ -1,0 +1,334 @@
+//! What the durable store keeps in memory to turn a session's [`Change`]s into writes: per
+//! session the metadata, the keys of its queue (oldest first) and of its in-flight window,
+//! and per stored message its id and reference count.
+//!
+//! A change names no key ("the front of the queue was sent as 7"), so the mirror holds the
+//! queue's sequence numbers to know which record it moves. Messages are stored once: the
+//! `Arc<Message>` a delivery shares with every other session's delivery of it is found by its
+//! address ([`Arc::as_ptr`]); the mirror holds a [`Weak`] to it, which keeps the allocation
+//! (not the payload) alive, so the address cannot be reused by another message while it is
+//! known. The reference count of a message is the number of queue and in-flight entries
+//! naming it; it is not written (it is counted again on open), so it cannot disagree with the
+//! entries. At 0 the message record is deleted.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Weak};
+
+use super::record::{self, Entry, Meta};
+use super::Part;
+use crate::message::{Delivery, Message};
+use crate::session::Change;
+
+/// One write the writer thread applies: put `value` at `key` of `part`, or delete it.
+#[derive(Debug)]
+pub(super) struct Op {
+    pub part: Part,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl Op {
+    pub fn put(part: Part, key: Vec<u8>, value: Vec<u8>) -> Op {
+        Op {
+            part,
+            key,
+            value: Some(value),
+        }
+    }
+    pub fn delete(part: Part, key: Vec<u8>) -> Op {
+        Op {
+            part,
+            key,
+            value: None,
+        }
+    }
+}
+
+/// One session as the store holds it.
+#[derive(Debug, Default)]
+pub(super) struct SessionMirror {
+    pub meta: Meta,
+    /// (sequence, entry), oldest first: the keys of its `queue` records.
+    pub queue: VecDeque<(u64, Entry)>,
+    /// The same for the backlog: sent once the queue is empty.
+    pub backlog: VecDeque<(u64, Entry)>,
+    pub next_seq: u64,
+    /// pkid → (order sent, message id until PUBREC).
+    pub inflight: HashMap<u16, (u64, Option<u64>)>,
+    /// Inbound QoS 2 ids awaiting PUBREL.
+    pub qos2: HashSet<u16>,
+}
+
+/// A stored message: how many entries name it, and the live `Arc` it was written from.
+#[derive(Debug)]
+pub(super) struct MsgRef {
+    pub count: u32,
+    pub live: Option<Weak<Message>>,
+}
+
+/// Everything the store keeps in memory.
+#[derive(Debug, Default)]
+pub(super) struct Mirror {
+    pub sessions: HashMap<String, SessionMirror>,
+    pub messages: HashMap<u64, MsgRef>,
+    /// `Arc::as_ptr` of a live message → its id.
+    by_ptr: HashMap<usize, u64>,
+    pub next_msg: u64,
+}
+
+fn ptr(m: &Arc<Message>) -> usize {
+    Arc::as_ptr(m) as usize
+}
+
+impl Mirror {
+    /// The writes `changes` of `client_id` make, applied to the mirror.
+    pub fn apply(&mut self, client_id: &str, changes: Vec<Change>) -> Vec<Op> {
+        let mut ops = Vec::new();
+        let mut meta_dirty = false;
+        for c in changes {
+            if let Change::Ended = c {
+                if let Some(s) = self.sessions.remove(client_id) {
+                    self.end(client_id, s, &mut ops);
+                }
+                meta_dirty = false;
+                continue;
+            }
+            if !self.sessions.contains_key(client_id) {
+                self.sessions
+                    .insert(client_id.to_owned(), SessionMirror::default());
+                meta_dirty = true;
+            }
+            meta_dirty |= self.change(client_id, c, &mut ops);
+        }
+        if meta_dirty {
+            if let Some(s) = self.sessions.get(client_id) {
+                let v = record::encode_meta(&s.meta);
+                ops.push(Op::put(Part::Sessions, client_id.as_bytes().to_vec(), v));
+            }
+        }
+        ops
+    }
+
+    /// Applies one change to a session that exists; true if its metadata changed.
+    fn change(&mut self, id: &str, c: Change, ops: &mut Vec<Op>) -> bool {
+        let Some(s) = self.sessions.get_mut(id) else {
+            return false;
+        };
+        match c {
+            Change::Subscribed { filter, grant } => {
+                match s.meta.subscriptions.iter_mut().find(|(f, _)| *f == filter) {
+                    Some(entry) => entry.1 = grant,
+                    None => s.meta.subscriptions.push((filter, grant)),
+                }
+                true
+            }
+            Change::Unsubscribed { filter } => {
+                s.meta.subscriptions.retain(|(f, _)| *f != filter);
+                true
+            }
+            Change::WillSet(w) => {
+                s.meta.will = w;
+                true
+            }
+            Change::ExpirySet(e) => {
+                s.meta.expiry = e;
+                true
+            }
+            Change::Attached => {
+                s.meta.attached = true;
+                s.meta.offline_since = None;
+                true
+            }
+            Change::Detached { at } => {
+                s.meta.attached = false;
+                s.meta.offline_since = Some(at);
+                true
+            }
+            Change::Enqueued(d) => {
+                self.enqueue(id, &d, false, ops);
+                false
+            }
+            Change::Backlogged(d) => {
+                self.enqueue(id, &d, true, ops);
+                false
+            }
+            Change::DroppedOldest => {
+                if let Some((seq, e)) = s.queue.pop_front() {
+                    ops.push(Op::delete(
+                        Part::Queue,
+                        record::session_key(id, &seq.to_be_bytes()),
+                    ));
+                    self.release(e.msg, ops);
+                }
+                false
+            }
+            Change::Sent { pkid } => {
+                let Some((seq, mut e)) = s.queue.pop_front().or_else(|| s.backlog.pop_front())
+                else {
+                    return false;
+                };
+                e.backlog = false;
+                ops.push(Op::delete(
+                    Part::Queue,
+                    record::session_key(id, &seq.to_be_bytes()),
+                ));
+                if pkid == 0 {
+                    self.release(e.msg, ops);
+                } else {
+                    let key = record::session_key(id, &pkid.to_be_bytes());
+                    ops.push(Op::put(
+                        Part::Inflight,
+                        key,
+                        record::encode_inflight(seq, Some(&e)),
+                    ));
+                    // A pkid still held (it should not be) gives its message up.
+                    if let Some((_, Some(old))) = s.inflight.insert(pkid, (seq, Some(e.msg))) {
+                        self.release(old, ops);
+                    }
+                }
+                false
+            }
+            Change::Acked { pkid } => {
+                if let Some((_, msg)) = s.inflight.remove(&pkid) {
+                    ops.push(Op::delete(
+                        Part::Inflight,
+                        record::session_key(id, &pkid.to_be_bytes()),
+                    ));
+                    if let Some(m) = msg {
+                        self.release(m, ops);
+                    }
+                }
+                false
+            }
+            Change::Received { pkid } => {
+                if let Some((order, msg)) = s.inflight.get_mut(&pkid) {
+                    let key = record::session_key(id, &pkid.to_be_bytes());
+                    ops.push(Op::put(
+                        Part::Inflight,
+                        key,
+                        record::encode_inflight(*order, None),
+                    ));
+                    if let Some(m) = msg.take() {
+                        self.release(m, ops);
+                    }
+                }
+                false
+            }
+            Change::Qos2Arrived { pkid } => {
+                s.qos2.insert(pkid);
+                let key = record::session_key(id, &pkid.to_be_bytes());
+                ops.push(Op::put(Part::Qos2, key, record::encode_marker()));
+                false
+            }
+            Change::Released { pkid } => {
+                s.qos2.remove(&pkid);
+                let key = record::session_key(id, &pkid.to_be_bytes());
+                ops.push(Op::delete(Part::Qos2, key));
+                false
+            }
+            Change::Ended => false,
+        }
+    }
+
+    /// Queues `d` for session `id` (which exists), in its backlog if `backlog`.
+    fn enqueue(&mut self, id: &str, d: &Delivery, backlog: bool, ops: &mut Vec<Op>) {
+        let msg = self.intern(d, ops);
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        let entry = Entry {
+            backlog,
+            msg,
+            qos: d.qos,
+            retain: d.retain,
+            sub_ids: d.sub_ids.as_deref().unwrap_or_default().to_vec(),
+        };
+        let key = record::session_key(id, &seq.to_be_bytes());
+        ops.push(Op::put(Part::Queue, key, record::encode_entry(&entry)));
+        match backlog {
+            false => s.queue.push_back((seq, entry)),
+            true => s.backlog.push_back((seq, entry)),
+        }
+    }
+
+    /// Deletes every record of session `id`.
+    fn end(&mut self, id: &str, s: SessionMirror, ops: &mut Vec<Op>) {
+        for (seq, e) in s.queue.into_iter().chain(s.backlog) {
+            ops.push(Op::delete(
+                Part::Queue,
+                record::session_key(id, &seq.to_be_bytes()),
+            ));
+            self.release(e.msg, ops);
+        }
+        for (pkid, (_, msg)) in s.inflight {
+            ops.push(Op::delete(
+                Part::Inflight,
+                record::session_key(id, &pkid.to_be_bytes()),
+            ));
+            if let Some(m) = msg {
+                self.release(m, ops);
+            }
+        }
+        for pkid in s.qos2 {
+            ops.push(Op::delete(
+                Part::Qos2,
+                record::session_key(id, &pkid.to_be_bytes()),
+            ));
+        }
+        ops.push(Op::delete(Part::Sessions, id.as_bytes().to_vec()));
+    }
+
+    /// The id of `d`'s message, writing it first if this is its first entry.
+    fn intern(&mut self, d: &Delivery, ops: &mut Vec<Op>) -> u64 {
+        let p = ptr(&d.msg);
+        if let Some(&id) = self.by_ptr.get(&p) {
+            if let Some(r) = self.messages.get_mut(&id) {
+                r.count += 1;
+                return id;
+            }
+        }
+        let id = self.next_msg;
+        self.next_msg += 1;
+        ops.push(Op::put(
+            Part::Messages,
+            id.to_be_bytes().to_vec(),
+            record::encode_message(&d.msg),
+        ));
+        self.messages.insert(
+            id,
+            MsgRef {
+                count: 1,
+                live: Some(Arc::downgrade(&d.msg)),
+            },
+        );
+        self.by_ptr.insert(p, id);
+        id
+    }
+
+    /// One entry naming message `id` is gone; the last one deletes it.
+    pub fn release(&mut self, id: u64, ops: &mut Vec<Op>) {
+        let Some(r) = self.messages.get_mut(&id) else {
+            return;
+        };
+        r.count = r.count.saturating_sub(1);
+        if r.count > 0 {
+            return;
+        }
+        if let Some(r) = self.messages.remove(&id) {
+            if let Some(w) = r.live {
+                let p = w.as_ptr() as usize;
+                if self.by_ptr.get(&p) == Some(&id) {
+                    self.by_ptr.remove(&p);
+                }
+            }
+        }
+        ops.push(Op::delete(Part::Messages, id.to_be_bytes().to_vec()));
+    }
+
+    /// How many messages are held (for tests and reports).
+    pub fn message_count(&self) -> usize {
+        self.messages.len()
+    }
+}

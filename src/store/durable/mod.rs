@@ -1,0 +1,503 @@
+//! The durable store: persistent sessions and retained messages kept on disk in an embedded
+//! engine (fjall, a pure-Rust LSM tree), behind the [`SessionJournal`] and
+//! [`RetainedJournal`] seams, and handed back as [`Recovered`] on open.
+//!
+//! # Use
+//!
+//! [`Durable::open`] takes the directory's lock, reads everything back and starts the
+//! group-commit writer (`writer.rs`); the broker then appends changes, waits on
+//! [`SessionJournal::durable`] before acknowledging what a stored session holds, and calls
+//! [`Durable::close`] at shutdown. [`check`] and [`repair`] are `supermq store check DIR` and
+//! `supermq store repair DIR`.
+//!
+//! # On disk (format version 1)
+//!
+//! `DIR/LOCK` is held (`flock`, exclusive) by the process that has the store open; the rest
+//! is one fjall keyspace with these partitions. Every value starts with the format version
+//! byte and is encoded as `record.rs` describes (big-endian integers, `u32`-length-prefixed
+//! strings, MQTT 5 properties as (identifier, value) pairs). A per-session key is
+//! `client_id 0x00 suffix`.
+//!
+//! | partition | key | value |
+//! | --- | --- | --- |
+//! | `sessions` | client id | session expiry, attached flag, offline since (wall clock), will (with its MQTT 5 properties), subscriptions (filter, options byte, identifier) |
+//! | `queue` | client id, 0, sequence (`u64` BE) | backlog flag (a retained message of a new subscription, sent after the whole queue), message id, delivery QoS, retain, subscription identifiers |
+//! | `inflight` | client id, 0, packet id (`u16` BE) | order sent (the queue sequence it had), then the queue entry, or nothing once PUBREC arrived (PUBREL sent) |
+//! | `qos2` | client id, 0, packet id | nothing: an inbound QoS 2 id awaiting PUBREL |
+//! | `messages` | message id (`u64` BE) | topic, payload, QoS, retain, expiry deadline (wall clock), properties |
+//! | `retained` | topic | stamp (ms, origin node), then the message as in `messages` |
+//! | `info` | `format` | the format version (one byte, not versioned itself); a newer one than this build reads is refused ([`DurableError::NewerFormat`]), never repaired |
+//! | `info` | `last_write` | wall-clock time of the last batch |
+//! | `quarantine` | partition name, 0, key, 0, time of repair (ns, BE) | the record `repair` moved aside, unchanged |
+//!
+//! A message is written once however many sessions queue it; its reference count is the
+//! number of `queue` and `inflight` entries naming it, counted on open and kept in memory
+//! (`mirror.rs`), so it cannot disagree with the entries: the message is deleted with its
+//! last entry, and one that no entry names is purged on open.
+//!
+//! # Recovery
+//!
+//! On open every record is decoded. One that cannot be, or an entry naming a message or a
+//! session that is not there, makes the open fail with [`DurableError::Corrupt`], which
+//! names the commands to run. Queued messages whose expiry passed are dropped (in-flight ones
+//! stay: they were sent). The queue comes back in the order it is sent: queue entries, then
+//! backlog entries, which become queue entries from then on (rewritten behind the rest, as
+//! the broker rebuilds one queue from [`RecoveredSession::queue`]). A session that was attached when the process stopped went offline
+//! at the store's last write. Sessions whose expiry passed are returned as they are: the
+//! broker ends them. A write cut short by a crash is cut off whole by the engine's journal
+//! recovery (each batch is atomic).
+
+mod check;
+mod load;
+mod mirror;
+mod record;
+mod writer;
+
+#[cfg(test)]
+mod damage_tests;
+#[cfg(test)]
+mod record_tests;
+#[cfg(test)]
+mod store_tests;
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+#[cfg(doc)]
+use super::RecoveredSession;
+use super::{Recovered, RetainedJournal, SessionJournal, Stamp, SyncWait};
+use crate::message::Message;
+use crate::session::Change;
+use mirror::{Mirror, Op};
+use writer::{Job, Writer};
+
+pub use check::{check, repair, CheckReport, Problem, RepairReport};
+pub use record::RecordError;
+
+/// The key of the time of the last write in the `info` partition.
+const INFO_LAST_WRITE: &str = "last_write";
+/// The key of the store's format version in the `info` partition (one byte).
+const INFO_FORMAT: &str = "format";
+
+/// Where the store is and how hard it syncs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableOptions {
+    pub dir: PathBuf,
+    pub sync: SyncMode,
+}
+
+/// When writes reach the disk (`[persistence] sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Every batch is fsynced before what it holds is reported durable.
+    Always,
+    /// Batches go to the OS at once and are fsynced at most this often.
+    Periodic(Duration),
+    /// Batches go to the OS at once; the OS decides when they reach the disk.
+    None,
+}
+
+/// Why the store could not be opened, checked or repaired.
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    #[error(
+        "store directory {} is in use by another supermq process (its lock file {}/LOCK is \
+         held); stop that broker or give this one another persistence dir",
+        dir.display(), dir.display()
+    )]
+    Locked { dir: PathBuf },
+    #[error("store directory {}: {source}", dir.display())]
+    Io {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store directory {}: storage engine: {source}", dir.display())]
+    Engine {
+        dir: PathBuf,
+        #[source]
+        source: fjall::Error,
+    },
+    #[error(
+        "store directory {} is damaged: {problem}; run `supermq store check {}` to list \
+         what cannot be read, then `supermq store repair {}` to move it aside (nothing is \
+         deleted)",
+        dir.display(), dir.display(), dir.display()
+    )]
+    Corrupt { dir: PathBuf, problem: String },
+    #[error(
+        "store directory {} was written in store format {found}, newer than the {supported} \
+         this supermq reads; run the supermq version that wrote it (check and repair refuse \
+         it too, so nothing is moved aside)",
+        dir.display()
+    )]
+    NewerFormat {
+        dir: PathBuf,
+        found: u8,
+        supported: u8,
+    },
+}
+
+/// The partitions, by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Part {
+    Sessions,
+    Queue,
+    Inflight,
+    Qos2,
+    Messages,
+    Retained,
+}
+
+impl Part {
+    pub const ALL: [Part; 6] = [
+        Part::Sessions,
+        Part::Queue,
+        Part::Inflight,
+        Part::Qos2,
+        Part::Messages,
+        Part::Retained,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Sessions => "sessions",
+            Part::Queue => "queue",
+            Part::Inflight => "inflight",
+            Part::Qos2 => "qos2",
+            Part::Messages => "messages",
+            Part::Retained => "retained",
+        }
+    }
+}
+
+/// The open partitions.
+#[derive(Clone)]
+pub(super) struct Parts {
+    all: Vec<PartitionHandle>,
+    pub info: PartitionHandle,
+    pub quarantine: PartitionHandle,
+}
+
+impl Parts {
+    pub fn get(&self, p: Part) -> &PartitionHandle {
+        &self.all[p as usize]
+    }
+}
+
+/// The lock, the engine and its partitions, open.
+pub(super) struct Engine {
+    pub lock: File,
+    pub keyspace: Keyspace,
+    pub parts: Parts,
+}
+
+/// Creates `dir` if missing, takes `dir/LOCK` and opens the engine.
+pub(super) fn open_engine(dir: &Path) -> Result<Engine, DurableError> {
+    let io = |source| DurableError::Io {
+        dir: dir.to_owned(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(io)?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(io)?;
+    lock_exclusive(&lock, dir)?;
+    let engine = |source| DurableError::Engine {
+        dir: dir.to_owned(),
+        source,
+    };
+    let keyspace = fjall::Config::new(dir.join("db"))
+        .manual_journal_persist(true)
+        .open()
+        .map_err(engine)?;
+    let open = |name: &str| {
+        keyspace
+            .open_partition(name, PartitionCreateOptions::default())
+            .map_err(engine)
+    };
+    let mut all = Vec::new();
+    for p in Part::ALL {
+        all.push(open(p.name())?);
+    }
+    let parts = Parts {
+        all,
+        info: open("info")?,
+        quarantine: open("quarantine")?,
+    };
+    match parts.info.get(INFO_FORMAT).map_err(engine)?.as_deref() {
+        Some([v]) if *v <= record::VERSION => {}
+        Some([v]) => {
+            return Err(DurableError::NewerFormat {
+                dir: dir.to_owned(),
+                found: *v,
+                supported: record::VERSION,
+            })
+        }
+        Some(_) => {
+            return Err(DurableError::Corrupt {
+                dir: dir.to_owned(),
+                problem: "the format record of the info partition is not one byte".into(),
+            })
+        }
+        None => {
+            parts
+                .info
+                .insert(INFO_FORMAT, [record::VERSION])
+                .map_err(engine)?;
+            keyspace.persist(PersistMode::SyncAll).map_err(engine)?;
+        }
+    }
+    Ok(Engine {
+        lock,
+        keyspace,
+        parts,
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn lock_exclusive(f: &File, dir: &Path) -> Result<(), DurableError> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(DurableError::Locked {
+            dir: dir.to_owned(),
+        }),
+        Err(e) => Err(DurableError::Io {
+            dir: dir.to_owned(),
+            source: e.into(),
+        }),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lock_exclusive(_: &File, _: &Path) -> Result<(), DurableError> {
+    Ok(())
+}
+
+/// The durable store (see the module docs).
+pub struct Durable {
+    dir: PathBuf,
+    sync: SyncMode,
+    keyspace: Keyspace,
+    parts: Parts,
+    /// The mirror and the writer's channel, under one lock so jobs are sent in the order
+    /// they are numbered. Never held across an `.await`.
+    state: Mutex<State>,
+    /// The number of the last job staged.
+    appended: AtomicU64,
+    synced: watch::Receiver<u64>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    _lock: File,
+}
+
+struct State {
+    mirror: Mirror,
+    tx: Option<Sender<Job>>,
+    next: u64,
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable")
+            .field("dir", &self.dir)
+            .field("sync", &self.sync)
+            .field("appended", &self.appended.load(Ordering::Relaxed))
+            .field("synced", &*self.synced.borrow())
+            .finish()
+    }
+}
+
+impl Durable {
+    /// Opens (creating if missing) the store in `opts.dir`, and returns what it kept.
+    pub fn open(opts: &DurableOptions) -> Result<(Arc<Durable>, Recovered), DurableError> {
+        let engine = open_engine(&opts.dir)?;
+        let scan = load::scan(&engine.parts).map_err(|source| DurableError::Engine {
+            dir: opts.dir.clone(),
+            source,
+        })?;
+        if let Some(p) = scan.problems.first() {
+            let more = match scan.problems.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            return Err(DurableError::Corrupt {
+                dir: opts.dir.clone(),
+                problem: format!("{p}{more}"),
+            });
+        }
+        let (recovered, mirror, purge) = load::recover(scan, SystemTime::now());
+        if !purge.is_empty() {
+            let mut b = engine.keyspace.batch();
+            for op in purge {
+                match op.value {
+                    Some(v) => b.insert(engine.parts.get(op.part), op.key, v),
+                    None => b.remove(engine.parts.get(op.part), op.key),
+                }
+            }
+            let engine_err = |source| DurableError::Engine {
+                dir: opts.dir.clone(),
+                source,
+            };
+            b.commit().map_err(engine_err)?;
+            engine
+                .keyspace
+                .persist(PersistMode::SyncAll)
+                .map_err(engine_err)?;
+        }
+        let (tx, rx) = mpsc::channel();
+        let (synced_tx, synced) = watch::channel(0);
+        let writer = Writer {
+            keyspace: engine.keyspace.clone(),
+            parts: engine.parts.clone(),
+            sync: opts.sync,
+            rx,
+            synced: synced_tx,
+        };
+        let thread = std::thread::Builder::new()
+            .name("supermq-store".into())
+            .spawn(move || writer.run())
+            .map_err(|source| DurableError::Io {
+                dir: opts.dir.clone(),
+                source,
+            })?;
+        let store = Durable {
+            dir: opts.dir.clone(),
+            sync: opts.sync,
+            keyspace: engine.keyspace,
+            parts: engine.parts,
+            state: Mutex::new(State {
+                mirror,
+                tx: Some(tx),
+                next: 0,
+            }),
+            appended: AtomicU64::new(0),
+            synced,
+            thread: Mutex::new(Some(thread)),
+            _lock: engine.lock,
+        };
+        Ok((Arc::new(store), recovered))
+    }
+
+    /// The directory the store is in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes and fsyncs everything staged, and stops the writer. Later appends are dropped
+    /// (logged). Called at shutdown, and on drop.
+    pub fn close(&self) {
+        let tx = self.state.lock().tx.take();
+        if let Some(tx) = tx {
+            let (reply, done) = mpsc::channel();
+            if tx.send(Job::Close(reply)).is_ok() {
+                let _ = done.recv();
+            }
+        }
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+            if let Err(e) = self.keyspace.persist(PersistMode::SyncAll) {
+                tracing::error!("durable store: final fsync failed: {e}");
+            }
+        }
+    }
+
+    /// Stages `ops` as one job; its number, or `None` when there was nothing to write.
+    fn stage(&self, f: impl FnOnce(&mut Mirror) -> Vec<Op>) {
+        let mut st = self.state.lock();
+        let ops = f(&mut st.mirror);
+        if ops.is_empty() {
+            return;
+        }
+        let Some(tx) = &st.tx else {
+            tracing::warn!("durable store: write after close dropped");
+            return;
+        };
+        let seq = st.next + 1;
+        if tx.send(Job::Write { ops, seq }).is_ok() {
+            st.next = seq;
+            self.appended.store(seq, Ordering::Release);
+        }
+    }
+
+    /// Tests: holds the writer until `release` sends or is dropped.
+    #[cfg(test)]
+    fn hold_writer(&self) -> std::sync::mpsc::Sender<()> {
+        let (release, until) = mpsc::channel();
+        if let Some(tx) = &self.state.lock().tx {
+            let _ = tx.send(Job::Hold(until));
+        }
+        release
+    }
+
+    /// How many distinct messages the store holds for sessions.
+    pub fn message_count(&self) -> usize {
+        self.state.lock().mirror.message_count()
+    }
+
+    /// The number of records in the partition named `name` (a full count: for tests and
+    /// diagnostics); 0 for a name that is not a partition.
+    pub fn partition_len(&self, name: &str) -> usize {
+        let part = match name {
+            "info" => &self.parts.info,
+            "quarantine" => &self.parts.quarantine,
+            _ => match Part::ALL.iter().find(|p| p.name() == name) {
+                Some(p) => self.parts.get(*p),
+                None => return 0,
+            },
+        };
+        part.len().unwrap_or(0)
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl SessionJournal for Durable {
+    fn append(&self, client_id: &str, changes: Vec<Change>) {
+        self.stage(|m| m.apply(client_id, changes));
+    }
+
+    fn durable(&self) -> Option<SyncWait> {
+        if self.sync != SyncMode::Always {
+            return None;
+        }
+        let target = self.appended.load(Ordering::Acquire);
+        if *self.synced.borrow() >= target {
+            return None;
+        }
+        let mut rx = self.synced.clone();
+        Some(Box::pin(async move {
+            // Err: the writer stopped, after writing and syncing everything (close).
+            let _ = rx.wait_for(|s| *s >= target).await;
+        }))
+    }
+}
+
+impl RetainedJournal for Durable {
+    fn set(&self, msg: &Message, stamp: &Stamp) {
+        let v = record::encode_retained(msg, stamp.ts, &stamp.origin);
+        let key = msg.topic.as_bytes().to_vec();
+        self.stage(|_| vec![Op::put(Part::Retained, key, v)]);
+    }
+
+    fn clear(&self, topic: &str, _stamp: &Stamp) {
+        let key = topic.as_bytes().to_vec();
+        self.stage(|_| vec![Op::delete(Part::Retained, key)]);
+    }
+}

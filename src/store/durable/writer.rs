@@ -1,0 +1,188 @@
+//! The group-commit writer: one std thread that owns every write to the engine.
+//!
+//! `append` and the retained journal stage their writes as one [`Job`] each, numbered in
+//! the order staged, and send them down a channel; they never touch the disk. The thread
+//! takes everything pending, writes it as one fjall batch (atomic: a crash keeps all of it
+//! or none), then syncs as the [`SyncMode`] says: `Always` fsyncs every batch, `Periodic(d)`
+//! hands the batch to the OS at once and fsyncs at most every `d` (and within `d` of a
+//! write), `None` hands it to the OS and never fsyncs. It then publishes the number of the
+//! last job that is as durable as promised on a [`watch`] channel, which `durable()` waits
+//! on.
+//!
+//! A write the engine refuses is retried (every [`RETRY`], up to [`ATTEMPTS`] times) with
+//! later jobs waiting behind it, so the order of writes holds. One that still fails, or an
+//! fsync that fails (after which the kernel may have dropped the dirty pages: retrying it
+//! could report success for data that is gone), stops the store: nothing more is written or
+//! reported durable, so waits for durability never end rather than acknowledge what may not
+//! be on disk. Both are logged as errors.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime};
+
+use fjall::{Keyspace, PersistMode};
+use tokio::sync::watch;
+
+use super::mirror::Op;
+use super::{Parts, SyncMode, INFO_LAST_WRITE};
+use crate::store::durable::record::Enc;
+
+/// How long the writer waits before writing a refused batch again.
+const RETRY: Duration = Duration::from_millis(100);
+/// How often it tries a batch before it stops the store.
+const ATTEMPTS: u32 = 50;
+
+/// What the writer is sent.
+#[derive(Debug)]
+pub(super) enum Job {
+    /// Writes, numbered `seq` (increasing in the order staged).
+    Write { ops: Vec<Op>, seq: u64 },
+    /// Write and fsync everything before this, answer, and stop.
+    Close(std::sync::mpsc::Sender<()>),
+    /// Tests: stop the writer until the sender side is dropped or sends.
+    #[cfg(test)]
+    Hold(std::sync::mpsc::Receiver<()>),
+}
+
+pub(super) struct Writer {
+    pub keyspace: Keyspace,
+    pub parts: Parts,
+    pub sync: SyncMode,
+    pub rx: Receiver<Job>,
+    pub synced: watch::Sender<u64>,
+}
+
+impl Writer {
+    pub fn run(self) {
+        let mut written = 0u64; // last job written to the engine
+        let mut dirty = false; // written and not yet fsynced
+        let mut last_sync = Instant::now();
+        let mut failed = false;
+        loop {
+            let first = match (self.sync, dirty) {
+                (SyncMode::Periodic(d), true) => {
+                    let left = d.saturating_sub(last_sync.elapsed());
+                    match self.rx.recv_timeout(left) {
+                        Ok(j) => Some(j),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                _ => match self.rx.recv() {
+                    Ok(j) => Some(j),
+                    Err(_) => break,
+                },
+            };
+            let mut jobs: Vec<Job> = first.into_iter().collect();
+            jobs.extend(self.rx.try_iter());
+            let mut ops = Vec::new();
+            let mut top = written;
+            let mut close = None;
+            for j in jobs {
+                match j {
+                    Job::Write { ops: o, seq } => {
+                        ops.extend(o);
+                        top = top.max(seq);
+                    }
+                    Job::Close(reply) => close = Some(reply),
+                    #[cfg(test)]
+                    Job::Hold(until) => {
+                        let _ = until.recv();
+                    }
+                }
+            }
+            if failed {
+                // Stopped: later writes are dropped, and nothing is reported durable.
+                if let Some(reply) = close {
+                    let _ = reply.send(());
+                    break;
+                }
+                continue;
+            }
+            if !ops.is_empty() {
+                if !self.write_retrying(&ops) {
+                    failed = true;
+                    if let Some(reply) = close {
+                        let _ = reply.send(());
+                        break;
+                    }
+                    continue;
+                }
+                written = top;
+                dirty = true;
+            }
+            let due = match self.sync {
+                SyncMode::Always => true,
+                SyncMode::Periodic(d) => last_sync.elapsed() >= d,
+                SyncMode::None => false,
+            };
+            if dirty && (due || close.is_some()) {
+                match self.keyspace.persist(PersistMode::SyncData) {
+                    Ok(()) => {
+                        dirty = false;
+                        last_sync = Instant::now();
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            "durable store: fsync failed, the store stops (nothing more is \
+                             written or acknowledged as durable): {e}"
+                        );
+                        failed = true;
+                        if let Some(reply) = close {
+                            let _ = reply.send(());
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            } else if dirty {
+                // Periodic and None: into the OS at once, so a process crash loses nothing.
+                if let Err(e) = self.keyspace.persist(PersistMode::Buffer) {
+                    tracing::error!("durable store: write to the OS failed: {e}");
+                }
+            }
+            if !dirty || !matches!(self.sync, SyncMode::Always) {
+                self.synced.send_replace(written);
+            }
+            if let Some(reply) = close {
+                let _ = reply.send(());
+                break;
+            }
+        }
+    }
+
+    /// Writes `ops`, retrying as the module docs say; false when the store must stop.
+    fn write_retrying(&self, ops: &[Op]) -> bool {
+        for attempt in 1..=ATTEMPTS {
+            match self.write(ops) {
+                Ok(()) => return true,
+                Err(e) if attempt < ATTEMPTS => {
+                    tracing::error!("durable store: write failed (attempt {attempt}): {e}");
+                    std::thread::sleep(RETRY);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "durable store: write failed {ATTEMPTS} times, the store stops \
+                         (nothing more is written or acknowledged as durable): {e}"
+                    );
+                }
+            }
+        }
+        false
+    }
+
+    /// Writes `ops` and the time of this write as one batch.
+    fn write(&self, ops: &[Op]) -> Result<(), fjall::Error> {
+        let mut b = self.keyspace.batch();
+        for op in ops {
+            let p = self.parts.get(op.part);
+            match &op.value {
+                Some(v) => b.insert(p, op.key.as_slice(), v.as_slice()),
+                None => b.remove(p, op.key.as_slice()),
+            }
+        }
+        let mut e = Enc::new();
+        e.time(SystemTime::now());
+        b.insert(&self.parts.info, INFO_LAST_WRITE, e.0);
+        b.commit()
+    }
+}
