@@ -73,6 +73,8 @@ pub enum StartError {
     Cluster(#[from] cluster::ClusterError),
     #[error("cannot start the connection threads: {0}")]
     Threads(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] store::durable::DurableError),
 }
 
 /// A running broker.
@@ -84,6 +86,8 @@ pub struct Broker {
     cluster: Option<Arc<cluster::Cluster>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    /// The durable store this broker opened, closed (synced) once every connection is done.
+    durable: Option<Arc<store::durable::Durable>>,
 }
 
 impl Broker {
@@ -96,11 +100,46 @@ impl Broker {
     /// journal (see [`store::SessionJournal`]).
     pub async fn start_with(
         config: Config,
-        ext: Extensions,
+        mut ext: Extensions,
         shutdown: CancellationToken,
     ) -> Result<Broker, StartError> {
         let bound = listener::bind_all(&config).await?;
+        // The durable store, unless an embedder plugged in a journal of its own: opened (and
+        // locked) before anything is served, and what it kept is back in memory before the
+        // first client is accepted.
+        let mut recovered = None;
+        let mut durable = None;
+        if config.persistence.enabled && ext.journal.is_none() {
+            let p = &config.persistence;
+            let opts = store::durable::DurableOptions {
+                dir: p.dir.clone(),
+                sync: match p.sync {
+                    config::SyncMode::Always => store::durable::SyncMode::Always,
+                    config::SyncMode::Periodic => {
+                        store::durable::SyncMode::Periodic(p.sync_interval)
+                    }
+                    config::SyncMode::None => store::durable::SyncMode::None,
+                },
+            };
+            let (d, r) = store::durable::Durable::open(&opts)?;
+            ext.journal = Some(d.clone());
+            ext.retained_journal = Some(d.clone());
+            durable = Some(d);
+            recovered = Some(r);
+        }
         let ctx = Context::with(config, ext)?;
+        if let Some(r) = recovered {
+            let s = recover::restore(&ctx, r);
+            tracing::info!(
+                dir = %ctx.config.persistence.dir.display(),
+                sessions = s.sessions,
+                queued = s.queued,
+                retained = s.retained,
+                expired = s.expired,
+                wills = s.wills,
+                "durable store opened"
+            );
+        }
         let tracker = TaskTracker::new();
         // The cluster starts before any client is accepted, so every subscription is counted
         // in the interest advertised to peers.
@@ -168,6 +207,7 @@ impl Broker {
             cluster,
             tracker,
             shutdown,
+            durable,
         })
     }
 
@@ -217,6 +257,10 @@ impl Broker {
             .is_err()
         {
             tracing::warn!("shutdown: some connections did not close within {DRAIN_DEADLINE:?}");
+        }
+        if let Some(d) = &self.durable {
+            // Everything the closing connections changed is written and fsynced.
+            d.close();
         }
     }
 }

@@ -75,9 +75,15 @@ pub(super) fn handle(
                 reasons,
                 ..UnsubAck::new(u.pkid)
             });
-            match live.held.as_mut() {
-                Some(held) => held.push(None, &unsuback, live.egress.level),
-                None => codec::encode(&unsuback, live.egress.level, out),
+            // With a durable store, once the removal is on disk (a restart keeps it removed).
+            match (ctx.sessions.durable(), live.held.as_mut()) {
+                (None, None) => codec::encode(&unsuback, live.egress.level, out),
+                (wait, Some(held)) => held.push(wait, &unsuback, live.egress.level),
+                (wait, None) => {
+                    let mut held = Box::<super::Held>::default();
+                    held.push(wait, &unsuback, live.egress.level);
+                    live.held = Some(held);
+                }
             }
         }
         Packet::PingReq => codec::encode(&Packet::PingResp, live.egress.level, out), // [MQTT-3.12.4-1]

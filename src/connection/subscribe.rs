@@ -50,7 +50,12 @@ pub(super) fn subscribe(
     // follow it (the spec would let them go first [MQTT-3.8.4]).
     let suback = Packet::SubAck(SubAck::new(s.pkid, codes));
     let level = live.egress.level;
-    let barrier = ctx.router.remote().and_then(|c| c.interest_barrier());
+    // With a durable store the SUBACK also waits for the subscription to be on disk: a
+    // restart after it keeps the subscription.
+    let barrier = both(
+        ctx.router.remote().and_then(|c| c.interest_barrier()),
+        ctx.sessions.durable(),
+    );
     match (barrier, live.held.as_mut()) {
         (None, None) => codec::encode(&suback, level, out),
         (barrier, Some(held)) => held.push(barrier, &suback, level),
@@ -140,4 +145,18 @@ fn one(
 /// The highest QoS the broker grants (`limits.max_qos`).
 pub(super) fn max_qos(ctx: &Context) -> QoS {
     QoS::from_u8(ctx.config.limits.max_qos).unwrap_or(QoS::ExactlyOnce)
+}
+
+/// A wait for both `a` and `b` (either may be absent).
+pub(super) fn both(
+    a: Option<crate::router::Barrier>,
+    b: Option<crate::router::Barrier>,
+) -> Option<crate::router::Barrier> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Box::pin(async move {
+            a.await;
+            b.await;
+        })),
+        (a, b) => a.or(b),
+    }
 }

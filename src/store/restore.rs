@@ -106,6 +106,8 @@ impl SessionStore {
         let will = rs.will.map(|w| Message::from_will(w, now));
         if !alive {
             out.expired += 1;
+            // Gone from the disk too.
+            self.journal_ended(&rs.client_id);
             if let Some((msg, _)) = will {
                 out.wills_due.push(msg);
             }

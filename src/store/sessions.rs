@@ -158,6 +158,15 @@ impl SessionStore {
         s
     }
 
+    /// Tells the journal that the stored session of `client_id` ended (it expired while the
+    /// broker was down, and is not restored).
+    pub(super) fn journal_ended(&self, client_id: &str) {
+        if let Some(j) = &self.journal {
+            j.append(client_id, vec![Change::Ended]);
+            metrics::inc(&self.metrics.sessions_expired);
+        }
+    }
+
     /// Turns on the journal of a restored session (see [`SessionStore::insert_recovered`]).
     pub fn journal_on(&self, session: &Session) {
         if self.journal.is_some() {

@@ -25,12 +25,14 @@ pub(crate) fn levels(n: usize, level: &str) -> String {
 // --- The broker process -------------------------------------------------------------------
 
 /// The config text: one TCP listener on 127.0.0.1:0, info logs (the "listening" line names
-/// the bound address), $SYS off, plus `settings` as (table, `key = value` line) pairs. A
-/// setting for `log` or `sys` replaces that table's default.
+/// the bound address), $SYS off, no durable store (many of these brokers run at once),
+/// plus `settings` as (table, `key = value` line) pairs. A setting for `log` or `sys`
+/// replaces that table's default.
 pub(crate) fn config_text(settings: &[(&str, &str)]) -> String {
     let mut tables: Vec<(&str, Vec<&str>)> = vec![
         ("log", vec!["level = \"info\""]),
         ("sys", vec!["interval = \"0s\""]),
+        ("persistence", vec!["enabled = false"]),
     ];
     let mut overridden = Vec::new();
     for &(table, line) in settings {

@@ -347,8 +347,9 @@ async fn sighup_reloads_the_running_binary() {
         "supermq.toml",
         &format!(
             "[[listener]]\nbind = \"127.0.0.1:{port}\"\n[auth]\nallow_anonymous = false\n\
-             password_file = \"{}\"\n[sys]\ninterval = \"0s\"\n",
-            file.display()
+             password_file = \"{}\"\n[sys]\ninterval = \"0s\"\n[persistence]\ndir = \"{}\"\n",
+            file.display(),
+            dir.join("data").display()
         ),
     );
     let mut child = spawn_quiet(env!("CARGO_BIN_EXE_supermq"), &conf, "spawn supermq");

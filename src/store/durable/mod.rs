@@ -473,10 +473,9 @@ impl SessionJournal for Durable {
         self.stage(|m| m.apply(client_id, changes));
     }
 
+    /// In every mode an acknowledgement waits for its batch to reach the OS (so a process
+    /// crash loses nothing acknowledged); with `Always` also for the fsync.
     fn durable(&self) -> Option<SyncWait> {
-        if self.sync != SyncMode::Always {
-            return None;
-        }
         let target = self.appended.load(Ordering::Acquire);
         if *self.synced.borrow() >= target {
             return None;
