@@ -1,6 +1,7 @@
 //! The `supermq` command: parse the command line, load the configuration, set up logging and
 //! signal handling, then run the broker until SIGINT or SIGTERM (SIGHUP reloads the password
-//! and ACL files). `supermq passwd` manages password files instead.
+//! and ACL files). `supermq passwd` manages password files instead, and `supermq store check`
+//! / `repair` a durable store directory.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,24 @@ struct Cli {
 enum Command {
     /// Add or update a user in a password file (Mosquitto's format, like mosquitto_passwd).
     Passwd(PasswdArgs),
+    /// Check or repair a durable store directory (no broker may be running on it).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Read every record and report what cannot be read; exit 1 if anything is wrong.
+    Check {
+        /// The store directory (`[persistence] dir`).
+        dir: PathBuf,
+    },
+    /// Move every record that cannot be read aside (into the store's quarantine, never
+    /// deleting it), so the rest opens.
+    Repair {
+        /// The store directory (`[persistence] dir`).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -59,8 +78,10 @@ struct PasswdArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Passwd(args)) = cli.command {
-        return passwd(args);
+    match cli.command {
+        Some(Command::Passwd(args)) => return passwd(args),
+        Some(Command::Store(cmd)) => return store(cmd),
+        None => {}
     }
     let mut config = match &cli.config {
         Some(path) => match Config::load(path) {
@@ -199,5 +220,36 @@ fn passwd(args: PasswdArgs) -> ExitCode {
             eprintln!("supermq passwd: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `supermq store check|repair DIR`.
+fn store(cmd: StoreCommand) -> ExitCode {
+    use supermq::store::durable;
+    match cmd {
+        StoreCommand::Check { dir } => match durable::check(&dir) {
+            Ok(report) => {
+                println!("{report}");
+                if report.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("supermq: {e}");
+                ExitCode::from(2)
+            }
+        },
+        StoreCommand::Repair { dir } => match durable::repair(&dir) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("supermq: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }

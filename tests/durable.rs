@@ -312,3 +312,34 @@ async fn a_second_broker_on_the_same_directory_is_refused() {
     drop(first);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn store_check_reads_a_stopped_store_and_refuses_a_running_one() {
+    let dir = temp_dir("durable-check");
+    let data = dir.join("data");
+    let port = free_port();
+    let mut proc = start(&config(&dir, port, &data), port).await;
+    let mut p = raw::Raw::connect(proc.addr, "chk-pub").await;
+    p.publish("chk/r", b"R", QoS::AtLeastOnce, true).await;
+    let store = |cmd: &str| {
+        supermq_command()
+            .args(["store", cmd])
+            .arg(&data)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run supermq store")
+    };
+    // The running broker holds the store's lock: checking it now is refused, by name.
+    let busy = store("check");
+    assert_eq!(busy.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use"));
+    kill9(&mut proc);
+    let ok = store("check");
+    assert!(
+        ok.status.success(),
+        "a store left by kill -9 checks clean: {}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(store("repair").status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
