@@ -343,3 +343,173 @@ async fn store_check_reads_a_stopped_store_and_refuses_a_running_one() {
     assert!(store("repair").status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A QoS 2 publisher with a persistent session: the one message it has in flight, and where
+/// its exchange stands, kept across the broker's restarts (what a real client library keeps).
+struct Qos2Publisher {
+    next: u64,
+    /// (sequence number, packet id, PUBREC received) of the message in flight.
+    inflight: Option<(u64, u16, bool)>,
+    pkid: u16,
+    /// Sequence numbers the broker took (PUBREC): it owns them [MQTT-4.3.3].
+    owned: BTreeSet<u64>,
+}
+
+impl Qos2Publisher {
+    /// Publishes until the connection dies; resumes the exchange in flight first (PUBLISH
+    /// again with DUP before PUBREC, PUBREL after it [MQTT-4.4.0-1]).
+    async fn run(&mut self, addr: SocketAddr) {
+        let Ok(Ok(stream)) = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr)).await
+        else {
+            return;
+        };
+        let mut p = raw::Raw::new(stream);
+        p.send(&Packet::from(connect_packet("crash-pub2", false)))
+            .await;
+        if !matches!(p.recv_or_closed().await, Some(Packet::ConnAck(_))) {
+            return;
+        }
+        // The first PUBLISH of this connection may be one sent before: DUP [MQTT-3.3.1-1].
+        let mut resumed = self.inflight.is_some();
+        loop {
+            let (seq, pkid, rec) = match self.inflight {
+                Some(f) => f,
+                None => {
+                    self.pkid = self.pkid.wrapping_add(1).max(1);
+                    self.next += 1;
+                    (self.next, self.pkid, false)
+                }
+            };
+            self.inflight = Some((seq, pkid, rec));
+            let out = if rec {
+                Packet::PubRel(Ack::new(pkid))
+            } else {
+                Packet::Publish(Publish {
+                    dup: std::mem::take(&mut resumed),
+                    qos: QoS::ExactlyOnce,
+                    retain: false,
+                    topic: "crash/q2".into(),
+                    pkid,
+                    payload: seq_payload(seq),
+                    properties: Default::default(),
+                })
+            };
+            if !p.try_send_raw(&encode(&out)).await {
+                return;
+            }
+            match tokio::time::timeout(WAIT, p.try_recv()).await {
+                Ok(Some(Packet::PubRec(a))) if a.pkid == pkid && !rec => {
+                    self.owned.insert(seq);
+                    self.inflight = Some((seq, pkid, true));
+                }
+                Ok(Some(Packet::PubComp(a))) if a.pkid == pkid && rec => self.inflight = None,
+                _ => return,
+            }
+        }
+    }
+}
+
+/// A QoS 2 subscriber with a persistent session: counts each message once, as a client
+/// that remembers the packet ids it answered with PUBREC until their PUBREL does.
+#[derive(Default)]
+struct Qos2Subscriber {
+    awaiting_rel: BTreeSet<u16>,
+    got: Vec<u64>,
+    /// (sequence number, packet id, DUP, connection) of every new message, for the report.
+    log: Vec<(u64, u16, bool, usize)>,
+    conn: usize,
+}
+
+impl Qos2Subscriber {
+    async fn read(&mut self, s: &mut raw::Raw) {
+        while let Ok(Some(p)) = tokio::time::timeout(Duration::from_millis(300), s.try_recv()).await
+        {
+            let answer = match p {
+                Packet::Publish(m) => {
+                    if self.awaiting_rel.insert(m.pkid) {
+                        self.got.push(seq_of(&m));
+                        self.log.push((seq_of(&m), m.pkid, m.dup, self.conn));
+                    }
+                    Packet::PubRec(Ack::new(m.pkid))
+                }
+                Packet::PubRel(a) => {
+                    self.awaiting_rel.remove(&a.pkid);
+                    Packet::PubComp(Ack::new(a.pkid))
+                }
+                _ => continue,
+            };
+            if !s.try_send_raw(&encode(&answer)).await {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn qos2_is_exactly_once_across_kill_9() {
+    let dir = temp_dir("crash-qos2");
+    let data = dir.join("data");
+    let port = free_port();
+    let conf = config(&dir, port, &data);
+    let mut proc = start(&conf, port).await;
+    let (mut s, _) = raw::Raw::connect_with(proc.addr, connect_packet("crash-sub2", false)).await;
+    s.subscribe("crash/q2", QoS::ExactlyOnce).await;
+    let mut sub = Qos2Subscriber::default();
+    let mut publisher = Qos2Publisher {
+        next: 0,
+        inflight: None,
+        pkid: 0,
+        owned: BTreeSet::new(),
+    };
+    for round in 0..ROUNDS {
+        let window = Duration::from_millis(30 + (rand::random::<u64>() % 120));
+        let killer = tokio::time::sleep(window);
+        tokio::pin!(killer);
+        {
+            let addr = proc.addr;
+            let both = async {
+                tokio::join!(publisher.run(addr), sub.read(&mut s));
+            };
+            tokio::pin!(both);
+            tokio::select! {
+                () = &mut both => panic!("round {round}: the clients stopped before the kill"),
+                () = &mut killer => kill9(&mut proc),
+            }
+        }
+        proc = start(&conf, port).await;
+        let (again, present) =
+            raw::Raw::connect_with(proc.addr, connect_packet("crash-sub2", false)).await;
+        assert!(present, "round {round}: the subscriber's session survived");
+        s = again;
+        sub.conn += 1;
+    }
+    // Finish the exchange in flight, then collect everything.
+    let finish = async {
+        tokio::join!(publisher.run(proc.addr), sub.read(&mut s));
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), finish).await;
+    sub.read(&mut s).await;
+    let mut seen = BTreeSet::new();
+    let dups: Vec<u64> = sub
+        .got
+        .iter()
+        .copied()
+        .filter(|n| !seen.insert(*n))
+        .collect();
+    let detail: Vec<_> = sub.log.iter().filter(|e| dups.contains(&e.0)).collect();
+    assert!(
+        dups.is_empty(),
+        "QoS 2 delivered twice: {dups:?}: {detail:?}"
+    );
+    let missing: Vec<u64> = publisher.owned.difference(&seen).copied().collect();
+    assert!(
+        publisher.owned.len() > ROUNDS,
+        "too few messages to prove anything"
+    );
+    assert!(
+        missing.is_empty(),
+        "taken (PUBREC) but never delivered: {missing:?}"
+    );
+    drop(proc);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,6 +10,10 @@ use crate::codec::{self, Packet, ProtocolLevel};
 #[derive(Default)]
 pub(super) struct Held {
     pub(super) acks: std::collections::VecDeque<(Option<crate::router::Barrier>, BytesMut)>,
+    /// With a durable store: nothing is written to the client until this resolves, because
+    /// what is buffered holds a QoS 2 PUBLISH whose packet id must be on disk first (a
+    /// restart must resend it with that id, not queue it afresh under another).
+    pub(super) gate: Option<crate::store::SyncWait>,
 }
 
 impl Held {
@@ -29,6 +33,11 @@ impl Held {
     /// Ready when the first held acknowledgement's barrier has resolved (it is then free to
     /// go: see [`Conn::release_held`]).
     pub(super) fn poll_front(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if let Some(g) = self.gate.as_mut() {
+            std::task::ready!(g.as_mut().poll(cx));
+            self.gate = None;
+            return std::task::Poll::Ready(());
+        }
         if let Some((barrier @ Some(_), _)) = self.acks.front_mut() {
             if let Some(b) = barrier.as_mut() {
                 std::task::ready!(b.as_mut().poll(cx));

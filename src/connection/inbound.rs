@@ -37,9 +37,16 @@ pub(super) fn handle(
                 live.needs_drain |= known;
             } else {
                 // PUBREL answers every PUBREC, known or not, so the client can finish
-                // [MQTT-4.3.3-1].
-                let rel = answer(a.pkid, known);
-                codec::encode(&Packet::PubRel(rel), live.egress.level, out);
+                // [MQTT-4.3.3-1]. With a durable store, once the PUBREC's mark is on disk:
+                // a restart must not send the PUBLISH again after the PUBREL.
+                let rel = Packet::PubRel(answer(a.pkid, known));
+                if ctx.sessions.holds_acks() {
+                    let mut b = BytesMut::new();
+                    codec::encode(&rel, live.egress.level, &mut b);
+                    super::pacing::release_acks(live, ctx, b, out);
+                } else {
+                    codec::encode(&rel, live.egress.level, out);
+                }
             }
         }
         Packet::PubComp(a) => {
@@ -205,6 +212,10 @@ pub(super) fn accept(
             // (MQTT 5.0 §4.3.3).
             if !reason.is_error() {
                 live.session.lock().receive_qos2(pkid);
+                // Journaled before the message is routed: the store writes in order, so a
+                // restart that kept the message's copies also knows this id, and a resent
+                // PUBLISH is not delivered twice [MQTT-4.3.3-2].
+                ctx.sessions.commit(&live.session);
             }
             codec::encode(&Packet::PubRec(ack), level, out);
         }

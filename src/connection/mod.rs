@@ -364,6 +364,12 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 // What this turn changed (acknowledgements read, messages sent) goes to the
                 // store's journal, if it keeps this session.
                 self.ctx.sessions.commit(&live.session);
+                if r.exactly_once > 0 {
+                    // QoS 2 PUBLISH packets go out once their packet ids are durable.
+                    if let Some(wait) = self.ctx.sessions.durable() {
+                        live.held.get_or_insert_with(Box::default).gate = Some(wait);
+                    }
+                }
                 live.needs_drain = r.more;
                 if r.relieved {
                     live.session.relieve();
@@ -394,7 +400,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                     }
                     live.needs_drain = true;
                 }
-                r = std::future::poll_fn(|cx| self.wbuf.poll_write(&mut self.wr, cx)), if !self.wbuf.is_empty() => match r {
+                r = std::future::poll_fn(|cx| self.wbuf.poll_write(&mut self.wr, cx)), if !self.wbuf.is_empty() && live.held.as_ref().map_or(true, |h| h.gate.is_none()) => match r {
                     Ok(0) => return CloseReason::PeerClosed,
                     Ok(n) => {
                         self.wbuf.advance(n);
@@ -485,7 +491,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 self.wbuf.buf().extend_from_slice(&ack);
             }
         }
-        if held.acks.is_empty() {
+        if held.acks.is_empty() && held.gate.is_none() {
             live.held = None;
         }
     }

@@ -33,6 +33,10 @@ pub(super) fn after_routed(live: &mut Live, ctx: &Context, acks: BytesMut, out: 
 /// durable (with `sync = "always"`: fsynced), in order behind any still waiting. An
 /// acknowledged message is then one a restart keeps.
 pub(super) fn release_acks(live: &mut Live, ctx: &Context, acks: BytesMut, out: &mut BytesMut) {
+    // This client's own changes first (an inbound QoS 2 id, a PUBREC): a PUBREC must not go
+    // out before the id it remembers is durable, or a restart would deliver a resent
+    // PUBLISH twice.
+    ctx.sessions.commit(&live.session);
     let wait = ctx.sessions.durable();
     let p = live.publishing();
     match wait {

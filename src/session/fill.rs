@@ -78,6 +78,7 @@ impl SessionState {
                 continue;
             }
             res.sent += 1;
+            res.exactly_once += u64::from(d.qos == QoS::ExactlyOnce && self.journal.is_on());
             sent(&d);
             self.journal.record(|| Change::Sent { pkid });
             let state = match d.qos {

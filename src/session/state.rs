@@ -69,6 +69,9 @@ pub struct FillResult {
     pub more: bool,
     /// The queue fell below its low watermark after publishers were told to slow down.
     pub relieved: bool,
+    /// QoS 2 PUBLISH packets written (first sends): with a durable store they wait for
+    /// their packet ids to be on disk (see `connection`).
+    pub exactly_once: u64,
     /// Messages dropped unsent because they had expired [MQTT-3.3.2-5].
     pub expired: u64,
     /// Messages discarded because they exceed the client's Maximum Packet Size

@@ -19,9 +19,9 @@ pub type SyncWait = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Where the changes of persistent sessions are appended.
 pub trait SessionJournal: Send + Sync + Debug {
-    /// Appends `changes` of the session of `client_id`, oldest first. Called with no session
-    /// lock held; calls for one session never overlap (the store drains a session's journal
-    /// under its lock and hands it on in order).
+    /// Appends `changes` of the session of `client_id`, oldest first. Called with that
+    /// session's lock held, so the calls for one session come in the order the changes were
+    /// made: it must only queue the changes (never block, never lock a session).
     fn append(&self, client_id: &str, changes: Vec<Change>);
 
     /// A wait that ends once everything appended so far (by any caller) is as durable as

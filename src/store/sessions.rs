@@ -91,10 +91,16 @@ impl SessionStore {
 
     /// Hands the changes `session` recorded since the last call to the journal. Cheap when
     /// there is no journal, or nothing changed.
+    ///
+    /// The session's lock is held while the journal takes them: two threads committing one
+    /// session (its connection after a send, a publisher after queueing for it) would
+    /// otherwise hand their changes on in either order, and a "sent" could reach the store
+    /// before the "queued" it consumes.
     #[inline]
     pub fn commit(&self, session: &Session) {
         if let Some(j) = &self.journal {
-            let changes = session.lock().take_changes();
+            let mut st = session.lock();
+            let changes = st.take_changes();
             if !changes.is_empty() {
                 j.append(&session.client_id, changes);
             }
