@@ -97,6 +97,10 @@ pub struct Cli {
     /// window is at most the Receive Maximum the broker's CONNACK announces.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=5))]
     pub protocol: u8,
+    /// Subscribers connect with a persistent session (CleanSession 0), so a broker with a
+    /// durable store keeps what is queued for them on disk.
+    #[arg(long)]
+    pub persistent: bool,
 }
 
 /// Traffic shapes.

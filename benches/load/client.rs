@@ -171,8 +171,8 @@ pub struct Setup {
     pub receive_maximum: u16,
 }
 
-/// Opens a TCP connection (from `source` if given), sends CONNECT (clean session, the given
-/// keep-alive in seconds) and waits for an accepting CONNACK.
+/// Opens a TCP connection (from `source` if given), sends CONNECT (CleanSession `clean`, the
+/// given keep-alive in seconds) and waits for an accepting CONNACK.
 pub async fn connect(
     addr: SocketAddr,
     source: Option<IpAddr>,
@@ -180,6 +180,7 @@ pub async fn connect(
     keep_alive: u16,
     timeout: Duration,
     level: ProtocolLevel,
+    clean: bool,
 ) -> Result<Setup, String> {
     let fut = async {
         let socket = match addr {
@@ -211,7 +212,7 @@ pub async fn connect(
         };
         let connect = Packet::from(Connect {
             level,
-            clean_session: true,
+            clean_session: clean,
             keep_alive,
             client_id: client_id.to_owned(),
             will: None,

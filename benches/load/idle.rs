@@ -120,6 +120,7 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> IdleReport {
         cli.connect_concurrency,
         cli.keep_alive,
         cli.level(),
+        false,
     )
     .await;
     r.connect_s = t0.elapsed().as_secs_f64();

@@ -110,6 +110,7 @@ pub async fn connect_many(
     concurrency: usize,
     keep_alive: u16,
     level: supermq::codec::ProtocolLevel,
+    persistent: bool,
 ) -> Vec<Result<Setup, String>> {
     let limit = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = JoinSet::new();
@@ -119,8 +120,17 @@ pub async fn connect_many(
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let r = async {
-                let mut s =
-                    client::connect(addr, source, &id, keep_alive, SETUP_TIMEOUT, level).await?;
+                let clean = !persistent || filters.is_empty();
+                let mut s = client::connect(
+                    addr,
+                    source,
+                    &id,
+                    keep_alive,
+                    SETUP_TIMEOUT,
+                    level,
+                    clean,
+                )
+                .await?;
                 if !filters.is_empty() {
                     client::subscribe(&mut s, &filters, qos, SETUP_TIMEOUT).await?;
                 }
@@ -217,6 +227,7 @@ pub async fn run(cli: &Cli, addr: SocketAddr) -> Result<Report, String> {
             cli.connect_concurrency,
             cli.keep_alive,
             cli.level(),
+            cli.persistent,
         )
         .await;
         for (i, r) in idx.into_iter().zip(done) {
