@@ -121,16 +121,9 @@ pub async fn connect_many(
             let _permit = limit.acquire_owned().await;
             let r = async {
                 let clean = !persistent || filters.is_empty();
-                let mut s = client::connect(
-                    addr,
-                    source,
-                    &id,
-                    keep_alive,
-                    SETUP_TIMEOUT,
-                    level,
-                    clean,
-                )
-                .await?;
+                let mut s =
+                    client::connect(addr, source, &id, keep_alive, SETUP_TIMEOUT, level, clean)
+                        .await?;
                 if !filters.is_empty() {
                     client::subscribe(&mut s, &filters, qos, SETUP_TIMEOUT).await?;
                 }
