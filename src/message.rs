@@ -68,7 +68,7 @@ impl Message {
     pub fn from_will(w: LastWill, now: Instant) -> (Message, Duration) {
         let mut msg = Message::new(w.topic, w.payload, w.qos, w.retain);
         let mut delay = Duration::ZERO;
-        if let Some(mut props) = w.properties.values().cloned() {
+        if let Some(mut props) = w.properties.into_values() {
             delay = Duration::from_secs(u64::from(props.will_delay_interval.take().unwrap_or(0)));
             let due = now.checked_add(delay).unwrap_or(now);
             msg.expires = Message::expiry_from(props.message_expiry_interval.take(), due);

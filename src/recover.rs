@@ -8,8 +8,6 @@
 use std::time::{Instant, SystemTime};
 
 use crate::context::Context;
-use crate::metrics;
-use crate::router::Origin;
 use crate::store::Recovered;
 
 /// What recovery found, for the start-up log line.
@@ -54,8 +52,7 @@ pub fn restore(ctx: &Context, recovered: Recovered) -> Summary {
         ctx.sessions.journal_on(&r.session);
     }
     for will in restored.wills_due {
-        metrics::inc(&ctx.metrics.wills_published);
-        ctx.router.publish(will, Origin::broker(), now);
+        crate::sys::publish_will(ctx, will, now);
     }
     summary
 }

@@ -70,10 +70,6 @@ pub async fn expire_sessions(ctx: Arc<Context>, every: Duration, shutdown: Cance
         }
         let now = Instant::now();
         for s in ctx.sessions.expire(now) {
-            let will = s.lock().pending_will.take();
-            if let Some((will, _)) = will {
-                publish_will(&ctx, will, now);
-            }
             ctx.router.end_session(&s);
         }
         for will in ctx.sessions.due_wills(now) {

@@ -63,6 +63,11 @@ impl Properties {
         self.0.as_deref().unwrap_or(&NO_VALUES)
     }
 
+    /// The values, moved out (no copy), when any is present.
+    pub fn into_values(self) -> Option<PropertyValues> {
+        self.0.map(|b| *b).filter(|v| !v.is_empty())
+    }
+
     /// The values to set properties on; allocates them on first use.
     pub fn values_mut(&mut self) -> &mut PropertyValues {
         self.0.get_or_insert_with(Box::default)

@@ -129,21 +129,20 @@ fn answer(pkid: u16, known: bool) -> Ack {
 }
 
 fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, now: Instant) {
-    if !ctx.sessions.holds_acks() {
-        if let Some(msg) = accept(p, live, ctx, out, now) {
-            let routed = route(msg, live, ctx, now);
-            super::pacing::note_routed(live, routed, std::iter::empty());
-        }
-        return;
-    }
-    // A durable store: the acknowledgement waits for the message to be routed and durable.
-    let mut acks = BytesMut::new();
-    if let Some(msg) = accept(p, live, ctx, &mut acks, now) {
+    // With a durable store the acknowledgement waits for the message to be routed and
+    // durable (see `pacing::after_routed`); without one it goes out at once.
+    let mut held = BytesMut::new();
+    let acks = if ctx.sessions.holds_acks() {
+        &mut held
+    } else {
+        &mut *out
+    };
+    if let Some(msg) = accept(p, live, ctx, acks, now) {
         let routed = route(msg, live, ctx, now);
         super::pacing::note_routed(live, routed, std::iter::empty());
     }
-    if !acks.is_empty() {
-        super::pacing::after_routed(live, ctx, acks, out);
+    if !held.is_empty() {
+        super::pacing::after_routed(live, ctx, held, out);
     }
 }
 
@@ -211,11 +210,10 @@ pub(super) fn accept(
             // A refused QoS 2 message keeps no packet id: the exchange ends at this PUBREC
             // (MQTT 5.0 §4.3.3).
             if !reason.is_error() {
+                // Journaled after the message is routed (its PUBREC waits for both: see
+                // `pacing::release_acks`): a crash between the two writes then delivers a
+                // resent PUBLISH twice rather than lose one the store already knew.
                 live.session.lock().receive_qos2(pkid);
-                // Journaled before the message is routed: the store writes in order, so a
-                // restart that kept the message's copies also knows this id, and a resent
-                // PUBLISH is not delivered twice [MQTT-4.3.3-2].
-                ctx.sessions.commit(&live.session);
             }
             codec::encode(&Packet::PubRec(ack), level, out);
         }

@@ -58,11 +58,11 @@ where
         .authentication_method
         .clone();
     let mut auth_data = None;
-    let username = match method {
+    let username = match method.as_deref() {
         // MQTT 5 enhanced authentication (§4.12): the AUTH exchange, then the will's ACL
         // check as `admit` does it.
         Some(method) if connect.level.is_v5() => {
-            match conn.authenticate(&connect, &client_id, &method).await {
+            match conn.authenticate(&connect, &client_id, method).await {
                 auth::Connected::Yes { username, data } => {
                     auth_data = data;
                     if !conn
@@ -79,7 +79,7 @@ where
                 }
                 auth::Connected::Refused(code) => {
                     // An unknown method is 0x8C [MQTT-4.12.0-1]; a failed exchange 0x87.
-                    conn.ctx.auth.enhanced_failed(peer, &client_id, &method);
+                    conn.ctx.auth.enhanced_failed(peer, &client_id, method);
                     conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
                         .await;
                     return None;
@@ -127,11 +127,6 @@ where
         }
     };
     if let Some(old) = &attached.discarded {
-        // Its delayed will is due as it ends [MQTT-3.1.3-9].
-        let will = old.lock().pending_will.take();
-        if let Some((will, _)) = will {
-            crate::sys::publish_will(&conn.ctx, will, Instant::now());
-        }
         conn.ctx.router.end_session(old);
     }
     let session = attached.session;
@@ -140,10 +135,10 @@ where
         properties: negotiated.connack,
         ..ConnAck::new(attached.present, ReasonCode::Success)
     };
-    if let Some(v) = live_v5_method(&negotiated.v5) {
+    if let Some(method) = method.filter(|_| connect.level.is_v5()) {
         // The method and its final data go back in the CONNACK (§3.2.2.3.17, 3.2.2.3.18).
         let p = connack.properties.values_mut();
-        p.authentication_method = Some(v);
+        p.authentication_method = Some(method);
         p.authentication_data = auth_data;
     }
     codec::encode(&Packet::ConnAck(connack), connect.level, conn.wbuf.buf());
@@ -220,7 +215,7 @@ pub(super) async fn close<R, W>(
     if reason.publishes_will() {
         // The same `$SYS` guard as a PUBLISH: a will is a message the client publishes.
         if let Some(w) = will.filter(|w| !inbound::refuse_sys(&w.topic, &ctx)) {
-            let (msg, delay) = v5::will_message(*w, now);
+            let (msg, delay) = Message::from_will(*w, now);
             if delay.is_zero() || outcome == DetachOutcome::Removed {
                 // Due now, or its session ends now, which is when a delayed will is due
                 // at the latest [MQTT-3.1.3-9].
@@ -359,9 +354,4 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         }
         let _ = tokio::time::timeout(Duration::from_millis(200), self.wr.shutdown()).await;
     }
-}
-
-/// The Authentication Method an MQTT 5 client connected with, if any.
-fn live_v5_method(v5: &Option<Box<v5::V5>>) -> Option<String> {
-    v5.as_ref().and_then(|v| v.auth_method.clone())
 }

@@ -166,15 +166,15 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         batch.push(msg);
                     }
                     if batch.len() >= ROUTE_BATCH {
-                        self.route_batch(&mut batch, std::mem::take(&mut acks), live, now);
-                        self.after_batch(&mut held, live);
+                        let n = std::mem::take(&mut acks);
+                        self.route_batch(&mut batch, n, &mut held, live, now);
                     }
                 }
                 Ok(Some(p)) => {
                     // Anything else is handled after the PUBLISH packets before it are routed
                     // (a SUBSCRIBE must not see an earlier PUBLISH, for one).
-                    self.route_batch(&mut batch, std::mem::take(&mut acks), live, now);
-                    self.after_batch(&mut held, live);
+                    let n = std::mem::take(&mut acks);
+                    self.route_batch(&mut batch, n, &mut held, live, now);
                     if let Err(r) = inbound::handle(p, live, &self.ctx, self.wbuf.buf(), now) {
                         break Err(r);
                     }
@@ -183,19 +183,9 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 Err(e) => break Err(CloseReason::Malformed(e)),
             }
         };
-        self.route_batch(&mut batch, acks, live, now);
-        self.after_batch(&mut held, live);
+        self.route_batch(&mut batch, acks, &mut held, live, now);
         metrics::add(&self.ctx.metrics.publish_received, received);
         result
-    }
-
-    /// The acknowledgements of a routed batch (durable store only): after the messages of
-    /// the batch that routing set aside, or now.
-    fn after_batch(&mut self, held: &mut BytesMut, live: &mut Live) {
-        if !held.is_empty() {
-            let acks = std::mem::take(held);
-            after_routed(live, &self.ctx, acks, self.wbuf.buf());
-        }
     }
 
     /// The checks of a PUBLISH as it arrives (see `v5::inbound_publish`).
@@ -213,10 +203,14 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
     /// while this batch is being routed, instead of after (the round trip bounds a windowed
     /// publisher's rate). The acknowledgement means the broker owns the message (§4.3.2),
     /// which it does from the moment it is accepted.
+    ///
+    /// `held` are the batch's acknowledgements when a durable store holds them back: they
+    /// follow the batch (see [`after_routed`]).
     fn route_batch(
         &mut self,
         batch: &mut Vec<Message>,
         acks: usize,
+        held: &mut BytesMut,
         live: &mut Live,
         now: Instant,
     ) {
@@ -225,22 +219,25 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         if ack_first {
             self.flush_now();
         }
-        if batch.is_empty() {
-            return;
-        }
-        let p = live.publishing();
-        p.deepest = 0;
-        p.woke_here = false;
-        let mut rest = batch.drain(..);
-        while let Some(msg) = rest.next() {
-            let routed = inbound::route(msg, live, &self.ctx, now);
-            // A reader asked for pacing mid-batch: the rest waits, as later packets do, so
-            // a publisher runs at most one message past the reader's high watermark.
-            if note_routed(live, routed, rest.by_ref()) {
-                break;
+        if !batch.is_empty() {
+            let p = live.publishing();
+            p.deepest = 0;
+            p.woke_here = false;
+            let mut rest = batch.drain(..);
+            while let Some(msg) = rest.next() {
+                let routed = inbound::route(msg, live, &self.ctx, now);
+                // A reader asked for pacing mid-batch: the rest waits, as later packets
+                // do, so a publisher runs at most one message past the reader's high
+                // watermark.
+                if note_routed(live, routed, rest.by_ref()) {
+                    break;
+                }
             }
+            let p = live.publishing();
+            p.deliveries_first |= acks > 0 && !ack_first && p.woke_here;
         }
-        let p = live.publishing();
-        p.deliveries_first |= acks > 0 && !ack_first && p.woke_here;
+        if !held.is_empty() {
+            after_routed(live, &self.ctx, std::mem::take(held), self.wbuf.buf());
+        }
     }
 }

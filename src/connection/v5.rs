@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::CloseReason;
 use crate::codec::{
-    Connect, Disconnect, LastWill, Properties, PropertyValues, ProtocolLevel, Publish, QoS,
-    ReasonCode,
+    Connect, Disconnect, Properties, PropertyValues, ProtocolLevel, Publish, QoS, ReasonCode,
 };
 use crate::context::Context;
 use crate::message::Message;
@@ -64,8 +63,7 @@ pub(super) fn negotiate(
 ) -> Negotiated {
     let config = &ctx.config;
     let limits = &config.limits;
-    let persistent = config.session.persistent_session_expiry;
-    let cap = (!persistent.is_zero()).then_some(persistent);
+    let cap = expiry_cap(ctx);
     let mut egress = Egress::new(c.level, vectored);
     if !c.level.is_v5() {
         // 3.1.1: CleanSession 1 ends the session with the connection; 0 keeps it for
@@ -89,12 +87,7 @@ pub(super) fn negotiate(
     // Session Expiry Interval (§3.1.2.11.2): absent is 0; capped by the broker's limit, and
     // the client told what it got when that differs [MQTT-3.2.2-... §3.2.2.3.2].
     let requested = asked.session_expiry_interval.unwrap_or(0);
-    let expiry = match (requested, cap) {
-        (0, _) => Some(Duration::ZERO),
-        (NEVER, None) => None,
-        (secs, None) => Some(Duration::from_secs(u64::from(secs))),
-        (secs, Some(cap)) => Some(Duration::from_secs(u64::from(secs)).min(cap)),
-    };
+    let expiry = granted_expiry(requested, cap);
     let granted = expiry.map_or(NEVER, |d| u32::try_from(d.as_secs()).unwrap_or(NEVER - 1));
     if granted != requested {
         ack.session_expiry_interval = Some(granted);
@@ -137,6 +130,24 @@ pub(super) fn negotiate(
         connack: ack.into(),
         keep_alive,
         expiry,
+    }
+}
+
+/// The most a session is kept offline: `session.persistent_session_expiry`, 0 for no limit.
+fn expiry_cap(ctx: &Context) -> Option<Duration> {
+    let persistent = ctx.config.session.persistent_session_expiry;
+    (!persistent.is_zero()).then_some(persistent)
+}
+
+/// How long a session outlives its connection when a client asks for a Session Expiry
+/// Interval of `secs` (§3.1.2.11.2: 0 ends it with the connection, 0xFFFFFFFF never), at
+/// most `cap` (see `SessionState::expiry`).
+fn granted_expiry(secs: u32, cap: Option<Duration>) -> Option<Duration> {
+    match (secs, cap) {
+        (0, _) => Some(Duration::ZERO),
+        (NEVER, None) => None,
+        (secs, None) => Some(Duration::from_secs(u64::from(secs))),
+        (secs, Some(cap)) => Some(Duration::from_secs(u64::from(secs)).min(cap)),
     }
 }
 
@@ -183,14 +194,15 @@ pub(super) fn inbound_publish(
     if let Some(alias) = props.topic_alias {
         let max = ctx.config.limits.topic_alias_maximum;
         // Alias 0 never gets here: the decoder refuses it (0x94 all the same).
-        if alias > max {
-            return Err(violation(
-                ReasonCode::TopicAliasInvalid,
-                "Topic Alias above the Topic Alias Maximum [MQTT-3.2.2-17]",
-            ));
-        }
-        let alias = alias.max(1);
-        let slot = usize::from(alias - 1);
+        let slot = match alias.checked_sub(1) {
+            Some(slot) if alias <= max => usize::from(slot),
+            _ => {
+                return Err(violation(
+                    ReasonCode::TopicAliasInvalid,
+                    "Topic Alias above the Topic Alias Maximum [MQTT-3.2.2-17]",
+                ))
+            }
+        };
         if p.topic.is_empty() {
             match v5.aliases_in.get(slot).and_then(Option::as_ref) {
                 Some(topic) => p.topic.clone_from(topic),
@@ -215,9 +227,12 @@ pub(super) fn inbound_publish(
     }
     if p.qos != QoS::AtMostOnce {
         // A re-sent QoS 2 PUBLISH whose PUBREL has not come is already counted.
-        let resent = p.qos == QoS::ExactlyOnce && session.lock().is_receiving_qos2(p.pkid);
+        let (resent, awaiting_rel) = {
+            let st = session.lock();
+            let resent = p.qos == QoS::ExactlyOnce && st.is_receiving_qos2(p.pkid);
+            (resent, st.receiving_qos2())
+        };
         if !resent {
-            let awaiting_rel = session.lock().receiving_qos2();
             let used = usize::from(v5.unacked_in) + awaiting_rel;
             if used >= usize::from(ctx.config.limits.receive_maximum) {
                 return Err(violation(
@@ -259,7 +274,7 @@ pub(super) fn check_publish_capabilities(
 /// Alias, no Subscription Identifier [MQTT-3.3.4-6], the expiry as an instant).
 pub(super) fn message_of(p: Publish, now: Instant) -> Message {
     let mut msg = Message::new(p.topic, p.payload, p.qos, p.retain);
-    if let Some(mut props) = p.properties.values().cloned() {
+    if let Some(mut props) = p.properties.into_values() {
         msg.expires = Message::expiry_from(props.message_expiry_interval.take(), now);
         props.topic_alias = None;
         props.subscription_identifiers.clear();
@@ -275,11 +290,6 @@ pub(super) fn payload_format_invalid(msg: &Message) -> bool {
         v.payload_format_indicator == Some(crate::codec::PayloadFormat::Utf8)
             && std::str::from_utf8(&msg.payload).is_err()
     })
-}
-
-/// The message a will becomes, and its Will Delay Interval (see [`Message::from_will`]).
-pub(super) fn will_message(w: LastWill, now: Instant) -> (Message, Duration) {
-    Message::from_will(w, now)
 }
 
 /// A client's DISCONNECT: how the connection ends, and its new Session Expiry Interval
@@ -304,15 +314,9 @@ pub(super) fn client_disconnect(
                 "DISCONNECT sets a Session Expiry Interval after CONNECT set 0 [MQTT-3.14.2-2]",
             );
         }
-        let persistent = ctx.config.session.persistent_session_expiry;
-        let expiry = match secs {
-            0 => Some(Duration::ZERO),
-            NEVER if persistent.is_zero() => None,
-            NEVER => Some(persistent),
-            s if persistent.is_zero() => Some(Duration::from_secs(u64::from(s))),
-            s => Some(Duration::from_secs(u64::from(s)).min(persistent)),
-        };
-        session.lock().set_expiry(expiry);
+        session
+            .lock()
+            .set_expiry(granted_expiry(secs, expiry_cap(ctx)));
     }
     if d.reason == ReasonCode::DisconnectWithWillMessage {
         CloseReason::ClientDisconnectWithWill

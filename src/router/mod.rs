@@ -476,9 +476,16 @@ impl Router {
     /// Ends a session for good (clean disconnect, replaced by a clean session, expired):
     /// removes its subscriptions, then hands its unacknowledged and queued group messages to
     /// the other members, so a group never loses a message because one member went away.
+    /// A will still waiting for its delay is due now: the session's end is the latest it is
+    /// published [MQTT-3.1.3-9].
     pub fn end_session(&self, session: &Session) {
         self.remove_all(session);
         self.redispatch_undelivered(session);
+        let will = session.lock().pending_will.take();
+        if let Some((will, _)) = will {
+            metrics::inc(&self.metrics.wills_published);
+            self.publish(will, Origin::broker(), std::time::Instant::now());
+        }
         if let Some(s) = &self.sessions {
             s.ended(session);
         }

@@ -79,7 +79,11 @@ impl Egress {
                 &[]
             },
         };
-        if v5 && codec::publish_header_len(&header, self.level) > self.max_packet as usize {
+        // Measured only for a client that set a maximum (the measure walks the properties).
+        if v5
+            && self.max_packet != u32::MAX
+            && codec::publish_header_len(&header, self.level) > self.max_packet as usize
+        {
             return false;
         }
         let alias = match self.aliases.as_mut() {

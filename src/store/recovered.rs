@@ -26,23 +26,29 @@ pub struct Recovered {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveredMessage {
     /// The store's id of the message: one message queued for many sessions is kept once, and
-    /// comes back once (sessions that held the same id share it again). 0: no identity.
-    pub id: u64,
+    /// comes back once (sessions that held the same id share it again). `None`: not shared
+    /// (a retained message).
+    pub id: Option<u64>,
     /// `expires` is `None` here; [`RecoveredMessage::into_message`] sets it from `expires_at`.
     pub message: Message,
     pub expires_at: Option<SystemTime>,
 }
 
 impl RecoveredMessage {
-    /// The message with its expiry as an `Instant`, or `None` when it has expired by `now`
-    /// (then it is dropped, never sent [MQTT-3.3.2-5]).
-    pub fn into_message(self, now: std::time::Instant, wall: SystemTime) -> Option<Message> {
+    /// Whether the message had expired at `wall`.
+    pub fn expired(&self, wall: SystemTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= wall)
+    }
+
+    /// The message with its expiry as an `Instant` (one that expired by `wall` expires at
+    /// `now`).
+    pub fn into_message(self, now: std::time::Instant, wall: SystemTime) -> Message {
         let mut m = self.message;
         if let Some(at) = self.expires_at {
-            let left = at.duration_since(wall).ok()?;
+            let left = at.duration_since(wall).unwrap_or_default();
             m.expires = now.checked_add(left);
         }
-        Some(m)
+        m
     }
 }
 

@@ -42,15 +42,25 @@ pub struct RestoredSession {
 struct Shared(HashMap<u64, Arc<Message>>);
 
 impl Shared {
-    fn get(&mut self, m: RecoveredMessage, now: Instant, wall: SystemTime) -> Option<Arc<Message>> {
-        if m.id != 0 {
-            if let Some(msg) = self.0.get(&m.id) {
-                return Some(msg.clone());
-            }
+    /// The message of `m`, shared with the deliveries before it that held the same id.
+    /// `None` when it expired during the downtime [MQTT-3.3.2-5], unless `in_flight`: a
+    /// delivery that began is finished (resent with DUP) whatever its expiry.
+    fn get(
+        &mut self,
+        m: RecoveredMessage,
+        in_flight: bool,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Option<Arc<Message>> {
+        if let Some(msg) = m.id.and_then(|id| self.0.get(&id)) {
+            return Some(msg.clone());
+        }
+        if m.expired(wall) && !in_flight {
+            return None;
         }
         let id = m.id;
-        let msg = Arc::new(m.into_message(now, wall)?);
-        if id != 0 {
+        let msg = Arc::new(m.into_message(now, wall));
+        if let Some(id) = id {
             self.0.insert(id, msg.clone());
         }
         Some(msg)
@@ -59,10 +69,11 @@ impl Shared {
     fn delivery(
         &mut self,
         d: RecoveredDelivery,
+        in_flight: bool,
         now: Instant,
         wall: SystemTime,
     ) -> Option<Delivery> {
-        let msg = self.get(d.message, now, wall)?;
+        let msg = self.get(d.message, in_flight, now, wall)?;
         Some(Delivery {
             msg,
             qos: d.qos,
@@ -83,7 +94,7 @@ impl SessionStore {
             self.restore_one(rs, now, wall, &mut shared, &mut out);
         }
         for (m, stamp) in recovered.retained {
-            if let Some(msg) = shared.get(m, now, wall) {
+            if let Some(msg) = shared.get(m, false, now, wall) {
                 out.retained.push((msg, stamp));
             }
         }
@@ -118,19 +129,16 @@ impl SessionStore {
             .inflight
             .into_iter()
             .filter_map(|i| match i.delivery {
-                // A message in flight is resent even if it expired since (its delivery began).
-                Some(d) => {
-                    let mut d = d;
-                    d.message.expires_at = None;
-                    shared.delivery(d, now, wall).map(|d| (i.pkid, Some(d)))
-                }
+                Some(d) => shared
+                    .delivery(d, true, now, wall)
+                    .map(|d| (i.pkid, Some(d))),
                 None => Some((i.pkid, None)),
             })
             .collect();
         let queue = rs
             .queue
             .into_iter()
-            .filter_map(|d| shared.delivery(d, now, wall))
+            .filter_map(|d| shared.delivery(d, false, now, wall))
             .collect();
         {
             let mut st = session.lock();

@@ -207,7 +207,7 @@ fn delivery(e: &Entry, m: &Stored) -> RecoveredDelivery {
     RecoveredDelivery {
         message: RecoveredMessage {
             // The store's id: sessions that held one message share it again in memory.
-            id: e.msg,
+            id: Some(e.msg),
             message: m.0.clone(),
             expires_at: m.1,
         },
@@ -322,7 +322,7 @@ pub(super) fn recover(mut s: Scan, now: SystemTime) -> (Recovered, Mirror, Vec<O
             continue;
         }
         let rm = RecoveredMessage {
-            id: 0,
+            id: None,
             message: m,
             expires_at: at,
         };
