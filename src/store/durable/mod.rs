@@ -298,6 +298,10 @@ pub struct Durable {
     state: Mutex<State>,
     /// The number of the last job staged.
     appended: AtomicU64,
+    /// The number of the last job synced, as the writer last published it: what
+    /// `durable` compares first, so the common case (nothing pending) reads two atomics and
+    /// no lock shared with the writer.
+    synced_at: Arc<AtomicU64>,
     synced: watch::Receiver<u64>,
     thread: Mutex<Option<JoinHandle<()>>>,
     _lock: File,
@@ -359,12 +363,14 @@ impl Durable {
         }
         let (tx, rx) = mpsc::channel();
         let (synced_tx, synced) = watch::channel(0);
+        let synced_at = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             keyspace: engine.keyspace.clone(),
             parts: engine.parts.clone(),
             sync: opts.sync,
             rx,
             synced: synced_tx,
+            synced_at: synced_at.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("supermq-store".into())
@@ -384,6 +390,7 @@ impl Durable {
                 next: 0,
             }),
             appended: AtomicU64::new(0),
+            synced_at,
             synced,
             thread: Mutex::new(Some(thread)),
             _lock: engine.lock,
@@ -477,7 +484,7 @@ impl SessionJournal for Durable {
     /// crash loses nothing acknowledged); with `Always` also for the fsync.
     fn durable(&self) -> Option<SyncWait> {
         let target = self.appended.load(Ordering::Acquire);
-        if *self.synced.borrow() >= target {
+        if self.synced_at.load(Ordering::Acquire) >= target {
             return None;
         }
         let mut rx = self.synced.clone();

@@ -49,6 +49,8 @@ pub(super) struct Writer {
     pub sync: SyncMode,
     pub rx: Receiver<Job>,
     pub synced: watch::Sender<u64>,
+    /// The same number as `synced`, for readers that only compare (see `Durable`).
+    pub synced_at: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Writer {
@@ -141,6 +143,8 @@ impl Writer {
                 }
             }
             if !dirty || !matches!(self.sync, SyncMode::Always) {
+                self.synced_at
+                    .store(written, std::sync::atomic::Ordering::Release);
                 self.synced.send_replace(written);
             }
             if let Some(reply) = close {
