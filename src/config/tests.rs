@@ -144,6 +144,8 @@ enabled = false
 dir = "/var/lib/supermq"
 sync = "periodic"
 sync_interval = "250ms"
+memory_window = 16
+max_memory = 33554432
 "#;
     let expected = Config {
         listeners: vec![
@@ -233,6 +235,8 @@ sync_interval = "250ms"
             dir: "/var/lib/supermq".into(),
             sync: SyncMode::Periodic,
             sync_interval: Duration::from_millis(250),
+            memory_window: 16,
+            max_memory: 32 << 20,
         },
         groups: GroupsConfig {
             enabled: true,

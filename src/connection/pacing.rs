@@ -138,7 +138,14 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         let mut acks = 0;
         // With a durable store the acknowledgements of a batch wait for its messages to be
         // routed and durable (see `release_acks`); without one they go out at once.
-        let holding = self.ctx.sessions.holds_acks();
+        // Behind acknowledgements still waiting, the order of PUBLISH packets holds
+        // [MQTT-4.6.0-2]: these wait too.
+        let waiting = live
+            .publishing
+            .as_ref()
+            .is_some_and(|p| !p.synced.is_empty());
+        let mut holding = waiting || self.ctx.sessions.holds_acks();
+        let keeps = self.ctx.sessions.keeps();
         let mut held = BytesMut::new();
         let result = loop {
             match codec::decode(&mut self.rbuf, &limits, live.egress.level) {
@@ -161,6 +168,8 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         continue;
                     };
                     acks += usize::from(p.qos != codec::QoS::AtMostOnce);
+                    // A retained message is stored whoever subscribes.
+                    holding |= keeps && p.retain;
                     let out = if holding { &mut held } else { self.wbuf.buf() };
                     if let Some(msg) = inbound::accept(p, live, &self.ctx, out, now) {
                         batch.push(msg);
@@ -214,6 +223,11 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         live: &mut Live,
         now: Instant,
     ) {
+        // A QoS 2 message and the publisher's packet id, journaled when its PUBREC is
+        // released below, go to the store in one batch (see `SessionJournal::hold_writes`).
+        let together = (!held.is_empty() && batch.iter().any(|m| m.qos == codec::QoS::ExactlyOnce))
+            .then(|| self.ctx.clone());
+        let _held = together.as_ref().and_then(|c| c.sessions.hold_writes());
         let deepest = live.publishing.as_ref().map_or(0, |p| p.deepest);
         let ack_first = acks >= ACK_FIRST && deepest < ACK_FIRST_DEPTH;
         if ack_first {

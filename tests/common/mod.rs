@@ -9,7 +9,8 @@
 //! - [`ws`]: WebSocket client connections that control frame boundaries;
 //! - [`cluster`]: cluster nodes in this process and their route links;
 //! - [`process`]: the `supermq` binary as a child process, with its temporary files, ports
-//!   and signals.
+//!   and signals;
+//! - [`stored`]: the binary with a durable store: started, killed with SIGKILL, its memory.
 //!
 //! The items of `broker`, `raw` and `wire` are re-exported here, so `use common::*;` gives
 //! a test the broker and the client; the others are used by their module path.
@@ -22,6 +23,7 @@ pub mod broker;
 pub mod cluster;
 pub mod process;
 pub mod raw;
+pub mod stored;
 pub mod tls;
 pub mod wire;
 pub mod ws;

@@ -16,6 +16,7 @@ use std::sync::{Arc, Weak};
 
 use super::record::{self, Entry, Meta};
 use super::Part;
+use crate::codec::QoS;
 use crate::message::{Delivery, Message};
 use crate::session::Change;
 
@@ -64,6 +65,9 @@ pub(super) struct SessionMirror {
 pub(super) struct MsgRef {
     pub count: u32,
     pub live: Option<Weak<Message>>,
+    /// Held until the job that writes the message is written: a session that pages a
+    /// delivery out at once must be able to read it back before the engine has it.
+    pub unwritten: Option<Arc<Message>>,
 }
 
 /// Everything the store keeps in memory.
@@ -74,6 +78,11 @@ pub(super) struct Mirror {
     /// `Arc::as_ptr` of a live message → its id.
     by_ptr: HashMap<usize, u64>,
     pub next_msg: u64,
+    /// (jobs sent when it was interned, message id) of the messages holding `unwritten`,
+    /// oldest first: the job that writes it is a later one.
+    unwritten: VecDeque<(u64, u64)>,
+    /// The number of jobs sent so far (set by the store before each `apply`).
+    pub jobs_sent: u64,
 }
 
 fn ptr(m: &Arc<Message>) -> usize {
@@ -139,9 +148,30 @@ impl Mirror {
                 s.meta.offline_since = None;
                 true
             }
-            Change::Detached { at } => {
+            Change::Detached { at, drop_qos0 } => {
                 s.meta.attached = false;
                 s.meta.offline_since = Some(at);
+                if drop_qos0 {
+                    // As the session did: its queue must stay the one the changes after
+                    // this name ("the front was sent").
+                    let mut gone = Vec::new();
+                    for q in [&mut s.queue, &mut s.backlog] {
+                        q.retain(|(seq, e)| {
+                            let keep = e.qos != QoS::AtMostOnce;
+                            if !keep {
+                                gone.push((*seq, e.msg));
+                            }
+                            keep
+                        });
+                    }
+                    for (seq, msg) in gone {
+                        ops.push(Op::delete(
+                            Part::Queue,
+                            record::session_key(id, &seq.to_be_bytes()),
+                        ));
+                        self.release(msg, ops);
+                    }
+                }
                 true
             }
             Change::Enqueued(d) => {
@@ -301,8 +331,10 @@ impl Mirror {
             MsgRef {
                 count: 1,
                 live: Some(Arc::downgrade(&d.msg)),
+                unwritten: Some(d.msg.clone()),
             },
         );
+        self.unwritten.push_back((self.jobs_sent, id));
         self.by_ptr.insert(p, id);
         id
     }
@@ -325,6 +357,28 @@ impl Mirror {
             }
         }
         ops.push(Op::delete(Part::Messages, id.to_be_bytes().to_vec()));
+    }
+
+    /// Lets go of the messages whose jobs are written: every job up to `written`.
+    pub fn written(&mut self, written: u64) {
+        while let Some(&(sent, id)) = self.unwritten.front() {
+            // Interned after `sent` jobs: written by job `sent + 1` or later.
+            if sent >= written {
+                break;
+            }
+            self.unwritten.pop_front();
+            if let Some(r) = self.messages.get_mut(&id) {
+                r.unwritten = None;
+            }
+        }
+    }
+
+    /// The message `id` if it is still in memory somewhere.
+    pub fn in_memory(&self, id: u64) -> Option<Arc<Message>> {
+        let r = self.messages.get(&id)?;
+        r.unwritten
+            .clone()
+            .or_else(|| r.live.as_ref().and_then(Weak::upgrade))
     }
 
     /// How many messages are held (for tests and reports).
