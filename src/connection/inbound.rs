@@ -43,7 +43,7 @@ pub(super) fn handle(
                 if ctx.sessions.holds_acks() {
                     let mut b = BytesMut::new();
                     codec::encode(&rel, live.egress.level, &mut b);
-                    super::pacing::release_acks(live, ctx, b, out);
+                    super::pacing::release_acks(live, ctx, b, out, None);
                 } else {
                     codec::encode(&rel, live.egress.level, out);
                 }
@@ -146,7 +146,7 @@ fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, 
         super::pacing::note_routed(live, routed, std::iter::empty());
     }
     if !held.is_empty() {
-        super::pacing::after_routed(live, ctx, held, out);
+        super::pacing::after_routed(live, ctx, held, out, None);
     }
 }
 

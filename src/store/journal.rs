@@ -43,6 +43,16 @@ pub trait SessionJournal: Send + Sync + Debug {
     /// Ends one [`SessionJournal::hold_writes`].
     fn release_writes(&self) {}
 
+    /// [`SessionJournal::durable`], or sooner: the wait also ends once none of `msgs` is
+    /// held by a stored session any more (each was delivered and acknowledged, or dropped,
+    /// everywhere it was queued), since then nothing a restart would need of them is left.
+    /// An acknowledgement of QoS 1 messages that a connected subscriber takes at once then
+    /// waits for that subscriber, not for the disk. The default waits for the disk.
+    fn durable_or_delivered(&self, msgs: Vec<Arc<Message>>) -> Option<SyncWait> {
+        let _ = msgs;
+        self.durable()
+    }
+
     /// Whether the journal can keep a session's queued deliveries on disk only and read
     /// them back ([`SessionJournal::page_in`]): the number of deliveries a connected session
     /// then keeps in memory (an offline one keeps none). `None` (the default): every queued

@@ -120,6 +120,17 @@ impl SessionStore {
         self.journal.is_some() && self.journaled.any()
     }
 
+    /// A wait for everything journaled so far to be durable, or for `msgs` to be held by no
+    /// stored session (see [`SessionJournal::durable_or_delivered`]).
+    pub fn durable_or_delivered(
+        &self,
+        msgs: Vec<Arc<crate::message::Message>>,
+    ) -> Option<super::SyncWait> {
+        self.journal
+            .as_ref()
+            .and_then(|j| j.durable_or_delivered(msgs))
+    }
+
     /// Holds the journal's writes until the guard is dropped (see
     /// [`SessionJournal::hold_writes`]); `None` without a journal.
     pub fn hold_writes(&self) -> Option<WritesHeld<'_>> {

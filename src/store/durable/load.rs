@@ -362,6 +362,7 @@ pub(super) fn recover(
                         count,
                         live: None,
                         unwritten: None,
+                        watchers: Vec::new(),
                     },
                 );
             }

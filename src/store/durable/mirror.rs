@@ -14,6 +14,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
 
+use tokio::sync::Notify;
+
 use super::record::{self, Entry, Meta};
 use super::Part;
 use crate::codec::QoS;
@@ -68,6 +70,8 @@ pub(super) struct MsgRef {
     /// Held until the job that writes the message is written: a session that pages a
     /// delivery out at once must be able to read it back before the engine has it.
     pub unwritten: Option<Arc<Message>>,
+    /// Told when the last entry naming the message goes (see `delivered.rs`).
+    pub watchers: Vec<Arc<Notify>>,
 }
 
 /// Everything the store keeps in memory.
@@ -332,6 +336,7 @@ impl Mirror {
                 count: 1,
                 live: Some(Arc::downgrade(&d.msg)),
                 unwritten: Some(d.msg.clone()),
+                watchers: Vec::new(),
             },
         );
         self.unwritten.push_back((self.jobs_sent, id));
@@ -349,6 +354,9 @@ impl Mirror {
             return;
         }
         if let Some(r) = self.messages.remove(&id) {
+            for w in &r.watchers {
+                w.notify_one();
+            }
             if let Some(w) = r.live {
                 let p = w.as_ptr() as usize;
                 if self.by_ptr.get(&p) == Some(&id) {
@@ -370,6 +378,24 @@ impl Mirror {
             if let Some(r) = self.messages.get_mut(&id) {
                 r.unwritten = None;
             }
+        }
+    }
+
+    /// Registers `w` to be told when live message `m` is named by no entry any more; false
+    /// when it is not (or never was) held.
+    pub fn watch(&mut self, m: &Arc<Message>, w: &Arc<Notify>) -> bool {
+        let Some(id) = self.by_ptr.get(&ptr(m)) else {
+            return false;
+        };
+        match self.messages.get_mut(id) {
+            Some(r) if r.count > 0 => {
+                // One registration per waiter and message.
+                if !r.watchers.iter().any(|x| Arc::ptr_eq(x, w)) {
+                    r.watchers.push(w.clone());
+                }
+                true
+            }
+            _ => false,
         }
     }
 

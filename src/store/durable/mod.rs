@@ -48,6 +48,7 @@
 //! recovery (each batch is atomic).
 
 mod check;
+mod delivered;
 mod load;
 mod mirror;
 mod page;
@@ -157,7 +158,7 @@ pub enum DurableError {
 }
 
 /// The partitions, by role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Part {
     Sessions,
     Queue,
@@ -317,7 +318,7 @@ pub struct Durable {
     parts: Parts,
     /// The mirror and the writer's channel, under one lock so jobs are sent in the order
     /// they are numbered. Never held across an `.await`.
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     /// The number of the last job staged.
     appended: AtomicU64,
     /// Open holds (`State::holds`, readable without the lock).
@@ -435,13 +436,13 @@ impl Durable {
             window: opts.window,
             keyspace: engine.keyspace,
             parts: engine.parts,
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 mirror,
                 tx: Some(tx),
                 next: 0,
                 holds: 0,
                 held: Vec::new(),
-            }),
+            })),
             appended: AtomicU64::new(0),
             holding: std::sync::atomic::AtomicU32::new(0),
             synced_at,
@@ -567,14 +568,7 @@ impl SessionJournal for Durable {
     /// In every mode an acknowledgement waits for its batch to reach the OS (so a process
     /// crash loses nothing acknowledged); with `Always` also for the fsync.
     fn durable(&self) -> Option<SyncWait> {
-        let target = if self.holding.load(Ordering::Acquire) > 0 {
-            // Ops kept back by a hold go to the writer as the next job when it ends: what
-            // was appended is durable once that one is.
-            let st = self.state.lock();
-            st.next + u64::from(!st.held.is_empty())
-        } else {
-            self.appended.load(Ordering::Acquire)
-        };
+        let target = self.target();
         if self.synced_at.load(Ordering::Acquire) >= target {
             return None;
         }
@@ -583,6 +577,24 @@ impl SessionJournal for Durable {
             // Err: the writer stopped, after writing and syncing everything (close).
             let _ = rx.wait_for(|s| *s >= target).await;
         }))
+    }
+
+    fn durable_or_delivered(&self, msgs: Vec<Arc<Message>>) -> Option<SyncWait> {
+        self.synced_or_delivered(msgs)
+    }
+}
+
+impl Durable {
+    /// The job that must be synced for everything appended so far to be durable.
+    fn target(&self) -> u64 {
+        if self.holding.load(Ordering::Acquire) > 0 {
+            // Ops kept back by a hold go to the writer as the next job when it ends: what
+            // was appended is durable once that one is.
+            let st = self.state.lock();
+            st.next + u64::from(!st.held.is_empty())
+        } else {
+            self.appended.load(Ordering::Acquire)
+        }
     }
 }
 

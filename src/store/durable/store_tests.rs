@@ -705,3 +705,65 @@ fn an_unreadable_paged_message_is_reported_lost_and_its_entry_removed() {
         "the lost entry is gone from disk"
     );
 }
+
+#[test]
+fn an_acknowledgement_waits_for_the_disk_or_for_every_stored_session_to_have_it_acknowledged() {
+    use futures_util::FutureExt;
+    let dir = TempDir::new("delivered");
+    let (d, _) = open(&dir);
+    let release = d.hold_writer();
+    let (m1, m2) = (
+        msg("t", "one", QoS::AtLeastOnce),
+        msg("t", "two", QoS::AtLeastOnce),
+    );
+    d.append(
+        "a",
+        vec![Change::Enqueued(deliver(&m1, QoS::AtLeastOnce, &[]))],
+    );
+    d.append(
+        "b",
+        vec![Change::Enqueued(deliver(&m1, QoS::AtLeastOnce, &[]))],
+    );
+    d.append(
+        "a",
+        vec![Change::Enqueued(deliver(&m2, QoS::AtLeastOnce, &[]))],
+    );
+    // A message no stored session holds needs nothing; the writer is held, so the disk
+    // cannot be what ended the wait.
+    let other = msg("t", "elsewhere", QoS::AtLeastOnce);
+    assert!(d.durable_or_delivered(vec![other]).is_none());
+    let mut wait = d
+        .durable_or_delivered(vec![m1.clone(), m2.clone()])
+        .expect("held by stored sessions, not on disk");
+    assert!((&mut wait).now_or_never().is_none());
+    // Session a takes and acknowledges both; b still holds m1.
+    d.append(
+        "a",
+        vec![
+            Change::Sent { pkid: 1 },
+            Change::Acked { pkid: 1 },
+            Change::Sent { pkid: 2 },
+            Change::Acked { pkid: 2 },
+        ],
+    );
+    assert!((&mut wait).now_or_never().is_none(), "b still holds m1");
+    d.append(
+        "b",
+        vec![Change::Sent { pkid: 1 }, Change::Acked { pkid: 1 }],
+    );
+    block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), &mut wait)
+            .await
+            .expect("released once every session acknowledged, with the writer still held")
+    });
+    // Without the subscribers, the disk ends it.
+    let m3 = msg("t", "three", QoS::AtLeastOnce);
+    d.append(
+        "a",
+        vec![Change::Enqueued(deliver(&m3, QoS::AtLeastOnce, &[]))],
+    );
+    let wait = d.durable_or_delivered(vec![m3]).expect("pending");
+    drop(release);
+    block_on(wait);
+    assert!(d.durable().is_none());
+}
