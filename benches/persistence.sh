@@ -32,3 +32,8 @@ for rep in 1 2 3; do
   run_smq "smq-durable-10k" true --scenario one-to-one --qos 1 --persistent --rate 10000 --duration 4s
   run_mosq "mosq-persist-10k" --scenario one-to-one --qos 1 --persistent --rate 10000 --duration 4s
 done
+# Clean sessions only: the store on (the default) against off, 20-client QoS 1 mesh.
+for rep in 1 2 3; do
+  run_smq "smq-mesh-store-on" true --scenario mesh --qos 1 --duration 4s
+  run_smq "smq-mesh-store-off" false --scenario mesh --qos 1 --duration 4s
+done

@@ -38,6 +38,9 @@ impl SessionState {
         mut sent: impl FnMut(&Delivery),
     ) -> FillResult {
         let mut res = FillResult::default();
+        // Read again after paging in: a message read back from disk has its expiry set
+        // against the clock of that read.
+        let mut now = now;
         // The client's Receive Maximum bounds the window too [MQTT-3.3.4-9].
         let window = usize::from(self.limits.max_inflight.min(egress.receive_maximum));
         while out.len() < max_bytes {
@@ -45,6 +48,7 @@ impl SessionState {
                 // A stored session's window ran dry: read the next deliveries back. Until
                 // they are, nothing else goes (the backlog comes after the whole queue).
                 res.lost += self.page_in() as u64;
+                now = Instant::now();
                 if self.queue.is_empty() && self.paged.len() > 0 {
                     break;
                 }

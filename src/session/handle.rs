@@ -151,6 +151,9 @@ pub struct Session {
     /// when a publisher first waits: most sessions never pace anyone, and the channel is
     /// larger than the rest of an idle session.
     relief: OnceLock<watch::Sender<u64>>,
+    /// Set once the session's journal is on (a stored session): a commit of any other
+    /// session takes no lock (see `SessionStore::commit`).
+    journaled: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -167,7 +170,20 @@ impl Session {
             client_id,
             state: Mutex::new(SessionState::new(expiry, limits)),
             relief: OnceLock::new(),
+            journaled: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Marks the session as stored (its journal is on).
+    pub fn mark_journaled(&self) {
+        self.journaled
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the session's journal is on.
+    #[inline]
+    pub fn is_journaled(&self) -> bool {
+        self.journaled.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// A receiver that resolves when this session's queue is relieved.

@@ -160,6 +160,12 @@ impl SessionStore {
     /// before the "queued" it consumes.
     #[inline]
     pub fn commit(&self, session: &Session) {
+        // A session whose journal is off records nothing: no lock to take. (Its journal is
+        // turned on, and the flag set, by the thread that attaches or restores it, before
+        // anything it records.)
+        if !session.is_journaled() {
+            return;
+        }
         if let Some(j) = &self.journal {
             let mut st = session.lock();
             let changes = st.take_changes();
@@ -205,6 +211,7 @@ impl SessionStore {
             // Only sessions that outlive their connection are kept by a durable store.
             s.lock()
                 .journal_on(&self.journaled, self.pager(&s.client_id));
+            s.mark_journaled();
         }
         s
     }
@@ -242,6 +249,7 @@ impl SessionStore {
             session
                 .lock()
                 .journal_on(&self.journaled, self.pager(&session.client_id));
+            session.mark_journaled();
         }
     }
 

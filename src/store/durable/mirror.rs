@@ -7,7 +7,9 @@
 //! `Arc<Message>` a delivery shares with every other session's delivery of it is found by its
 //! address ([`Arc::as_ptr`]); the mirror holds a [`Weak`] to it, which keeps the allocation
 //! (not the payload) alive, so the address cannot be reused by another message while it is
-//! known. The reference count of a message is the number of queue and in-flight entries
+//! known. Once its write is done and no one holds the `Arc` any more (no later entry can name
+//! it), only its id and count stay. The reference count of a message is the
+//! number of queue and in-flight entries
 //! naming it; it is not written (it is counted again on open), so it cannot disagree with the
 //! entries. At 0 the message record is deleted.
 
@@ -377,6 +379,18 @@ impl Mirror {
             self.unwritten.pop_front();
             if let Some(r) = self.messages.get_mut(&id) {
                 r.unwritten = None;
+                // On disk now, and if no one holds its `Arc` any more, no later entry can
+                // name it by that `Arc`: forgetting it keeps the mirror's memory per message
+                // to its count, not the message's allocation (a session reads it back from
+                // disk), so memory does not grow with what is queued offline.
+                if r.live.as_ref().is_some_and(|w| w.strong_count() == 0) {
+                    if let Some(w) = r.live.take() {
+                        let p = w.as_ptr() as usize;
+                        if self.by_ptr.get(&p) == Some(&id) {
+                            self.by_ptr.remove(&p);
+                        }
+                    }
+                }
             }
         }
     }

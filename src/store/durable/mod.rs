@@ -202,6 +202,11 @@ impl Parts {
     pub fn get(&self, p: Part) -> &PartitionHandle {
         &self.all[p as usize]
     }
+
+    /// Every partition, `info` and `quarantine` included.
+    pub fn every(&self) -> impl Iterator<Item = &PartitionHandle> {
+        self.all.iter().chain([&self.info, &self.quarantine])
+    }
 }
 
 /// The lock, the engine and its partitions, open.

@@ -27,6 +27,17 @@ use super::mirror::Op;
 use super::{Part, Parts, SyncMode, INFO_LAST_WRITE};
 use crate::store::durable::record::Enc;
 
+/// How often the writer looks at the size of the engine's journal (see `trim_journal`).
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
+/// The journal size past which every partition is flushed: a quarter of the size at which
+/// the engine halts writes (fjall's default `max_journaling_size`, 512 MiB).
+const JOURNAL_TRIM_AT: u64 = 128 << 20;
+
+/// A key no partition holds: MQTT strings never contain U+0000 (client ids, topics), and
+/// the binary keys are 8 bytes or `client id, 0, 2 or 8 bytes` (see `record.rs`).
+const NO_SUCH_KEY: &[u8] = b"\0supermq: journal trim";
+
 /// How long the writer waits before writing a refused batch again.
 const RETRY: Duration = Duration::from_millis(100);
 /// How often it tries a batch before it stops the store.
@@ -60,6 +71,7 @@ impl Writer {
         let mut dirty = false; // written and not yet fsynced
         let mut last_sync = Instant::now();
         let mut failed = false;
+        let mut last_trim = Instant::now();
         loop {
             let first = match (self.sync, dirty) {
                 (SyncMode::Periodic(d), true) => {
@@ -103,6 +115,10 @@ impl Writer {
             }
             if !ops.is_empty() {
                 let ops = last_per_key(ops);
+                if last_trim.elapsed() >= TRIM_EVERY {
+                    last_trim = Instant::now();
+                    self.trim_journal();
+                }
                 if !self.write_retrying(&ops) {
                     failed = true;
                     if let Some(reply) = close {
@@ -152,6 +168,30 @@ impl Writer {
             if let Some(reply) = close {
                 let _ = reply.send(());
                 break;
+            }
+        }
+    }
+
+    /// Keeps the engine's journal from growing to the size at which it halts writes. A
+    /// journal file is deleted once every partition it holds writes for has flushed past it;
+    /// a partition that stopped being written (no QoS 2 traffic for a while, no retained
+    /// message changed) can hold that up for good (fjall issue 288), and at 512 MiB of
+    /// journal the engine stops every write. Past a quarter of that, every partition gets a
+    /// deletion of a key that cannot exist (so none is empty) and a fresh memtable, which
+    /// the engine then flushes, and the old journals go.
+    fn trim_journal(&self) {
+        if self.keyspace.journal_disk_space() < JOURNAL_TRIM_AT {
+            return;
+        }
+        tracing::debug!(
+            bytes = self.keyspace.journal_disk_space(),
+            "durable store: flushing every partition to free the journal"
+        );
+        for p in self.parts.every() {
+            let mut b = self.keyspace.batch();
+            b.remove(p, NO_SUCH_KEY);
+            if let Err(e) = b.commit().and_then(|()| p.rotate_memtable().map(|_| ())) {
+                tracing::warn!("durable store: flushing partition {}: {e}", p.name);
             }
         }
     }
