@@ -77,6 +77,9 @@ pub struct FillResult {
     /// Messages discarded because they exceed the client's Maximum Packet Size
     /// [MQTT-3.1.2-25].
     pub too_large: u64,
+    /// When the first message written had been routed: one publish-to-deliver sample per
+    /// batch for `/metrics` (one per batch keeps the histogram off the per-message path).
+    pub first_routed: Option<Instant>,
 }
 
 #[derive(Debug)]
