@@ -6,12 +6,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! metrics {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
         /// Every counter the broker keeps; all monotonic except the `*_current` gauges.
         #[derive(Debug, Default)]
-        pub struct Metrics { $($(#[$doc])* pub $name: AtomicU64,)* }
+        pub struct Metrics { $($(#[doc = $doc])* pub $name: AtomicU64,)* }
 
         impl Metrics {
+            /// (name, its doc comment) of every counter, in `snapshot` order (`# HELP`).
+            pub const HELP: &'static [(&'static str, &'static str)] =
+                &[$((stringify!($name), concat!($($doc),*)),)*];
+
             /// (name, value) pairs for `$SYS` and logs.
             pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]

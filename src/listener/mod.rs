@@ -101,6 +101,22 @@ pub async fn bind_all(config: &Config) -> Result<Vec<BoundListener>, ListenerErr
     Ok(out)
 }
 
+/// The TLS acceptor of the HTTP server's `cert_file` and `key_file`, loaded (and its errors
+/// named) as a listener's are.
+pub fn https_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, ListenerError> {
+    let c = ListenerConfig {
+        name: "http".to_owned(),
+        protocol: crate::config::ListenerProtocol::Tls,
+        cert_file: Some(cert.to_owned()),
+        key_file: Some(key.to_owned()),
+        ..ListenerConfig::default()
+    };
+    Ok(tls::TlsSetup::load(&c)?.acceptor())
+}
+
 /// Loads every listener's TLS material without binding (for `supermq -t`).
 pub fn check_all(config: &Config) -> Result<(), ListenerError> {
     for c in &config.listeners {
