@@ -144,6 +144,20 @@ enabled = false
 dir = "/var/lib/supermq"
 sync = "periodic"
 sync_interval = "250ms"
+
+[http]
+enabled = true
+bind = "0.0.0.0:18084"
+anonymous_read = true
+ready_min_links = 2
+
+[[http.api_key]]
+key = "ops"
+secret = "0123456789"
+
+[[http.api_key]]
+key = "ci"
+secret = "abcdefghij"
 "#;
     let expected = Config {
         listeners: vec![
@@ -233,6 +247,24 @@ sync_interval = "250ms"
             dir: "/var/lib/supermq".into(),
             sync: SyncMode::Periodic,
             sync_interval: Duration::from_millis(250),
+        },
+        http: HttpConfig {
+            enabled: true,
+            bind: addr("0.0.0.0:18084"),
+            cert_file: None,
+            key_file: None,
+            anonymous_read: true,
+            ready_min_links: 2,
+            api_keys: vec![
+                ApiKey {
+                    key: "ops".into(),
+                    secret: "0123456789".into(),
+                },
+                ApiKey {
+                    key: "ci".into(),
+                    secret: "abcdefghij".into(),
+                },
+            ],
         },
         groups: GroupsConfig {
             enabled: true,
