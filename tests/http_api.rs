@@ -4,11 +4,11 @@
 //! publishing over HTTP to MQTT subscribers; `/metrics` parsed by a Prometheus-format
 //! parser, its counters moving with traffic; health and readiness.
 
-mod common;
 #[path = "http/auth.rs"]
 mod auth;
 #[path = "http/clients.rs"]
 mod clients;
+mod common;
 #[path = "http/health.rs"]
 mod health;
 #[path = "http/metrics.rs"]

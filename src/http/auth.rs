@@ -24,8 +24,7 @@ pub fn allowed(headers: &HeaderMap, keys: &[ApiKey]) -> bool {
     if v.len() > MAX_AUTHORIZATION || v.len() < 6 || !v[..6].eq_ignore_ascii_case(b"basic ") {
         return false;
     }
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(v[6..].trim_ascii())
-    else {
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(v[6..].trim_ascii()) else {
         return false;
     };
     let Some(colon) = decoded.iter().position(|&b| b == b':') else {
@@ -81,7 +80,10 @@ mod tests {
         ];
         assert!(allowed(&headers(&basic("ops", "s3cret-one")), &keys));
         assert!(allowed(&headers(&basic("ci", "s3cret-two")), &keys));
-        assert!(allowed(&headers(&basic("ci", "s3cret-two").replace("Basic", "basic")), &keys));
+        assert!(allowed(
+            &headers(&basic("ci", "s3cret-two").replace("Basic", "basic")),
+            &keys
+        ));
         assert!(!allowed(&headers(&basic("ops", "s3cret-two")), &keys));
         assert!(!allowed(&headers(&basic("ops", "")), &keys));
         assert!(!allowed(&headers("Bearer x"), &keys));

@@ -96,8 +96,20 @@ pub fn list(http: &Http, q: &[(String, String)]) -> Result<Resp, ApiError> {
     }
     let mut views: Vec<ClientView> = match id {
         // One look-up, not a walk over every session.
-        Some(id) => http.ctx.sessions.get(id).iter().map(|s| ClientView::of(s)).collect(),
-        None => http.ctx.sessions.all().iter().map(|s| ClientView::of(s)).collect(),
+        Some(id) => http
+            .ctx
+            .sessions
+            .get(id)
+            .iter()
+            .map(|s| ClientView::of(s))
+            .collect(),
+        None => http
+            .ctx
+            .sessions
+            .all()
+            .iter()
+            .map(|s| ClientView::of(s))
+            .collect(),
     };
     views.retain(|v| {
         want_state.map_or(true, |c| v.connected() == c)

@@ -26,7 +26,9 @@ pub fn readyz(http: &Http) -> Resp {
         not_ready.push("store: not open".to_owned());
     }
     if links < need {
-        not_ready.push(format!("cluster: {links} route links up, http.ready_min_links is {need}"));
+        not_ready.push(format!(
+            "cluster: {links} route links up, http.ready_min_links is {need}"
+        ));
     }
     let body = json!({
         "status": if not_ready.is_empty() { "ready" } else { "not_ready" },

@@ -90,7 +90,7 @@ pub fn stats(http: &Http) -> Resp {
         "live_connections.count": get(&m.clients_connected_current),
         "sessions.count": get(&m.sessions_current),
         "subscriptions.count": get(&m.subscriptions_current),
-        "topics.count": http.ctx.router.local_interest().len(),
+        "topics.count": super::subscriptions::local_filters(http).len(),
         "retained.count": get(&m.retained_current),
         "messages.received": get(&m.publish_received),
         "messages.sent": get(&m.publish_sent),

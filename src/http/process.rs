@@ -14,20 +14,24 @@ pub struct ProcessStats {
 const TICKS: f64 = 100.0;
 
 pub fn read() -> ProcessStats {
-    let rss_bytes = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
-        let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
-    });
+    let rss_bytes = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        });
     // Fields after the command name (which may hold spaces, so cut at its last ')'):
     // utime and stime are the 12th and 13th of those.
-    let cpu_seconds = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| {
-        let rest = &s[s.rfind(')')? + 1..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ut: u64 = f.get(11)?.parse().ok()?;
-        let st: u64 = f.get(12)?.parse().ok()?;
-        Some((ut + st) as f64 / TICKS)
-    });
+    let cpu_seconds = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ut: u64 = f.get(11)?.parse().ok()?;
+            let st: u64 = f.get(12)?.parse().ok()?;
+            Some((ut + st) as f64 / TICKS)
+        });
     let open_fds = std::fs::read_dir("/proc/self/fd")
         .ok()
         .map(|d| d.count() as u64);

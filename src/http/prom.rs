@@ -164,10 +164,20 @@ impl Collector for Broker {
             }
             type Pick = fn(&crate::cluster::LinkStats) -> &std::sync::atomic::AtomicU64;
             let families: [(&str, &str, Pick); 4] = [
-                ("route_messages_in", "Messages received from each peer", |s| &s.msgs_in),
-                ("route_messages_out", "Messages sent to each peer", |s| &s.msgs_out),
-                ("route_bytes_in", "Bytes received from each peer", |s| &s.bytes_in),
-                ("route_bytes_out", "Bytes sent to each peer", |s| &s.bytes_out),
+                (
+                    "route_messages_in",
+                    "Messages received from each peer",
+                    |s| &s.msgs_in,
+                ),
+                ("route_messages_out", "Messages sent to each peer", |s| {
+                    &s.msgs_out
+                }),
+                ("route_bytes_in", "Bytes received from each peer", |s| {
+                    &s.bytes_in
+                }),
+                ("route_bytes_out", "Bytes sent to each peer", |s| {
+                    &s.bytes_out
+                }),
             ];
             for (name, help, pick) in families {
                 let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
@@ -179,7 +189,12 @@ impl Collector for Broker {
         }
         let p = super::process::read();
         if let Some(v) = p.rss_bytes {
-            gauge(&mut e, "process_resident_memory_bytes", "Resident memory", as_i64(v))?;
+            gauge(
+                &mut e,
+                "process_resident_memory_bytes",
+                "Resident memory",
+                as_i64(v),
+            )?;
         }
         if let Some(v) = p.cpu_seconds {
             let c = ConstCounter::new(v);
@@ -187,7 +202,12 @@ impl Collector for Broker {
             c.encode(e.encode_descriptor("process_cpu_seconds", help, None, c.metric_type())?)?;
         }
         if let Some(v) = p.open_fds {
-            gauge(&mut e, "process_open_fds", "Open file descriptors", as_i64(v))?;
+            gauge(
+                &mut e,
+                "process_open_fds",
+                "Open file descriptors",
+                as_i64(v),
+            )?;
         }
         gauge_f(
             &mut e,

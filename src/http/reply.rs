@@ -138,7 +138,9 @@ pub fn int(name: &str, v: &str, min: usize, max: usize) -> Result<usize, ApiErro
     v.parse::<usize>()
         .ok()
         .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| ApiError::bad_request(format!("{name} must be an integer from {min} to {max}")))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("{name} must be an integer from {min} to {max}"))
+        })
 }
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2024-05-01T12:00:00.000Z`.
@@ -186,7 +188,10 @@ mod tests {
         let p = Paging { page: 2, limit: 2 };
         let v = p.page(vec![1, 2, 3, 4, 5], |n| json!(n));
         assert_eq!(v["data"], json!([3, 4]));
-        assert_eq!(v["meta"], json!({"page": 2, "limit": 2, "count": 5, "hasnext": true}));
+        assert_eq!(
+            v["meta"],
+            json!({"page": 2, "limit": 2, "count": 5, "hasnext": true})
+        );
         let v = Paging { page: 9, limit: 2 }.page(vec![1], |n| json!(n));
         assert_eq!(v["data"], json!([]));
         assert_eq!(v["meta"]["hasnext"], json!(false));

@@ -29,7 +29,10 @@ fn summary(m: &Message, stamp: Option<&Stamp>) -> Value {
 /// left out of the list (one message's payload: `GET .../message/{topic}`).
 pub fn list(http: &Http, q: &[(String, String)]) -> Result<Resp, ApiError> {
     let paging = Paging::from_query(q)?;
-    let topic = q.iter().find(|(k, _)| k == "topic").map(|(_, v)| v.as_str());
+    let topic = q
+        .iter()
+        .find(|(k, _)| k == "topic")
+        .map(|(_, v)| v.as_str());
     let mut held = http.ctx.router.retained().snapshot().held;
     held.retain(|(m, _)| topic.map_or(true, |t| m.topic == t));
     held.sort_unstable_by(|a, b| a.0.topic.cmp(&b.0.topic));

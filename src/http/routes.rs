@@ -8,9 +8,7 @@ use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, StatusCode};
 
 use super::reply::{ApiError, Resp};
-use super::{
-    auth, clients, health, nodes, openapi, publish, retainer, subscriptions, url, Http,
-};
+use super::{auth, clients, health, nodes, openapi, publish, retainer, subscriptions, url, Http};
 
 /// Largest request body read (`POST /api/v5/publish`: a payload up to `limits.max_packet_size`
 /// fits only up to this; base64 grows it by a third).
@@ -59,7 +57,8 @@ pub async fn handle(http: &Http, req: Request<Incoming>) -> Resp {
 
 fn not_allowed(allow: &'static str) -> Resp {
     let mut r = ApiError::method_not_allowed(allow).into_response();
-    r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
     r
 }
 

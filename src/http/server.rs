@@ -113,8 +113,7 @@ where
     let svc = service_fn(move |req: Request<Incoming>| {
         let http = http.clone();
         async move {
-            let r = match tokio::time::timeout(REQUEST_TIMEOUT, routes::handle(&http, req)).await
-            {
+            let r = match tokio::time::timeout(REQUEST_TIMEOUT, routes::handle(&http, req)).await {
                 Ok(r) => r,
                 Err(_) => super::reply::ApiError {
                     status: hyper::StatusCode::SERVICE_UNAVAILABLE,

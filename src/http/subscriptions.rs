@@ -75,31 +75,53 @@ pub fn list(http: &Http, q: &[(String, String)]) -> Result<Resp, ApiError> {
         subs_of(s, &mut v);
     }
     v.retain(|s| {
-        topic.map_or(true, |t| s.topic == t)
-            && qos.map_or(true, |q| s.grant.options.qos as u8 == q)
+        topic.map_or(true, |t| s.topic == t) && qos.map_or(true, |q| s.grant.options.qos as u8 == q)
     });
     v.sort_unstable_by(|a, b| (&a.clientid, &a.topic).cmp(&(&b.clientid, &b.topic)));
     let node = http.node_name();
     Ok(reply::ok(&paging.page(v, |s| s.to_json(&node))))
 }
 
+/// The filters local sessions subscribe to: the router keeps that set itself only for a
+/// cluster (what peers are told); a single node reads it from the sessions.
+pub fn local_filters(http: &Http) -> Vec<String> {
+    if http.ctx.router.remote().is_some() {
+        return http.ctx.router.local_interest();
+    }
+    let mut set = std::collections::BTreeSet::new();
+    for s in http.ctx.sessions.all() {
+        let st = s.lock();
+        for f in st.subscriptions().keys() {
+            if !set.contains(f) {
+                set.insert(f.clone());
+            }
+        }
+    }
+    set.into_iter().collect()
+}
+
 /// `GET /api/v5/topics`: filter `topic` (exact); ordered by filter, then node.
 pub fn topics(http: &Http, q: &[(String, String)]) -> Result<Resp, ApiError> {
     let paging = Paging::from_query(q)?;
-    let topic = q.iter().find(|(k, _)| k == "topic").map(|(_, v)| v.as_str());
+    let topic = q
+        .iter()
+        .find(|(k, _)| k == "topic")
+        .map(|(_, v)| v.as_str());
     let node = http.node_name();
-    let mut v: Vec<(String, String)> = http
-        .ctx
-        .router
-        .local_interest()
+    let mut v: Vec<(String, String)> = local_filters(http)
         .into_iter()
         .map(|f| (f, node.clone()))
         .collect();
     if let Some(c) = &http.cluster {
-        v.extend(c.peer_interest().into_iter().map(|(n, f)| (f, n.to_string())));
+        v.extend(
+            c.peer_interest()
+                .into_iter()
+                .map(|(n, f)| (f, n.to_string())),
+        );
     }
     v.retain(|(f, _)| topic.map_or(true, |t| f == t));
     v.sort_unstable();
-    Ok(reply::ok(&paging.page(v, |(t, n)| json!({"topic": t, "node": n}))))
+    Ok(reply::ok(
+        &paging.page(v, |(t, n)| json!({"topic": t, "node": n})),
+    ))
 }
-

@@ -111,7 +111,9 @@ pub async fn call(
             body: b.collect().await.expect("body").to_bytes(),
         }
     };
-    tokio::time::timeout(WAIT, go).await.expect("HTTP answer in time")
+    tokio::time::timeout(WAIT, go)
+        .await
+        .expect("HTTP answer in time")
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Reply {

@@ -43,9 +43,13 @@ async fn anonymous_read_opens_only_health_and_metrics() {
 #[tokio::test]
 async fn unknown_paths_and_methods_are_json_errors() {
     let (_b, addr) = start_http(|_| {}).await;
-    get(addr, "/api/v5/nope").await.assert_error(404, "NOT_FOUND");
+    get(addr, "/api/v5/nope")
+        .await
+        .assert_error(404, "NOT_FOUND");
     get(addr, "/nope").await.assert_error(404, "NOT_FOUND");
-    get(addr, "/api/v4/clients").await.assert_error(404, "NOT_FOUND");
+    get(addr, "/api/v4/clients")
+        .await
+        .assert_error(404, "NOT_FOUND");
     let r = call(addr, "PUT", "/api/v5/clients", Cred::Key, None).await;
     r.assert_error(405, "METHOD_NOT_ALLOWED");
     assert_eq!(r.headers.get("allow").unwrap(), "GET");
@@ -54,8 +58,12 @@ async fn unknown_paths_and_methods_are_json_errors() {
     let r = call(addr, "POST", "/metrics", Cred::Key, None).await;
     r.assert_error(405, "METHOD_NOT_ALLOWED");
     // A bad escape in a path segment.
-    get(addr, "/api/v5/clients/%zz").await.assert_error(400, "BAD_REQUEST");
-    get(addr, "/api/v5/clients?page=%ff").await.assert_error(400, "BAD_REQUEST");
+    get(addr, "/api/v5/clients/%zz")
+        .await
+        .assert_error(400, "BAD_REQUEST");
+    get(addr, "/api/v5/clients?page=%ff")
+        .await
+        .assert_error(400, "BAD_REQUEST");
 }
 
 #[tokio::test]

@@ -50,7 +50,9 @@ async fn lists_clients_with_filters_and_paging() {
 
     let v = get(addr, "/api/v5/clients?username=alice").await.json();
     assert_eq!(v["meta"]["count"], 2);
-    let v = get(addr, "/api/v5/clients?conn_state=disconnected").await.json();
+    let v = get(addr, "/api/v5/clients?conn_state=disconnected")
+        .await
+        .json();
     assert_eq!(v["meta"]["count"], 1);
     assert_eq!(v["data"][0]["clientid"], "c-off");
     let v = get(addr, "/api/v5/clients?clientid=c-b").await.json();
@@ -90,9 +92,13 @@ async fn one_client_and_its_subscriptions() {
     let v = get(addr, "/api/v5/clients/dev%2F1%20x").await.json();
     assert_eq!(v["clientid"], "dev/1 x");
     assert_eq!(v["subscriptions_cnt"], 2);
-    get(addr, "/api/v5/clients/nobody").await.assert_error(404, "NOT_FOUND");
+    get(addr, "/api/v5/clients/nobody")
+        .await
+        .assert_error(404, "NOT_FOUND");
 
-    let v = get(addr, "/api/v5/clients/dev%2F1%20x/subscriptions").await.json();
+    let v = get(addr, "/api/v5/clients/dev%2F1%20x/subscriptions")
+        .await
+        .json();
     let subs = v.as_array().unwrap();
     assert_eq!(subs.len(), 2);
     assert_eq!(subs[0]["topic"], "s/#");
@@ -107,11 +113,15 @@ async fn one_client_and_its_subscriptions() {
     other.subscribe("s/#", QoS::ExactlyOnce).await;
     let v = get(addr, "/api/v5/subscriptions").await.json();
     assert_eq!(v["meta"]["count"], 3, "{v}");
-    let v = get(addr, "/api/v5/subscriptions?topic=s%2F%23").await.json();
+    let v = get(addr, "/api/v5/subscriptions?topic=s%2F%23")
+        .await
+        .json();
     assert_eq!(v["meta"]["count"], 2);
     let v = get(addr, "/api/v5/subscriptions?qos=2").await.json();
     assert_eq!(v["data"][0]["clientid"], "other");
-    let v = get(addr, "/api/v5/subscriptions?clientid=other").await.json();
+    let v = get(addr, "/api/v5/subscriptions?clientid=other")
+        .await
+        .json();
     assert_eq!(v["meta"]["count"], 1);
     get(addr, "/api/v5/subscriptions?qos=3")
         .await
@@ -164,7 +174,9 @@ async fn kick_tells_an_mqtt5_client_why() {
     assert_eq!(r.status, 204);
     let got = c.expect_closed().await;
     assert!(
-        got.iter().any(|p| matches!(p, Packet::Disconnect(d) if d.reason == ReasonCode::AdministrativeAction)),
+        got.iter().any(
+            |p| matches!(p, Packet::Disconnect(d) if d.reason == ReasonCode::AdministrativeAction)
+        ),
         "{got:?}"
     );
 }
@@ -175,10 +187,15 @@ async fn kick_of_an_offline_session_ends_it() {
     let (mut c, _) = Raw::connect_with(b.addr, connect_packet("keep", false)).await;
     c.subscribe("k/#", QoS::AtLeastOnce).await;
     c.disconnect().await;
-    wait_until("offline", || metric(&b, |m| &m.clients_connected_current) == 0).await;
+    wait_until("offline", || {
+        metric(&b, |m| &m.clients_connected_current) == 0
+    })
+    .await;
     let r = call(addr, "DELETE", "/api/v5/clients/keep", Cred::Key, None).await;
     assert_eq!(r.status, 204);
-    get(addr, "/api/v5/clients/keep").await.assert_error(404, "NOT_FOUND");
+    get(addr, "/api/v5/clients/keep")
+        .await
+        .assert_error(404, "NOT_FOUND");
     assert_eq!(metric(&b, |m| &m.subscriptions_current), 0);
     // Reconnecting finds no session.
     let (_c, present) = Raw::connect_with(b.addr, connect_packet("keep", false)).await;

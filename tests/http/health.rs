@@ -24,7 +24,10 @@ async fn not_ready_without_enough_cluster_links() {
     let v = r.json();
     assert_eq!(v["status"], "not_ready");
     assert_eq!(v["links"], 0);
-    assert!(v["not_ready"][0].as_str().unwrap().contains("ready_min_links"));
+    assert!(v["not_ready"][0]
+        .as_str()
+        .unwrap()
+        .contains("ready_min_links"));
     // Alive all the same.
     assert_eq!(get(addr, "/healthz").await.status, 200);
 }

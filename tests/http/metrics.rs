@@ -39,8 +39,15 @@ async fn every_counter_is_exported_and_moves_with_traffic() {
             None => (format!("supermq_{name}"), format!("supermq_{name}_total")),
         };
         assert!(before.docs.contains_key(&family), "# HELP for {family}");
-        let kind = if name.ends_with("_current") { "gauge" } else { "counter" };
-        assert!(text.contains(&format!("# TYPE {family} {kind}\n")), "# TYPE {family}");
+        let kind = if name.ends_with("_current") {
+            "gauge"
+        } else {
+            "counter"
+        };
+        assert!(
+            text.contains(&format!("# TYPE {family} {kind}\n")),
+            "# TYPE {family}"
+        );
         value(&before, &sample, None);
     }
     assert_eq!(value(&before, "supermq_publish_received_total", None), 0.0);
@@ -57,14 +64,22 @@ async fn every_counter_is_exported_and_moves_with_traffic() {
     assert_eq!(value(&after, "supermq_publish_sent_total", None), 5.0);
     assert_eq!(value(&after, "supermq_clients_connected", None), 2.0);
     assert_eq!(
-        value(&after, "supermq_listener_connections", Some(("listener", "tcp"))),
+        value(
+            &after,
+            "supermq_listener_connections",
+            Some(("listener", "tcp"))
+        ),
         2.0
     );
     assert!(value(&after, "supermq_bytes_received_total", None) > 0.0);
     // Drops by reason: one family, a sample per drop counter.
     assert!(text.contains("# TYPE supermq_messages_dropped counter"));
     assert_eq!(
-        value(&after, "supermq_messages_dropped_total", Some(("reason", "queue_full"))),
+        value(
+            &after,
+            "supermq_messages_dropped_total",
+            Some(("reason", "queue_full"))
+        ),
         0.0
     );
     // Process figures.
@@ -92,14 +107,24 @@ async fn drops_are_labelled_by_reason() {
     let (mut s, _) = Raw::connect_with(b.addr, connect_packet("away", false)).await;
     s.subscribe("d/#", QoS::AtMostOnce).await;
     s.disconnect().await;
-    wait_until("offline", || metric(&b, |m| &m.clients_connected_current) == 0).await;
+    wait_until("offline", || {
+        metric(&b, |m| &m.clients_connected_current) == 0
+    })
+    .await;
     let mut p = Raw::connect(b.addr, "p").await;
     p.publish("d/1", b"x", QoS::AtLeastOnce, false).await;
     wait_until("dropped", || metric(&b, |m| &m.dropped_qos0_offline) == 1).await;
     let (after, _) = scrape(addr).await;
     assert_eq!(
-        value(&after, "supermq_messages_dropped_total", Some(("reason", "qos0_offline"))),
+        value(
+            &after,
+            "supermq_messages_dropped_total",
+            Some(("reason", "qos0_offline"))
+        ),
         1.0
     );
-    assert_eq!(value(&after, "supermq_dropped_qos0_offline_total", None), 1.0);
+    assert_eq!(
+        value(&after, "supermq_dropped_qos0_offline_total", None),
+        1.0
+    );
 }

@@ -68,6 +68,12 @@ async fn cluster_peers_in_nodes_readiness_and_metrics() {
     assert!(list[1]["link"]["msgs_out"].is_u64(), "{v}");
 
     let text = get(addr, "/metrics").await.text();
-    assert!(text.contains("supermq_route_link_up{peer=\"b\"} 1"), "{text}");
-    assert!(text.contains("supermq_route_messages_out_total{peer=\"b\"}"), "{text}");
+    assert!(
+        text.contains("supermq_route_link_up{peer=\"b\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("supermq_route_messages_out_total{peer=\"b\"}"),
+        "{text}"
+    );
 }

@@ -7,7 +7,14 @@ use crate::common::http::*;
 use crate::common::*;
 
 async fn post(addr: std::net::SocketAddr, body: &str) -> Reply {
-    call(addr, "POST", "/api/v5/publish", Cred::Key, Some(body.as_bytes())).await
+    call(
+        addr,
+        "POST",
+        "/api/v5/publish",
+        Cred::Key,
+        Some(body.as_bytes()),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -20,19 +27,30 @@ async fn publish_reaches_mqtt_subscribers() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.json()["id"].is_string());
     let p = sub.recv_publish().await;
-    assert_eq!((p.topic.as_str(), &p.payload[..], p.qos), ("t/1", &b"hello"[..], QoS::AtLeastOnce));
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..], p.qos),
+        ("t/1", &b"hello"[..], QoS::AtLeastOnce)
+    );
 
-    let r = post(addr, r#"{"topic":"t/2","payload":"aGk=","payload_encoding":"base64"}"#).await;
+    let r = post(
+        addr,
+        r#"{"topic":"t/2","payload":"aGk=","payload_encoding":"base64"}"#,
+    )
+    .await;
     assert_eq!(r.status, 200);
     let p = sub.recv_publish().await;
-    assert_eq!((p.topic.as_str(), &p.payload[..], p.qos), ("t/2", &b"hi"[..], QoS::AtMostOnce));
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..], p.qos),
+        ("t/2", &b"hi"[..], QoS::AtMostOnce)
+    );
     assert_eq!(metric(&b, |m| &m.publish_sent), 2);
 }
 
 #[tokio::test]
 async fn publish_carries_mqtt5_properties() {
     let (b, addr) = start_http(|_| {}).await;
-    let (mut sub, _) = Raw::connect5(b.addr, connect5("sub5", true, PropertyValues::default())).await;
+    let (mut sub, _) =
+        Raw::connect5(b.addr, connect5("sub5", true, PropertyValues::default())).await;
     sub.subscribe("p/1", QoS::AtLeastOnce).await;
     let body = r#"{"topic":"p/1","payload":"{}","qos":1,"properties":{
         "payload_format_indicator":1,"message_expiry_interval":60,"response_topic":"p/reply",
@@ -75,8 +93,13 @@ async fn bad_publishes_are_refused() {
         post(addr, body).await.assert_error(400, "BAD_REQUEST");
     }
     // Over the body bound: 413, whether it says so up front or not.
-    let big = format!(r#"{{"topic":"a","payload":"{}"}}"#, "x".repeat(5 * 1024 * 1024));
-    post(addr, &big).await.assert_error(413, "PAYLOAD_TOO_LARGE");
+    let big = format!(
+        r#"{{"topic":"a","payload":"{}"}}"#,
+        "x".repeat(5 * 1024 * 1024)
+    );
+    post(addr, &big)
+        .await
+        .assert_error(413, "PAYLOAD_TOO_LARGE");
     // Nothing reached the subscriber: the next message is the marker.
     post(addr, r#"{"topic":"marker"}"#).await;
     assert_eq!(sub.recv_publish().await.topic, "marker");

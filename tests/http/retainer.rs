@@ -18,7 +18,9 @@ async fn lists_reads_and_deletes_retained_messages() {
     assert_eq!(v["data"][0]["topic"], "r/a");
     assert_eq!(v["data"][0]["qos"], 1);
     assert!(v["data"][0]["publish_at"].as_str().unwrap().ends_with('Z'));
-    let v = get(addr, "/api/v5/retainer/messages?topic=r%2Fb%2Fc&limit=1").await.json();
+    let v = get(addr, "/api/v5/retainer/messages?topic=r%2Fb%2Fc&limit=1")
+        .await
+        .json();
     assert_eq!(v["meta"]["count"], 1);
     get(addr, "/api/v5/retainer/messages?page=0")
         .await
@@ -33,13 +35,34 @@ async fn lists_reads_and_deletes_retained_messages() {
         .await
         .assert_error(400, "BAD_REQUEST");
 
-    let r = call(addr, "DELETE", "/api/v5/retainer/message/r%2Fa", Cred::Key, None).await;
+    let r = call(
+        addr,
+        "DELETE",
+        "/api/v5/retainer/message/r%2Fa",
+        Cred::Key,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(metric(&b, |m| &m.retained_current), 1);
-    let r = call(addr, "DELETE", "/api/v5/retainer/message/r%2Fa", Cred::Key, None).await;
+    let r = call(
+        addr,
+        "DELETE",
+        "/api/v5/retainer/message/r%2Fa",
+        Cred::Key,
+        None,
+    )
+    .await;
     r.assert_error(404, "NOT_FOUND");
     // A slash left bare is understood as well.
-    let r = call(addr, "DELETE", "/api/v5/retainer/message/r/b/c", Cred::Key, None).await;
+    let r = call(
+        addr,
+        "DELETE",
+        "/api/v5/retainer/message/r/b/c",
+        Cred::Key,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 204);
     // A new subscriber gets no retained message: the marker comes first.
     let mut s = Raw::connect(b.addr, "late").await;
