@@ -20,7 +20,7 @@
 //! fan-out), [`hooks`] (event observers), [`cluster`] (routes to peer nodes),
 //! [`connection`] (the per-client driver), [`listener`] (accept loop, TLS and WebSocket
 //! handshakes), [`engine`] (the connection threads), [`auth`] (passwords, HTTP hook, ACL),
-//! [`config`], [`metrics`].
+//! [`http`] (REST API, `/metrics`, health), [`config`], [`metrics`].
 //!
 //! This file only wires them: [`Broker::start`] binds the listeners and spawns the tasks;
 //! shutdown is a [`CancellationToken`] passed in by the caller.

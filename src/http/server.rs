@@ -53,6 +53,9 @@ pub(super) async fn start(
         .local_addr()
         .map_err(|source| HttpError::Bind { addr: bind, source })?;
     tracing::info!(%addr, tls = tls.is_some(), "HTTP API listening");
+    if c.api_keys.is_empty() {
+        tracing::warn!("http: no [[http.api_key]] configured: every API request is refused (401)");
+    }
     tracker.spawn(accept_loop(listener, http, tls, tracker.clone(), shutdown));
     Ok(addr)
 }
