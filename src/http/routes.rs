@@ -27,6 +27,12 @@ pub async fn handle(http: &Http, req: Request<Incoming>) -> Resp {
             if !matches!(*req.method(), Method::GET | Method::HEAD) {
                 return not_allowed("GET");
             }
+            let checked = url::query(req.uri().query())
+                .map_err(ApiError::from)
+                .and_then(|q| known(&q, &[]));
+            if let Err(e) = checked {
+                return e.into_response();
+            }
             match path.as_str() {
                 "/healthz" => Ok(health::healthz()),
                 "/readyz" => Ok(health::readyz(http)),
@@ -78,6 +84,7 @@ async fn api(http: &Http, req: Request<Incoming>) -> Result<Resp, ApiError> {
         }
     };
     let segs: Vec<&str> = rest.split('/').collect();
+    known(&q, allowed_query(&segs))?;
     match segs.as_slice() {
         ["openapi.json"] => get("GET").map(|()| openapi::document()),
         ["clients"] => get("GET").and_then(|()| clients::list(http, &q)),
@@ -118,6 +125,34 @@ async fn api(http: &Http, req: Request<Incoming>) -> Result<Resp, ApiError> {
         ["stats"] => get("GET").map(|()| nodes::stats(http)),
         ["listeners"] => get("GET").map(|()| nodes::listeners(http)),
         _ => Err(ApiError::not_found(format!("no such path: {path}"))),
+    }
+}
+
+/// The query parameters each path takes (a list's paging and filters); any other is a 400.
+fn allowed_query(segs: &[&str]) -> &'static [&'static str] {
+    match segs {
+        ["clients"] => &[
+            "page",
+            "limit",
+            "clientid",
+            "username",
+            "like_clientid",
+            "like_username",
+            "conn_state",
+        ],
+        ["subscriptions"] => &["page", "limit", "clientid", "topic", "qos"],
+        ["topics"] | ["retainer", "messages"] => &["page", "limit", "topic"],
+        _ => &[],
+    }
+}
+
+/// Refuses a query parameter the path does not take.
+fn known(q: &[(String, String)], allowed: &[&str]) -> Result<(), ApiError> {
+    match q.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        None => Ok(()),
+        Some((k, _)) => Err(ApiError::bad_request(format!(
+            "unknown query parameter \"{k}\""
+        ))),
     }
 }
 

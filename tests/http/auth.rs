@@ -64,6 +64,16 @@ async fn unknown_paths_and_methods_are_json_errors() {
     get(addr, "/api/v5/clients?page=%ff")
         .await
         .assert_error(400, "BAD_REQUEST");
+    // Parameters a path does not take.
+    for path in [
+        "/api/v5/clients?pgae=2",
+        "/api/v5/retainer/messages?=x",
+        "/api/v5/nodes?verbose=1",
+        "/api/v5/clients/x?page=1",
+        "/healthz?x",
+    ] {
+        get(addr, path).await.assert_error(400, "BAD_REQUEST");
+    }
 }
 
 #[tokio::test]
