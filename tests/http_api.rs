@@ -9,6 +9,8 @@ mod auth;
 #[path = "http/clients.rs"]
 mod clients;
 mod common;
+#[path = "http/dashboard.rs"]
+mod dashboard;
 #[path = "http/health.rs"]
 mod health;
 #[path = "http/metrics.rs"]

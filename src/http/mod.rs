@@ -10,10 +10,11 @@
 //! One file per noun: `server` (accept, limits, TLS), `auth` (API keys), `routes` (which
 //! path goes where), `reply` (JSON answers and errors), `url` (path and query decoding),
 //! `clients`, `subscriptions` (and topics), `publish`, `retainer`, `nodes` (nodes, stats,
-//! listeners), `prom` and `process` (`/metrics`), `health`, `openapi`.
+//! listeners), `prom` and `process` (`/metrics`), `health`, `openapi`, `dashboard`.
 
 mod auth;
 mod clients;
+mod dashboard;
 mod health;
 mod nodes;
 mod openapi;

@@ -8,7 +8,9 @@ use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, StatusCode};
 
 use super::reply::{ApiError, Resp};
-use super::{auth, clients, health, nodes, openapi, publish, retainer, subscriptions, url, Http};
+use super::{
+    auth, clients, dashboard, health, nodes, openapi, publish, retainer, subscriptions, url, Http,
+};
 
 /// Largest request body read (`POST /api/v5/publish`: a payload up to `limits.max_packet_size`
 /// fits only up to this; base64 grows it by a third).
@@ -38,6 +40,15 @@ pub async fn handle(http: &Http, req: Request<Incoming>) -> Resp {
                 "/readyz" => Ok(health::readyz(http)),
                 _ => Ok(http.metrics.render()),
             }
+        }
+        p if p == "/" || p == "/dashboard" || p.starts_with("/dashboard/") => {
+            if !authed {
+                return auth::challenge();
+            }
+            if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                return not_allowed("GET");
+            }
+            dashboard::asset(p)
         }
         p if p.starts_with("/api/") => {
             if !authed {
