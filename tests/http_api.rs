@@ -21,3 +21,5 @@ mod nodes;
 mod publish;
 #[path = "http/retainer.rs"]
 mod retainer;
+#[path = "http/server.rs"]
+mod server;
