@@ -54,6 +54,9 @@ pub async fn handle(http: &Http, req: Request<Incoming>) -> Resp {
             if !authed {
                 return auth::challenge();
             }
+            if let Err(e) = same_origin(&req) {
+                return e.into_response();
+            }
             api(http, req).await
         }
         _ => Err(ApiError::not_found(format!("no such path: {path}"))),
@@ -77,6 +80,39 @@ fn not_allowed(allow: &'static str) -> Resp {
     r.headers_mut()
         .insert(ALLOW, HeaderValue::from_static(allow));
     r
+}
+
+/// A browser holding the API key (the dashboard's Basic credentials) sends it to this
+/// server whatever page asks: a change (POST, DELETE) is refused when the browser says it
+/// comes from another origin. Cross-origin DELETE needs a preflight this server never
+/// grants, and `POST /api/v5/publish` takes only `application/json`, which a plain form
+/// cannot send; this closes the rest.
+fn same_origin(req: &Request<Incoming>) -> Result<(), ApiError> {
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Ok(());
+    }
+    let Some(origin) = req.headers().get(hyper::header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = req.headers().get(hyper::header::HOST);
+    let same = match (origin.to_str(), host.and_then(|h| h.to_str().ok())) {
+        (Ok(o), Some(h)) => {
+            let o = o
+                .strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"));
+            o == Some(h)
+        }
+        _ => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "FORBIDDEN",
+            message: "cross-origin changes are refused".to_owned(),
+        })
+    }
 }
 
 /// `/api/v5/...`.
@@ -116,6 +152,19 @@ async fn api(http: &Http, req: Request<Incoming>) -> Result<Resp, ApiError> {
         ["publish"] => {
             if m != Method::POST {
                 return Err(ApiError::method_not_allowed("POST"));
+            }
+            let json = req
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+            if !json {
+                return Err(ApiError {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    code: "UNSUPPORTED_MEDIA_TYPE",
+                    message: "the body must be application/json".to_owned(),
+                });
             }
             let body = read_body(req).await?;
             publish::publish(http, &body)

@@ -111,3 +111,79 @@ async fn publish_over_the_packet_size_limit_is_refused() {
     let body = format!(r#"{{"topic":"a","payload":"{}"}}"#, "x".repeat(2000));
     post(addr, &body).await.assert_error(400, "BAD_REQUEST");
 }
+
+#[tokio::test]
+async fn publish_needs_json_and_the_same_origin() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioIo;
+    let (_b, addr) = start_http(|_| {}).await;
+    let send = |ct: &'static str,
+                origin: Option<&'static str>,
+                method: &'static str,
+                path: &'static str| async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", addr.to_string())
+            .header("authorization", basic(KEY, SECRET))
+            .header("content-type", ct);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let body = Full::new(Bytes::from_static(br#"{"topic":"x"}"#));
+        let resp = tx.send_request(req.body(body).unwrap()).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
+        )
+    };
+    let (s, v) = send("text/plain", None, "POST", "/api/v5/publish").await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (415, Some("UNSUPPORTED_MEDIA_TYPE"))
+    );
+    let (s, _) = send(
+        "application/json; charset=utf-8",
+        None,
+        "POST",
+        "/api/v5/publish",
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = send(
+        "application/json",
+        Some("http://evil.example"),
+        "POST",
+        "/api/v5/publish",
+    )
+    .await;
+    assert_eq!((s, v["code"].as_str()), (403, Some("FORBIDDEN")));
+    let (s, _) = send(
+        "application/json",
+        Some("http://evil.example"),
+        "DELETE",
+        "/api/v5/clients/x",
+    )
+    .await;
+    assert_eq!(s, 403);
+    let own: &'static str = Box::leak(format!("http://{addr}").into_boxed_str());
+    let (s, _) = send("application/json", Some(own), "POST", "/api/v5/publish").await;
+    assert_eq!(s, 200);
+    // Reads are never refused for their origin.
+    let (s, _) = send(
+        "application/json",
+        Some("http://evil.example"),
+        "GET",
+        "/api/v5/nodes",
+    )
+    .await;
+    assert_eq!(s, 200);
+}

@@ -102,7 +102,7 @@ async fn oversized_heads_and_bodies_are_refused() {
     // A chunked body that grows past the 4 MiB bound: 413 without reading it all.
     let mut req = format!(
         "POST /api/v5/publish HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\n\
-         transfer-encoding: chunked\r\n\r\n",
+         content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
         basic(KEY, SECRET)
     )
     .into_bytes();
