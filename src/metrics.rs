@@ -159,17 +159,19 @@ impl Latency {
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
-    /// (sum in seconds, count, cumulative (upper bound in seconds, count) per bucket, the
-    /// last `+Inf`) as Prometheus wants a histogram.
+    /// (sum in seconds, count, (upper bound in seconds, count) per bucket, not cumulative
+    /// (the exposition encoder adds them up), the last `+Inf`, given as `f64::MAX`: what the
+    /// encoder writes as `+Inf`).
     pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let mut total = 0;
         let mut out = Vec::with_capacity(self.buckets.len());
         for (i, b) in self.buckets.iter().enumerate() {
-            total += get(b);
+            let n = get(b);
+            total += n;
             let le = LATENCY_BOUNDS_US
                 .get(i)
-                .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
-            out.push((le, total));
+                .map_or(f64::MAX, |&us| us as f64 / 1e6);
+            out.push((le, n));
         }
         (get(&self.sum_us) as f64 / 1e6, total, out)
     }
@@ -181,7 +183,7 @@ mod latency_tests {
     use std::time::Duration;
 
     #[test]
-    fn samples_land_in_cumulative_buckets() {
+    fn samples_land_in_their_buckets() {
         let l = Latency::default();
         l.observe(Duration::from_micros(40));
         l.observe(Duration::from_micros(50));
@@ -190,8 +192,9 @@ mod latency_tests {
         let (sum, count, b) = l.snapshot();
         assert_eq!(count, 4);
         assert_eq!(b[0], (50e-6, 2));
-        assert_eq!(b[6], (5e-3, 3));
-        assert_eq!(b.last().copied(), Some((f64::INFINITY, 4)));
+        assert_eq!(b[6], (5e-3, 1));
+        assert_eq!(b.last().copied(), Some((f64::MAX, 1)));
+        assert_eq!(b.iter().map(|x| x.1).sum::<u64>(), 4);
         assert!((sum - 60.00309).abs() < 1e-9);
     }
 }

@@ -2,6 +2,7 @@
 //! shows clients, and the operator's kick.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -135,19 +136,34 @@ pub fn get(http: &Http, id: &str) -> Result<Resp, ApiError> {
     Ok(reply::ok(&ClientView::of(&s).to_json(&http.node_name())))
 }
 
+/// How long a kick waits for the kicked connection to finish closing.
+const KICK_WAIT: Duration = Duration::from_secs(5);
+
 /// `DELETE /api/v5/clients/{clientid}`: closes a live connection as an abnormal close (its
-/// will is published; MQTT 5 clients get DISCONNECT 0x98). An offline session is ended and
-/// discarded, as EMQX does, with any will it still holds published.
-pub fn kick(http: &Http, id: &str) -> Result<Resp, ApiError> {
+/// will is published; MQTT 5 clients get DISCONNECT 0x98), then ends and discards the
+/// session, as EMQX's kick does (a persistent session does not linger offline). Answered
+/// once that is done, so a `GET` after the answer finds no client.
+pub async fn kick(http: &Http, id: &str) -> Result<Resp, ApiError> {
     let s = session(http, id)?;
     let link = s.lock().link().cloned();
-    match link {
-        Some(l) => l.kick(KickReason::Admin),
-        None => {
-            if http.ctx.sessions.discard_offline(&s) {
-                http.ctx.router.end_session(&s);
+    if let Some(l) = link {
+        l.kick(KickReason::Admin);
+        // The connection publishes the will and detaches on its own thread; polled, since
+        // nothing else waits on a close.
+        let deadline = tokio::time::Instant::now() + KICK_WAIT;
+        while s.lock().is_served_by(l.gen) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError {
+                    status: hyper::StatusCode::SERVICE_UNAVAILABLE,
+                    code: "TIMEOUT",
+                    message: format!("the connection did not close within {KICK_WAIT:?}"),
+                });
             }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+    if http.ctx.sessions.discard_offline(&s) {
+        http.ctx.router.end_session(&s);
     }
     Ok(reply::no_content())
 }

@@ -139,7 +139,7 @@ async fn api(http: &Http, req: Request<Incoming>) -> Result<Resp, ApiError> {
             let id = url::decode(id, false)?;
             match m {
                 Method::GET | Method::HEAD => clients::get(http, &id),
-                Method::DELETE => clients::kick(http, &id),
+                Method::DELETE => clients::kick(http, &id).await,
                 _ => Err(ApiError::method_not_allowed("GET, DELETE")),
             }
         }

@@ -155,11 +155,12 @@ async fn kick_closes_the_connection_and_publishes_the_will() {
 
     let r = call(addr, "DELETE", "/api/v5/clients/victim", Cred::Key, None).await;
     assert_eq!(r.status, 204, "{}", r.text());
+    // Answered after the close: the session is gone already.
+    assert_eq!(metric(&b, |m| &m.sessions_current), 1);
     victim.expect_closed().await;
     let p = watcher.recv_publish().await;
     assert_eq!(p.topic, "wills/victim");
     assert_eq!(&p.payload[..], b"gone");
-    wait_until("victim gone", || metric(&b, |m| &m.sessions_current) == 1).await;
     let r = call(addr, "DELETE", "/api/v5/clients/victim", Cred::Key, None).await;
     r.assert_error(404, "NOT_FOUND");
     let r = call(addr, "DELETE", "/api/v5/clients/victim", Cred::None, None).await;
@@ -179,6 +180,23 @@ async fn kick_tells_an_mqtt5_client_why() {
         ),
         "{got:?}"
     );
+}
+
+#[tokio::test]
+async fn kick_of_a_persistent_client_ends_its_session_too() {
+    let (b, addr) = start_http(|_| {}).await;
+    let (mut c, _) = Raw::connect_with(b.addr, connect_packet("durable", false)).await;
+    c.subscribe("d/#", QoS::AtLeastOnce).await;
+    let r = call(addr, "DELETE", "/api/v5/clients/durable", Cred::Key, None).await;
+    assert_eq!(r.status, 204);
+    // Answered once it is done: nothing of the client is left.
+    get(addr, "/api/v5/clients/durable")
+        .await
+        .assert_error(404, "NOT_FOUND");
+    assert_eq!(metric(&b, |m| &m.subscriptions_current), 0);
+    c.expect_closed().await;
+    let (_c, present) = Raw::connect_with(b.addr, connect_packet("durable", false)).await;
+    assert!(!present);
 }
 
 #[tokio::test]

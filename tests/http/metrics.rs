@@ -96,8 +96,17 @@ async fn every_counter_is_exported_and_moves_with_traffic() {
         panic!("{:?}", h.value)
     };
     let inf = buckets.iter().find(|b| b.less_than.is_infinite()).unwrap();
+    assert!(text.contains("supermq_deliver_latency_seconds_bucket{le=\"+Inf\"}"));
     assert!(inf.count >= 1.0, "{buckets:?}");
-    assert!(value(&after, "supermq_deliver_latency_seconds_count", None) >= 1.0);
+    // Cumulative: the +Inf bucket is the count.
+    assert_eq!(
+        value(&after, "supermq_deliver_latency_seconds_count", None),
+        inf.count
+    );
+    assert!(
+        buckets.windows(2).all(|w| w[0].count <= w[1].count),
+        "{buckets:?}"
+    );
 }
 
 #[tokio::test]

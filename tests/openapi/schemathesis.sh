@@ -3,12 +3,15 @@
 # (property-based: generated valid and invalid requests, every response checked against the
 # documented status codes, content types, headers and schemas).
 #
+# Then reads /metrics with prometheus_client's strict OpenMetrics parser (check_metrics.py).
+#
 # Usage: tests/openapi/schemathesis.sh SUPERMQ_BINARY
-# Needs `st` (schemathesis) on PATH and curl. Starts its own broker on free ports with an
+# Needs `st` (schemathesis) on PATH, prometheus_client importable, and curl. Starts its own broker on free ports with an
 # API key and an MQTT client connected, and stops it at the end.
 set -euo pipefail
 
 BIN="$1"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 WORK="$(mktemp -d)"
 BROKER_PID=""
 cleanup() {
@@ -74,6 +77,10 @@ st run "$WORK/openapi.json" \
     --workers 2 \
     --no-color || status=$?
 kill "$SUB_PID" 2>/dev/null || true
+if [ "$status" -eq 0 ]; then
+    curl -sf -u "ci:$SECRET" "$BASE/metrics" -o "$WORK/metrics.txt"
+    python3 "$HERE/check_metrics.py" "$WORK/metrics.txt" || status=$?
+fi
 if [ "$status" -ne 0 ]; then
     echo "schemathesis failed; broker log:" >&2
     tail -n 50 "$WORK/broker.log" >&2
