@@ -181,11 +181,13 @@ fn print_waits(what: &str, n: usize, elapsed: Duration, mut lat: Vec<Duration>) 
 }
 
 fn durable_run() {
-    use supermq::store::durable::{Durable, DurableOptions, SyncMode};
+    use supermq::store::durable::{Durable, DurableOptions, SyncMode, DEFAULT_MAX_MEMORY};
     let dir = scratch("durable");
     let opts = DurableOptions {
         dir: dir.clone(),
         sync: SyncMode::Always,
+        window: Some(64),
+        max_memory: DEFAULT_MAX_MEMORY,
     };
     let (d, _) = Durable::open(&opts).expect("open");
     let m = Arc::new(Message::new(

@@ -124,6 +124,8 @@ impl Broker {
                     }
                     config::SyncMode::None => store::durable::SyncMode::None,
                 },
+                window: Some(p.memory_window),
+                max_memory: p.max_memory,
             };
             let (d, r) = store::durable::Durable::open(&opts)?;
             ext.journal = Some(d.clone());
@@ -132,8 +134,18 @@ impl Broker {
             recovered = Some(r);
         }
         let ctx = Context::with(config, ext)?;
-        if let Some(r) = recovered {
-            let s = recover::restore(&ctx, r);
+        let staged = recovered.map(|r| recover::retained(&ctx, r));
+        let tracker = TaskTracker::new();
+        // The cluster starts before any client is accepted, and before the stored sessions
+        // are back, so every subscription is counted in the interest advertised to peers.
+        let (cluster, route_addr) = if ctx.config.cluster.enabled {
+            let (c, addr) = cluster::start(ctx.clone(), &tracker, shutdown.clone()).await?;
+            (Some(c), Some(addr))
+        } else {
+            (None, None)
+        };
+        if let Some(staged) = staged {
+            let s = recover::sessions(&ctx, staged);
             tracing::info!(
                 dir = %ctx.config.persistence.dir.display(),
                 sessions = s.sessions,
@@ -144,15 +156,6 @@ impl Broker {
                 "durable store opened"
             );
         }
-        let tracker = TaskTracker::new();
-        // The cluster starts before any client is accepted, so every subscription is counted
-        // in the interest advertised to peers.
-        let (cluster, route_addr) = if ctx.config.cluster.enabled {
-            let (c, addr) = cluster::start(ctx.clone(), &tracker, shutdown.clone()).await?;
-            (Some(c), Some(addr))
-        } else {
-            (None, None)
-        };
         let limit = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
         let n = match ctx.config.engine.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -20,10 +20,31 @@ pub struct Summary {
     pub wills: usize,
 }
 
-/// Rebuilds sessions, subscriptions and retained messages from `recovered`.
-pub fn restore(ctx: &Context, recovered: Recovered) -> Summary {
+/// What a store kept, half put back: the retained messages are in, the sessions wait for
+/// [`sessions`] (after the cluster has started, so that their subscriptions are announced
+/// to the peers like any other).
+#[derive(Debug)]
+pub struct Staged {
+    restored: crate::store::Restored,
+    now: Instant,
+}
+
+/// Puts the retained messages of `recovered` back (before the cluster starts: a peer that
+/// links up is sent them with the rest of the retained set), and stages the sessions.
+pub fn retained(ctx: &Context, recovered: Recovered) -> Staged {
     let (now, wall) = (Instant::now(), SystemTime::now());
     let restored = ctx.sessions.restore(recovered, now, wall);
+    for (msg, stamp) in &restored.retained {
+        ctx.router.retained().restore(msg, stamp.clone());
+    }
+    Staged { restored, now }
+}
+
+/// Rebuilds the staged sessions with their subscriptions, and publishes the wills that fell
+/// due. Called once the cluster (when on) is started and before any client is accepted: the
+/// subscriptions are then counted in the interest the peers are told of.
+pub fn sessions(ctx: &Context, staged: Staged) -> Summary {
+    let Staged { restored, now } = staged;
     let mut summary = Summary {
         sessions: restored.sessions.len(),
         expired: restored.expired,
@@ -31,9 +52,6 @@ pub fn restore(ctx: &Context, recovered: Recovered) -> Summary {
         wills: restored.wills_due.len(),
         ..Summary::default()
     };
-    for (msg, stamp) in &restored.retained {
-        ctx.router.retained().restore(msg, stamp.clone());
-    }
     for r in restored.sessions {
         summary.queued += r.session.lock().queued();
         let read = ctx

@@ -11,36 +11,17 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::process::{supermq_command, temp_dir, write};
+use common::stored::{free_port, kill9, start};
 use common::*;
 use supermq::codec::{Ack, Packet, Publish, QoS};
 
 /// `kill -9` rounds per crash test (the issue asks for at least 20).
 const ROUNDS: usize = 20;
-
-/// A broker process on a store directory, killed (SIGKILL) on drop.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// Writes a config for `port` with the store in `data` and returns its path. The session
 /// queue bound is raised: an offline session's queue beyond it drops (a counted policy), and
@@ -53,39 +34,6 @@ fn config(dir: &Path, port: u16, data: &Path) -> PathBuf {
         data.display()
     );
     write(dir, &format!("b{port}.conf"), &text)
-}
-
-/// Starts the binary on `conf` and waits until it accepts connections.
-async fn start(conf: &Path, port: u16) -> Proc {
-    let child = supermq_command()
-        .args(["-c", conf.to_str().expect("utf-8 path")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn supermq");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut p = Proc { child, addr };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return p;
-        }
-        if let Ok(Some(status)) = p.child.try_wait() {
-            panic!("the broker exited on start: {status}");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "broker not listening"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// `kill -9` and wait for the process to be gone.
-fn kill9(p: &mut Proc) {
-    let _ = p.child.kill();
-    let _ = p.child.wait();
 }
 
 fn seq_payload(n: u64) -> Bytes {
@@ -288,6 +236,45 @@ async fn retained_messages_and_subscriptions_survive_a_restart() {
     ];
     seen.sort();
     assert_eq!(seen, [Bytes::from_static(b"A"), Bytes::from_static(b"B")]);
+    drop(proc);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With no stored session at all, acknowledgements of plain messages go out at once (nothing
+/// they carry is kept), but a retained one still waits for its write: each PUBACK here is
+/// followed at once by a `kill -9`-style stop, and every acknowledged retained message is
+/// back after the restart.
+#[tokio::test]
+async fn acknowledged_retained_messages_survive_kill_9_without_stored_sessions() {
+    let dir = temp_dir("durable-retained-kill");
+    let data = dir.join("data");
+    let port = free_port();
+    let conf = config(&dir, port, &data);
+    let mut proc = start(&conf, port).await;
+    let mut p = raw::Raw::connect(proc.addr, "ret-kill-pub").await;
+    const N: usize = 200;
+    for i in 0..N {
+        // Interleaved with messages no one keeps, whose acknowledgements are not held.
+        p.publish(&format!("plain/{i}"), b"x", QoS::AtLeastOnce, false)
+            .await;
+        p.publish(
+            &format!("kept/{i}"),
+            format!("{i}").as_bytes(),
+            QoS::AtLeastOnce,
+            true,
+        )
+        .await;
+    }
+    kill9(&mut proc);
+    let proc = start(&conf, port).await;
+    let mut r = raw::Raw::connect(proc.addr, "ret-kill-reader").await;
+    r.subscribe("kept/#", QoS::AtMostOnce).await;
+    let mut seen = BTreeSet::new();
+    for _ in 0..N {
+        let m = r.recv_publish().await;
+        seen.insert(String::from_utf8(m.payload.to_vec()).unwrap());
+    }
+    assert_eq!(seen.len(), N, "every acknowledged retained message is back");
     drop(proc);
     let _ = std::fs::remove_dir_all(&dir);
 }

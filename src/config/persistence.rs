@@ -49,6 +49,15 @@ pub struct PersistenceConfig {
     /// With `sync = "periodic"`: how often the store is fsynced.
     #[serde(deserialize_with = "de::positive_duration")]
     pub sync_interval: Duration,
+    /// Queued messages a stored session keeps in memory while its client is connected; the
+    /// rest of its queue is on disk only, read back as the client takes them. An offline
+    /// stored session keeps none, so memory does not grow with what is queued.
+    #[serde(deserialize_with = "de::int::<_, _, 1, 65535>")]
+    pub memory_window: usize,
+    /// Bytes the storage engine keeps in memory: half for write buffers (written out to
+    /// disk when full), half for its read cache. What is stored beyond it is on disk only.
+    #[serde(deserialize_with = "de::int::<_, _, 4194304, { de::NO_MAX }>")]
+    pub max_memory: u64,
 }
 
 impl Default for PersistenceConfig {
@@ -58,6 +67,8 @@ impl Default for PersistenceConfig {
             dir: PathBuf::from("data"),
             sync: SyncMode::Always,
             sync_interval: Duration::from_millis(100),
+            memory_window: 64,
+            max_memory: 64 << 20,
         }
     }
 }

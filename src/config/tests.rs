@@ -144,6 +144,8 @@ enabled = false
 dir = "/var/lib/supermq"
 sync = "periodic"
 sync_interval = "250ms"
+memory_window = 16
+max_memory = 33554432
 
 [http]
 enabled = true
@@ -247,6 +249,8 @@ secret = "abcdefghij"
             dir: "/var/lib/supermq".into(),
             sync: SyncMode::Periodic,
             sync_interval: Duration::from_millis(250),
+            memory_window: 16,
+            max_memory: 32 << 20,
         },
         http: HttpConfig {
             enabled: true,

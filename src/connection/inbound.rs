@@ -43,7 +43,7 @@ pub(super) fn handle(
                 if ctx.sessions.holds_acks() {
                     let mut b = BytesMut::new();
                     codec::encode(&rel, live.egress.level, &mut b);
-                    super::pacing::release_acks(live, ctx, b, out);
+                    super::pacing::release_acks(live, ctx, b, out, None);
                 } else {
                     codec::encode(&rel, live.egress.level, out);
                 }
@@ -132,17 +132,21 @@ fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, 
     // With a durable store the acknowledgement waits for the message to be routed and
     // durable (see `pacing::after_routed`); without one it goes out at once.
     let mut held = BytesMut::new();
-    let acks = if ctx.sessions.holds_acks() {
-        &mut held
-    } else {
-        &mut *out
-    };
+    let waiting = live
+        .publishing
+        .as_ref()
+        .is_some_and(|q| !q.synced.is_empty());
+    let hold = waiting || ctx.sessions.holds_acks() || (p.retain && ctx.sessions.keeps());
+    let acks = if hold { &mut held } else { &mut *out };
+    let exactly_once = hold && p.qos == QoS::ExactlyOnce;
+    // The message and the publisher's packet id in one store batch (see `pacing::route_batch`).
+    let _together = exactly_once.then(|| ctx.sessions.hold_writes()).flatten();
     if let Some(msg) = accept(p, live, ctx, acks, now) {
         let routed = route(msg, live, ctx, now);
         super::pacing::note_routed(live, routed, std::iter::empty());
     }
     if !held.is_empty() {
-        super::pacing::after_routed(live, ctx, held, out);
+        super::pacing::after_routed(live, ctx, held, out, None);
     }
 }
 

@@ -19,25 +19,46 @@ use crate::message::Message;
 use crate::metrics;
 use crate::router::Routed;
 use bytes::BytesMut;
+use std::sync::Arc;
 
 /// Acknowledgements whose messages were just routed (durable store only): if routing set
-/// some of them aside, after those; else released as soon as they are durable.
-pub(super) fn after_routed(live: &mut Live, ctx: &Context, acks: BytesMut, out: &mut BytesMut) {
+/// some of them aside, after those; else released as soon as they are durable (or, with
+/// `delivered`, as soon as those messages are held by no stored session: see
+/// [`release_acks`]).
+pub(super) fn after_routed(
+    live: &mut Live,
+    ctx: &Context,
+    acks: BytesMut,
+    out: &mut BytesMut,
+    delivered: Option<Vec<Arc<Message>>>,
+) {
     let pacing = &mut live.publishing().pacing;
     if let Some(Deferred::Acks(acks)) = pacing.arrive(Deferred::Acks(acks)) {
-        release_acks(live, ctx, acks, out);
+        release_acks(live, ctx, acks, out, delivered);
     }
 }
 
 /// Acknowledgements whose messages are routed: written once everything journaled so far is
 /// durable (with `sync = "always"`: fsynced), in order behind any still waiting. An
-/// acknowledged message is then one a restart keeps.
-pub(super) fn release_acks(live: &mut Live, ctx: &Context, acks: BytesMut, out: &mut BytesMut) {
+/// acknowledged message is then one a restart keeps. `delivered`: the acknowledged messages,
+/// when all are QoS 1 and not retained: then the acknowledgements may also go once none of
+/// them is held by a stored session (delivered and acknowledged everywhere), which for a
+/// subscriber that keeps up comes well before the fsync.
+pub(super) fn release_acks(
+    live: &mut Live,
+    ctx: &Context,
+    acks: BytesMut,
+    out: &mut BytesMut,
+    delivered: Option<Vec<Arc<Message>>>,
+) {
     // This client's own changes first (an inbound QoS 2 id, a PUBREC): a PUBREC must not go
     // out before the id it remembers is durable, or a restart would deliver a resent
     // PUBLISH twice.
     ctx.sessions.commit(&live.session);
-    let wait = ctx.sessions.durable();
+    let wait = match delivered {
+        Some(msgs) => ctx.sessions.durable_or_delivered(msgs),
+        None => ctx.sessions.durable(),
+    };
     let p = live.publishing();
     match wait {
         None if p.synced.is_empty() => out.extend_from_slice(&acks),
@@ -123,7 +144,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 let routed = self.ctx.router.resume(rem, now, true);
                 note_routed(live, routed, std::iter::empty());
             }
-            Deferred::Acks(acks) => release_acks(live, &self.ctx, acks, self.wbuf.buf()),
+            Deferred::Acks(acks) => release_acks(live, &self.ctx, acks, self.wbuf.buf(), None),
         }
         Ok(())
     }
@@ -138,7 +159,14 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         let mut acks = 0;
         // With a durable store the acknowledgements of a batch wait for its messages to be
         // routed and durable (see `release_acks`); without one they go out at once.
-        let holding = self.ctx.sessions.holds_acks();
+        // Behind acknowledgements still waiting, the order of PUBLISH packets holds
+        // [MQTT-4.6.0-2]: these wait too.
+        let waiting = live
+            .publishing
+            .as_ref()
+            .is_some_and(|p| !p.synced.is_empty());
+        let mut holding = waiting || self.ctx.sessions.holds_acks();
+        let keeps = self.ctx.sessions.keeps();
         let mut held = BytesMut::new();
         let result = loop {
             match codec::decode(&mut self.rbuf, &limits, live.egress.level) {
@@ -161,6 +189,8 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         continue;
                     };
                     acks += usize::from(p.qos != codec::QoS::AtMostOnce);
+                    // A retained message is stored whoever subscribes.
+                    holding |= keeps && p.retain;
                     let out = if holding { &mut held } else { self.wbuf.buf() };
                     if let Some(msg) = inbound::accept(p, live, &self.ctx, out, now) {
                         batch.push(msg);
@@ -214,22 +244,38 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         live: &mut Live,
         now: Instant,
     ) {
+        // A QoS 2 message and the publisher's packet id, journaled when its PUBREC is
+        // released below, go to the store in one batch (see `SessionJournal::hold_writes`).
+        let together = (!held.is_empty() && batch.iter().any(|m| m.qos == codec::QoS::ExactlyOnce))
+            .then(|| self.ctx.clone());
+        let _held = together.as_ref().and_then(|c| c.sessions.hold_writes());
         let deepest = live.publishing.as_ref().map_or(0, |p| p.deepest);
         let ack_first = acks >= ACK_FIRST && deepest < ACK_FIRST_DEPTH;
         if ack_first {
             self.flush_now();
         }
+        // The QoS 1 messages of held acknowledgements (see `release_acks`); `None` once one
+        // needs the disk whatever happens to it (retained, QoS 2) or the batch was cut short.
+        let mut delivered = (!held.is_empty()).then(Vec::new);
         if !batch.is_empty() {
             let p = live.publishing();
             p.deepest = 0;
             p.woke_here = false;
             let mut rest = batch.drain(..);
             while let Some(msg) = rest.next() {
-                let routed = inbound::route(msg, live, &self.ctx, now);
+                let mut routed = inbound::route(msg, live, &self.ctx, now);
+                if let Some(v) = delivered.as_mut() {
+                    match routed.msg.take() {
+                        Some(m) if m.qos == codec::QoS::AtMostOnce => {}
+                        Some(m) if m.qos == codec::QoS::AtLeastOnce && !m.retain => v.push(m),
+                        _ => delivered = None,
+                    }
+                }
                 // A reader asked for pacing mid-batch: the rest waits, as later packets
                 // do, so a publisher runs at most one message past the reader's high
                 // watermark.
                 if note_routed(live, routed, rest.by_ref()) {
+                    delivered = None;
                     break;
                 }
             }
@@ -237,7 +283,8 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
             p.deliveries_first |= acks > 0 && !ack_first && p.woke_here;
         }
         if !held.is_empty() {
-            after_routed(live, &self.ctx, std::mem::take(held), self.wbuf.buf());
+            let acks = std::mem::take(held);
+            after_routed(live, &self.ctx, acks, self.wbuf.buf(), delivered);
         }
     }
 }

@@ -428,6 +428,7 @@ impl Router {
                 routed.pressure.get_or_insert(gate);
             }
         }
+        routed.msg = Some(msg);
         routed
     }
 

@@ -26,6 +26,9 @@ pub struct Routed {
     pub deepest: usize,
     /// A subscriber's connection that runs on the calling thread was woken.
     pub woke_here: bool,
+    /// The message routed (a client's: see [`crate::router::Router::publish`]), for an
+    /// acknowledgement that may go out once every stored session has it delivered.
+    pub msg: Option<Arc<Message>>,
 }
 
 /// The part of a routed message still to deliver.

@@ -5,6 +5,9 @@
 //! (persistent sessions, with a store that keeps them: see `store::SessionJournal`). With
 //! journaling off, recording is one branch and nothing is built.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use super::Grant;
 use crate::message::Delivery;
 
@@ -40,8 +43,12 @@ pub enum Change {
     /// A connection began serving the session.
     Attached,
     /// The connection serving the session went away at this wall-clock time (the session's
-    /// expiry counts from here, across a restart too).
-    Detached { at: std::time::SystemTime },
+    /// expiry counts from here, across a restart too). `drop_qos0`: the QoS 0 messages
+    /// queued (and in the backlog) were dropped with it (`queue_qos0_offline = false`).
+    Detached {
+        at: std::time::SystemTime,
+        drop_qos0: bool,
+    },
     /// How long the session outlives its connection changed (see
     /// [`super::SessionState::expiry`]).
     ExpirySet(Option<std::time::Duration>),
@@ -49,28 +56,63 @@ pub enum Change {
     Ended,
 }
 
+/// How many sessions have their journal on, while they exist. While it is 0 no message can
+/// reach a stored session, so a publisher's acknowledgements need not wait for the store
+/// (see `connection::pacing`); a session ending late only keeps them waiting a little
+/// longer, never too short, since the count rises before the session can subscribe.
+#[derive(Debug, Default, Clone)]
+pub struct JournaledCount(Arc<AtomicUsize>);
+
+impl JournaledCount {
+    /// True when some session's journal is on.
+    #[inline]
+    pub fn any(&self) -> bool {
+        self.0.load(Ordering::Acquire) > 0
+    }
+}
+
+/// One session's share of a [`JournaledCount`], given back when the session is dropped.
+#[derive(Debug)]
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A session's journal: the changes not yet handed to the store.
 #[derive(Debug, Default)]
-pub(super) struct Journal(Option<Vec<Change>>);
+pub(super) struct Journal {
+    changes: Option<Vec<Change>>,
+    counted: Option<Counted>,
+}
 
 impl Journal {
-    pub(super) fn enable(&mut self) {
-        self.0.get_or_insert_with(Vec::new);
+    pub(super) fn enable(&mut self, count: &JournaledCount) {
+        self.changes.get_or_insert_with(Vec::new);
+        if self.counted.is_none() {
+            count.0.fetch_add(1, Ordering::AcqRel);
+            self.counted = Some(Counted(count.0.clone()));
+        }
     }
 
     pub(super) fn is_on(&self) -> bool {
-        self.0.is_some()
+        self.changes.is_some()
     }
 
     /// Records the change `c` builds, if journaling is on.
     #[inline]
     pub(super) fn record(&mut self, c: impl FnOnce() -> Change) {
-        if let Some(v) = &mut self.0 {
+        if let Some(v) = &mut self.changes {
             v.push(c());
         }
     }
 
     pub(super) fn take(&mut self) -> Vec<Change> {
-        self.0.as_mut().map(std::mem::take).unwrap_or_default()
+        self.changes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 }

@@ -41,6 +41,14 @@ impl SessionState {
         // The client's Receive Maximum bounds the window too [MQTT-3.3.4-9].
         let window = usize::from(self.limits.max_inflight.min(egress.receive_maximum));
         while out.len() < max_bytes {
+            if self.queue.is_empty() && self.paged.len() > 0 {
+                // A stored session's window ran dry: read the next deliveries back. Until
+                // they are, nothing else goes (the backlog comes after the whole queue).
+                res.lost += self.page_in() as u64;
+                if self.queue.is_empty() && self.paged.len() > 0 {
+                    break;
+                }
+            }
             // What was queued before a retained backlog goes first, then the backlog.
             let from_queue = !self.queue.is_empty();
             let Some(front) = self.queue.front().or_else(|| self.backlog.front()) else {
@@ -95,10 +103,10 @@ impl SessionState {
                 delivery: Some(d),
             });
         }
-        res.more = out.len() >= max_bytes && !(self.queue.is_empty() && self.backlog.is_empty());
+        res.more = out.len() >= max_bytes && !(self.queue_len() == 0 && self.backlog.is_empty());
         res.relieved = self.flow.drained(
             res.sent + res.expired + res.too_large,
-            self.queue.len(),
+            self.queue_len(),
             self.backlog.len(),
             self.limits.max_queued,
             now,

@@ -12,7 +12,7 @@ mod handle;
 mod outbox;
 mod state;
 
-pub use change::Change;
+pub use change::{Change, JournaledCount};
 pub use egress::{Egress, TopicAliases, MAX_OUTBOUND_ALIASES};
 pub use grant::{Grant, SubIds};
 pub use handle::{ClientMeta, ConnLink, KickReason, Paced, Session};
@@ -20,3 +20,4 @@ pub use outbox::Outbox;
 pub use state::{
     EnqueueOutcome, FillResult, QueueFullPolicy, Readiness, SessionLimits, SessionState,
 };
+pub use state::{PageSource, PagedIn, Pager};

@@ -3,12 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::change::{Change, Journal};
+use super::change::{Change, Journal, JournaledCount};
 use super::handle::ConnLink;
 use super::Grant;
 use crate::codec::QoS;
 use crate::flow::{high_water, Admission, Watermarks};
 use crate::message::{Delivery, Message};
+use paging::Paged;
+pub use paging::{PageSource, PagedIn, Pager};
 
 /// What to do with a new message when a session's queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,9 @@ pub struct FillResult {
     /// Messages discarded because they exceed the client's Maximum Packet Size
     /// [MQTT-3.1.2-25].
     pub too_large: u64,
+    /// Queued deliveries of a stored session whose message could not be read back from
+    /// the store (logged there).
+    pub lost: u64,
     /// When the first message written had been routed: one publish-to-deliver sample per
     /// batch for `/metrics` (one per batch keeps the histogram off the per-message path).
     pub first_routed: Option<Instant>,
@@ -133,6 +138,10 @@ pub struct SessionState {
     link: Option<ConnLink>,
     flow: Watermarks,
     journal: Journal,
+    /// Queued deliveries on disk only, after `queue` (see `paging.rs`).
+    paged: Paged,
+    /// Set for a stored session whose store pages (see `paging.rs`).
+    pager: Option<Box<Pager>>,
 }
 
 impl SessionState {
@@ -154,6 +163,8 @@ impl SessionState {
             link: None,
             flow: Watermarks::default(),
             journal: Journal::default(),
+            paged: Paged::default(),
+            pager: None,
         }
     }
 
@@ -164,20 +175,29 @@ impl SessionState {
 
     /// Records every later change in the journal (a persistent session whose store keeps
     /// it).
-    pub fn journal_on(&mut self) {
-        self.journal.enable();
+    /// With `pager`, queued deliveries beyond its window stay on disk only (see
+    /// `paging.rs`).
+    pub fn journal_on(&mut self, count: &JournaledCount, pager: Option<Pager>) {
+        self.journal.enable(count);
+        self.pager = pager.map(Box::new);
     }
 
     /// Puts back what a durable store kept of this session (on start, before any client
     /// connects): in-flight deliveries in the order sent (`None`: PUBREC came, PUBREL is
     /// owed), the queue, and the inbound QoS 2 ids. Not journaled (it is what the journal
     /// holds).
+    /// `on_disk`: the (weight, QoS) of the queued deliveries the store kept on disk, after
+    /// `queue`.
     pub fn restore(
         &mut self,
         inflight: Vec<(u16, Option<Delivery>)>,
         queue: Vec<Delivery>,
+        on_disk: impl IntoIterator<Item = (usize, QoS)>,
         incoming_qos2: impl IntoIterator<Item = u16>,
     ) {
+        for (w, qos) in on_disk {
+            self.paged_restore(w, qos);
+        }
         for (pkid, delivery) in inflight {
             let state = match delivery.as_ref().map(|d| d.qos) {
                 None => InflightState::Comp,
@@ -282,25 +302,29 @@ impl SessionState {
         if self.link.as_ref().is_some_and(|l| l.gen == gen) {
             self.link = None;
             self.offline_since = Some(now);
+            let drop_qos0 = !self.limits.queue_qos0_offline;
             self.journal.record(|| Change::Detached {
                 at: std::time::SystemTime::now(),
+                drop_qos0,
             });
             self.flow.reset_full();
             // QoS 0 messages are not kept for an offline session unless configured.
-            if !self.limits.queue_qos0_offline {
+            if drop_qos0 {
                 self.queue.retain(|d| d.qos != QoS::AtMostOnce);
                 self.queued_bytes = self.queue.iter().map(Delivery::weight).sum();
                 self.backlog.retain(|d| d.qos != QoS::AtMostOnce);
             }
+            // An offline stored session keeps its queue on disk only.
+            self.page_out_all(drop_qos0);
             true
         } else {
             false
         }
     }
 
-    /// Messages waiting to be sent.
+    /// Messages waiting to be sent (in memory and, for a stored session, on disk).
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.queue_len()
     }
 
     /// Outbound QoS 1/2 messages awaiting acknowledgement.
@@ -334,7 +358,7 @@ impl SessionState {
         }
         let w = d.weight();
         let full = |s: &Self| {
-            s.queue.len() >= s.limits.max_queued || s.queued_bytes + w > s.limits.max_queued_bytes
+            s.queue_len() >= s.limits.max_queued || s.queue_bytes() + w > s.limits.max_queued_bytes
         };
         let l = &self.limits;
         match self.flow.admit(
@@ -355,18 +379,20 @@ impl SessionState {
                 }
                 let mut dropped_qos0 = false;
                 while full(self) {
-                    let Some(old) = self.queue.pop_front() else {
+                    // The oldest is in memory, or (none there) the first on disk.
+                    if let Some(old) = self.queue.pop_front() {
+                        self.queued_bytes -= old.weight();
+                        dropped_qos0 |= old.qos == QoS::AtMostOnce;
+                    } else if self.paged.pop_front().is_none() {
                         break;
-                    };
-                    self.queued_bytes -= old.weight();
-                    dropped_qos0 |= old.qos == QoS::AtMostOnce;
+                    }
                     self.journal.record(|| Change::DroppedOldest);
                 }
                 self.push(d);
                 return Ok(EnqueueOutcome::QueuedDroppedOldest { dropped_qos0 });
             }
         }
-        let wake = online && self.queue.is_empty() && self.backlog.is_empty();
+        let wake = online && self.queue_len() == 0 && self.backlog.is_empty();
         self.push(d);
         self.note_pushed(now);
         Ok(EnqueueOutcome::Queued { wake })
@@ -374,7 +400,7 @@ impl SessionState {
 
     /// Tells the watermarks how much now waits for the client (queue and backlog).
     fn note_pushed(&mut self, now: Instant) {
-        let len = self.queue.len() + self.backlog.len();
+        let len = self.queue_len() + self.backlog.len();
         let (cap, stall) = (self.limits.max_queued, self.limits.stall_timeout);
         self.flow.pushed(len, cap, self.link.is_some(), now, stall);
     }
@@ -388,7 +414,7 @@ impl SessionState {
         retained: impl IntoIterator<Item = Delivery>,
         now: Instant,
     ) -> bool {
-        let was_idle = self.queue.is_empty() && self.backlog.is_empty();
+        let was_idle = self.queue_len() == 0 && self.backlog.is_empty();
         if self.journal.is_on() {
             for d in retained {
                 self.journal.record(|| Change::Backlogged(d.clone()));
@@ -407,8 +433,8 @@ impl SessionState {
     /// passes a member without room over for one with room.
     pub fn has_room(&self) -> bool {
         self.backlog.is_empty()
-            && self.queue.len() < high_water(self.limits.max_queued)
-            && self.queued_bytes < self.limits.max_queued_bytes / 2
+            && self.queue_len() < high_water(self.limits.max_queued)
+            && self.queue_bytes() < self.limits.max_queued_bytes / 2
     }
 
     /// How ready the session is to take a consumer-group message (see
@@ -437,8 +463,12 @@ impl SessionState {
 
     fn push(&mut self, d: Delivery) {
         self.journal.record(|| Change::Enqueued(d.clone()));
-        self.queued_bytes += d.weight();
-        self.queue.push_back(d);
+        if self.keeps_in_memory() {
+            self.queued_bytes += d.weight();
+            self.queue.push_back(d);
+        } else {
+            self.page_out(&d);
+        }
     }
 
     fn alloc_pkid(&mut self) -> u16 {
@@ -536,6 +566,7 @@ impl SessionState {
     /// Takes every message not yet acknowledged by the client (queued and in flight), for
     /// redelivery elsewhere.
     pub fn take_undelivered(&mut self) -> Vec<Delivery> {
+        self.page_in_all();
         let mut v: Vec<Delivery> = self.inflight.drain(..).filter_map(|i| i.delivery).collect();
         v.extend(self.queue.drain(..));
         self.backlog.clear();
@@ -546,6 +577,8 @@ impl SessionState {
 
 #[path = "fill.rs"]
 mod fill;
+#[path = "paging.rs"]
+mod paging;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

@@ -19,4 +19,4 @@ pub use recovered::{
 };
 pub use restore::{Restored, RestoredSession};
 pub use retained::{RetainOutcome, RetainedStore, Stamp};
-pub use sessions::{Attached, DetachOutcome, SessionStore, StoreError};
+pub use sessions::{Attached, DetachOutcome, SessionStore, StoreError, WritesHeld};

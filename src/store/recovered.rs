@@ -72,6 +72,10 @@ pub struct RecoveredSession {
     pub inflight: Vec<RecoveredInflight>,
     /// Messages queued and not yet sent, oldest first.
     pub queue: Vec<RecoveredDelivery>,
+    /// The queued deliveries after `queue` that the store keeps on disk only, as (weight,
+    /// QoS), oldest first: read back as the session is served (see
+    /// `SessionJournal::page_in`).
+    pub on_disk: Vec<(usize, QoS)>,
     /// Inbound QoS 2 packet ids whose PUBREL is awaited [MQTT-4.3.3-2].
     pub incoming_qos2: Vec<u16>,
 }

@@ -138,11 +138,13 @@ impl SessionStore {
         let queue = rs
             .queue
             .into_iter()
-            .filter_map(|d| shared.delivery(d, false, now, wall))
+            // Expired or not: the session drops an expired one as it sends (journaled), so
+            // that its queue stays the one the store holds.
+            .filter_map(|d| shared.delivery(d, true, now, wall))
             .collect();
         {
             let mut st = session.lock();
-            st.restore(inflight, queue, rs.incoming_qos2);
+            st.restore(inflight, queue, rs.on_disk, rs.incoming_qos2);
             // Offline for as long as it has been, in this process's clock.
             st.offline_since = Some(now.checked_sub(offline).unwrap_or(now));
             if let Some((msg, delay)) = will {

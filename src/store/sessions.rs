@@ -8,9 +8,12 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use thiserror::Error;
 
+use super::journal::JournalPages;
 use super::SessionJournal;
 use crate::metrics::{self, Metrics};
-use crate::session::{Change, ConnLink, KickReason, Session, SessionLimits};
+use crate::session::{
+    Change, ConnLink, JournaledCount, KickReason, PageSource, Pager, Session, SessionLimits,
+};
 
 /// Why a session could not be attached.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -40,6 +43,16 @@ pub enum DetachOutcome {
     Removed,
 }
 
+/// Writes held back by the journal while it lives (see [`SessionStore::hold_writes`]).
+#[derive(Debug)]
+pub struct WritesHeld<'a>(&'a dyn SessionJournal);
+
+impl Drop for WritesHeld<'_> {
+    fn drop(&mut self) {
+        self.0.release_writes();
+    }
+}
+
 /// Every session, online and offline.
 #[derive(Debug)]
 pub struct SessionStore {
@@ -55,6 +68,11 @@ pub struct SessionStore {
     metrics: Arc<Metrics>,
     /// Where persistent sessions' changes go (none: in memory only).
     journal: Option<Arc<dyn SessionJournal>>,
+    /// Sessions whose journal is on (see [`SessionStore::holds_acks`]).
+    journaled: JournaledCount,
+    /// The journal as stored sessions read their queues back from, with the window they
+    /// keep in memory, when it pages (see `session::Pager`).
+    pages: Option<(Arc<dyn PageSource>, usize)>,
 }
 
 impl SessionStore {
@@ -68,18 +86,62 @@ impl SessionStore {
             max_sessions,
             metrics,
             journal: None,
+            journaled: JournaledCount::default(),
+            pages: None,
         }
     }
 
     /// Hands every change of persistent sessions to `journal` (see [`SessionJournal`]).
     pub fn with_journal(mut self, journal: Option<Arc<dyn SessionJournal>>) -> Self {
+        self.pages = journal.as_ref().and_then(|j| {
+            let window = j.page_window()?;
+            let source: Arc<dyn PageSource> = Arc::new(JournalPages(j.clone()));
+            Some((source, window))
+        });
         self.journal = journal;
         self
     }
 
-    /// Whether acknowledgements wait for the journal (a durable store is kept): see
+    /// The pager of a stored session (`None` when the journal does not page).
+    fn pager(&self, client_id: &Arc<str>) -> Option<Pager> {
+        self.pages.as_ref().map(|(source, window)| Pager {
+            source: source.clone(),
+            client_id: client_id.clone(),
+            window: *window,
+        })
+    }
+
+    /// Whether acknowledgements wait for the journal: a durable store is kept and some
+    /// session's journal is on (while none is, no message can reach a stored session, and
+    /// only a retained message is kept: see [`SessionStore::keeps`]). See
     /// [`SessionStore::durable`].
+    #[inline]
     pub fn holds_acks(&self) -> bool {
+        self.journal.is_some() && self.journaled.any()
+    }
+
+    /// A wait for everything journaled so far to be durable, or for `msgs` to be held by no
+    /// stored session (see [`SessionJournal::durable_or_delivered`]).
+    pub fn durable_or_delivered(
+        &self,
+        msgs: Vec<Arc<crate::message::Message>>,
+    ) -> Option<super::SyncWait> {
+        self.journal
+            .as_ref()
+            .and_then(|j| j.durable_or_delivered(msgs))
+    }
+
+    /// Holds the journal's writes until the guard is dropped (see
+    /// [`SessionJournal::hold_writes`]); `None` without a journal.
+    pub fn hold_writes(&self) -> Option<WritesHeld<'_>> {
+        let j = self.journal.as_deref()?;
+        j.hold_writes();
+        Some(WritesHeld(j))
+    }
+
+    /// Whether a durable store is kept (a retained PUBLISH's acknowledgement waits for it).
+    #[inline]
+    pub fn keeps(&self) -> bool {
         self.journal.is_some()
     }
 
@@ -141,7 +203,8 @@ impl SessionStore {
         let s = Arc::new(Session::new(id, client_id, expiry, self.limits.clone()));
         if expiry != Some(Duration::ZERO) && self.journal.is_some() {
             // Only sessions that outlive their connection are kept by a durable store.
-            s.lock().journal_on();
+            s.lock()
+                .journal_on(&self.journaled, self.pager(&s.client_id));
         }
         s
     }
@@ -176,7 +239,9 @@ impl SessionStore {
     /// Turns on the journal of a restored session (see [`SessionStore::insert_recovered`]).
     pub fn journal_on(&self, session: &Session) {
         if self.journal.is_some() {
-            session.lock().journal_on();
+            session
+                .lock()
+                .journal_on(&self.journaled, self.pager(&session.client_id));
         }
     }
 

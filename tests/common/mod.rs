@@ -10,7 +10,8 @@
 //! - [`cluster`]: cluster nodes in this process and their route links;
 //! - [`http`]: a broker with its HTTP server on, and an HTTP client to call it;
 //! - [`process`]: the `supermq` binary as a child process, with its temporary files, ports
-//!   and signals.
+//!   and signals;
+//! - [`stored`]: the binary with a durable store: started, killed with SIGKILL, its memory.
 //!
 //! The items of `broker`, `raw` and `wire` are re-exported here, so `use common::*;` gives
 //! a test the broker and the client; the others are used by their module path.
@@ -24,6 +25,7 @@ pub mod cluster;
 pub mod http;
 pub mod process;
 pub mod raw;
+pub mod stored;
 pub mod tls;
 pub mod wire;
 pub mod ws;

@@ -20,6 +20,14 @@ use crate::store::{
 /// A stored message and its wall-clock expiry.
 type Stored = (Message, Option<SystemTime>);
 
+/// What the scan keeps of a stored message (not the message: the store may hold far more
+/// than memory): its wall-clock expiry and its weight (topic and payload bytes).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MsgInfo {
+    pub expires_at: Option<SystemTime>,
+    pub weight: usize,
+}
+
 /// Everything read, and what could not be.
 #[derive(Debug, Default)]
 pub(super) struct Scan {
@@ -29,7 +37,7 @@ pub(super) struct Scan {
     /// Per session, (pkid, order sent, entry until PUBREC).
     pub inflight: HashMap<String, Vec<(u16, u64, Option<Entry>)>>,
     pub qos2: HashMap<String, Vec<u16>>,
-    pub messages: HashMap<u64, Stored>,
+    pub messages: HashMap<u64, MsgInfo>,
     pub retained: Vec<(Stored, Stamp)>,
     pub last_write: Option<SystemTime>,
     /// Records per partition, as read.
@@ -40,14 +48,10 @@ pub(super) struct Scan {
     pub orphans: Vec<u64>,
 }
 
-/// Records as (key, value).
-type Records = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// Every record of `part`.
-fn records(part: &PartitionHandle) -> Result<Records, fjall::Error> {
-    part.iter()
-        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
-        .collect()
+/// Message `id` read from the `messages` partition (`None`: not there, or unreadable).
+pub(super) fn read_message(part: &PartitionHandle, id: u64) -> Option<Stored> {
+    let v = part.get(id.to_be_bytes()).ok()??;
+    record::decode_message(&v).ok()
 }
 
 impl Scan {
@@ -66,13 +70,16 @@ impl Scan {
         p: Part,
         mut f: impl FnMut(&mut Scan, &[u8], &[u8]) -> Result<(), RecordError>,
     ) -> Result<(), fjall::Error> {
-        let rs = records(parts.get(p))?;
-        self.counts.push((p.name(), rs.len()));
-        for (k, v) in rs {
+        // One record at a time: the partition may be far larger than memory.
+        let mut n = 0;
+        for kv in parts.get(p).iter() {
+            let (k, v) = kv?;
+            n += 1;
             if let Err(e) = f(self, &k, &v) {
                 self.problem(p.name(), &k, e);
             }
         }
+        self.counts.push((p.name(), n));
         Ok(())
     }
 }
@@ -87,8 +94,12 @@ pub(super) fn scan(parts: &Parts) -> Result<Scan, fjall::Error> {
     })?;
     s.each(parts, Part::Messages, |s, k, v| {
         let id = <[u8; 8]>::try_from(k).map_err(|_| RecordError::Invalid("key"))?;
-        s.messages
-            .insert(u64::from_be_bytes(id), record::decode_message(v)?);
+        let (m, expires_at) = record::decode_message(v)?;
+        let info = MsgInfo {
+            expires_at,
+            weight: m.topic.len() + m.payload.len(),
+        };
+        s.messages.insert(u64::from_be_bytes(id), info);
         Ok(())
     })?;
     s.each(parts, Part::Queue, |s, k, v| {
@@ -217,14 +228,41 @@ fn delivery(e: &Entry, m: &Stored) -> RecoveredDelivery {
     }
 }
 
+/// Messages read back on open, each once however many entries name it.
+struct Reader<'a> {
+    read: &'a dyn Fn(u64) -> Option<Stored>,
+    cache: HashMap<u64, Stored>,
+}
+
+impl Reader<'_> {
+    fn get(&mut self, id: u64) -> Option<&Stored> {
+        if !self.cache.contains_key(&id) {
+            let m = (self.read)(id)?;
+            self.cache.insert(id, m);
+        }
+        self.cache.get(&id)
+    }
+}
+
 /// What a clean scan holds, as of `now`: the sessions and retained messages, the writer's
-/// mirror, and the writes that purge expired queue entries and unnamed messages.
-pub(super) fn recover(mut s: Scan, now: SystemTime) -> (Recovered, Mirror, Vec<Op>) {
+/// mirror, and the writes that purge expired queue entries and unnamed messages. `read`
+/// reads a message (in-flight ones, and queued ones unless `paged`); with `paged` the
+/// queued deliveries are left on disk and only counted (`RecoveredSession::on_disk`).
+pub(super) fn recover(
+    mut s: Scan,
+    now: SystemTime,
+    paged: bool,
+    read: &dyn Fn(u64) -> Option<Stored>,
+) -> (Recovered, Mirror, Vec<Op>) {
+    let mut reader = Reader {
+        read,
+        cache: HashMap::new(),
+    };
     let mut out = Recovered::default();
     let mut mirror = Mirror::default();
     let mut purge = Vec::new();
     let mut counts: HashMap<u64, u32> = HashMap::new();
-    let expired = |m: &Stored| m.1.is_some_and(|at| at <= now);
+    let expired = |m: &MsgInfo| m.expires_at.is_some_and(|at| at <= now);
     let metas = std::mem::take(&mut s.metas);
     for (id, meta) in metas {
         let mut sm = SessionMirror::default();
@@ -277,10 +315,17 @@ pub(super) fn recover(mut s: Scan, now: SystemTime) -> (Recovered, Mirror, Vec<O
             next += 1;
         }
         for (seq, e) in ordered {
-            let Some(m) = s.messages.get(&e.msg) else {
+            let Some(info) = s.messages.get(&e.msg) else {
                 continue;
             };
-            rs.queue.push(delivery(&e, m));
+            if paged {
+                rs.on_disk.push((info.weight, e.qos));
+            } else {
+                let Some(m) = reader.get(e.msg) else {
+                    continue;
+                };
+                rs.queue.push(delivery(&e, m));
+            }
             *counts.entry(e.msg).or_default() += 1;
             sm.queue.push_back((seq, e));
         }
@@ -289,7 +334,7 @@ pub(super) fn recover(mut s: Scan, now: SystemTime) -> (Recovered, Mirror, Vec<O
         for (pkid, order, e) in fl {
             next = next.max(order + 1);
             let d = e.as_ref().and_then(|e| {
-                let m = s.messages.get(&e.msg)?;
+                let m = reader.get(e.msg)?;
                 *counts.entry(e.msg).or_default() += 1;
                 Some(delivery(e, m))
             });
@@ -311,7 +356,15 @@ pub(super) fn recover(mut s: Scan, now: SystemTime) -> (Recovered, Mirror, Vec<O
     for id in ids {
         match counts.get(&id) {
             Some(&count) => {
-                mirror.messages.insert(id, MsgRef { count, live: None });
+                mirror.messages.insert(
+                    id,
+                    MsgRef {
+                        count,
+                        live: None,
+                        unwritten: None,
+                        watchers: Vec::new(),
+                    },
+                );
             }
             None => purge.push(Op::delete(Part::Messages, id.to_be_bytes().to_vec())),
         }

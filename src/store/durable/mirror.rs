@@ -14,8 +14,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
 
+use tokio::sync::Notify;
+
 use super::record::{self, Entry, Meta};
 use super::Part;
+use crate::codec::QoS;
 use crate::message::{Delivery, Message};
 use crate::session::Change;
 
@@ -64,6 +67,11 @@ pub(super) struct SessionMirror {
 pub(super) struct MsgRef {
     pub count: u32,
     pub live: Option<Weak<Message>>,
+    /// Held until the job that writes the message is written: a session that pages a
+    /// delivery out at once must be able to read it back before the engine has it.
+    pub unwritten: Option<Arc<Message>>,
+    /// Told when the last entry naming the message goes (see `delivered.rs`).
+    pub watchers: Vec<Arc<Notify>>,
 }
 
 /// Everything the store keeps in memory.
@@ -74,6 +82,11 @@ pub(super) struct Mirror {
     /// `Arc::as_ptr` of a live message → its id.
     by_ptr: HashMap<usize, u64>,
     pub next_msg: u64,
+    /// (jobs sent when it was interned, message id) of the messages holding `unwritten`,
+    /// oldest first: the job that writes it is a later one.
+    unwritten: VecDeque<(u64, u64)>,
+    /// The number of jobs sent so far (set by the store before each `apply`).
+    pub jobs_sent: u64,
 }
 
 fn ptr(m: &Arc<Message>) -> usize {
@@ -139,9 +152,30 @@ impl Mirror {
                 s.meta.offline_since = None;
                 true
             }
-            Change::Detached { at } => {
+            Change::Detached { at, drop_qos0 } => {
                 s.meta.attached = false;
                 s.meta.offline_since = Some(at);
+                if drop_qos0 {
+                    // As the session did: its queue must stay the one the changes after
+                    // this name ("the front was sent").
+                    let mut gone = Vec::new();
+                    for q in [&mut s.queue, &mut s.backlog] {
+                        q.retain(|(seq, e)| {
+                            let keep = e.qos != QoS::AtMostOnce;
+                            if !keep {
+                                gone.push((*seq, e.msg));
+                            }
+                            keep
+                        });
+                    }
+                    for (seq, msg) in gone {
+                        ops.push(Op::delete(
+                            Part::Queue,
+                            record::session_key(id, &seq.to_be_bytes()),
+                        ));
+                        self.release(msg, ops);
+                    }
+                }
                 true
             }
             Change::Enqueued(d) => {
@@ -301,8 +335,11 @@ impl Mirror {
             MsgRef {
                 count: 1,
                 live: Some(Arc::downgrade(&d.msg)),
+                unwritten: Some(d.msg.clone()),
+                watchers: Vec::new(),
             },
         );
+        self.unwritten.push_back((self.jobs_sent, id));
         self.by_ptr.insert(p, id);
         id
     }
@@ -317,6 +354,9 @@ impl Mirror {
             return;
         }
         if let Some(r) = self.messages.remove(&id) {
+            for w in &r.watchers {
+                w.notify_one();
+            }
             if let Some(w) = r.live {
                 let p = w.as_ptr() as usize;
                 if self.by_ptr.get(&p) == Some(&id) {
@@ -325,6 +365,46 @@ impl Mirror {
             }
         }
         ops.push(Op::delete(Part::Messages, id.to_be_bytes().to_vec()));
+    }
+
+    /// Lets go of the messages whose jobs are written: every job up to `written`.
+    pub fn written(&mut self, written: u64) {
+        while let Some(&(sent, id)) = self.unwritten.front() {
+            // Interned after `sent` jobs: written by job `sent + 1` or later.
+            if sent >= written {
+                break;
+            }
+            self.unwritten.pop_front();
+            if let Some(r) = self.messages.get_mut(&id) {
+                r.unwritten = None;
+            }
+        }
+    }
+
+    /// Registers `w` to be told when live message `m` is named by no entry any more; false
+    /// when it is not (or never was) held.
+    pub fn watch(&mut self, m: &Arc<Message>, w: &Arc<Notify>) -> bool {
+        let Some(id) = self.by_ptr.get(&ptr(m)) else {
+            return false;
+        };
+        match self.messages.get_mut(id) {
+            Some(r) if r.count > 0 => {
+                // One registration per waiter and message.
+                if !r.watchers.iter().any(|x| Arc::ptr_eq(x, w)) {
+                    r.watchers.push(w.clone());
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The message `id` if it is still in memory somewhere.
+    pub fn in_memory(&self, id: u64) -> Option<Arc<Message>> {
+        let r = self.messages.get(&id)?;
+        r.unwritten
+            .clone()
+            .or_else(|| r.live.as_ref().and_then(Weak::upgrade))
     }
 
     /// How many messages are held (for tests and reports).

@@ -48,8 +48,10 @@
 //! recovery (each batch is atomic).
 
 mod check;
+mod delivered;
 mod load;
 mod mirror;
+mod page;
 mod record;
 mod writer;
 
@@ -76,7 +78,7 @@ use tokio::sync::watch;
 use super::RecoveredSession;
 use super::{Recovered, RetainedJournal, SessionJournal, Stamp, SyncWait};
 use crate::message::Message;
-use crate::session::Change;
+use crate::session::{Change, PagedIn};
 use mirror::{Mirror, Op};
 use writer::{Job, Writer};
 
@@ -93,6 +95,14 @@ const INFO_FORMAT: &str = "format";
 pub struct DurableOptions {
     pub dir: PathBuf,
     pub sync: SyncMode,
+    /// Queued deliveries a connected stored session keeps in memory, the rest staying on
+    /// disk only and read back as it is served (an offline session, and every session on
+    /// open, keeps none); `None`: every queued delivery is kept in memory and handed back on
+    /// open.
+    pub window: Option<usize>,
+    /// Bytes the engine may keep in memory: write buffers and block cache (see
+    /// [`open_engine_with`]).
+    pub max_memory: u64,
 }
 
 /// When writes reach the disk (`[persistence] sync`).
@@ -148,7 +158,7 @@ pub enum DurableError {
 }
 
 /// The partitions, by role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Part {
     Sessions,
     Queue,
@@ -201,8 +211,17 @@ pub(super) struct Engine {
     pub parts: Parts,
 }
 
+/// The engine's memory when no bound is given (`store check`, `store repair`).
+pub const DEFAULT_MAX_MEMORY: u64 = 64 << 20;
+
 /// Creates `dir` if missing, takes `dir/LOCK` and opens the engine.
 pub(super) fn open_engine(dir: &Path) -> Result<Engine, DurableError> {
+    open_engine_with(dir, DEFAULT_MAX_MEMORY)
+}
+
+/// [`open_engine`] with the engine's memory bounded by `max_memory` bytes: half for its
+/// write buffers (written out to disk when full), half for its block cache.
+pub(super) fn open_engine_with(dir: &Path, max_memory: u64) -> Result<Engine, DurableError> {
     let io = |source| DurableError::Io {
         dir: dir.to_owned(),
         source,
@@ -219,8 +238,11 @@ pub(super) fn open_engine(dir: &Path) -> Result<Engine, DurableError> {
         dir: dir.to_owned(),
         source,
     };
+    let half = (max_memory / 2).max(1 << 20);
     let keyspace = fjall::Config::new(dir.join("db"))
         .manual_journal_persist(true)
+        .max_write_buffer_size(half)
+        .cache_size(half)
         .open()
         .map_err(engine)?;
     let open = |name: &str| {
@@ -291,13 +313,16 @@ fn lock_exclusive(_: &File, _: &Path) -> Result<(), DurableError> {
 pub struct Durable {
     dir: PathBuf,
     sync: SyncMode,
+    window: Option<usize>,
     keyspace: Keyspace,
     parts: Parts,
     /// The mirror and the writer's channel, under one lock so jobs are sent in the order
     /// they are numbered. Never held across an `.await`.
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     /// The number of the last job staged.
     appended: AtomicU64,
+    /// Open holds (`State::holds`, readable without the lock).
+    holding: std::sync::atomic::AtomicU32,
     /// The number of the last job synced, as the writer last published it: what
     /// `durable` compares first, so the common case (nothing pending) reads two atomics and
     /// no lock shared with the writer.
@@ -311,6 +336,29 @@ struct State {
     mirror: Mirror,
     tx: Option<Sender<Job>>,
     next: u64,
+    /// Open [`SessionJournal::hold_writes`]s, and the ops kept back meanwhile.
+    holds: u32,
+    held: Vec<Op>,
+}
+
+/// Ops kept back by holds beyond which they are written anyway: holds overlapping without a
+/// break (many QoS 2 publishers at once) must not keep everything in memory. The batch
+/// written then may split one held group (its atomicity is lost, never its data).
+const MAX_HELD_OPS: usize = 4096;
+
+impl State {
+    /// Sends `ops` to the writer as one job.
+    fn send(&mut self, ops: Vec<Op>, appended: &AtomicU64) {
+        let Some(tx) = &self.tx else {
+            tracing::warn!("durable store: write after close dropped");
+            return;
+        };
+        let seq = self.next + 1;
+        if tx.send(Job::Write { ops, seq }).is_ok() {
+            self.next = seq;
+            appended.store(seq, Ordering::Release);
+        }
+    }
 }
 
 impl std::fmt::Debug for Durable {
@@ -327,7 +375,7 @@ impl std::fmt::Debug for Durable {
 impl Durable {
     /// Opens (creating if missing) the store in `opts.dir`, and returns what it kept.
     pub fn open(opts: &DurableOptions) -> Result<(Arc<Durable>, Recovered), DurableError> {
-        let engine = open_engine(&opts.dir)?;
+        let engine = open_engine_with(&opts.dir, opts.max_memory)?;
         let scan = load::scan(&engine.parts).map_err(|source| DurableError::Engine {
             dir: opts.dir.clone(),
             source,
@@ -342,7 +390,10 @@ impl Durable {
                 problem: format!("{p}{more}"),
             });
         }
-        let (recovered, mirror, purge) = load::recover(scan, SystemTime::now());
+        let messages = engine.parts.get(Part::Messages).clone();
+        let read = move |id| load::read_message(&messages, id);
+        let (recovered, mirror, purge) =
+            load::recover(scan, SystemTime::now(), opts.window.is_some(), &read);
         if !purge.is_empty() {
             let mut b = engine.keyspace.batch();
             for op in purge {
@@ -382,14 +433,18 @@ impl Durable {
         let store = Durable {
             dir: opts.dir.clone(),
             sync: opts.sync,
+            window: opts.window,
             keyspace: engine.keyspace,
             parts: engine.parts,
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 mirror,
                 tx: Some(tx),
                 next: 0,
-            }),
+                holds: 0,
+                held: Vec::new(),
+            })),
             appended: AtomicU64::new(0),
+            holding: std::sync::atomic::AtomicU32::new(0),
             synced_at,
             synced,
             thread: Mutex::new(Some(thread)),
@@ -421,22 +476,28 @@ impl Durable {
         }
     }
 
-    /// Stages `ops` as one job; its number, or `None` when there was nothing to write.
+    /// Stages the ops `f` makes as one job, or keeps them back while writes are held.
     fn stage(&self, f: impl FnOnce(&mut Mirror) -> Vec<Op>) {
         let mut st = self.state.lock();
-        let ops = f(&mut st.mirror);
+        self.stage_locked(&mut st, f);
+    }
+
+    /// [`Durable::stage`] with the state's lock held.
+    fn stage_locked(&self, st: &mut State, f: impl FnOnce(&mut Mirror) -> Vec<Op>) {
+        st.mirror.written(self.synced_at.load(Ordering::Acquire));
+        st.mirror.jobs_sent = st.next;
+        let mut ops = f(&mut st.mirror);
         if ops.is_empty() {
             return;
         }
-        let Some(tx) = &st.tx else {
-            tracing::warn!("durable store: write after close dropped");
-            return;
-        };
-        let seq = st.next + 1;
-        if tx.send(Job::Write { ops, seq }).is_ok() {
-            st.next = seq;
-            self.appended.store(seq, Ordering::Release);
+        if st.holds > 0 {
+            st.held.append(&mut ops);
+            if st.held.len() < MAX_HELD_OPS {
+                return;
+            }
+            ops = std::mem::take(&mut st.held);
         }
+        st.send(ops, &self.appended);
     }
 
     /// Tests: holds the writer until `release` sends or is dropped.
@@ -480,10 +541,34 @@ impl SessionJournal for Durable {
         self.stage(|m| m.apply(client_id, changes));
     }
 
+    fn page_window(&self) -> Option<usize> {
+        self.window
+    }
+
+    fn page_in(&self, client_id: &str, changes: Vec<Change>, skip: usize, max: usize) -> PagedIn {
+        self.read_back(client_id, changes, skip, max)
+    }
+
+    fn hold_writes(&self) {
+        let mut st = self.state.lock();
+        st.holds += 1;
+        self.holding.store(st.holds, Ordering::Release);
+    }
+
+    fn release_writes(&self) {
+        let mut st = self.state.lock();
+        st.holds = st.holds.saturating_sub(1);
+        self.holding.store(st.holds, Ordering::Release);
+        if st.holds == 0 && !st.held.is_empty() {
+            let ops = std::mem::take(&mut st.held);
+            st.send(ops, &self.appended);
+        }
+    }
+
     /// In every mode an acknowledgement waits for its batch to reach the OS (so a process
     /// crash loses nothing acknowledged); with `Always` also for the fsync.
     fn durable(&self) -> Option<SyncWait> {
-        let target = self.appended.load(Ordering::Acquire);
+        let target = self.target();
         if self.synced_at.load(Ordering::Acquire) >= target {
             return None;
         }
@@ -492,6 +577,24 @@ impl SessionJournal for Durable {
             // Err: the writer stopped, after writing and syncing everything (close).
             let _ = rx.wait_for(|s| *s >= target).await;
         }))
+    }
+
+    fn durable_or_delivered(&self, msgs: Vec<Arc<Message>>) -> Option<SyncWait> {
+        self.synced_or_delivered(msgs)
+    }
+}
+
+impl Durable {
+    /// The job that must be synced for everything appended so far to be durable.
+    fn target(&self) -> u64 {
+        if self.holding.load(Ordering::Acquire) > 0 {
+            // Ops kept back by a hold go to the writer as the next job when it ends: what
+            // was appended is durable once that one is.
+            let st = self.state.lock();
+            st.next + u64::from(!st.held.is_empty())
+        } else {
+            self.appended.load(Ordering::Acquire)
+        }
     }
 }
 

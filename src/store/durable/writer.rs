@@ -16,6 +16,7 @@
 //! reported durable, so waits for durability never end rather than acknowledge what may not
 //! be on disk. Both are logged as errors.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,7 +24,7 @@ use fjall::{Keyspace, PersistMode};
 use tokio::sync::watch;
 
 use super::mirror::Op;
-use super::{Parts, SyncMode, INFO_LAST_WRITE};
+use super::{Part, Parts, SyncMode, INFO_LAST_WRITE};
 use crate::store::durable::record::Enc;
 
 /// How long the writer waits before writing a refused batch again.
@@ -101,6 +102,7 @@ impl Writer {
                 continue;
             }
             if !ops.is_empty() {
+                let ops = last_per_key(ops);
                 if !self.write_retrying(&ops) {
                     failed = true;
                     if let Some(reply) = close {
@@ -188,5 +190,63 @@ impl Writer {
         e.time(SystemTime::now());
         b.insert(&self.parts.info, INFO_LAST_WRITE, e.0);
         b.commit()
+    }
+}
+
+/// The last op of each key, in their order: a record written and deleted in one batch (a
+/// message delivered and acknowledged before its batch was written) costs a deletion, not
+/// its bytes; and a batch never holds two ops on one key.
+fn last_per_key(ops: Vec<Op>) -> Vec<Op> {
+    if ops.len() < 2 {
+        return ops;
+    }
+    let mut last: HashMap<(Part, &[u8]), usize> = HashMap::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        last.insert((op.part, op.key.as_slice()), i);
+    }
+    if last.len() == ops.len() {
+        return ops;
+    }
+    let keep: Vec<bool> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| last.get(&(op.part, op.key.as_slice())) == Some(&i))
+        .collect();
+    drop(last);
+    ops.into_iter()
+        .zip(keep)
+        .filter_map(|(op, k)| k.then_some(op))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_op_of_a_key_is_written() {
+        let ops = vec![
+            Op::put(Part::Messages, vec![1], vec![0xaa; 1024]),
+            Op::put(Part::Queue, vec![7], vec![1]),
+            Op::delete(Part::Queue, vec![7]),
+            Op::put(Part::Queue, vec![8], vec![2]),
+            Op::delete(Part::Messages, vec![1]),
+            // Same key, another partition: kept.
+            Op::put(Part::Inflight, vec![8], vec![3]),
+        ];
+        let out = last_per_key(ops);
+        let shape: Vec<_> = out
+            .iter()
+            .map(|o| (o.part, o.key.clone(), o.value.is_some()))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (Part::Queue, vec![7], false),
+                (Part::Queue, vec![8], true),
+                (Part::Messages, vec![1], false),
+                (Part::Inflight, vec![8], true),
+            ]
+        );
     }
 }

@@ -1,0 +1,71 @@
+//! An acknowledgement that waits for the disk or for the subscribers, whichever comes
+//! first (see `SessionJournal::durable_or_delivered`).
+//!
+//! A QoS 1 message that stored sessions queue is written and fsynced before its publisher is
+//! acknowledged; but once every stored session that had it has delivered it and had it
+//! acknowledged, a restart has nothing of it to keep, and the publisher may be told at once.
+//! A subscriber that keeps up acknowledges within a round trip on the network, well before
+//! a batch is fsynced, so a publisher with a bounded window (20 messages by default) is no
+//! longer held to one window per fsync. The wait watches each message in turn: the mirror
+//! tells a registered [`Notify`] when the last entry naming a message goes.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::Durable;
+use crate::message::Message;
+use crate::store::SyncWait;
+
+impl Durable {
+    /// See `SessionJournal::durable_or_delivered`.
+    pub(super) fn synced_or_delivered(&self, msgs: Vec<Arc<Message>>) -> Option<SyncWait> {
+        let target = self.target();
+        if self.synced_at.load(Ordering::Acquire) >= target {
+            return None;
+        }
+        let notify = Arc::new(Notify::new());
+        // Messages no stored session holds need nothing; the first one held is watched.
+        let state = self.state.clone();
+        let first = {
+            let mut st = state.lock();
+            msgs.iter().position(|m| st.mirror.watch(m, &notify))
+        };
+        let mut msgs = msgs;
+        match first {
+            None => return None,
+            Some(i) => drop(msgs.drain(..i)),
+        }
+        let mut synced = self.synced.clone();
+        Some(Box::pin(async move {
+            let mut rest = msgs.into_iter();
+            // Watched already (see above).
+            let Some(mut current) = rest.next() else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    // Err: the writer stopped, after writing and syncing everything (close).
+                    _ = synced.wait_for(|s| *s >= target) => return,
+                    () = notify.notified() => {}
+                }
+                let mut st = state.lock();
+                if st.mirror.watch(&current, &notify) {
+                    // Still held: woken for nothing (a release elsewhere in its batch).
+                    continue;
+                }
+                // Released: watch the next one still held, or done.
+                loop {
+                    let Some(m) = rest.next() else {
+                        return;
+                    };
+                    if st.mirror.watch(&m, &notify) {
+                        current = m;
+                        break;
+                    }
+                }
+            }
+        }))
+    }
+}
