@@ -3,13 +3,15 @@
 //!
 //! Built once per broker instance (never a global) and passed down as an `Arc`.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use crate::auth::{Auth, AuthError};
 use crate::codec::DecodeLimits;
 use crate::config::{Config, QueueFullPolicy as ConfigPolicy};
 use crate::hooks::{Event, Hooks};
-use crate::metrics::Metrics;
+use crate::metrics::{Latency, Metrics};
 use crate::router::Router;
 use crate::session::{QueueFullPolicy, SessionLimits};
 use crate::store::{RetainedJournal, RetainedStore, SessionJournal, SessionStore};
@@ -37,6 +39,13 @@ pub struct Context {
     pub auth: Arc<Auth>,
     /// Observers of client and message events (none by default).
     pub hooks: Option<Arc<dyn Hooks>>,
+    /// Publish-to-deliver latency, sampled only when the HTTP server (`/metrics`) is on.
+    pub latency: Option<Latency>,
+    /// Open network connections per listener, in `config.listeners` order.
+    pub listener_connections: Box<[AtomicU64]>,
+    /// When this broker started (uptime), monotonic and wall-clock.
+    pub started: Instant,
+    pub started_wall: SystemTime,
 }
 
 impl Context {
@@ -90,7 +99,13 @@ impl Context {
             max_topic_levels: config.limits.max_topic_levels,
             max_topic_length: config.limits.max_topic_length,
         };
+        let latency = config.http.enabled.then(Latency::default);
+        let listener_connections = config.listeners.iter().map(|_| AtomicU64::new(0)).collect();
         Ok(Arc::new(Context {
+            latency,
+            listener_connections,
+            started: Instant::now(),
+            started_wall: SystemTime::now(),
             config,
             router,
             sessions,

@@ -20,7 +20,7 @@
 //! fan-out), [`hooks`] (event observers), [`cluster`] (routes to peer nodes),
 //! [`connection`] (the per-client driver), [`listener`] (accept loop, TLS and WebSocket
 //! handshakes), [`engine`] (the connection threads), [`auth`] (passwords, HTTP hook, ACL),
-//! [`config`], [`metrics`].
+//! [`http`] (REST API, `/metrics`, health), [`config`], [`metrics`].
 //!
 //! This file only wires them: [`Broker::start`] binds the listeners and spawns the tasks;
 //! shutdown is a [`CancellationToken`] passed in by the caller.
@@ -34,6 +34,7 @@ pub mod context;
 pub mod engine;
 pub mod flow;
 pub mod hooks;
+pub mod http;
 pub mod listener;
 pub mod message;
 pub mod metrics;
@@ -75,6 +76,8 @@ pub enum StartError {
     Threads(std::io::Error),
     #[error(transparent)]
     Store(#[from] store::durable::DurableError),
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
 }
 
 /// A running broker.
@@ -83,6 +86,7 @@ pub struct Broker {
     ctx: Arc<Context>,
     addrs: Vec<(String, SocketAddr)>,
     route_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
     cluster: Option<Arc<cluster::Cluster>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -161,7 +165,33 @@ impl Broker {
             ConnThreads::start(n, &shutdown, DRAIN_DEADLINE, &tracker)
                 .map_err(StartError::Threads)?,
         );
-        let addrs = bound.iter().map(|l| (l.name.clone(), l.addr)).collect();
+        let addrs: Vec<(String, SocketAddr)> =
+            bound.iter().map(|l| (l.name.clone(), l.addr)).collect();
+        // The operations HTTP server: bound before any MQTT client is accepted, so a port
+        // already taken fails the start.
+        let http_addr = if ctx.config.http.enabled {
+            let listeners = ctx
+                .config
+                .listeners
+                .iter()
+                .zip(&addrs)
+                .map(|(c, (_, addr))| http::ListenerInfo {
+                    name: c.name.clone(),
+                    protocol: c.protocol,
+                    addr: *addr,
+                    ws_path: c.ws_path.clone(),
+                })
+                .collect();
+            let state = http::Http::new(
+                ctx.clone(),
+                cluster.clone(),
+                listeners,
+                durable.as_ref().map(|_| true),
+            );
+            Some(http::start(state, &tracker, shutdown.clone()).await?)
+        } else {
+            None
+        };
         for l in bound {
             tracker.spawn(listener::accept_loop(
                 l,
@@ -207,6 +237,7 @@ impl Broker {
             ctx,
             addrs,
             route_addr,
+            http_addr,
             cluster,
             tracker,
             shutdown,
@@ -222,6 +253,11 @@ impl Broker {
     /// The bound route (cluster) address, when clustering is on.
     pub fn route_addr(&self) -> Option<SocketAddr> {
         self.route_addr
+    }
+
+    /// The bound address of the operations HTTP server (`[http]`), when it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// This node's cluster, when clustering is on.
@@ -275,6 +311,10 @@ pub fn preflight(config: &Config) -> Result<(), StartError> {
     auth::Auth::load(&config.auth, Arc::default())?;
     if config.cluster.enabled {
         cluster::RouteTls::load(&config.cluster)?;
+    }
+    let h = &config.http;
+    if let (true, Some(cert), Some(key)) = (h.enabled, &h.cert_file, &h.key_file) {
+        listener::https_acceptor(cert, key).map_err(http::HttpError::from)?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::topic::GroupKey;
 
 /// An application message (topic, payload, publish QoS, retain flag) and, from MQTT 5
 /// publishers, its properties.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Message {
     pub topic: String,
     pub payload: Bytes,
@@ -31,7 +31,24 @@ pub struct Message {
     /// sent after that [MQTT-3.3.2-5], and what is left is forwarded [MQTT-3.3.2-6]. `None`:
     /// it never expires.
     pub expires: Option<Instant>,
+    /// When this node routed it (`Router::publish`, `publish_from_route`): the start of the
+    /// publish-to-deliver latency sampled for `/metrics`. `None` before it is routed.
+    pub routed: Option<Instant>,
 }
+
+/// Equal as messages: when each was routed is bookkeeping, not content.
+impl PartialEq for Message {
+    fn eq(&self, o: &Message) -> bool {
+        self.topic == o.topic
+            && self.payload == o.payload
+            && self.qos == o.qos
+            && self.retain == o.retain
+            && self.properties == o.properties
+            && self.expires == o.expires
+    }
+}
+
+impl Eq for Message {}
 
 impl Message {
     /// A message without properties that never expires: what 3.1.1 publishes.
@@ -43,6 +60,7 @@ impl Message {
             retain,
             properties: Properties::new(),
             expires: None,
+            routed: None,
         }
     }
 

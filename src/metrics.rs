@@ -6,12 +6,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! metrics {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
         /// Every counter the broker keeps; all monotonic except the `*_current` gauges.
         #[derive(Debug, Default)]
-        pub struct Metrics { $($(#[$doc])* pub $name: AtomicU64,)* }
+        pub struct Metrics { $($(#[doc = $doc])* pub $name: AtomicU64,)* }
 
         impl Metrics {
+            /// (name, its doc comment) of every counter, in `snapshot` order (`# HELP`).
+            pub const HELP: &'static [(&'static str, &'static str)] =
+                &[$((stringify!($name), concat!($($doc),*)),)*];
+
             /// (name, value) pairs for `$SYS` and logs.
             pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]
@@ -128,4 +132,69 @@ pub fn dec(c: &AtomicU64) {
 #[inline]
 pub fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
+}
+
+/// Upper bounds (µs) of the publish-to-deliver latency buckets: 50 µs to 5 s.
+pub const LATENCY_BOUNDS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000, 1_000_000,
+    5_000_000,
+];
+
+/// A histogram of publish-to-deliver latency within the broker (from `Router::publish` to
+/// the PUBLISH written to the subscriber's buffer), one sample per write batch. Plain
+/// atomics, no lock: observed from every connection thread.
+#[derive(Debug, Default)]
+pub struct Latency {
+    /// Non-cumulative counts per bucket of [`LATENCY_BOUNDS_US`], then the overflow.
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Latency {
+    /// Records one sample.
+    pub fn observe(&self, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = LATENCY_BOUNDS_US.partition_point(|&b| b < us);
+        inc(&self.buckets[i]);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// (sum in seconds, count, (upper bound in seconds, count) per bucket, not cumulative
+    /// (the exposition encoder adds them up), the last `+Inf`, given as `f64::MAX`: what the
+    /// encoder writes as `+Inf`).
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let mut total = 0;
+        let mut out = Vec::with_capacity(self.buckets.len());
+        for (i, b) in self.buckets.iter().enumerate() {
+            let n = get(b);
+            total += n;
+            let le = LATENCY_BOUNDS_US
+                .get(i)
+                .map_or(f64::MAX, |&us| us as f64 / 1e6);
+            out.push((le, n));
+        }
+        (get(&self.sum_us) as f64 / 1e6, total, out)
+    }
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn samples_land_in_their_buckets() {
+        let l = Latency::default();
+        l.observe(Duration::from_micros(40));
+        l.observe(Duration::from_micros(50));
+        l.observe(Duration::from_millis(3));
+        l.observe(Duration::from_secs(60));
+        let (sum, count, b) = l.snapshot();
+        assert_eq!(count, 4);
+        assert_eq!(b[0], (50e-6, 2));
+        assert_eq!(b[6], (5e-3, 1));
+        assert_eq!(b.last().copied(), Some((f64::MAX, 1)));
+        assert_eq!(b.iter().map(|x| x.1).sum::<u64>(), 4);
+        assert!((sum - 60.00309).abs() < 1e-9);
+    }
 }

@@ -36,7 +36,7 @@ fn arg(f: &TempFile) -> &str {
 /// A config for a broker on 127.0.0.1:`port`, quiet logs, no $SYS, no durable store.
 fn broker_config(port: u16) -> String {
     format!(
-        "[[listener]]\nbind = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"warn\"\n\n[sys]\ninterval = \"0s\"\n\n[persistence]\nenabled = false\n"
+        "[[listener]]\nbind = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"warn\"\n\n[sys]\ninterval = \"0s\"\n\n[persistence]\nenabled = false\n\n[http]\nenabled = false\n"
     )
 }
 

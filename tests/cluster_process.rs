@@ -47,7 +47,7 @@ impl Node {
         let text = format!(
             "[[listener]]\nbind = \"127.0.0.1:{mqtt}\"\n\n[sys]\ninterval = \"100ms\"\n\n[cluster]\nenabled = true\n\
              node_id = \"{id}\"\nlisten = \"127.0.0.1:{route}\"\nseeds = [{}]\nping_interval = \"200ms\"\n\
-             reconnect_min = \"50ms\"\nreconnect_max = \"300ms\"\n\n[persistence]\n{persistence}",
+             reconnect_min = \"50ms\"\nreconnect_max = \"300ms\"\n\n[persistence]\n{persistence}\n[http]\nenabled = false\n",
             seeds.join(", ")
         );
         let conf = write(dir, &format!("{id}.conf"), &text);

@@ -30,7 +30,7 @@ fn config(dir: &Path, port: u16, data: &Path) -> PathBuf {
     let text = format!(
         "[[listener]]\nbind = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"warn\"\n\n[sys]\n\
          interval = \"0s\"\n\n[session]\nmax_queued_messages = 1000000\n\n\
-         [persistence]\ndir = \"{}\"\nsync = \"always\"\n",
+         [persistence]\ndir = \"{}\"\nsync = \"always\"\n\n[http]\nenabled = false\n",
         data.display()
     );
     write(dir, &format!("b{port}.conf"), &text)

@@ -25,7 +25,7 @@ fn config(dir: &Path, port: u16, data: &Path) -> PathBuf {
         "[[listener]]\nbind = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"warn\"\n\n[sys]\n\
          interval = \"0s\"\n\n[session]\nmax_queued_messages = 100000\n\
          max_queued_bytes = 1073741824\n\n[persistence]\ndir = \"{}\"\n\
-         max_memory = 16777216\n",
+         max_memory = 16777216\n\n[http]\nenabled = false\n",
         data.display()
     );
     write(dir, &format!("m{port}.conf"), &text)

@@ -122,6 +122,7 @@ fn handle(
                 // The sender counted what was left when it sent the frame; counted from
                 // here on (MQTT 5.0 §3.3.2.3.3).
                 expires: frame::expires_at(m.expiry_ms, now),
+                routed: None,
             };
             let groups: Vec<GroupKey> = m
                 .groups
@@ -158,6 +159,7 @@ fn handle(
                 retain: true,
                 properties: r.properties,
                 expires: frame::expires_at(r.expiry_ms, Instant::now()),
+                routed: None,
             });
             let stamp = Stamp {
                 ts: r.ts,

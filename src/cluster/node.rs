@@ -180,6 +180,16 @@ impl Cluster {
             .collect()
     }
 
+    /// (node id, filter) of every filter a linked peer advertised (the HTTP API's topics).
+    pub fn peer_interest(&self) -> Vec<(Arc<str>, String)> {
+        let peers = self.peers.lock();
+        let mut v = Vec::new();
+        for (k, p) in peers.iter() {
+            v.extend(p.filters.iter().map(|f| (k.clone(), f.clone())));
+        }
+        v
+    }
+
     /// Per-link counters, for `$SYS` and logs.
     pub fn link_stats(&self) -> Vec<(Arc<str>, Arc<LinkStats>)> {
         self.peers

@@ -16,6 +16,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             groups: GroupsConfig::default(),
             persistence: PersistenceConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }

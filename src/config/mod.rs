@@ -13,6 +13,7 @@ mod de;
 mod defaults;
 mod error;
 mod groups;
+mod http;
 mod persistence;
 mod source;
 #[cfg(test)]
@@ -32,6 +33,7 @@ use serde::{Deserialize, Deserializer};
 pub use cluster::ClusterConfig;
 pub use error::ConfigError;
 pub use groups::{GroupStrategy, GroupsConfig};
+pub use http::{ApiKey, HttpConfig};
 pub use persistence::{PersistenceConfig, SyncMode};
 use source::{Seg, Source};
 
@@ -52,6 +54,7 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub groups: GroupsConfig,
     pub persistence: PersistenceConfig,
+    pub http: HttpConfig,
 }
 
 /// One socket the broker accepts MQTT connections on.
@@ -399,6 +402,29 @@ impl Config {
             return Err(ConfigError::Invalid {
                 line,
                 key: format!("cluster.{field}"),
+                value: None,
+                reason,
+            });
+        }
+        if let Err((index, field, reason)) = self.http.check() {
+            let mut path = vec![Seg::Key("http".to_owned())];
+            if let Some(i) = index {
+                path.push(Seg::Key("api_key".to_owned()));
+                path.push(Seg::Index(i));
+            }
+            let element = path.clone();
+            path.push(Seg::Key(field.to_owned()));
+            let line = source
+                .line_of(&path)
+                .or_else(|| source.line_of(&element))
+                .unwrap_or(1);
+            let key = match index {
+                Some(_) => format!("http.api_key.{field}"),
+                None => format!("http.{field}"),
+            };
+            return Err(ConfigError::Invalid {
+                line,
+                key,
                 value: None,
                 reason,
             });

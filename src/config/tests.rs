@@ -146,6 +146,20 @@ sync = "periodic"
 sync_interval = "250ms"
 memory_window = 16
 max_memory = 33554432
+
+[http]
+enabled = true
+bind = "0.0.0.0:18084"
+anonymous_read = true
+ready_min_links = 2
+
+[[http.api_key]]
+key = "ops"
+secret = "0123456789"
+
+[[http.api_key]]
+key = "ci"
+secret = "abcdefghij"
 "#;
     let expected = Config {
         listeners: vec![
@@ -237,6 +251,24 @@ max_memory = 33554432
             sync_interval: Duration::from_millis(250),
             memory_window: 16,
             max_memory: 32 << 20,
+        },
+        http: HttpConfig {
+            enabled: true,
+            bind: addr("0.0.0.0:18084"),
+            cert_file: None,
+            key_file: None,
+            anonymous_read: true,
+            ready_min_links: 2,
+            api_keys: vec![
+                ApiKey {
+                    key: "ops".into(),
+                    secret: "0123456789".into(),
+                },
+                ApiKey {
+                    key: "ci".into(),
+                    secret: "abcdefghij".into(),
+                },
+            ],
         },
         groups: GroupsConfig {
             enabled: true,

@@ -5,6 +5,56 @@ use super::*;
 
 /// Each case: (what is wrong, config text, dotted key, 1-based line).
 const BAD: &[(&str, &str, &str, usize)] = &[
+    (
+        "http bind not an address",
+        "[http]\nbind = \"localhost\"",
+        "http.bind",
+        2,
+    ),
+    ("unknown http key", "[http]\nport = 80", "http.port", 2),
+    (
+        "http cert without key",
+        "[http]\n\ncert_file = \"/c.pem\"",
+        "http.cert_file",
+        3,
+    ),
+    (
+        "http key without cert",
+        "[http]\nkey_file = \"/k.pem\"",
+        "http.key_file",
+        2,
+    ),
+    (
+        "api key with a colon",
+        "[http]\n[[http.api_key]]\nkey = \"a:b\"\nsecret = \"0123456789\"",
+        "http.api_key.key",
+        3,
+    ),
+    (
+        "api key secret too short",
+        "[[http.api_key]]\nkey = \"ops\"\nsecret = \"short\"",
+        "http.api_key.secret",
+        3,
+    ),
+    (
+        "duplicate api key",
+        "[[http.api_key]]\nkey = \"ops\"\nsecret = \"0123456789\"\n\
+         [[http.api_key]]\nkey = \"ops\"\nsecret = \"9876543210\"",
+        "http.api_key.key",
+        5,
+    ),
+    (
+        "api key without secret",
+        "[[http.api_key]]\nkey = \"ops\"",
+        "http.api_key",
+        1,
+    ),
+    (
+        "ready_min_links negative",
+        "[http]\nready_min_links = -1",
+        "http.ready_min_links",
+        2,
+    ),
     ("unknown section", "[sessions]\nmax_inflight = 5", "sessions", 1),
     ("unknown top-level key", "\n\nverbose = true", "verbose", 3),
     // Found by the config fuzz target: an empty quoted key was named by an empty string.
@@ -282,7 +332,7 @@ fn unknown_keys_list_the_valid_ones() {
     assert_eq!(
         err("[sessions]"),
         "config error at line 1: sessions: unknown section; expected one of: \
-         listener, limits, session, retain, auth, log, engine, sys, cluster, groups, persistence"
+         listener, limits, session, retain, auth, log, engine, sys, cluster, groups, persistence, http"
     );
     assert_eq!(
         err("[auth]\nallow_anon = false"),

@@ -14,7 +14,7 @@ use super::*;
 use super::{auth, v5};
 use crate::codec::{Disconnect, ProtocolLevel, ReasonCode};
 use crate::hooks::Event;
-use crate::session::Change;
+use crate::session::{Change, ClientMeta};
 
 /// The CONNECT phase: reads and checks the CONNECT, authenticates, attaches the session and
 /// queues the CONNACK. `None` when the connection was refused (and answered).
@@ -109,7 +109,16 @@ where
     let assigned = assigned.then_some(client_id.as_str());
     let negotiated = v5::negotiate(&connect, &conn.ctx, assigned, vectored);
     let gen = conn.ctx.sessions.next_gen();
-    let link = ConnLink::new(gen);
+    let link = ConnLink::with_meta(
+        gen,
+        Some(ClientMeta {
+            username: username.as_deref().map(Arc::from),
+            peer,
+            proto_ver: connect.level.to_u8(),
+            keep_alive: negotiated.keep_alive,
+            clean_start: connect.clean_session,
+        }),
+    );
     let attached = match conn.ctx.sessions.attach(
         &client_id,
         connect.clean_session,

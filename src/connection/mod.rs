@@ -343,11 +343,12 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         .map_or(CloseReason::TakenOver, CloseReason::from);
                 }
                 let egress = &mut live.egress;
+                let now = Instant::now();
                 let r = match &self.ctx.hooks {
-                    None => st.fill(&mut self.wbuf, wmax, egress, Instant::now()),
+                    None => st.fill(&mut self.wbuf, wmax, egress, now),
                     Some(h) => {
                         let client_id = &live.session.client_id;
-                        st.fill_with(&mut self.wbuf, wmax, egress, Instant::now(), |d| {
+                        st.fill_with(&mut self.wbuf, wmax, egress, now, |d| {
                             h.on_event(&crate::hooks::Event::MessageDelivered {
                                 client_id,
                                 topic: &d.msg.topic,
@@ -361,6 +362,9 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 metrics::add(&self.ctx.metrics.publish_sent, r.sent);
                 metrics::add(&self.ctx.metrics.dropped_expired, r.expired);
                 metrics::add(&self.ctx.metrics.dropped_too_large, r.too_large);
+                if let (Some(h), Some(at)) = (&self.ctx.latency, r.first_routed) {
+                    h.observe(now.saturating_duration_since(at));
+                }
                 // What this turn changed (acknowledgements read, messages sent) goes to the
                 // store's journal, if it keeps this session.
                 self.ctx.sessions.commit(&live.session);

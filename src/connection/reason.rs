@@ -41,6 +41,9 @@ pub enum CloseReason {
     SlowConsumer,
     #[error("broker shutting down")]
     Shutdown,
+    /// Closed by an operator (HTTP API); the will is published, as for any abnormal close.
+    #[error("kicked by an operator")]
+    Kicked,
 }
 
 impl CloseReason {
@@ -58,6 +61,7 @@ impl From<KickReason> for CloseReason {
             KickReason::TakenOver => CloseReason::TakenOver,
             KickReason::SlowConsumer => CloseReason::SlowConsumer,
             KickReason::Shutdown => CloseReason::Shutdown,
+            KickReason::Admin => CloseReason::Kicked,
         }
     }
 }

@@ -345,6 +345,7 @@ pub(super) fn server_disconnect(reason: &CloseReason, level: ProtocolLevel) -> O
         CloseReason::TakenOver => ReasonCode::SessionTakenOver,
         CloseReason::SlowConsumer => ReasonCode::QuotaExceeded,
         CloseReason::Shutdown => ReasonCode::ServerShuttingDown,
+        CloseReason::Kicked => ReasonCode::AdministrativeAction,
         CloseReason::ClientDisconnect
         | CloseReason::ClientDisconnectWithWill
         | CloseReason::PeerClosed

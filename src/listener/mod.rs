@@ -101,6 +101,22 @@ pub async fn bind_all(config: &Config) -> Result<Vec<BoundListener>, ListenerErr
     Ok(out)
 }
 
+/// The TLS acceptor of the HTTP server's `cert_file` and `key_file`, loaded (and its errors
+/// named) as a listener's are.
+pub fn https_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, ListenerError> {
+    let c = ListenerConfig {
+        name: "http".to_owned(),
+        protocol: crate::config::ListenerProtocol::Tls,
+        cert_file: Some(cert.to_owned()),
+        key_file: Some(key.to_owned()),
+        ..ListenerConfig::default()
+    };
+    Ok(tls::TlsSetup::load(&c)?.acceptor())
+}
+
 /// Loads every listener's TLS material without binding (for `supermq -t`).
 pub fn check_all(config: &Config) -> Result<(), ListenerError> {
     for c in &config.listeners {
@@ -139,6 +155,7 @@ pub async fn accept_loop(
     shutdown: CancellationToken,
 ) {
     tracing::info!(listener = %l.name, addr = %l.addr, "listening");
+    let index = ctx.config.listeners.iter().position(|c| c.name == l.name);
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -160,6 +177,7 @@ pub async fn accept_loop(
             tracing::debug!(%peer, "connection refused: limits.max_connections reached");
             continue;
         };
+        let permit = Open::new(permit, &ctx, index);
         // Small packets (acks, QoS 0 at low rates) must not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
@@ -297,4 +315,41 @@ fn handshake_failed(
 ) {
     metrics::inc(&ctx.metrics.handshake_failures);
     tracing::debug!(listener = %t.name, %peer, "{what}: {e}");
+}
+
+/// A connection's place under `limits.max_connections`, and its count in its listener's
+/// open connections (`/metrics`): both given back when the connection task ends.
+#[derive(Debug)]
+struct Open {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    ctx: Arc<Context>,
+    index: Option<usize>,
+}
+
+impl Open {
+    fn new(
+        permit: tokio::sync::OwnedSemaphorePermit,
+        ctx: &Arc<Context>,
+        index: Option<usize>,
+    ) -> Self {
+        if let Some(c) = index.and_then(|i| ctx.listener_connections.get(i)) {
+            metrics::inc(c);
+        }
+        Open {
+            _permit: permit,
+            ctx: ctx.clone(),
+            index,
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(c) = self
+            .index
+            .and_then(|i| self.ctx.listener_connections.get(i))
+        {
+            metrics::dec(c);
+        }
+    }
 }

@@ -108,6 +108,11 @@ impl TlsSetup {
         })
     }
 
+    /// The acceptor alone (for the HTTP server, which has no MQTT username to take).
+    pub(super) fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
+    }
+
     /// Runs the server handshake; with `use_cn_as_username`, also returns the verified
     /// client certificate's CN (a certificate without one is refused).
     pub(super) async fn accept(

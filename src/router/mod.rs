@@ -350,7 +350,10 @@ impl Router {
     /// flag is set, queues one delivery per matching local session and one per matching
     /// consumer group, and forwards it to every interested peer.
     pub fn publish(&self, msg: Message, origin: Origin<'_>, now: Instant) -> Routed {
-        let msg = Arc::new(msg);
+        let msg = Arc::new(Message {
+            routed: Some(now),
+            ..msg
+        });
         self.emit(|| Event::MessagePublished {
             client_id: origin.session.map(|s| &*s.client_id),
             topic: &msg.topic,
@@ -436,7 +439,10 @@ impl Router {
     /// it and stops reading until it is relieved (TCP then paces the peer's route queue,
     /// which paces its publishers).
     pub fn publish_from_route(&self, msg: Message, route: RouteMeta<'_>, now: Instant) -> Routed {
-        let msg = Arc::new(msg);
+        let msg = Arc::new(Message {
+            routed: Some(now),
+            ..msg
+        });
         let mut routed = Routed::default();
         if !route.group_only {
             if msg.retain {

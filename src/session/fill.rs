@@ -89,6 +89,9 @@ impl SessionState {
                 res.too_large += 1;
                 continue;
             }
+            if res.sent == 0 {
+                res.first_routed = d.msg.routed;
+            }
             res.sent += 1;
             res.exactly_once += u64::from(d.qos == QoS::ExactlyOnce && self.journal.is_on());
             sent(&d);

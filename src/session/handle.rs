@@ -21,6 +21,21 @@ pub enum KickReason {
     SlowConsumer,
     /// The broker is shutting down.
     Shutdown,
+    /// An operator closed it (HTTP API `DELETE /api/v5/clients/{clientid}`): an abnormal
+    /// close, so its will is published.
+    Admin,
+}
+
+/// What the connection serving a session told the broker about itself at CONNECT: read by
+/// the HTTP API's client list, never on the message path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientMeta {
+    pub username: Option<Arc<str>>,
+    pub peer: std::net::SocketAddr,
+    /// The CONNECT's protocol level byte (3, 4 or 5).
+    pub proto_ver: u8,
+    pub keep_alive: u16,
+    pub clean_start: bool,
 }
 
 /// How the router reaches the connection task that serves a session.
@@ -48,6 +63,8 @@ struct LinkShared {
     thread: Option<std::thread::ThreadId>,
     /// 0 while the connection may go on; else the first [`KickReason`] given, encoded.
     kick: AtomicU8,
+    /// Boxed: only the HTTP API reads it, and an idle connection's memory counts.
+    meta: Option<Box<ClientMeta>>,
 }
 
 impl KickReason {
@@ -56,6 +73,7 @@ impl KickReason {
             KickReason::TakenOver => 1,
             KickReason::SlowConsumer => 2,
             KickReason::Shutdown => 3,
+            KickReason::Admin => 4,
         }
     }
 
@@ -64,6 +82,7 @@ impl KickReason {
             1 => Some(KickReason::TakenOver),
             2 => Some(KickReason::SlowConsumer),
             3 => Some(KickReason::Shutdown),
+            4 => Some(KickReason::Admin),
             _ => None,
         }
     }
@@ -72,6 +91,11 @@ impl KickReason {
 impl ConnLink {
     /// A fresh link for connection `gen`, connected now.
     pub fn new(gen: u64) -> Self {
+        ConnLink::with_meta(gen, None)
+    }
+
+    /// A fresh link for connection `gen` of a client described by `meta`.
+    pub fn with_meta(gen: u64, meta: Option<ClientMeta>) -> Self {
         let connected_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
@@ -80,6 +104,7 @@ impl ConnLink {
             shared: Arc::new(LinkShared {
                 connected_at,
                 thread: Some(std::thread::current().id()),
+                meta: meta.map(Box::new),
                 ..LinkShared::default()
             }),
         }
@@ -88,6 +113,11 @@ impl ConnLink {
     /// When the connection attached, in µs since the Unix epoch.
     pub fn connected_at(&self) -> u64 {
         self.shared.connected_at
+    }
+
+    /// What the client said of itself at CONNECT, when the connection recorded it.
+    pub fn meta(&self) -> Option<&ClientMeta> {
+        self.shared.meta.as_deref()
     }
 
     /// Asks the connection to close; the first reason given wins.

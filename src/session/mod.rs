@@ -15,7 +15,7 @@ mod state;
 pub use change::{Change, JournaledCount};
 pub use egress::{Egress, TopicAliases, MAX_OUTBOUND_ALIASES};
 pub use grant::{Grant, SubIds};
-pub use handle::{ConnLink, KickReason, Paced, Session};
+pub use handle::{ClientMeta, ConnLink, KickReason, Paced, Session};
 pub use outbox::Outbox;
 pub use state::{
     EnqueueOutcome, FillResult, QueueFullPolicy, Readiness, SessionLimits, SessionState,

@@ -82,6 +82,9 @@ pub struct FillResult {
     /// Queued deliveries of a stored session whose message could not be read back from
     /// the store (logged there).
     pub lost: u64,
+    /// When the first message written had been routed: one publish-to-deliver sample per
+    /// batch for `/metrics` (one per batch keeps the histogram off the per-message path).
+    pub first_routed: Option<Instant>,
 }
 
 #[derive(Debug)]

@@ -355,6 +355,32 @@ impl SessionStore {
         DetachOutcome::Removed
     }
 
+    /// Removes `session` if it is still offline and still the one held for its client id
+    /// (an operator's kick of an offline session: HTTP API). True when removed; the caller
+    /// then ends it (`Router::end_session`). A connection that attached meanwhile wins.
+    pub fn discard_offline(&self, session: &Arc<Session>) -> bool {
+        // The map's shard lock, then the session's: the order `attach` takes them in.
+        let removed = self
+            .map
+            .remove_if(&session.client_id, |_, v| {
+                if !Arc::ptr_eq(v, session) {
+                    return false;
+                }
+                let mut st = v.lock();
+                let offline = st.link().is_none() && !st.discarded;
+                if offline {
+                    st.discarded = true;
+                }
+                offline
+            })
+            .is_some();
+        if removed {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            metrics::dec(&self.metrics.sessions_current);
+        }
+        removed
+    }
+
     /// Takes the delayed wills that are due at `now` (MQTT 5.0 §3.1.3.2.2), for publishing.
     pub fn due_wills(&self, now: Instant) -> Vec<crate::message::Message> {
         let mut due = Vec::new();

@@ -30,6 +30,9 @@ pub fn test_config() -> Config {
     c.listeners[0].bind = "127.0.0.1:0".parse().expect("addr");
     c.sys.interval = Duration::ZERO;
     c.persistence.enabled = false;
+    // The HTTP server's default port would be shared by every test broker; HTTP tests turn
+    // it on at 127.0.0.1:0.
+    c.http.enabled = false;
     c
 }
 

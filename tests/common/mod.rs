@@ -8,6 +8,7 @@
 //! - [`tls`]: a test PKI (rcgen) and TLS client connections;
 //! - [`ws`]: WebSocket client connections that control frame boundaries;
 //! - [`cluster`]: cluster nodes in this process and their route links;
+//! - [`http`]: a broker with its HTTP server on, and an HTTP client to call it;
 //! - [`process`]: the `supermq` binary as a child process, with its temporary files, ports
 //!   and signals;
 //! - [`stored`]: the binary with a durable store: started, killed with SIGKILL, its memory.
@@ -21,6 +22,7 @@
 
 pub mod broker;
 pub mod cluster;
+pub mod http;
 pub mod process;
 pub mod raw;
 pub mod stored;

@@ -33,6 +33,7 @@ pub(crate) fn config_text(settings: &[(&str, &str)]) -> String {
         ("log", vec!["level = \"info\""]),
         ("sys", vec!["interval = \"0s\""]),
         ("persistence", vec!["enabled = false"]),
+        ("http", vec!["enabled = false"]),
     ];
     let mut overridden = Vec::new();
     for &(table, line) in settings {

@@ -66,6 +66,8 @@ def running_broker(workdir: Path, sys_interval: str = "0s"):
         "\n[log]\n"
         'level = "info"\n'
         # The shipped default: a durable store (here in the test's own directory).
+        "\n[http]\n"
+        "enabled = false\n"
         "\n[persistence]\n"
         f'dir = "{workdir / "data"}"\n'
     )

@@ -347,7 +347,7 @@ async fn sighup_reloads_the_running_binary() {
         "supermq.toml",
         &format!(
             "[[listener]]\nbind = \"127.0.0.1:{port}\"\n[auth]\nallow_anonymous = false\n\
-             password_file = \"{}\"\n[sys]\ninterval = \"0s\"\n[persistence]\ndir = \"{}\"\n",
+             password_file = \"{}\"\n[sys]\ninterval = \"0s\"\n[persistence]\ndir = \"{}\"\n[http]\nenabled = false\n",
             file.display(),
             dir.join("data").display()
         ),

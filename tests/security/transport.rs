@@ -239,7 +239,7 @@ fn test_config_flag_checks_the_tls_files() {
             "supermq.toml",
             &format!(
                 "[[listener]]\nname = \"secure\"\nprotocol = \"tls\"\nbind = \"127.0.0.1:0\"\n\
-                 cert_file = \"{}\"\nkey_file = \"{}\"\n",
+                 cert_file = \"{}\"\nkey_file = \"{}\"\n[http]\nenabled = false\n",
                 cert.display(),
                 key.display()
             ),

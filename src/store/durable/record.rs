@@ -279,6 +279,7 @@ fn get_message_body(d: &mut Dec<'_>) -> Result<(Message, Option<SystemTime>), Re
         retain,
         properties,
         expires: None,
+        routed: None,
     };
     Ok((m, expires_at))
 }

@@ -65,6 +65,7 @@ fn message() -> impl Strategy<Value = Message> {
             retain,
             properties,
             expires: None,
+            routed: None,
         })
 }
 
