@@ -16,6 +16,9 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             groups: GroupsConfig::default(),
             persistence: PersistenceConfig::default(),
+            webhooks: Vec::new(),
+            events: EventsConfig::default(),
+            agents: AgentsConfig::default(),
         }
     }
 }

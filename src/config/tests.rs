@@ -234,6 +234,9 @@ sync_interval = "250ms"
             sync: SyncMode::Periodic,
             sync_interval: Duration::from_millis(250),
         },
+        webhooks: Vec::new(),
+        events: EventsConfig::default(),
+        agents: AgentsConfig::default(),
         groups: GroupsConfig {
             enabled: true,
             strategy: GroupStrategy::HashTopic,

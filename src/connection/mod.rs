@@ -343,7 +343,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                         .map_or(CloseReason::TakenOver, CloseReason::from);
                 }
                 let egress = &mut live.egress;
-                let r = match &self.ctx.hooks {
+                let r = match &self.ctx.message_hooks {
                     None => st.fill(&mut self.wbuf, wmax, egress, Instant::now()),
                     Some(h) => {
                         let client_id = &live.session.client_id;
@@ -352,6 +352,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                                 client_id,
                                 topic: &d.msg.topic,
                                 qos: d.qos,
+                                payload: &d.msg.payload,
                             });
                         })
                     }
