@@ -176,7 +176,11 @@ pub fn compose(mut hooks: Vec<Arc<dyn Hooks>>) -> Option<Arc<dyn Hooks>> {
         0 => None,
         1 => hooks.pop(),
         _ => {
-            let messages = hooks.iter().filter(|h| h.wants_messages()).cloned().collect();
+            let messages = hooks
+                .iter()
+                .filter(|h| h.wants_messages())
+                .cloned()
+                .collect();
             Some(Arc::new(Fanout {
                 all: hooks,
                 messages,

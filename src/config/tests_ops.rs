@@ -50,7 +50,12 @@ fn every_event_name_round_trips() {
 }
 
 const BAD: &[(&str, &str, &str, usize)] = &[
-    ("no url", "\n[[webhook]]\ntimeout = \"1s\"", "webhook.url", 2),
+    (
+        "no url",
+        "\n[[webhook]]\ntimeout = \"1s\"",
+        "webhook.url",
+        2,
+    ),
     (
         "https url",
         "[[webhook]]\nurl = \"https://h/x\"",
@@ -118,7 +123,12 @@ const BAD: &[(&str, &str, &str, usize)] = &[
         "webhook.headers",
         3,
     ),
-    ("events not a bool", "[events]\nenabled = 1", "events.enabled", 2),
+    (
+        "events not a bool",
+        "[events]\nenabled = 1",
+        "events.enabled",
+        2,
+    ),
     (
         "wildcard prefix",
         "[agents]\ntopic_prefix = \"a/+/\"",
@@ -131,7 +141,12 @@ const BAD: &[(&str, &str, &str, usize)] = &[
         "agents.topic_prefix",
         2,
     ),
-    ("empty prefix", "[agents]\ntopic_prefix = \"\"", "agents.topic_prefix", 2),
+    (
+        "empty prefix",
+        "[agents]\ntopic_prefix = \"\"",
+        "agents.topic_prefix",
+        2,
+    ),
 ];
 
 #[test]

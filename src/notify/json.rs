@@ -57,10 +57,7 @@ pub(super) fn cost(e: &Event<'_>) -> usize {
         | Event::MessageDropped { payload, .. } => payload.len() * 4 / 3,
         Event::ClientConnected {
             user_properties, ..
-        } => user_properties
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum(),
+        } => user_properties.iter().map(|(k, v)| k.len() + v.len()).sum(),
         Event::Agent { notice, .. } => notice.client_info.as_ref().map_or(0, String::len),
         _ => 0,
     };
@@ -292,7 +289,10 @@ mod tests {
         assert_eq!(v["payload"], "/wA=");
         assert_eq!(v["payload_encoding"], "base64");
         assert_eq!(v["event"], "message.delivered");
-        assert_eq!((v["timestamp"].as_u64(), &v["node"]), (Some(7), &json!("n1")));
+        assert_eq!(
+            (v["timestamp"].as_u64(), &v["node"]),
+            (Some(7), &json!("n1"))
+        );
         let text = Event::MessageDelivered {
             client_id: "c",
             topic: "t",

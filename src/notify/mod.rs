@@ -44,7 +44,11 @@ pub struct Notifiers {
 /// The `node` field of the bodies: the cluster node id, or `supermq` on a single node.
 fn node_name(config: &Config) -> Arc<str> {
     let id = &config.cluster.node_id;
-    Arc::from(if id.is_empty() { "supermq" } else { id.as_str() })
+    Arc::from(if id.is_empty() {
+        "supermq"
+    } else {
+        id.as_str()
+    })
 }
 
 /// Builds what `config` asks for, counting in `metrics`.

@@ -58,9 +58,7 @@ fn topic_of(e: &Event<'_>) -> Option<&'static str> {
         Event::ClientConnack { .. } => "client_connack",
         Event::Subscribed { .. } => "session_subscribed",
         Event::Unsubscribed { .. } => "session_unsubscribed",
-        Event::MessageDelivered { topic, .. } if !topic.starts_with(PREFIX) => {
-            "message_delivered"
-        }
+        Event::MessageDelivered { topic, .. } if !topic.starts_with(PREFIX) => "message_delivered",
         Event::MessageDropped { topic, .. } if !topic.starts_with(PREFIX) => "message_dropped",
         _ => return None,
     })

@@ -8,6 +8,7 @@
 //! - [`tls`]: a test PKI (rcgen) and TLS client connections;
 //! - [`ws`]: WebSocket client connections that control frame boundaries;
 //! - [`cluster`]: cluster nodes in this process and their route links;
+//! - [`http`]: a real HTTP server that collects webhook bodies;
 //! - [`process`]: the `supermq` binary as a child process, with its temporary files, ports
 //!   and signals.
 //!
@@ -20,6 +21,7 @@
 
 pub mod broker;
 pub mod cluster;
+pub mod http;
 pub mod process;
 pub mod raw;
 pub mod tls;
