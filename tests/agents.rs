@@ -157,6 +157,27 @@ async fn a_resumed_agent_session_is_announced_again() {
 }
 
 #[tokio::test]
+async fn a_taken_over_agent_goes_then_comes_back() {
+    let b = start().await;
+    let mut m = monitor(&b).await;
+    let (mut first, _) = Raw::connect_with(b.addr, connect_packet("t1", false)).await;
+    first.subscribe("agents/t1", QoS::AtLeastOnce).await;
+    assert_eq!(m.recv_publish().await.topic, "$events/agents/connected/t1");
+    let (_second, present) = Raw::connect_with(b.addr, connect_packet("t1", false)).await;
+    assert!(present);
+    let p = m.recv_publish().await;
+    assert_eq!(p.topic, "$events/agents/disconnected/t1");
+    assert_eq!(json(&p)["reason"], "taken over");
+    assert_eq!(m.recv_publish().await.topic, "$events/agents/connected/t1");
+    // The first connection's own close (seen later) announces nothing more: the next
+    // notice, from the tracker that handles events in order, is another agent's.
+    first.expect_closed().await;
+    let mut z = Raw::connect(b.addr, "z").await;
+    z.subscribe("agents/z", QoS::AtMostOnce).await;
+    assert_eq!(m.recv_publish().await.topic, "$events/agents/connected/z");
+}
+
+#[tokio::test]
 async fn a_client_cannot_forge_a_notice() {
     let b = start().await;
     let mut m = monitor(&b).await;

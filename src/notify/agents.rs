@@ -206,6 +206,11 @@ impl Tracker {
                     metrics::inc(&ctx.metrics.agent_events_dropped);
                     return;
                 }
+                if self.conns.get(&client_id).is_some_and(|old| old.agent) {
+                    // Taken over while online: the old connection's own disconnect will
+                    // not match, so its going is announced here, before the new one.
+                    self.offline(ctx, &client_id, "taken over".to_owned());
+                }
                 self.conns.insert(client_id.clone(), *c);
                 if present && self.holds_agent_topic(ctx, &client_id) {
                     self.online(ctx, &client_id);
