@@ -4,8 +4,11 @@
 //! One trait, [`Hooks`], receives every [`Event`] synchronously on the thread where it
 //! happened, so an implementation must be quick and never block (queue the work and return;
 //! a webhook sender drops and counts when its queue is full). The broker holds an
-//! `Option<Arc<dyn Hooks>>`: without hooks (the default) each event costs one branch, and no
-//! event value is even built.
+//! `Option<Arc<dyn Hooks>>` ([`compose`]d from the configured notifiers, see `notify`, and an
+//! embedder's): without hooks each event costs one branch, and no event value is even built.
+//! The per-message events (published, delivered, dropped) go through a second such option,
+//! set only when some hook [wants them](Hooks::wants_messages), so agent notices (on by
+//! default) cost nothing per message.
 
 use std::fmt::Debug;
 use std::net::SocketAddr;
@@ -186,5 +189,52 @@ pub fn compose(mut hooks: Vec<Arc<dyn Hooks>>) -> Option<Arc<dyn Hooks>> {
                 messages,
             }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug, Default)]
+    struct Count {
+        messages: bool,
+        seen: AtomicUsize,
+    }
+
+    impl Hooks for Count {
+        fn on_event(&self, _: &Event<'_>) {
+            self.seen.fetch_add(1, Ordering::Relaxed);
+        }
+        fn wants_messages(&self) -> bool {
+            self.messages
+        }
+    }
+
+    #[test]
+    fn a_composite_tells_message_events_only_to_those_that_want_them() {
+        assert!(compose(Vec::new()).is_none());
+        let quiet = Arc::new(Count::default());
+        let loud = Arc::new(Count {
+            messages: true,
+            ..Count::default()
+        });
+        let one = compose(vec![quiet.clone() as Arc<dyn Hooks>]).expect("one");
+        assert!(!one.wants_messages());
+        let both = compose(vec![quiet.clone(), loud.clone() as Arc<dyn Hooks>]).expect("two");
+        assert!(both.wants_messages());
+        both.on_event(&Event::Unsubscribed {
+            client_id: "c",
+            filter: "f",
+        });
+        both.on_event(&Event::MessageDelivered {
+            client_id: "c",
+            topic: "t",
+            qos: QoS::AtMostOnce,
+            payload: b"",
+        });
+        assert_eq!(quiet.seen.load(Ordering::Relaxed), 1);
+        assert_eq!(loud.seen.load(Ordering::Relaxed), 2);
     }
 }
