@@ -138,7 +138,7 @@ async fn each_event_kind_has_its_emqx_shaped_body() {
         rx.events()
     );
     assert_eq!(metric(&b, |m| &m.webhook_dropped), 0);
-    assert!(metric(&b, |m| &m.webhook_sent) >= 10);
+    wait_until("counted as sent", || metric(&b, |m| &m.webhook_sent) >= 10).await;
 }
 
 #[tokio::test]
@@ -164,7 +164,7 @@ async fn only_the_configured_events_are_sent_in_batches() {
         "{}",
         rx.requests()
     );
-    assert_eq!(metric(&b, |m| &m.webhook_sent), 200);
+    wait_until("counted as sent", || metric(&b, |m| &m.webhook_sent) == 200).await;
 }
 
 #[tokio::test]
