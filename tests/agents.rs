@@ -207,3 +207,29 @@ async fn agents_off_means_no_notices() {
     assert!(until_barrier(&mut m, "done").await.is_empty());
     assert_eq!(metric(&b, |m| &m.agent_notices), 0);
 }
+
+#[tokio::test]
+async fn a_shutdown_still_tells_webhooks_of_its_agents_going() {
+    let rx = Collector::start().await;
+    let mut c = test_config();
+    c.webhooks = vec![WebhookConfig {
+        url: rx.url(),
+        events: vec![HookEvent::AgentConnected, HookEvent::AgentDisconnected],
+        ..WebhookConfig::default()
+    }];
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let broker = supermq::Broker::start_with(c, supermq::Extensions::default(), shutdown.clone())
+        .await
+        .expect("starts");
+    let mut dev = Raw::connect(broker.local_addr(), "dev-s").await;
+    dev.subscribe("agents/dev-s", QoS::AtMostOnce).await;
+    rx.wait_event("agent.connected", |_| true).await;
+    shutdown.cancel();
+    broker.stopped().await;
+    let events = rx.events();
+    let gone = events
+        .iter()
+        .find(|v| v["event"] == "agent.disconnected")
+        .unwrap_or_else(|| panic!("no agent.disconnected in {events:#?}"));
+    assert_eq!(gone["clientid"], "dev-s");
+}

@@ -180,16 +180,31 @@ impl Hooks for AgentHook {
 
 impl Tracker {
     /// Tracks connections and announces agents until `shutdown`.
+    /// Then, for at most [`super::CLOSING_GRACE`], announces the agents the shutdown
+    /// disconnects.
     pub(super) async fn run(mut self, ctx: Arc<Context>, shutdown: CancellationToken) {
         loop {
             let seen = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 s = self.drain.recv() => match s {
                     Some(s) => s,
                     None => return,
                 },
             };
             self.apply(&ctx, seen);
+        }
+        let deadline = super::closing_deadline();
+        loop {
+            let open = metrics::get(&ctx.metrics.clients_connected_current) > 0;
+            let until = if open {
+                deadline
+            } else {
+                deadline.min(Instant::now() + super::CLOSING_IDLE)
+            };
+            match tokio::time::timeout_at(until.into(), self.drain.recv()).await {
+                Ok(Some(seen)) => self.apply(&ctx, seen),
+                Ok(None) | Err(_) => return,
+            }
         }
     }
 

@@ -4,8 +4,9 @@
 //!
 //! Each is a hook that filters an event and queues what it needs (bounded; full: dropped
 //! and counted), and a task, started with the broker and stopped by its shutdown token, that
-//! does the slow part (HTTP, publishing through the router). Nothing configured, nothing is
-//! built: the broker's hooks stay `None`.
+//! does the slow part (HTTP, publishing through the router). After shutdown the tasks go on
+//! for a short grace ([`CLOSING_GRACE`]) so the disconnects the shutdown causes are told
+//! too. Nothing configured, nothing is built: the broker's hooks stay `None`.
 
 mod agents;
 pub mod json;
@@ -14,6 +15,7 @@ mod topics;
 mod webhook;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +25,17 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
+
+/// After shutdown, how long the tasks go on telling of the connections it closes (their
+/// disconnects, agents going offline); well within the broker's drain deadline.
+const CLOSING_GRACE: Duration = Duration::from_millis(1500);
+/// Once no connection is left, how long a task still waits for a last event.
+const CLOSING_IDLE: Duration = Duration::from_millis(100);
+
+/// When the closing phase of a task that saw shutdown now ends.
+fn closing_deadline() -> Instant {
+    Instant::now() + CLOSING_GRACE
+}
 
 /// Why the notifiers could not be built.
 #[derive(Debug, Error)]

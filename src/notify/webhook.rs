@@ -9,7 +9,7 @@
 //! Plain HTTP only, as the authentication hook: a local collector or a trusted network.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -138,66 +138,110 @@ enum PostError {
 }
 
 impl Sender {
-    /// Sends queued events until `shutdown` (what is still queued then is not sent).
+    /// Sends queued events until `shutdown`, then for at most [`super::CLOSING_GRACE`] the
+    /// events of the connections the shutdown closes (one try each, no retries), so a
+    /// receiver hears of them; whatever is left then is not sent.
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
-        loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                v = self.drain.recv() => match v {
-                    Some(v) => v,
-                    None => return,
+        let mut closing = None;
+        while let Some(batch) = self.next_batch(&shutdown, &mut closing).await {
+            self.deliver(&batch, &shutdown, &mut closing).await;
+        }
+    }
+
+    /// The next batch (up to `batch_max` events): `None` once closing is over.
+    async fn next_batch(
+        &mut self,
+        shutdown: &CancellationToken,
+        closing: &mut Option<Instant>,
+    ) -> Option<Vec<Value>> {
+        let first = loop {
+            match *closing {
+                None => tokio::select! {
+                    _ = shutdown.cancelled() => *closing = Some(super::closing_deadline()),
+                    v = self.drain.recv() => break v?,
                 },
-            };
-            let mut batch = vec![first];
-            while batch.len() < self.batch_max {
-                match self.drain.try_recv() {
-                    Some(v) => batch.push(v),
-                    None => break,
+                Some(deadline) => {
+                    // While connections are still closing, their events may still come;
+                    // once none is left, only what is already queued.
+                    let open = metrics::get(&self.metrics.clients_connected_current) > 0;
+                    let until = if open {
+                        deadline
+                    } else {
+                        deadline.min(Instant::now() + super::CLOSING_IDLE)
+                    };
+                    break tokio::time::timeout_at(until.into(), self.drain.recv())
+                        .await
+                        .ok()??;
                 }
             }
-            let n = batch.len() as u64;
-            let body = match serde_json::to_vec(&batch) {
-                Ok(b) => Bytes::from(b),
-                Err(e) => {
-                    // A Value always serializes; kept as a counted failure all the same.
-                    tracing::warn!(uri = %self.uri, "webhook batch not encoded: {e}");
-                    metrics::add(&self.metrics.webhook_failed, n);
-                    continue;
+        };
+        let mut batch = vec![first];
+        while batch.len() < self.batch_max {
+            match self.drain.try_recv() {
+                Some(v) => batch.push(v),
+                None => break,
+            }
+        }
+        Some(batch)
+    }
+
+    /// POSTs `batch`, retrying with backoff (one try only once closing), and counts it.
+    async fn deliver(
+        &self,
+        batch: &[Value],
+        shutdown: &CancellationToken,
+        closing: &mut Option<Instant>,
+    ) {
+        let n = batch.len() as u64;
+        let body = match serde_json::to_vec(batch) {
+            Ok(b) => Bytes::from(b),
+            Err(e) => {
+                // A Value always serializes; kept as a counted failure all the same.
+                tracing::warn!(uri = %self.uri, "webhook batch not encoded: {e}");
+                metrics::add(&self.metrics.webhook_failed, n);
+                return;
+            }
+        };
+        let mut attempt = 0u32;
+        let result = loop {
+            let r = match *closing {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    self.post(body.clone(), self.timeout.min(left)).await
                 }
+                None => tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        *closing = Some(super::closing_deadline());
+                        continue;
+                    }
+                    r = self.post(body.clone(), self.timeout) => r,
+                },
             };
-            drop(batch);
-            let mut attempt = 0u32;
-            loop {
-                let r = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    r = self.post(body.clone()) => r,
-                };
-                match r {
-                    Ok(()) => {
-                        metrics::add(&self.metrics.webhook_sent, n);
-                        break;
-                    }
-                    Err(e) if attempt >= self.retries => {
-                        tracing::warn!(uri = %self.uri, events = n, "webhook POST failed, events dropped: {e}");
-                        metrics::add(&self.metrics.webhook_failed, n);
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(uri = %self.uri, attempt, "webhook POST failed, retrying: {e}");
-                        let wait = backoff(attempt);
-                        attempt += 1;
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(wait) => {}
-                        }
+            match r {
+                Ok(()) => break Ok(()),
+                Err(e) if attempt >= self.retries || closing.is_some() => break Err(e),
+                Err(e) => {
+                    tracing::debug!(uri = %self.uri, attempt, "webhook POST failed, retrying: {e}");
+                    let wait = backoff(attempt);
+                    attempt += 1;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => *closing = Some(super::closing_deadline()),
+                        _ = tokio::time::sleep(wait) => {}
                     }
                 }
+            }
+        };
+        match result {
+            Ok(()) => metrics::add(&self.metrics.webhook_sent, n),
+            Err(e) => {
+                tracing::warn!(uri = %self.uri, events = n, "webhook POST failed, events dropped: {e}");
+                metrics::add(&self.metrics.webhook_failed, n);
             }
         }
     }
 
     /// One POST of `body`, its answer read, within the timeout; a 2xx answer is success.
-    async fn post(&self, body: Bytes) -> Result<(), PostError> {
+    async fn post(&self, body: Bytes, timeout: Duration) -> Result<(), PostError> {
         let req = Request::post(self.uri.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(body))
@@ -217,9 +261,9 @@ impl Sender {
                 Err(PostError::Status(status))
             }
         };
-        tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| PostError::Timeout(self.timeout))?
+            .map_err(|_| PostError::Timeout(timeout))?
     }
 }
 
