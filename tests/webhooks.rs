@@ -263,9 +263,10 @@ async fn a_broker_with_a_hanging_webhook_shuts_down_promptly() {
     let started = std::time::Instant::now();
     shutdown.cancel();
     broker.stopped().await;
-    // Every task ended (the drain deadline, 5 s, was not what ended the wait).
+    // Every task ended: after its closing grace (1.5 s, one more try of the batch), not at
+    // the drain deadline (5 s).
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(4),
         "{:?}",
         started.elapsed()
     );
