@@ -35,7 +35,8 @@ pub struct Context {
     pub decode_limits: DecodeLimits,
     /// Credentials and ACL; the files are swapped in place by [`Context::reload_auth`].
     pub auth: Arc<Auth>,
-    /// Observers of client and message events (none by default).
+    /// Observers of client and message events: the configured notifiers (see `notify`;
+    /// agent notices are on by default) and an embedder's; `None` when there are none.
     pub hooks: Option<Arc<dyn Hooks>>,
     /// `hooks`, when they want the per-message events (the hot path asks only this).
     pub message_hooks: Option<Arc<dyn Hooks>>,
