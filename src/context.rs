@@ -37,7 +37,8 @@ pub struct Context {
     pub decode_limits: DecodeLimits,
     /// Credentials and ACL; the files are swapped in place by [`Context::reload_auth`].
     pub auth: Arc<Auth>,
-    /// Observers of client and message events (none by default).
+    /// Observers of client and message events: the configured notifiers (see `notify`;
+    /// agent notices are on by default) and an embedder's; `None` when there are none.
     pub hooks: Option<Arc<dyn Hooks>>,
     /// Publish-to-deliver latency, sampled only when the HTTP server (`/metrics`) is on.
     pub latency: Option<Latency>,
@@ -46,6 +47,8 @@ pub struct Context {
     /// When this broker started (uptime), monotonic and wall-clock.
     pub started: Instant,
     pub started_wall: SystemTime,
+    /// `hooks`, when they want the per-message events (the hot path asks only this).
+    pub message_hooks: Option<Arc<dyn Hooks>>,
 }
 
 impl Context {
@@ -57,8 +60,18 @@ impl Context {
 
     /// [`Context::new`] with what an embedder plugs in (hooks, a session journal).
     pub fn with(config: Config, ext: Extensions) -> Result<Arc<Context>, AuthError> {
+        Context::with_metrics(config, ext, Arc::default())
+    }
+
+    /// [`Context::with`] counting in `metrics` (made before the context when something
+    /// built before it counts too, such as the webhooks' queues).
+    pub fn with_metrics(
+        config: Config,
+        ext: Extensions,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Context>, AuthError> {
         let hooks = ext.hooks;
-        let metrics = Arc::new(Metrics::default());
+        let message_hooks = hooks.clone().filter(|h| h.wants_messages());
         let auth = Arc::new(Auth::load(&config.auth, metrics.clone())?);
         let s = &config.session;
         let limits = SessionLimits {
@@ -92,7 +105,7 @@ impl Context {
                 config.retain.send_to_shared_subscribers,
             )
             .with_max_subscriptions(config.session.max_subscriptions)
-            .with_hooks(hooks.clone())
+            .with_hooks(message_hooks.clone())
             .with_sessions(sessions.clone());
         let decode_limits = DecodeLimits {
             max_packet_size: config.limits.max_packet_size,
@@ -113,6 +126,7 @@ impl Context {
             decode_limits,
             auth,
             hooks,
+            message_hooks,
         }))
     }
 

@@ -17,7 +17,8 @@
 //! Modules: [`codec`] (pure wire format), [`topic`] (filters, trie, retained tree),
 //! [`flow`] (flow control), [`session`] (per-client state machine), [`store`] (session
 //! registry and lifecycle, the journal seam, retained messages), [`router`] (matching and
-//! fan-out), [`hooks`] (event observers), [`cluster`] (routes to peer nodes),
+//! fan-out), [`hooks`] (event observers), [`notify`] (webhooks, `$events` topics and agent
+//! notices on the hooks), [`cluster`] (routes to peer nodes),
 //! [`connection`] (the per-client driver), [`listener`] (accept loop, TLS and WebSocket
 //! handshakes), [`engine`] (the connection threads), [`auth`] (passwords, HTTP hook, ACL),
 //! [`http`] (REST API, `/metrics`, health), [`config`], [`metrics`].
@@ -38,6 +39,7 @@ pub mod http;
 pub mod listener;
 pub mod message;
 pub mod metrics;
+pub mod notify;
 pub mod recover;
 pub mod router;
 pub mod session;
@@ -78,6 +80,8 @@ pub enum StartError {
     Store(#[from] store::durable::DurableError),
     #[error(transparent)]
     Http(#[from] http::HttpError),
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
 }
 
 /// A running broker.
@@ -133,9 +137,17 @@ impl Broker {
             durable = Some(d);
             recovered = Some(r);
         }
-        let ctx = Context::with(config, ext)?;
+        // Webhooks, `$events` and agent notices: their hooks join the embedder's (one
+        // observer, or still none when nothing is configured); their tasks start below.
+        let metrics = Arc::new(Metrics::default());
+        let mut notifiers = notify::build(&config, &metrics)?;
+        let mut hooks = notifiers.take_hooks();
+        hooks.extend(ext.hooks.take());
+        ext.hooks = hooks::compose(hooks);
+        let ctx = Context::with_metrics(config, ext, metrics)?;
         let staged = recovered.map(|r| recover::retained(&ctx, r));
         let tracker = TaskTracker::new();
+        notifiers.spawn(&ctx, &tracker, &shutdown);
         // The cluster starts before any client is accepted, and before the stored sessions
         // are back, so every subscription is counted in the interest advertised to peers.
         let (cluster, route_addr) = if ctx.config.cluster.enabled {

@@ -66,10 +66,24 @@ metrics! {
     dropped_expired,
     /// Messages not sent because they exceed the client's Maximum Packet Size (MQTT 5).
     dropped_too_large,
-    /// Publishes to `$SYS` topics from clients, ignored.
+    /// Publishes to `$SYS` and `$events/` topics from clients, ignored.
     dropped_sys_publish,
     /// Will messages published.
     wills_published,
+    /// Events a webhook delivered (a 2xx answer to the POST that carried them).
+    webhook_sent,
+    /// Events a webhook gave up on: their POST failed `retries + 1` times.
+    webhook_failed,
+    /// Events not queued for a webhook: its queue (`queue_size`, or its byte budget) was
+    /// full.
+    webhook_dropped,
+    /// `$events/...` messages not queued for publishing: the queue was full.
+    events_dropped,
+    /// Agent connects, subscriptions and disconnects not queued for the agent tracker: its
+    /// queue was full (a notice may be missed).
+    agent_events_dropped,
+    /// Agent notices (`agent.connected`, `agent.disconnected`) published.
+    agent_notices,
     /// Retained messages currently stored.
     retained_current,
     /// Retained messages refused by `retain.max_messages` or `retain.max_payload_size`.

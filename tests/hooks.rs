@@ -25,7 +25,9 @@ impl Hooks for Recorder {
                 keep_alive,
                 ..
             } => format!("connected {client_id} clean={clean_session} present={session_present} ka={keep_alive}"),
-            Event::ClientDisconnected { client_id, reason } => {
+            Event::ClientDisconnected {
+                client_id, reason, ..
+            } => {
                 format!("disconnected {client_id} ({reason})")
             }
             Event::Subscribed {
@@ -42,6 +44,7 @@ impl Hooks for Recorder {
                 qos,
                 retain,
                 payload_len,
+                ..
             } => format!(
                 "published {} {topic} {} retain={retain} len={payload_len}",
                 client_id.unwrap_or("-"),
@@ -51,12 +54,15 @@ impl Hooks for Recorder {
                 client_id,
                 topic,
                 qos,
+                ..
             } => format!("delivered {client_id} {topic} {}", qos as u8),
             Event::MessageDropped {
                 client_id,
                 topic,
                 reason,
+                ..
             } => format!("dropped {client_id} {topic} {reason:?}"),
+            Event::ClientConnack { .. } | Event::Agent { .. } => return,
         };
         self.0.lock().expect("recorder").push(line);
     }

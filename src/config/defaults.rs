@@ -17,6 +17,9 @@ impl Default for Config {
             groups: GroupsConfig::default(),
             persistence: PersistenceConfig::default(),
             http: HttpConfig::default(),
+            webhooks: Vec::new(),
+            events: EventsConfig::default(),
+            agents: AgentsConfig::default(),
         }
     }
 }

@@ -14,12 +14,15 @@ mod defaults;
 mod error;
 mod groups;
 mod http;
+mod ops;
 mod persistence;
 mod source;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_ops;
 #[cfg(test)]
 mod tests_transport;
 
@@ -34,6 +37,7 @@ pub use cluster::ClusterConfig;
 pub use error::ConfigError;
 pub use groups::{GroupStrategy, GroupsConfig};
 pub use http::{ApiKey, HttpConfig};
+pub use ops::{AgentsConfig, EventsConfig, HookEvent, WebhookConfig};
 pub use persistence::{PersistenceConfig, SyncMode};
 use source::{Seg, Source};
 
@@ -55,6 +59,11 @@ pub struct Config {
     pub groups: GroupsConfig,
     pub persistence: PersistenceConfig,
     pub http: HttpConfig,
+    /// `[[webhook]]`: HTTP endpoints told of client and message events.
+    #[serde(rename = "webhook")]
+    pub webhooks: Vec<WebhookConfig>,
+    pub events: EventsConfig,
+    pub agents: AgentsConfig,
 }
 
 /// One socket the broker accepts MQTT connections on.
@@ -453,6 +462,17 @@ impl Config {
                 value: None,
                 reason: "is required: the http:// URL of the authentication service".to_owned(),
             });
+        }
+        for (i, w) in self.webhooks.iter().enumerate() {
+            if w.url.is_empty() {
+                let element = vec![Seg::Key("webhook".to_owned()), Seg::Index(i)];
+                return Err(ConfigError::Invalid {
+                    line: source.line_of(&element).unwrap_or(1),
+                    key: "webhook.url".to_owned(),
+                    value: None,
+                    reason: "is required: the http:// URL the events are POSTed to".to_owned(),
+                });
+            }
         }
         let scram = self
             .auth

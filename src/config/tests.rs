@@ -270,6 +270,9 @@ secret = "abcdefghij"
                 },
             ],
         },
+        webhooks: Vec::new(),
+        events: EventsConfig::default(),
+        agents: AgentsConfig::default(),
         groups: GroupsConfig {
             enabled: true,
             strategy: GroupStrategy::HashTopic,

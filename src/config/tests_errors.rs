@@ -332,7 +332,8 @@ fn unknown_keys_list_the_valid_ones() {
     assert_eq!(
         err("[sessions]"),
         "config error at line 1: sessions: unknown section; expected one of: \
-         listener, limits, session, retain, auth, log, engine, sys, cluster, groups, persistence, http"
+         listener, limits, session, retain, auth, log, engine, sys, cluster, groups, persistence, \
+         http, webhook, events, agents"
     );
     assert_eq!(
         err("[auth]\nallow_anon = false"),

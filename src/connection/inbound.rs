@@ -225,13 +225,14 @@ pub(super) fn accept(
     (allowed && !reason.is_error()).then_some(msg)
 }
 
-/// `$SYS` is the broker's own namespace: a client's PUBLISH or will there is dropped and
-/// counted, so no client can forge or retain broker statistics.
+/// `$SYS` and `$events/` are the broker's own namespaces: a client's PUBLISH or will there
+/// is dropped and counted, so no client can forge broker statistics, client events or
+/// agent notices.
 pub(super) fn refuse_sys(topic: &str, ctx: &Context) -> bool {
-    let sys = topic.starts_with("$SYS");
+    let sys = topic.starts_with("$SYS") || topic.starts_with("$events/");
     if sys {
         metrics::inc(&ctx.metrics.dropped_sys_publish);
-        tracing::debug!(topic, "client message to $SYS dropped");
+        tracing::debug!(topic, "client message to a broker topic dropped");
     }
     sys
 }

@@ -40,15 +40,20 @@ where
         Err(reason) => {
             // No CONNECT was decoded, so no level was agreed: the answer is 3.1.1's (CONNACK
             // 0x01 for a level this broker does not speak [MQTT-3.1.2-2]).
-            conn.refuse(peer, &reason, ProtocolLevel::V311).await;
+            conn.refuse(peer, &reason, ProtocolLevel::V311, None).await;
             return None;
         }
     };
     let (client_id, assigned) = match connect::validate(&connect, &conn.ctx) {
         Ok(id) => id,
         Err(code) => {
-            conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
-                .await;
+            conn.refuse(
+                peer,
+                &CloseReason::ConnectRefused(code),
+                connect.level,
+                Some(&connect),
+            )
+            .await;
             return None;
         }
     };
@@ -71,7 +76,8 @@ where
                         .will_allowed(&connect, &client_id, Some(&username))
                     {
                         let code = ReasonCode::NotAuthorized;
-                        conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
+                        let reason = CloseReason::ConnectRefused(code);
+                        conn.refuse(peer, &reason, connect.level, Some(&connect))
                             .await;
                         return None;
                     }
@@ -80,12 +86,14 @@ where
                 auth::Connected::Refused(code) => {
                     // An unknown method is 0x8C [MQTT-4.12.0-1]; a failed exchange 0x87.
                     conn.ctx.auth.enhanced_failed(peer, &client_id, method);
-                    conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
+                    let reason = CloseReason::ConnectRefused(code);
+                    conn.refuse(peer, &reason, connect.level, Some(&connect))
                         .await;
                     return None;
                 }
                 auth::Connected::Closed(reason) => {
-                    conn.refuse(peer, &reason, connect.level).await;
+                    conn.refuse(peer, &reason, connect.level, Some(&connect))
+                        .await;
                     return None;
                 }
             }
@@ -100,7 +108,8 @@ where
             Ok(u) => u,
             Err(code) => {
                 let reason = CloseReason::ConnectRefused(code.into());
-                conn.refuse(peer, &reason, connect.level).await;
+                conn.refuse(peer, &reason, connect.level, Some(&connect))
+                    .await;
                 return None;
             }
         },
@@ -130,8 +139,13 @@ where
             tracing::warn!(%peer, client_id, "{e}");
             // Mosquitto answers a full broker with "server unavailable" too.
             let code = ReasonCode::ServerUnavailable;
-            conn.refuse(peer, &CloseReason::ConnectRefused(code), connect.level)
-                .await;
+            conn.refuse(
+                peer,
+                &CloseReason::ConnectRefused(code),
+                connect.level,
+                Some(&connect),
+            )
+            .await;
             return None;
         }
     };
@@ -167,9 +181,12 @@ where
         client_id: &client_id,
         username: username.as_deref(),
         peer,
+        level: connect.level,
         clean_session: connect.clean_session,
         keep_alive: negotiated.keep_alive,
         session_present: attached.present,
+        conn: gen,
+        user_properties: &connect.properties.values_or_empty().user_properties,
     });
     if let Some(c) = conn.ctx.router.remote() {
         // Client ids are unique cluster-wide: a live connection elsewhere is taken over.
@@ -262,7 +279,9 @@ pub(super) async fn close<R, W>(
     tracing::debug!(client_id = %session.client_id, %reason, "client disconnected");
     ctx.emit(|| Event::ClientDisconnected {
         client_id: &session.client_id,
+        username: live.username.as_deref(),
         reason: &reason_text,
+        conn: live.gen,
     });
     // Best effort: whatever is still buffered (e.g. a final PINGRESP, or the server's
     // DISCONNECT) goes out before close; not to a peer that is gone or does not read.
@@ -328,12 +347,13 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
     }
 
     /// Ends a connection that never got a session, answering with a CONNACK (at `level`, the
-    /// CONNECT's) where the spec asks for one.
+    /// CONNECT's, if one was read) where the spec asks for one.
     pub(super) async fn refuse(
         &mut self,
         peer: SocketAddr,
         reason: &CloseReason,
         level: ProtocolLevel,
+        connect: Option<&Connect>,
     ) {
         let code = match reason {
             CloseReason::Malformed(DecodeError::UnsupportedProtocolLevel(_)) => {
@@ -356,6 +376,13 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         }
         tracing::debug!(%peer, %reason, "connection refused");
         if let Some(code) = code {
+            self.ctx.emit(|| Event::ClientConnack {
+                client_id: connect.map_or("", |c| &c.client_id),
+                username: connect.and_then(|c| c.username.as_deref()),
+                peer,
+                level,
+                reason: code,
+            });
             // A refused CONNECT gets CONNACK with session-present 0 [MQTT-3.2.2-4].
             let mut out = BytesMut::new();
             codec::encode(&Packet::ConnAck(ConnAck::new(false, code)), level, &mut out);

@@ -344,7 +344,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                 }
                 let egress = &mut live.egress;
                 let now = Instant::now();
-                let r = match &self.ctx.hooks {
+                let r = match &self.ctx.message_hooks {
                     None => st.fill(&mut self.wbuf, wmax, egress, now),
                     Some(h) => {
                         let client_id = &live.session.client_id;
@@ -353,6 +353,7 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
                                 client_id,
                                 topic: &d.msg.topic,
                                 qos: d.qos,
+                                payload: &d.msg.payload,
                             });
                         })
                     }

@@ -232,6 +232,8 @@ impl Router {
             self.emit(|| Event::MessageDropped {
                 client_id: &session.client_id,
                 topic: &msg.topic,
+                qos: msg.qos,
+                payload: &msg.payload,
                 reason,
             });
         }

@@ -111,7 +111,8 @@ pub struct Router {
     metrics: Arc<Metrics>,
     /// The other nodes, set once when clustering starts; absent on a single node.
     remote: OnceLock<Arc<dyn RemoteSink>>,
-    /// Observers of published and dropped messages.
+    /// Observers of published and dropped messages (only those that want per-message
+    /// events, see [`Hooks::wants_messages`]).
     hooks: Option<Arc<dyn Hooks>>,
     /// The filters local sessions subscribe to, kept while there are peers (their snapshot
     /// on link up). Its lock orders interest changes: it is held from the trie's report of a
@@ -360,6 +361,7 @@ impl Router {
             qos: msg.qos,
             retain: msg.retain,
             payload_len: msg.payload.len(),
+            payload: &msg.payload,
         });
         let mut ts = 0;
         let mut retain_refused = false;

@@ -9,6 +9,7 @@
 //! - [`ws`]: WebSocket client connections that control frame boundaries;
 //! - [`cluster`]: cluster nodes in this process and their route links;
 //! - [`http`]: a broker with its HTTP server on, and an HTTP client to call it;
+//! - [`hook_server`]: a real HTTP server that collects webhook bodies;
 //! - [`process`]: the `supermq` binary as a child process, with its temporary files, ports
 //!   and signals;
 //! - [`stored`]: the binary with a durable store: started, killed with SIGKILL, its memory.
@@ -22,6 +23,7 @@
 
 pub mod broker;
 pub mod cluster;
+pub mod hook_server;
 pub mod http;
 pub mod process;
 pub mod raw;
