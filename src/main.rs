@@ -1,6 +1,7 @@
 //! The `supermq` command: parse the command line, load the configuration, set up logging and
 //! signal handling, then run the broker until SIGINT or SIGTERM (SIGHUP reloads the password
-//! and ACL files). `supermq passwd` manages password files instead, and `supermq store check`
+//! and ACL files and the TLS certificates). Under systemd (`Type=notify`) it reports
+//! readiness once serving and the start of a shutdown. `supermq passwd` manages password files instead, and `supermq store check`
 //! / `repair` a durable store directory.
 
 use std::path::PathBuf;
@@ -147,11 +148,17 @@ fn main() -> ExitCode {
         tokio::spawn(watch_signals(shutdown.clone()));
         // Installed before the broker starts: SIGHUP's default action ends the process.
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-        let broker = supermq::Broker::start(config, shutdown).await?;
+        let broker = supermq::Broker::start(config, shutdown.clone()).await?;
         match hup {
-            Ok(hup) => drop(tokio::spawn(reload_on_hup(hup, broker.context().clone()))),
+            Ok(hup) => drop(tokio::spawn(reload_on_hup(hup, broker.reloader()))),
             Err(e) => tracing::error!("cannot install the SIGHUP handler: {e}"),
         }
+        // Listeners are bound, the store is open and recovered, routes listen.
+        tell_systemd(supermq::notify::READY);
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tell_systemd(supermq::notify::STOPPING);
+        });
         broker.stopped().await;
         Ok::<(), supermq::StartError>(())
     });
@@ -184,15 +191,24 @@ async fn watch_signals(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// Reloads the password and ACL files on each SIGHUP; a bad file keeps the old ones.
-async fn reload_on_hup(
-    mut hup: tokio::signal::unix::Signal,
-    ctx: std::sync::Arc<supermq::Context>,
-) {
+/// Sends a state to systemd when run with `Type=notify`; a failure is logged, not fatal.
+fn tell_systemd(state: &str) {
+    if let Err(e) = supermq::notify::notify(state) {
+        tracing::warn!("cannot notify systemd ({state}) through NOTIFY_SOCKET: {e}");
+    }
+}
+
+/// Reloads the password and ACL files and the TLS certificates on each SIGHUP; a part whose
+/// files are bad keeps its previous state, the others take effect.
+async fn reload_on_hup(mut hup: tokio::signal::unix::Signal, reloader: supermq::reload::Reloader) {
     while hup.recv().await.is_some() {
-        match ctx.reload_auth() {
-            Ok(()) => tracing::info!("SIGHUP: password and ACL files reloaded"),
-            Err(e) => tracing::error!("SIGHUP: reload failed, keeping the previous files: {e}"),
+        match reloader.reload() {
+            Ok(()) => tracing::info!("SIGHUP: reloaded {}", reloader.describe()),
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!("SIGHUP: reload failed, keeping the previous one: {e}");
+                }
+            }
         }
     }
 }
