@@ -34,6 +34,7 @@ pub mod connection;
 pub mod context;
 pub mod engine;
 pub mod flow;
+pub mod healthcheck;
 pub mod hooks;
 pub mod listener;
 pub mod message;

@@ -44,6 +44,23 @@ enum Command {
     /// Check or repair a durable store directory (no broker may be running on it).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// GET a health endpoint of the HTTP API; exit 0 on a 2xx answer, 1 otherwise (for a
+    /// container HEALTHCHECK).
+    Healthcheck(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// The endpoint (http:// only).
+    #[arg(long, default_value = "http://127.0.0.1:18083/readyz")]
+    url: String,
+    /// API key as KEY:SECRET, sent with HTTP Basic auth (not needed with
+    /// http.anonymous_read = true). Also read from SUPERMQ_HEALTHCHECK_USER.
+    #[arg(long, env = "SUPERMQ_HEALTHCHECK_USER", hide_env_values = true)]
+    user: Option<String>,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "5", value_name = "SECONDS")]
+    timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +99,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Passwd(args)) => return passwd(args),
         Some(Command::Store(cmd)) => return store(cmd),
+        Some(Command::Healthcheck(args)) => return healthcheck(args),
         None => {}
     }
     let mut config = match &cli.config {
@@ -234,6 +252,35 @@ fn passwd(args: PasswdArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("supermq passwd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `supermq healthcheck [--url URL] [--user KEY:SECRET] [--timeout SECONDS]`.
+fn healthcheck(args: HealthArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("supermq healthcheck: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    match rt.block_on(supermq::healthcheck::check(
+        &args.url,
+        args.user.as_deref(),
+        timeout,
+    )) {
+        Ok(status) => {
+            println!("supermq healthcheck: {} {status}", args.url);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("supermq healthcheck: {e}");
             ExitCode::FAILURE
         }
     }
