@@ -114,22 +114,21 @@ async fn systemd_is_told_ready_once_serving_and_stopping_at_shutdown() {
     let dir = temp_dir("notify");
     // A socket path, and a Linux abstract name (`@...`), as systemd may hand out either.
     let path = dir.join("notify.sock");
-    let abstract_name = format!("supermq-test-notify-{}", std::process::id());
-    let sockets = [
-        (
-            UnixDatagram::bind(&path).expect("bind notify socket"),
-            path.display().to_string(),
-        ),
-        {
-            use std::os::linux::net::SocketAddrExt;
-            let addr = std::os::unix::net::SocketAddr::from_abstract_name(&abstract_name)
-                .expect("abstract address");
-            (
-                UnixDatagram::bind_addr(&addr).expect("bind abstract socket"),
-                format!("@{abstract_name}"),
-            )
-        },
-    ];
+    let mut sockets = vec![(
+        UnixDatagram::bind(&path).expect("bind notify socket"),
+        path.display().to_string(),
+    )];
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::linux::net::SocketAddrExt;
+        let abstract_name = format!("supermq-test-notify-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&abstract_name)
+            .expect("abstract address");
+        sockets.push((
+            UnixDatagram::bind_addr(&addr).expect("bind abstract socket"),
+            format!("@{abstract_name}"),
+        ));
+    }
     for (i, (sock, name)) in sockets.iter().enumerate() {
         sock.set_read_timeout(Some(PROCESS_WAIT)).expect("timeout");
         let port = free_port();
