@@ -220,7 +220,16 @@ fn tell_systemd(state: &str) {
 /// files are bad keeps its previous state, the others take effect.
 async fn reload_on_hup(mut hup: tokio::signal::unix::Signal, reloader: supermq::reload::Reloader) {
     while hup.recv().await.is_some() {
-        match reloader.reload() {
+        // File reads and certificate parsing: off the runtime's worker threads.
+        let r = reloader.clone();
+        let outcome = match tokio::task::spawn_blocking(move || r.reload()).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!("SIGHUP: reload task failed: {e}");
+                continue;
+            }
+        };
+        match outcome {
             Ok(()) => tracing::info!("SIGHUP: reloaded {}", reloader.describe()),
             Err(errors) => {
                 for e in &errors.0 {
