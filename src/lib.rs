@@ -21,7 +21,9 @@
 //! notices on the hooks), [`cluster`] (routes to peer nodes),
 //! [`connection`] (the per-client driver), [`listener`] (accept loop, TLS and WebSocket
 //! handshakes), [`engine`] (the connection threads), [`auth`] (passwords, HTTP hook, ACL),
-//! [`http`] (REST API, `/metrics`, health), [`config`], [`metrics`].
+//! [`http`] (REST API, `/metrics`, health), [`config`], [`metrics`], [`reload`] (SIGHUP: auth
+//! files and TLS certificates), [`readiness`] (systemd readiness), [`notify`] (webhooks,
+//! `$events`, agent notices).
 //!
 //! This file only wires them: [`Broker::start`] binds the listeners and spawns the tasks;
 //! shutdown is a [`CancellationToken`] passed in by the caller.
@@ -34,13 +36,16 @@ pub mod connection;
 pub mod context;
 pub mod engine;
 pub mod flow;
+pub mod healthcheck;
 pub mod hooks;
 pub mod http;
 pub mod listener;
 pub mod message;
 pub mod metrics;
 pub mod notify;
+pub mod readiness;
 pub mod recover;
+pub mod reload;
 pub mod router;
 pub mod session;
 pub mod store;
@@ -96,6 +101,8 @@ pub struct Broker {
     shutdown: CancellationToken,
     /// The durable store this broker opened, closed (synced) once every connection is done.
     durable: Option<Arc<store::durable::Durable>>,
+    /// What SIGHUP re-reads.
+    reloader: reload::Reloader,
 }
 
 impl Broker {
@@ -204,6 +211,14 @@ impl Broker {
         } else {
             None
         };
+        let reloader = reload::Reloader::new(
+            ctx.clone(),
+            bound
+                .iter()
+                .filter_map(listener::BoundListener::tls)
+                .collect(),
+            cluster.as_ref().and_then(|c| c.tls.clone()),
+        );
         for l in bound {
             tracker.spawn(listener::accept_loop(
                 l,
@@ -254,6 +269,7 @@ impl Broker {
             tracker,
             shutdown,
             durable,
+            reloader,
         })
     }
 
@@ -291,6 +307,20 @@ impl Broker {
     /// stay in force. Connections are not dropped.
     pub fn reload_auth(&self) -> Result<(), auth::AuthError> {
         self.ctx.reload_auth()
+    }
+
+    /// Re-reads the password and ACL files and every TLS certificate, key and CA file
+    /// (listeners and routes): what SIGHUP does. A part whose files are bad keeps its
+    /// previous state and is listed in the error; the others take effect. Connections and
+    /// route links already up are untouched; new handshakes use the new certificates.
+    pub fn reload(&self) -> Result<(), reload::ReloadErrors> {
+        self.reloader.reload()
+    }
+
+    /// A handle doing [`Broker::reload`] that outlives the `Broker` value (for a signal
+    /// task).
+    pub fn reloader(&self) -> reload::Reloader {
+        self.reloader.clone()
     }
 
     /// The shared broker state (for embedding and tests).

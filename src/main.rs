@@ -1,6 +1,7 @@
 //! The `supermq` command: parse the command line, load the configuration, set up logging and
 //! signal handling, then run the broker until SIGINT or SIGTERM (SIGHUP reloads the password
-//! and ACL files). `supermq passwd` manages password files instead, and `supermq store check`
+//! and ACL files and the TLS certificates). Under systemd (`Type=notify`) it reports
+//! readiness once serving and the start of a shutdown. `supermq passwd` manages password files instead, and `supermq store check`
 //! / `repair` a durable store directory.
 
 use std::path::PathBuf;
@@ -43,6 +44,23 @@ enum Command {
     /// Check or repair a durable store directory (no broker may be running on it).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// GET a health endpoint of the HTTP API; exit 0 on a 2xx answer, 1 otherwise (for a
+    /// container HEALTHCHECK).
+    Healthcheck(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// The endpoint (http:// only).
+    #[arg(long, default_value = "http://127.0.0.1:18083/readyz")]
+    url: String,
+    /// API key as KEY:SECRET, sent with HTTP Basic auth (not needed with
+    /// http.anonymous_read = true). Also read from SUPERMQ_HEALTHCHECK_USER.
+    #[arg(long, env = "SUPERMQ_HEALTHCHECK_USER", hide_env_values = true)]
+    user: Option<String>,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "5", value_name = "SECONDS")]
+    timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +99,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Passwd(args)) => return passwd(args),
         Some(Command::Store(cmd)) => return store(cmd),
+        Some(Command::Healthcheck(args)) => return healthcheck(args),
         None => {}
     }
     let mut config = match &cli.config {
@@ -147,11 +166,17 @@ fn main() -> ExitCode {
         tokio::spawn(watch_signals(shutdown.clone()));
         // Installed before the broker starts: SIGHUP's default action ends the process.
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-        let broker = supermq::Broker::start(config, shutdown).await?;
+        let broker = supermq::Broker::start(config, shutdown.clone()).await?;
         match hup {
-            Ok(hup) => drop(tokio::spawn(reload_on_hup(hup, broker.context().clone()))),
+            Ok(hup) => drop(tokio::spawn(reload_on_hup(hup, broker.reloader()))),
             Err(e) => tracing::error!("cannot install the SIGHUP handler: {e}"),
         }
+        // Listeners are bound, the store is open and recovered, routes listen.
+        tell_systemd(supermq::readiness::READY);
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tell_systemd(supermq::readiness::STOPPING);
+        });
         broker.stopped().await;
         Ok::<(), supermq::StartError>(())
     });
@@ -184,15 +209,33 @@ async fn watch_signals(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// Reloads the password and ACL files on each SIGHUP; a bad file keeps the old ones.
-async fn reload_on_hup(
-    mut hup: tokio::signal::unix::Signal,
-    ctx: std::sync::Arc<supermq::Context>,
-) {
+/// Sends a state to systemd when run with `Type=notify`; a failure is logged, not fatal.
+fn tell_systemd(state: &str) {
+    if let Err(e) = supermq::readiness::notify(state) {
+        tracing::warn!("cannot notify systemd ({state}) through NOTIFY_SOCKET: {e}");
+    }
+}
+
+/// Reloads the password and ACL files and the TLS certificates on each SIGHUP; a part whose
+/// files are bad keeps its previous state, the others take effect.
+async fn reload_on_hup(mut hup: tokio::signal::unix::Signal, reloader: supermq::reload::Reloader) {
     while hup.recv().await.is_some() {
-        match ctx.reload_auth() {
-            Ok(()) => tracing::info!("SIGHUP: password and ACL files reloaded"),
-            Err(e) => tracing::error!("SIGHUP: reload failed, keeping the previous files: {e}"),
+        // File reads and certificate parsing: off the runtime's worker threads.
+        let r = reloader.clone();
+        let outcome = match tokio::task::spawn_blocking(move || r.reload()).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!("SIGHUP: reload task failed: {e}");
+                continue;
+            }
+        };
+        match outcome {
+            Ok(()) => tracing::info!("SIGHUP: reloaded {}", reloader.describe()),
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!("SIGHUP: reload failed, keeping the previous one: {e}");
+                }
+            }
         }
     }
 }
@@ -218,6 +261,35 @@ fn passwd(args: PasswdArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("supermq passwd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `supermq healthcheck [--url URL] [--user KEY:SECRET] [--timeout SECONDS]`.
+fn healthcheck(args: HealthArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("supermq healthcheck: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    match rt.block_on(supermq::healthcheck::check(
+        &args.url,
+        args.user.as_deref(),
+        timeout,
+    )) {
+        Ok(status) => {
+            println!("supermq healthcheck: {} {status}", args.url);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("supermq healthcheck: {e}");
             ExitCode::FAILURE
         }
     }

@@ -31,6 +31,7 @@ use crate::context::Context;
 use crate::engine::ConnThreads;
 use crate::metrics;
 
+pub use tls::TlsSetup;
 pub use ws_io::WsIo;
 
 /// A listener that could not be set up.
@@ -72,6 +73,13 @@ pub struct BoundListener {
     pub addr: SocketAddr,
     tcp: TcpListener,
     transport: Arc<Transport>,
+}
+
+impl BoundListener {
+    /// This listener's TLS configuration (`tls`, `wss`), the handle a reload goes through.
+    pub fn tls(&self) -> Option<TlsSetup> {
+        self.transport.tls.clone()
+    }
 }
 
 /// Loads every listener's TLS material, then binds every listener, failing on the first
