@@ -160,23 +160,7 @@ impl Mirror {
                 if drop_qos0 {
                     // As the session did: its queue must stay the one the changes after
                     // this name ("the front was sent").
-                    let mut gone = Vec::new();
-                    for q in [&mut s.queue, &mut s.backlog] {
-                        q.retain(|(seq, e)| {
-                            let keep = e.qos != QoS::AtMostOnce;
-                            if !keep {
-                                gone.push((*seq, e.msg));
-                            }
-                            keep
-                        });
-                    }
-                    for (seq, msg) in gone {
-                        ops.push(Op::delete(
-                            Part::Queue,
-                            record::session_key(id, &seq.to_be_bytes()),
-                        ));
-                        self.release(msg, ops);
-                    }
+                    self.drop_queued(id, |_, e| e.qos == QoS::AtMostOnce, ops);
                 }
                 true
             }
@@ -367,6 +351,31 @@ impl Mirror {
             }
         }
         ops.push(Op::delete(Part::Messages, id.to_be_bytes().to_vec()));
+    }
+
+    /// Deletes the queue and backlog entries of session `id` that `gone` picks (by sequence
+    /// and entry), releasing their messages.
+    pub fn drop_queued(&mut self, id: &str, gone: impl Fn(u64, &Entry) -> bool, ops: &mut Vec<Op>) {
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let mut dropped = Vec::new();
+        for q in [&mut s.queue, &mut s.backlog] {
+            q.retain(|(seq, e)| {
+                let drop = gone(*seq, e);
+                if drop {
+                    dropped.push((*seq, e.msg));
+                }
+                !drop
+            });
+        }
+        for (seq, msg) in dropped {
+            ops.push(Op::delete(
+                Part::Queue,
+                record::session_key(id, &seq.to_be_bytes()),
+            ));
+            self.release(msg, ops);
+        }
     }
 
     /// Lets go of the messages whose jobs are written: every job up to `written`.

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::mirror::Op;
 use super::record::{self, Entry};
 use super::{Durable, Part};
 use crate::message::{Delivery, Message};
@@ -105,24 +104,7 @@ impl Durable {
         let mut st = self.state.lock();
         self.stage_locked(&mut st, |m| {
             let mut ops = Vec::new();
-            let Some(s) = m.sessions.get_mut(client_id) else {
-                return ops;
-            };
-            let mut gone = Vec::new();
-            s.queue.retain(|(seq, e)| {
-                let keep = !seqs.contains(seq);
-                if !keep {
-                    gone.push((*seq, e.msg));
-                }
-                keep
-            });
-            for (seq, msg) in gone {
-                ops.push(Op::delete(
-                    Part::Queue,
-                    record::session_key(client_id, &seq.to_be_bytes()),
-                ));
-                m.release(msg, &mut ops);
-            }
+            m.drop_queued(client_id, |seq, _| seqs.contains(&seq), &mut ops);
             ops
         });
     }
