@@ -40,7 +40,7 @@ impl SessionJournal for Recorder {
                     w.map_or("none".to_owned(), |w| w.topic)
                 ),
                 Change::ExpirySet(e) => format!("{client_id} expiry {e:?}"),
-                Change::Attached => format!("{client_id} attached"),
+                Change::Attached { .. } => format!("{client_id} attached"),
                 Change::Detached { .. } => format!("{client_id} detached"),
                 Change::Ended => format!("{client_id} ended"),
             });

@@ -40,8 +40,12 @@ pub enum Change {
     Released { pkid: u16 },
     /// The will of the connection serving the session (`None`: cleared).
     WillSet(Option<crate::codec::LastWill>),
-    /// A connection began serving the session.
-    Attached,
+    /// A connection began serving the session, for the user it authenticated as: the
+    /// identity its subscriptions are read under (the ACL) after a restart, until a client
+    /// connects again.
+    Attached {
+        username: Option<std::sync::Arc<str>>,
+    },
     /// The connection serving the session went away at this wall-clock time (the session's
     /// expiry counts from here, across a restart too). `drop_qos0`: the QoS 0 messages
     /// queued (and in the backlog) were dropped with it (`queue_qos0_offline = false`).

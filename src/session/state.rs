@@ -292,7 +292,9 @@ impl SessionState {
     /// Binds a connection; returns the one it replaces (which must be closed: take-over).
     pub fn attach(&mut self, link: ConnLink) -> Option<ConnLink> {
         self.offline_since = None;
-        self.journal.record(|| Change::Attached);
+        self.journal.record(|| Change::Attached {
+            username: link.meta().and_then(|m| m.username.clone()),
+        });
         self.flow.reset_full();
         self.link.replace(link)
     }

@@ -111,7 +111,13 @@ fn a_journal_cut_short_still_opens() {
     two_sessions(&dir);
     {
         let (d, _) = open(&dir);
-        d.append("c", vec![Change::Attached, Change::Qos2Arrived { pkid: 2 }]);
+        d.append(
+            "c",
+            vec![
+                Change::Attached { username: None },
+                Change::Qos2Arrived { pkid: 2 },
+            ],
+        );
         d.close();
     }
     let journals = dir.0.join("db").join("journals");

@@ -276,6 +276,7 @@ pub(super) fn recover(
             },
             subscriptions: meta.subscriptions.clone(),
             will: meta.will.clone(),
+            username: meta.username.clone(),
             ..RecoveredSession::default()
         };
         let entries = s.queues.remove(&id).unwrap_or_default();

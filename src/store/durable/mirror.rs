@@ -149,7 +149,8 @@ impl Mirror {
                 s.meta.expiry = e;
                 true
             }
-            Change::Attached => {
+            Change::Attached { username } => {
+                s.meta.username = username.map(|u| u.to_string());
                 s.meta.attached = true;
                 s.meta.offline_since = None;
                 true

@@ -20,7 +20,7 @@
 //!
 //! | partition | key | value |
 //! | --- | --- | --- |
-//! | `sessions` | client id | session expiry, attached flag, offline since (wall clock), will (with its MQTT 5 properties), subscriptions (filter, options byte, identifier) |
+//! | `sessions` | client id | session expiry, attached flag, offline since (wall clock), will (with its MQTT 5 properties), subscriptions (filter, options byte, identifier), then the username of its last connection (absent in records written before it was kept) |
 //! | `queue` | client id, 0, sequence (`u64` BE) | backlog flag (a retained message of a new subscription, sent after the whole queue), message id, delivery QoS, retain, subscription identifiers |
 //! | `inflight` | client id, 0, packet id (`u16` BE) | order sent (the queue sequence it had), then the queue entry, or nothing once PUBREC arrived (PUBREL sent) |
 //! | `qos2` | client id, 0, packet id | nothing: an inbound QoS 2 id awaiting PUBREL |

@@ -153,6 +153,11 @@ impl<'a> Dec<'a> {
         Ok(n)
     }
     /// The end of the record: nothing may be left.
+    /// Whether nothing is left to read.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn end(self) -> Result<(), RecordError> {
         match self.0.len() {
             0 => Ok(()),
@@ -380,6 +385,9 @@ pub struct Meta {
     pub will: Option<LastWill>,
     /// Filter → grant, in the order subscribed (a replaced one keeps its place).
     pub subscriptions: Vec<(String, Grant)>,
+    /// The username of the connection that last served it. Written after the subscriptions
+    /// (a record written before it was kept ends there, and reads as `None`).
+    pub username: Option<String>,
 }
 
 pub fn encode_meta(m: &Meta) -> Vec<u8> {
@@ -403,6 +411,10 @@ pub fn encode_meta(m: &Meta) -> Vec<u8> {
         e.u8(options_byte(&g.options));
         e.u32(g.id.map_or(0, NonZeroU32::get));
     }
+    e.flag(m.username.is_some());
+    if let Some(u) = &m.username {
+        e.str(u);
+    }
     e.0
 }
 
@@ -424,6 +436,13 @@ pub fn decode_meta(b: &[u8]) -> Result<Meta, RecordError> {
         let id = NonZeroU32::new(d.u32()?);
         subscriptions.push((filter, Grant { options, id }));
     }
+    let username = if d.is_empty() {
+        None
+    } else if d.flag()? {
+        Some(d.string()?)
+    } else {
+        None
+    };
     d.end()?;
     Ok(Meta {
         expiry,
@@ -431,6 +450,7 @@ pub fn decode_meta(b: &[u8]) -> Result<Meta, RecordError> {
         offline_since,
         will,
         subscriptions,
+        username,
     })
 }
 

@@ -99,20 +99,24 @@ fn meta() -> impl Strategy<Value = Meta> {
         proptest::option::of(time()),
         proptest::option::of((message(), properties())),
         proptest::collection::vec(("\\PC{1,16}", grant()), 0..5),
+        proptest::option::of("\\PC{0,16}"),
     )
-        .prop_map(|(exp, attached, offline_since, will, subscriptions)| Meta {
-            expiry: exp.map(|(s, n)| Duration::new(u64::from(s), n)),
-            attached,
-            offline_since,
-            will: will.map(|(m, p)| LastWill {
-                topic: m.topic,
-                payload: m.payload,
-                qos: m.qos,
-                retain: m.retain,
-                properties: p,
-            }),
-            subscriptions,
-        })
+        .prop_map(
+            |(exp, attached, offline_since, will, subscriptions, username)| Meta {
+                expiry: exp.map(|(s, n)| Duration::new(u64::from(s), n)),
+                attached,
+                offline_since,
+                will: will.map(|(m, p)| LastWill {
+                    topic: m.topic,
+                    payload: m.payload,
+                    qos: m.qos,
+                    retain: m.retain,
+                    properties: p,
+                }),
+                subscriptions,
+                username,
+            },
+        )
 }
 
 fn entry() -> impl Strategy<Value = Entry> {
@@ -190,7 +194,10 @@ proptest! {
     fn damaged_records_are_errors(m in meta(), cut in any::<prop::sample::Index>(), flip in any::<u8>()) {
         let good = encode_meta(&m);
         let at = cut.index(good.len());
-        prop_assert!(decode_meta(&good[..at]).is_err());
+        // A record cut right after its subscriptions is one in the layout from before
+        // usernames were kept, which still reads.
+        let older = encode_meta(&Meta { username: None, ..m.clone() }).len() - 1;
+        prop_assert!(at == older || decode_meta(&good[..at]).is_err());
         let mut bad = good.clone();
         bad[at] ^= flip;
         let _ = decode_meta(&bad);
@@ -218,4 +225,21 @@ fn unknown_versions_and_empty_records_are_named() {
     let mut huge = vec![VERSION];
     huge.extend_from_slice(&u32::MAX.to_be_bytes());
     assert_eq!(decode_message(&huge), Err(RecordError::Truncated));
+}
+
+#[test]
+fn a_session_record_written_before_usernames_were_kept_reads_as_none() {
+    let m = Meta {
+        expiry: Some(Duration::from_secs(60)),
+        subscriptions: vec![("a/#".into(), Grant::default())],
+        username: Some("alice".into()),
+        ..Meta::default()
+    };
+    let with = encode_meta(&m);
+    // The older layout ends after the subscriptions (the flag byte and the string are new).
+    let without = &with[..with.len() - (1 + 4 + "alice".len())];
+    let old = decode_meta(without).expect("the older layout still reads");
+    assert_eq!(old.username, None);
+    assert_eq!(old.subscriptions, m.subscriptions);
+    assert_eq!(decode_meta(&with).expect("reads"), m);
 }

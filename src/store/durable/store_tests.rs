@@ -166,7 +166,7 @@ fn every_change_round_trips_through_close_and_open() {
                     filter: "gone".into(),
                     grant: Grant::qos(QoS::AtMostOnce),
                 },
-                Change::Attached,
+                Change::Attached { username: None },
             ],
         );
         d.append(
@@ -217,7 +217,7 @@ fn every_change_round_trips_through_close_and_open() {
                 Change::DroppedOldest,
                 Change::Sent { pkid: 1 },
                 Change::Acked { pkid: 1 },
-                Change::Attached,
+                Change::Attached { username: None },
             ],
         );
         let stamp = |ts: u64| Stamp {
@@ -352,7 +352,7 @@ fn durable_waits_for_the_sync_and_is_none_once_synced() {
     let dir2 = TempDir::new("sync-periodic");
     let (p, _) = Durable::open(&dir2.opts(SyncMode::Periodic(Duration::from_millis(50))))
         .expect("open periodic");
-    p.append("a", vec![Change::Attached]);
+    p.append("a", vec![Change::Attached { username: None }]);
     // Periodic: an acknowledgement waits for the batch to reach the OS (a process crash
     // then loses nothing acknowledged), not for the fsync.
     if let Some(w) = p.durable() {
@@ -588,14 +588,14 @@ fn qos0_messages_dropped_at_detach_leave_the_stored_queue_too() {
         d.append(
             "a",
             vec![
-                Change::Attached,
+                Change::Attached { username: None },
                 Change::Enqueued(deliver(&q0, QoS::AtMostOnce, &[])),
                 Change::Enqueued(deliver(&q1, QoS::AtLeastOnce, &[])),
                 Change::Detached {
                     at: SystemTime::now(),
                     drop_qos0: true,
                 },
-                Change::Attached,
+                Change::Attached { username: None },
                 // The session's front is now the QoS 1 message.
                 Change::Sent { pkid: 1 },
             ],
