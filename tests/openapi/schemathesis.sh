@@ -64,6 +64,10 @@ SUB_PID=$!
 # payload with payload_format_indicator 1), and those answers are checked as documented
 # 400s all the same.
 status=0
+# One worker and a fixed seed: the same cases every run. Its negative cases can otherwise,
+# now and then, be ones its own HTTP client sends as valid requests (a generated extra query
+# parameter with no value is dropped on the way; --auth restores a removed Authorization
+# header), which the API rightly accepts and the check then counts as a failure.
 # Run from the scratch directory: schemathesis keeps a cache in the working directory.
 cd "$WORK"
 st run "$WORK/openapi.json" \
@@ -72,9 +76,10 @@ st run "$WORK/openapi.json" \
     --checks all \
     --exclude-checks positive_data_acceptance \
     --max-examples 25 \
+    --seed 20261207 \
     --request-timeout 10 \
     --max-response-time 5 \
-    --workers 2 \
+    --workers 1 \
     --no-color || status=$?
 kill "$SUB_PID" 2>/dev/null || true
 if [ "$status" -eq 0 ]; then
