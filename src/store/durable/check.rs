@@ -13,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use fjall::PersistMode;
 
-use super::{load, open_engine, DurableError, Part};
+use super::engine::open_engine;
+use super::{load, DurableError, Part};
 
 /// A record that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
