@@ -132,11 +132,7 @@ fn publish(p: Publish, live: &mut Live, ctx: &Arc<Context>, out: &mut BytesMut, 
     // With a durable store the acknowledgement waits for the message to be routed and
     // durable (see `pacing::after_routed`); without one it goes out at once.
     let mut held = BytesMut::new();
-    let waiting = live
-        .publishing
-        .as_ref()
-        .is_some_and(|q| !q.synced.is_empty());
-    let hold = waiting || ctx.sessions.holds_acks() || (p.retain && ctx.sessions.keeps());
+    let hold = super::pacing::holds_ack(live, ctx, p.retain);
     let acks = if hold { &mut held } else { &mut *out };
     let exactly_once = hold && p.qos == QoS::ExactlyOnce;
     // The message and the publisher's packet id in one store batch (see `pacing::route_batch`).

@@ -40,20 +40,15 @@ where
         Err(reason) => {
             // No CONNECT was decoded, so no level was agreed: the answer is 3.1.1's (CONNACK
             // 0x01 for a level this broker does not speak [MQTT-3.1.2-2]).
-            conn.refuse(peer, &reason, ProtocolLevel::V311, None).await;
+            conn.refuse(peer, &reason, None).await;
             return None;
         }
     };
     let (client_id, assigned) = match connect::validate(&connect, &conn.ctx) {
         Ok(id) => id,
         Err(code) => {
-            conn.refuse(
-                peer,
-                &CloseReason::ConnectRefused(code),
-                connect.level,
-                Some(&connect),
-            )
-            .await;
+            conn.refuse(peer, &CloseReason::ConnectRefused(code), Some(&connect))
+                .await;
             return None;
         }
     };
@@ -77,8 +72,7 @@ where
                     {
                         let code = ReasonCode::NotAuthorized;
                         let reason = CloseReason::ConnectRefused(code);
-                        conn.refuse(peer, &reason, connect.level, Some(&connect))
-                            .await;
+                        conn.refuse(peer, &reason, Some(&connect)).await;
                         return None;
                     }
                     Some(username)
@@ -87,13 +81,11 @@ where
                     // An unknown method is 0x8C [MQTT-4.12.0-1]; a failed exchange 0x87.
                     conn.ctx.auth.enhanced_failed(peer, &client_id, method);
                     let reason = CloseReason::ConnectRefused(code);
-                    conn.refuse(peer, &reason, connect.level, Some(&connect))
-                        .await;
+                    conn.refuse(peer, &reason, Some(&connect)).await;
                     return None;
                 }
                 auth::Connected::Closed(reason) => {
-                    conn.refuse(peer, &reason, connect.level, Some(&connect))
-                        .await;
+                    conn.refuse(peer, &reason, Some(&connect)).await;
                     return None;
                 }
             }
@@ -108,8 +100,7 @@ where
             Ok(u) => u,
             Err(code) => {
                 let reason = CloseReason::ConnectRefused(code.into());
-                conn.refuse(peer, &reason, connect.level, Some(&connect))
-                    .await;
+                conn.refuse(peer, &reason, Some(&connect)).await;
                 return None;
             }
         },
@@ -139,13 +130,8 @@ where
             tracing::warn!(%peer, client_id, "{e}");
             // Mosquitto answers a full broker with "server unavailable" too.
             let code = ReasonCode::ServerUnavailable;
-            conn.refuse(
-                peer,
-                &CloseReason::ConnectRefused(code),
-                connect.level,
-                Some(&connect),
-            )
-            .await;
+            conn.refuse(peer, &CloseReason::ConnectRefused(code), Some(&connect))
+                .await;
             return None;
         }
     };
@@ -346,15 +332,16 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         }
     }
 
-    /// Ends a connection that never got a session, answering with a CONNACK (at `level`, the
-    /// CONNECT's, if one was read) where the spec asks for one.
+    /// Ends a connection that never got a session, answering with a CONNACK (at the level of
+    /// `connect`, if one was read; else 3.1.1's, no level having been agreed) where the spec
+    /// asks for one.
     pub(super) async fn refuse(
         &mut self,
         peer: SocketAddr,
         reason: &CloseReason,
-        level: ProtocolLevel,
         connect: Option<&Connect>,
     ) {
+        let level = connect.map_or(ProtocolLevel::V311, |c| c.level);
         let code = match reason {
             CloseReason::Malformed(DecodeError::UnsupportedProtocolLevel(_)) => {
                 // [MQTT-3.1.2-2]: answer 0x01 and close.

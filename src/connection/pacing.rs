@@ -21,6 +21,18 @@ use crate::router::Routed;
 use bytes::BytesMut;
 use std::sync::Arc;
 
+/// Whether the acknowledgement of a PUBLISH (`retain`: a retained one) waits for the store:
+/// behind acknowledgements still waiting (their order is the order of the PUBLISH packets
+/// [MQTT-4.6.0-2]), while some stored session exists, or for a retained message (stored
+/// whoever subscribes).
+pub(super) fn holds_ack(live: &Live, ctx: &Context, retain: bool) -> bool {
+    let waiting = live
+        .publishing
+        .as_ref()
+        .is_some_and(|p| !p.synced.is_empty());
+    waiting || ctx.sessions.holds_acks() || (retain && ctx.sessions.keeps())
+}
+
 /// Acknowledgements whose messages were just routed (durable store only): if routing set
 /// some of them aside, after those; else released as soon as they are durable (or, with
 /// `delivered`, as soon as those messages are held by no stored session: see
@@ -159,13 +171,8 @@ impl<R: ReadSide, W: AsyncWrite + Unpin> Conn<R, W> {
         let mut acks = 0;
         // With a durable store the acknowledgements of a batch wait for its messages to be
         // routed and durable (see `release_acks`); without one they go out at once.
-        // Behind acknowledgements still waiting, the order of PUBLISH packets holds
-        // [MQTT-4.6.0-2]: these wait too.
-        let waiting = live
-            .publishing
-            .as_ref()
-            .is_some_and(|p| !p.synced.is_empty());
-        let mut holding = waiting || self.ctx.sessions.holds_acks();
+        // Decided once for the batch (see `holds_ack`); only a retained PUBLISH can change it.
+        let mut holding = holds_ack(live, &self.ctx, false);
         let keeps = self.ctx.sessions.keeps();
         let mut held = BytesMut::new();
         let result = loop {

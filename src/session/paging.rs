@@ -111,6 +111,11 @@ impl SessionState {
         }
     }
 
+    /// Counts one delivery the store kept on disk (restore, before the journal is on).
+    pub(super) fn paged_restore(&mut self, weight: usize, qos: QoS) {
+        self.paged.push_back(OnDisk::of(weight, qos));
+    }
+
     /// Leaves `d` on disk (it is journaled already).
     pub(super) fn page_out(&mut self, d: &Delivery) {
         self.paged.push_back(OnDisk::of(d.weight(), d.qos));
@@ -178,12 +183,5 @@ impl SessionState {
     /// Bytes queued, in memory and on disk.
     pub(super) fn queue_bytes(&self) -> usize {
         self.queued_bytes + self.paged.bytes()
-    }
-}
-
-impl SessionState {
-    /// Counts one delivery the store kept on disk (restore, before the journal is on).
-    pub(super) fn paged_restore(&mut self, weight: usize, qos: QoS) {
-        self.paged.push_back(OnDisk::of(weight, qos));
     }
 }

@@ -207,11 +207,9 @@ impl SessionStore {
     fn create(&self, client_id: Arc<str>, expiry: Option<Duration>) -> Arc<Session> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let s = Arc::new(Session::new(id, client_id, expiry, self.limits.clone()));
-        if expiry != Some(Duration::ZERO) && self.journal.is_some() {
+        if expiry != Some(Duration::ZERO) {
             // Only sessions that outlive their connection are kept by a durable store.
-            s.lock()
-                .journal_on(&self.journaled, self.pager(&s.client_id));
-            s.mark_journaled();
+            self.journal_on(&s);
         }
         s
     }
