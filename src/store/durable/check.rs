@@ -136,7 +136,7 @@ fn open_existing(dir: &Path) -> Result<super::Engine, DurableError> {
 /// Reads every record of the store in `dir` and reports what it holds and what is wrong.
 pub fn check(dir: &Path) -> Result<CheckReport, DurableError> {
     let engine = open_existing(dir)?;
-    let scan = load::scan(&engine.parts).map_err(engine_err(dir))?;
+    let scan = load::scan(&engine.parts, true).map_err(engine_err(dir))?;
     let quarantined = engine.parts.quarantine.len().map_err(engine_err(dir))?;
     Ok(CheckReport {
         counts: scan.counts,
@@ -151,7 +151,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, DurableError> {
 pub fn repair(dir: &Path) -> Result<RepairReport, DurableError> {
     let engine = open_existing(dir)?;
     let parts = &engine.parts;
-    let scan = load::scan(parts).map_err(engine_err(dir))?;
+    let scan = load::scan(parts, true).map_err(engine_err(dir))?;
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use fjall::PartitionHandle;
 
 use super::check::Problem;
-use super::mirror::{Mirror, MsgRef, Op, SessionMirror};
-use super::record::{self, Entry, Meta, RecordError};
+use super::mirror::{Mirror, Op, SessionMirror};
+use super::record::{self, Entry, Facts, Meta, RecordError};
 use super::{Part, Parts, INFO_LAST_WRITE};
 use crate::message::Message;
 use crate::store::{
@@ -20,24 +20,37 @@ use crate::store::{
 /// A stored message and its wall-clock expiry.
 type Stored = (Message, Option<SystemTime>);
 
-/// What the scan keeps of a stored message (not the message: the store may hold far more
-/// than memory): its wall-clock expiry and its weight (topic and payload bytes).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct MsgInfo {
-    pub expires_at: Option<SystemTime>,
-    pub weight: usize,
+/// The stored messages' ids, ascending: eight bytes a message and a binary search, since
+/// a check may index millions.
+#[derive(Debug, Default)]
+pub(super) struct MsgIndex {
+    ids: Vec<u64>,
+}
+
+impl MsgIndex {
+    /// The position of message `id`.
+    pub fn find(&self, id: u64) -> Option<usize> {
+        self.ids.binary_search(&id).ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
 }
 
 /// Everything read, and what could not be.
 #[derive(Debug, Default)]
 pub(super) struct Scan {
     pub metas: BTreeMap<String, Meta>,
-    /// Per session, (sequence, entry) in sequence order.
-    pub queues: HashMap<String, Vec<(u64, Entry)>>,
+    /// Per session, (sequence, entry, its message's facts) in sequence order.
+    pub queues: HashMap<String, Vec<(u64, Entry, Option<Facts>)>>,
     /// Per session, (pkid, order sent, entry until PUBREC).
     pub inflight: HashMap<String, Vec<(u16, u64, Option<Entry>)>>,
     pub qos2: HashMap<String, Vec<u16>>,
-    pub messages: HashMap<u64, MsgInfo>,
+    /// The `messages` partition, when the scan read it (`store check`; open does not).
+    pub messages: Option<MsgIndex>,
+    /// The highest message id in the store or named by an entry: new ids start above it.
+    pub last_msg: Option<u64>,
     pub retained: Vec<(Stored, Stamp)>,
     pub last_write: Option<SystemTime>,
     /// Records per partition, as read.
@@ -84,36 +97,50 @@ impl Scan {
     }
 }
 
-/// Reads every record.
-pub(super) fn scan(parts: &Parts) -> Result<Scan, fjall::Error> {
+/// Reads every record; with `messages` false, every record but the messages themselves
+/// (what opening the store does: its time and memory then do not grow with the bytes
+/// queued; a queued message that turns out missing is found, logged and counted when it is
+/// read back, and `supermq store check` finds it ahead of time).
+pub(super) fn scan(parts: &Parts, messages: bool) -> Result<Scan, fjall::Error> {
     let mut s = Scan::default();
+    let mut last = parts
+        .get(Part::Messages)
+        .last_key_value()?
+        .and_then(|(k, _)| <[u8; 8]>::try_from(&*k).ok())
+        .map(u64::from_be_bytes);
     s.each(parts, Part::Sessions, |s, k, v| {
         let id = std::str::from_utf8(k).map_err(|_| RecordError::Utf8)?;
         s.metas.insert(id.to_owned(), record::decode_meta(v)?);
         Ok(())
     })?;
-    s.each(parts, Part::Messages, |s, k, v| {
-        let id = <[u8; 8]>::try_from(k).map_err(|_| RecordError::Invalid("key"))?;
-        let (m, expires_at) = record::decode_message(v)?;
-        let info = MsgInfo {
-            expires_at,
-            weight: m.topic.len() + m.payload.len(),
-        };
-        s.messages.insert(u64::from_be_bytes(id), info);
-        Ok(())
-    })?;
+    if messages {
+        let mut ids = Vec::new();
+        s.each(parts, Part::Messages, |_, k, v| {
+            let id = <[u8; 8]>::try_from(k).map_err(|_| RecordError::Invalid("key"))?;
+            record::decode_message(v)?;
+            ids.push(u64::from_be_bytes(id));
+            Ok(())
+        })?;
+        // The partition yields its keys in order (big-endian ids); sorted anyway, since
+        // the binary search depends on it.
+        ids.sort_unstable();
+        ids.dedup();
+        s.messages = Some(MsgIndex { ids });
+    }
     s.each(parts, Part::Queue, |s, k, v| {
         let (id, seq) = record::split_key::<8>(k)?;
-        let e = record::decode_entry(v)?;
+        let (e, facts) = record::decode_queued(v)?;
+        last = last.max(Some(e.msg));
         s.queues
             .entry(id)
             .or_default()
-            .push((u64::from_be_bytes(seq), e));
+            .push((u64::from_be_bytes(seq), e, facts));
         Ok(())
     })?;
     s.each(parts, Part::Inflight, |s, k, v| {
         let (id, pkid) = record::split_key::<2>(k)?;
         let (order, e) = record::decode_inflight(v)?;
+        last = last.max(e.as_ref().map(|e| e.msg));
         s.inflight
             .entry(id)
             .or_default()
@@ -149,6 +176,7 @@ pub(super) fn scan(parts: &Parts) -> Result<Scan, fjall::Error> {
             Err(e) => s.problem("info", INFO_LAST_WRITE.as_bytes(), e),
         }
     }
+    s.last_msg = last;
     check_references(&mut s);
     Ok(s)
 }
@@ -156,40 +184,51 @@ pub(super) fn scan(parts: &Parts) -> Result<Scan, fjall::Error> {
 /// Lists (and takes out of the scan) the entries of sessions that are not stored and those
 /// naming messages that are not stored; lists the messages nothing names.
 fn check_references(s: &mut Scan) {
-    let mut named: HashMap<u64, u32> = HashMap::new();
+    // Per message (by its place in the index), whether any entry names it.
+    let mut named = vec![false; s.messages.as_ref().map_or(0, MsgIndex::len)];
     let mut found = Vec::new();
     let metas = &s.metas;
-    let messages = &s.messages;
+    let messages = s.messages.as_ref();
     let session_gone = |id: &str| !metas.contains_key(id);
-    let msg_gone = |m: u64| !messages.contains_key(&m);
+    // Where message `m` is in the index: `Err(())` if it is not there; `Ok(None)` when the
+    // scan did not read the messages.
+    let find = |m: u64| match messages {
+        None => Ok(None),
+        Some(ix) => ix.find(m).map(Some).ok_or(()),
+    };
     for (id, q) in &mut s.queues {
-        q.retain(|(seq, e)| {
-            let key = record::session_key(id, &seq.to_be_bytes());
-            let why = if session_gone(id) {
-                "an entry of a session that is not stored".to_owned()
-            } else if msg_gone(e.msg) {
-                format!("names message {}, which is not stored", e.msg)
-            } else {
-                *named.entry(e.msg).or_default() += 1;
-                return true;
+        let gone = session_gone(id);
+        q.retain(|(seq, e, _)| {
+            let why = match find(e.msg) {
+                _ if gone => "an entry of a session that is not stored".to_owned(),
+                Err(()) => format!("names message {}, which is not stored", e.msg),
+                Ok(i) => {
+                    if let Some(i) = i {
+                        named[i] = true;
+                    }
+                    return true;
+                }
             };
+            let key = record::session_key(id, &seq.to_be_bytes());
             found.push(Problem::new(Part::Queue.name(), key, why));
             false
         });
     }
     for (id, f) in &mut s.inflight {
+        let gone = session_gone(id);
         f.retain(|(pkid, _, e)| {
-            let key = record::session_key(id, &pkid.to_be_bytes());
-            let why = if session_gone(id) {
-                "an entry of a session that is not stored".to_owned()
-            } else if let Some(m) = e.as_ref().map(|e| e.msg).filter(|&m| msg_gone(m)) {
-                format!("names message {m}, which is not stored")
-            } else {
-                if let Some(e) = e {
-                    *named.entry(e.msg).or_default() += 1;
+            let why = match e.as_ref().map(|e| (e.msg, find(e.msg))) {
+                _ if gone => "an entry of a session that is not stored".to_owned(),
+                Some((m, Err(()))) => format!("names message {m}, which is not stored"),
+                Some((_, Ok(i))) => {
+                    if let Some(i) = i {
+                        named[i] = true;
+                    }
+                    return true;
                 }
-                return true;
+                None => return true,
             };
+            let key = record::session_key(id, &pkid.to_be_bytes());
             found.push(Problem::new(Part::Inflight.name(), key, why));
             false
         });
@@ -204,14 +243,15 @@ fn check_references(s: &mut Scan) {
         }
     }
     s.problems.extend(found);
-    let mut orphans: Vec<u64> = s
-        .messages
-        .keys()
-        .filter(|m| !named.contains_key(m))
-        .copied()
-        .collect();
-    orphans.sort_unstable();
-    s.orphans = orphans;
+    if let Some(ix) = &s.messages {
+        s.orphans = ix
+            .ids
+            .iter()
+            .zip(&named)
+            .filter(|(_, &n)| !n)
+            .map(|(&m, _)| m)
+            .collect();
+    }
 }
 
 fn delivery(e: &Entry, m: &Stored) -> RecoveredDelivery {
@@ -245,9 +285,11 @@ impl Reader<'_> {
 }
 
 /// What a clean scan holds, as of `now`: the sessions and retained messages, the writer's
-/// mirror, and the writes that purge expired queue entries and unnamed messages. `read`
-/// reads a message (in-flight ones, and queued ones unless `paged`); with `paged` the
-/// queued deliveries are left on disk and only counted (`RecoveredSession::on_disk`).
+/// mirror, and the writes that purge expired queue entries and the messages only they
+/// named. `read` reads a message (in-flight ones, queued ones unless `paged`, and those of
+/// queue records written without their facts); with `paged` the queued deliveries are
+/// left on disk and only counted (`RecoveredSession::on_disk`), so open reads no queued
+/// message.
 pub(super) fn recover(
     mut s: Scan,
     now: SystemTime,
@@ -261,8 +303,8 @@ pub(super) fn recover(
     let mut out = Recovered::default();
     let mut mirror = Mirror::default();
     let mut purge = Vec::new();
-    let mut counts: HashMap<u64, u32> = HashMap::new();
-    let expired = |m: &MsgInfo| m.expires_at.is_some_and(|at| at <= now);
+    // Messages named by a purged entry: deleted below if no kept entry names them.
+    let mut let_go = Vec::new();
     let metas = std::mem::take(&mut s.metas);
     for (id, meta) in metas {
         let mut sm = SessionMirror::default();
@@ -280,54 +322,54 @@ pub(super) fn recover(
             ..RecoveredSession::default()
         };
         let entries = s.queues.remove(&id).unwrap_or_default();
-        let mut next = entries.last().map_or(0, |(seq, _)| seq + 1);
+        let mut next = entries.last().map_or(0, |(seq, _, _)| seq + 1);
         let mut kept = Vec::new();
-        for (seq, e) in entries {
-            let Some(m) = s.messages.get(&e.msg) else {
+        for (seq, e, facts) in entries {
+            // A record written before queue records carried their facts: read its message.
+            let facts = facts.or_else(|| read(e.msg).map(|(m, at)| Facts::of(&m, at)));
+            let Some(f) = facts else {
+                // Its message is missing: left for `supermq store check` to report.
                 continue;
             };
-            if expired(m) {
-                purge.push(Op::delete(
-                    Part::Queue,
-                    record::session_key(&id, &seq.to_be_bytes()),
-                ));
+            if f.expires_at.is_some_and(|at| at <= now) {
+                let key = record::session_key(&id, &seq.to_be_bytes());
+                purge.push(Op::delete(Part::Queue, key));
+                let_go.push(e.msg);
                 continue;
             }
-            kept.push((seq, e));
+            kept.push((seq, e, f));
         }
         // Sent order: the queue, then the backlog. The broker rebuilds one queue from
         // `queue`, so backlog entries become queue entries behind the rest, under new
         // sequence numbers (past every sequence and send order of the session) that keep
         // that order on disk too.
-        let (queue, backlog): (Vec<_>, Vec<_>) = kept.into_iter().partition(|(_, e)| !e.backlog);
+        let (queue, backlog): (Vec<_>, Vec<_>) = kept.into_iter().partition(|(_, e, _)| !e.backlog);
         if let Some(fl) = s.inflight.get(&id) {
             next = fl.iter().map(|(_, o, _)| o + 1).fold(next, u64::max);
         }
         let mut ordered = queue;
-        for (old, mut e) in backlog {
+        for (old, mut e, f) in backlog {
             purge.push(Op::delete(
                 Part::Queue,
                 record::session_key(&id, &old.to_be_bytes()),
             ));
             e.backlog = false;
             let key = record::session_key(&id, &next.to_be_bytes());
-            purge.push(Op::put(Part::Queue, key, record::encode_entry(&e)));
-            ordered.push((next, e));
+            purge.push(Op::put(Part::Queue, key, record::encode_queued(&e, &f)));
+            ordered.push((next, e, f));
             next += 1;
         }
-        for (seq, e) in ordered {
-            let Some(info) = s.messages.get(&e.msg) else {
-                continue;
-            };
+        sm.queue.reserve_exact(ordered.len());
+        for (seq, e, f) in ordered {
             if paged {
-                rs.on_disk.push((info.weight, e.qos));
+                rs.on_disk.push((f.weight as usize, e.qos));
             } else {
                 let Some(m) = reader.get(e.msg) else {
                     continue;
                 };
                 rs.queue.push(delivery(&e, m));
             }
-            *counts.entry(e.msg).or_default() += 1;
+            *mirror.messages.entry(e.msg).or_default() += 1;
             sm.queue.push_back((seq, e));
         }
         let mut fl = s.inflight.remove(&id).unwrap_or_default();
@@ -336,9 +378,11 @@ pub(super) fn recover(
             next = next.max(order + 1);
             let d = e.as_ref().and_then(|e| {
                 let m = reader.get(e.msg)?;
-                *counts.entry(e.msg).or_default() += 1;
                 Some(delivery(e, m))
             });
+            if let Some(e) = e.as_ref().filter(|_| d.is_some()) {
+                *mirror.messages.entry(e.msg).or_default() += 1;
+            }
             rs.inflight.push(RecoveredInflight { pkid, delivery: d });
             sm.inflight.insert(pkid, (order, e.map(|e| e.msg)));
         }
@@ -351,23 +395,12 @@ pub(super) fn recover(
         mirror.sessions.insert(id, sm);
         out.sessions.push(rs);
     }
-    let mut ids: Vec<u64> = s.messages.keys().copied().collect();
-    ids.sort_unstable();
-    mirror.next_msg = ids.last().map_or(0, |m| m + 1);
-    for id in ids {
-        match counts.get(&id) {
-            Some(&count) => {
-                mirror.messages.insert(
-                    id,
-                    MsgRef {
-                        count,
-                        live: None,
-                        unwritten: None,
-                        watchers: Vec::new(),
-                    },
-                );
-            }
-            None => purge.push(Op::delete(Part::Messages, id.to_be_bytes().to_vec())),
+    mirror.next_msg = s.last_msg.map_or(0, |m| m + 1);
+    let_go.sort_unstable();
+    let_go.dedup();
+    for m in let_go.into_iter().chain(s.orphans) {
+        if !mirror.messages.contains_key(&m) {
+            purge.push(Op::delete(Part::Messages, m.to_be_bytes().to_vec()));
         }
     }
     for ((m, at), stamp) in s.retained {

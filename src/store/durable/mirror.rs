@@ -64,23 +64,31 @@ pub(super) struct SessionMirror {
     pub qos2: HashSet<u16>,
 }
 
-/// A stored message: how many entries name it, and the live `Arc` it was written from.
-#[derive(Debug)]
-pub(super) struct MsgRef {
-    pub count: u32,
-    pub live: Option<Weak<Message>>,
+/// What the mirror keeps of a stored message while it is still in memory somewhere (its
+/// write pending, a session holding its `Arc`, or a publisher waiting on it). Every other
+/// stored message costs only its id and count in [`Mirror::messages`], so a store holding
+/// millions of messages offline keeps a few dozen bytes of each in memory.
+#[derive(Debug, Default)]
+struct Live {
+    arc: Option<Weak<Message>>,
     /// Held until the job that writes the message is written: a session that pages a
     /// delivery out at once must be able to read it back before the engine has it.
-    pub unwritten: Option<Arc<Message>>,
+    unwritten: Option<Arc<Message>>,
     /// Told when the last entry naming the message goes (see `delivered.rs`).
-    pub watchers: Vec<Arc<Notify>>,
+    watchers: Vec<Arc<Notify>>,
 }
+
+/// Message ids are the store's own sequence, never a client's input: a fast hash is safe.
+type IdMap<V> = HashMap<u64, V, foldhash::fast::RandomState>;
 
 /// Everything the store keeps in memory.
 #[derive(Debug, Default)]
 pub(super) struct Mirror {
     pub sessions: HashMap<String, SessionMirror>,
-    pub messages: HashMap<u64, MsgRef>,
+    /// Stored message id → how many entries name it.
+    pub messages: IdMap<u32>,
+    /// The stored messages still in memory somewhere.
+    live: IdMap<Live>,
     /// `Arc::as_ptr` of a live message → its id.
     by_ptr: HashMap<usize, u64>,
     pub next_msg: u64,
@@ -93,6 +101,14 @@ pub(super) struct Mirror {
 
 fn ptr(m: &Arc<Message>) -> usize {
     Arc::as_ptr(m) as usize
+}
+
+/// Forgets the address of message `id`'s `Arc` (unless another message has it now).
+fn forget_ptr(by_ptr: &mut HashMap<usize, u64>, w: &Weak<Message>, id: u64) {
+    let p = w.as_ptr() as usize;
+    if by_ptr.get(&p) == Some(&id) {
+        by_ptr.remove(&p);
+    }
 }
 
 impl Mirror {
@@ -267,7 +283,12 @@ impl Mirror {
             sub_ids: d.sub_ids.as_deref().unwrap_or_default().to_vec(),
         };
         let key = record::session_key(id, &seq.to_be_bytes());
-        ops.push(Op::put(Part::Queue, key, record::encode_entry(&entry)));
+        let facts = record::Facts::of(&d.msg, record::wall_expiry(&d.msg));
+        ops.push(Op::put(
+            Part::Queue,
+            key,
+            record::encode_queued(&entry, &facts),
+        ));
         match backlog {
             false => s.queue.push_back((seq, entry)),
             true => s.backlog.push_back((seq, entry)),
@@ -305,8 +326,8 @@ impl Mirror {
     fn intern(&mut self, d: &Delivery, ops: &mut Vec<Op>) -> u64 {
         let p = ptr(&d.msg);
         if let Some(&id) = self.by_ptr.get(&p) {
-            if let Some(r) = self.messages.get_mut(&id) {
-                r.count += 1;
+            if let Some(count) = self.messages.get_mut(&id) {
+                *count += 1;
                 return id;
             }
         }
@@ -317,11 +338,11 @@ impl Mirror {
             id.to_be_bytes().to_vec(),
             record::encode_message(&d.msg),
         ));
-        self.messages.insert(
+        self.messages.insert(id, 1);
+        self.live.insert(
             id,
-            MsgRef {
-                count: 1,
-                live: Some(Arc::downgrade(&d.msg)),
+            Live {
+                arc: Some(Arc::downgrade(&d.msg)),
                 unwritten: Some(d.msg.clone()),
                 watchers: Vec::new(),
             },
@@ -333,22 +354,20 @@ impl Mirror {
 
     /// One entry naming message `id` is gone; the last one deletes it.
     pub fn release(&mut self, id: u64, ops: &mut Vec<Op>) {
-        let Some(r) = self.messages.get_mut(&id) else {
+        let Some(count) = self.messages.get_mut(&id) else {
             return;
         };
-        r.count = r.count.saturating_sub(1);
-        if r.count > 0 {
+        *count = count.saturating_sub(1);
+        if *count > 0 {
             return;
         }
-        if let Some(r) = self.messages.remove(&id) {
-            for w in &r.watchers {
+        self.messages.remove(&id);
+        if let Some(l) = self.live.remove(&id) {
+            for w in &l.watchers {
                 w.notify_one();
             }
-            if let Some(w) = r.live {
-                let p = w.as_ptr() as usize;
-                if self.by_ptr.get(&p) == Some(&id) {
-                    self.by_ptr.remove(&p);
-                }
+            if let Some(w) = l.arc {
+                forget_ptr(&mut self.by_ptr, &w, id);
             }
         }
         ops.push(Op::delete(Part::Messages, id.to_be_bytes().to_vec()));
@@ -387,20 +406,21 @@ impl Mirror {
                 break;
             }
             self.unwritten.pop_front();
-            if let Some(r) = self.messages.get_mut(&id) {
-                r.unwritten = None;
-                // On disk now, and if no one holds its `Arc` any more, no later entry can
-                // name it by that `Arc`: forgetting it keeps the mirror's memory per message
-                // to its count, not the message's allocation (a session reads it back from
-                // disk), so memory does not grow with what is queued offline.
-                if r.live.as_ref().is_some_and(|w| w.strong_count() == 0) {
-                    if let Some(w) = r.live.take() {
-                        let p = w.as_ptr() as usize;
-                        if self.by_ptr.get(&p) == Some(&id) {
-                            self.by_ptr.remove(&p);
-                        }
-                    }
+            let Some(l) = self.live.get_mut(&id) else {
+                continue;
+            };
+            l.unwritten = None;
+            // On disk now, and if no one holds its `Arc` any more, no later entry can name
+            // it by that `Arc`: forgetting it keeps the mirror's memory per message to its
+            // count, not the message's allocation (a session reads it back from disk), so
+            // memory does not grow with what is queued offline.
+            if l.arc.as_ref().is_some_and(|w| w.strong_count() == 0) {
+                if let Some(w) = l.arc.take() {
+                    forget_ptr(&mut self.by_ptr, &w, id);
                 }
+            }
+            if l.arc.is_none() && l.watchers.is_empty() {
+                self.live.remove(&id);
             }
         }
     }
@@ -411,24 +431,23 @@ impl Mirror {
         let Some(id) = self.by_ptr.get(&ptr(m)) else {
             return false;
         };
-        match self.messages.get_mut(id) {
-            Some(r) if r.count > 0 => {
-                // One registration per waiter and message.
-                if !r.watchers.iter().any(|x| Arc::ptr_eq(x, w)) {
-                    r.watchers.push(w.clone());
-                }
-                true
-            }
-            _ => false,
+        if !self.messages.get(id).is_some_and(|&count| count > 0) {
+            return false;
         }
+        let l = self.live.entry(*id).or_default();
+        // One registration per waiter and message.
+        if !l.watchers.iter().any(|x| Arc::ptr_eq(x, w)) {
+            l.watchers.push(w.clone());
+        }
+        true
     }
 
     /// The message `id` if it is still in memory somewhere.
     pub fn in_memory(&self, id: u64) -> Option<Arc<Message>> {
-        let r = self.messages.get(&id)?;
-        r.unwritten
+        let l = self.live.get(&id)?;
+        l.unwritten
             .clone()
-            .or_else(|| r.live.as_ref().and_then(Weak::upgrade))
+            .or_else(|| l.arc.as_ref().and_then(Weak::upgrade))
     }
 
     /// How many messages are held (for tests and reports).

@@ -285,7 +285,7 @@ impl Durable {
     /// Opens (creating if missing) the store in `opts.dir`, and returns what it kept.
     pub fn open(opts: &DurableOptions) -> Result<(Arc<Durable>, Recovered), DurableError> {
         let engine = open_engine_with(&opts.dir, opts.max_memory)?;
-        let scan = load::scan(&engine.parts).map_err(|source| DurableError::Engine {
+        let scan = load::scan(&engine.parts, false).map_err(|source| DurableError::Engine {
             dir: opts.dir.clone(),
             source,
         })?;

@@ -496,18 +496,50 @@ fn get_entry(d: &mut Dec<'_>) -> Result<Entry, RecordError> {
     })
 }
 
-/// A value of the `queue` partition.
-pub fn encode_entry(x: &Entry) -> Vec<u8> {
+/// What a queue record carries of its message besides the id, so that opening the store
+/// reads no message (see `load.rs`): the message's weight (topic and payload bytes) and its
+/// wall-clock expiry. Written after the entry; a record written before it reads back as
+/// `None`, and open reads that one's message instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    pub weight: u32,
+    pub expires_at: Option<SystemTime>,
+}
+
+impl Facts {
+    pub fn of(m: &Message, expires_at: Option<SystemTime>) -> Facts {
+        let weight = m.topic.len() + m.payload.len();
+        Facts {
+            weight: u32::try_from(weight).unwrap_or(u32::MAX),
+            expires_at,
+        }
+    }
+}
+
+/// A value of the `queue` partition: the entry, then its message's facts.
+pub fn encode_queued(x: &Entry, f: &Facts) -> Vec<u8> {
     let mut e = Enc::new();
     put_entry(&mut e, x);
+    e.u32(f.weight);
+    e.flag(f.expires_at.is_some());
+    if let Some(t) = f.expires_at {
+        e.time(t);
+    }
     e.0
 }
 
-pub fn decode_entry(b: &[u8]) -> Result<Entry, RecordError> {
+pub fn decode_queued(b: &[u8]) -> Result<(Entry, Option<Facts>), RecordError> {
     let mut d = Dec::new(b)?;
     let x = get_entry(&mut d)?;
+    let facts = if d.is_empty() {
+        None
+    } else {
+        let weight = d.u32()?;
+        let expires_at = if d.flag()? { Some(d.time()?) } else { None };
+        Some(Facts { weight, expires_at })
+    };
     d.end()?;
-    Ok(x)
+    Ok((x, facts))
 }
 
 /// A value of the `inflight` partition: the order sent, and the delivery (`None` once the

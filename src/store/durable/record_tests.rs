@@ -156,8 +156,22 @@ proptest! {
     }
 
     #[test]
-    fn entries_round_trip(e in entry(), order in any::<u64>(), sent in any::<bool>()) {
-        prop_assert_eq!(decode_entry(&encode_entry(&e)).expect("decodes"), e.clone());
+    fn entries_round_trip(
+        e in entry(),
+        order in any::<u64>(),
+        sent in any::<bool>(),
+        weight in any::<u32>(),
+        secs in proptest::option::of(0u64..4_000_000_000),
+    ) {
+        let expires_at = secs.map(|s| UNIX_EPOCH + Duration::from_secs(s));
+        let f = Facts { weight, expires_at };
+        let queued = encode_queued(&e, &f);
+        prop_assert_eq!(decode_queued(&queued).expect("decodes"), (e.clone(), Some(f)));
+        // A queue record from before records carried their message's facts: the entry
+        // alone, which reads back without them.
+        let tail = 4 + 1 + if expires_at.is_some() { 12 } else { 0 };
+        let older = &queued[..queued.len() - tail];
+        prop_assert_eq!(decode_queued(older).expect("decodes"), (e.clone(), None));
         let x = sent.then_some(&e);
         let (o, back) = decode_inflight(&encode_inflight(order, x)).expect("decodes");
         prop_assert_eq!((o, back.as_ref()), (order, x));
@@ -176,7 +190,7 @@ proptest! {
         let _ = decode_message(&bytes);
         let _ = decode_retained(&bytes);
         let _ = decode_meta(&bytes);
-        let _ = decode_entry(&bytes);
+        let _ = decode_queued(&bytes);
         let _ = decode_inflight(&bytes);
         let _ = decode_marker(&bytes);
         let _ = split_key::<8>(&bytes);
@@ -186,7 +200,7 @@ proptest! {
         let _ = decode_message(&versioned);
         let _ = decode_retained(&versioned);
         let _ = decode_meta(&versioned);
-        let _ = decode_entry(&versioned);
+        let _ = decode_queued(&versioned);
         let _ = decode_inflight(&versioned);
     }
 
@@ -218,8 +232,8 @@ fn a_message_expiry_becomes_a_wall_clock_deadline() {
 
 #[test]
 fn unknown_versions_and_empty_records_are_named() {
-    assert_eq!(decode_entry(&[]), Err(RecordError::Empty));
-    assert_eq!(decode_entry(&[9, 0]), Err(RecordError::Version(9)));
+    assert_eq!(decode_queued(&[]), Err(RecordError::Empty));
+    assert_eq!(decode_queued(&[9, 0]), Err(RecordError::Version(9)));
     assert_eq!(decode_marker(&[VERSION, 0]), Err(RecordError::Trailing(1)));
     // A length far past the end is refused before anything is allocated.
     let mut huge = vec![VERSION];
