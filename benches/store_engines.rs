@@ -188,6 +188,8 @@ fn durable_run() {
         sync: SyncMode::Always,
         window: Some(64),
         max_memory: DEFAULT_MAX_MEMORY,
+        max_disk: 0,
+        min_free_disk: 0,
     };
     let (d, _) = Durable::open(&opts).expect("open");
     let m = Arc::new(Message::new(

@@ -26,6 +26,8 @@ pub enum DropReason {
     Offline,
     /// The client has not read for `slow_consumer_timeout`; it is disconnected.
     SlowConsumer,
+    /// For an offline stored session while the durable store is past its disk bound.
+    StoreFull,
 }
 
 /// Something that happened, borrowed from where it happened.

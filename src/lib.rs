@@ -137,6 +137,8 @@ impl Broker {
                 },
                 window: Some(p.memory_window),
                 max_memory: p.max_memory,
+                max_disk: p.max_disk,
+                min_free_disk: p.min_free_disk,
             };
             let (d, r) = store::durable::Durable::open(&opts)?;
             ext.journal = Some(d.clone());

@@ -62,6 +62,9 @@ metrics! {
     dropped_queue_full,
     /// QoS 0 messages not queued for an offline session.
     dropped_qos0_offline,
+    /// Messages (any QoS) not queued for an offline stored session: the durable store was
+    /// past its disk bound (`[persistence] max_disk`, `min_free_disk`).
+    dropped_store_full,
     /// MQTT 5 messages whose Message Expiry Interval passed before they could be sent.
     dropped_expired,
     /// Messages not sent because they exceed the client's Maximum Packet Size (MQTT 5).

@@ -58,6 +58,15 @@ pub struct PersistenceConfig {
     /// disk when full), half for its read cache. What is stored beyond it is on disk only.
     #[serde(deserialize_with = "de::int::<_, _, 4194304, { de::NO_MAX }>")]
     pub max_memory: u64,
+    /// The store's bytes on disk past which it is full (0: no bound of its own). Full: an
+    /// offline stored session takes no new message (dropped, counted as `store_full`);
+    /// connected sessions are served as before.
+    #[serde(deserialize_with = "de::int::<_, _, 0, { de::NO_MAX }>")]
+    pub max_disk: u64,
+    /// Free bytes on the store's filesystem below which the store is full (0: not looked
+    /// at), so the broker stops filling a disk before the disk refuses its writes.
+    #[serde(deserialize_with = "de::int::<_, _, 0, { de::NO_MAX }>")]
+    pub min_free_disk: u64,
 }
 
 impl Default for PersistenceConfig {
@@ -69,6 +78,8 @@ impl Default for PersistenceConfig {
             sync_interval: Duration::from_millis(100),
             memory_window: 64,
             max_memory: 64 << 20,
+            max_disk: 0,
+            min_free_disk: 256 << 20,
         }
     }
 }

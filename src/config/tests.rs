@@ -146,6 +146,8 @@ sync = "periodic"
 sync_interval = "250ms"
 memory_window = 16
 max_memory = 33554432
+max_disk = 10737418240
+min_free_disk = 0
 
 [http]
 enabled = true
@@ -251,6 +253,8 @@ secret = "abcdefghij"
             sync_interval: Duration::from_millis(250),
             memory_window: 16,
             max_memory: 32 << 20,
+            max_disk: 10 << 30,
+            min_free_disk: 0,
         },
         http: HttpConfig {
             enabled: true,

@@ -93,6 +93,7 @@ fn drop_reason(r: DropReason) -> &'static str {
     match r {
         DropReason::QueueFull => "queue_full",
         DropReason::Offline => "offline",
+        DropReason::StoreFull => "store_full",
         DropReason::SlowConsumer => "slow_consumer",
     }
 }

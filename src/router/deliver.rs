@@ -227,6 +227,7 @@ impl Router {
             EnqueueOutcome::DroppedFull { .. } => Some(DropReason::QueueFull),
             EnqueueOutcome::SlowConsumer { .. } => Some(DropReason::SlowConsumer),
             EnqueueOutcome::DroppedOffline => Some(DropReason::Offline),
+            EnqueueOutcome::DroppedStoreFull => Some(DropReason::StoreFull),
         };
         if let Some(reason) = reason {
             self.emit(|| Event::MessageDropped {
@@ -258,6 +259,10 @@ impl Router {
             }
             EnqueueOutcome::DroppedOffline => {
                 metrics::inc(&m.dropped_qos0_offline);
+                false
+            }
+            EnqueueOutcome::DroppedStoreFull => {
+                metrics::inc(&m.dropped_store_full);
                 false
             }
         }

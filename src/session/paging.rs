@@ -36,6 +36,11 @@ pub trait PageSource: Send + Sync + Debug {
     /// session's), then reads up to `max` queued deliveries after the first `skip` (those
     /// in memory). Called with the session's lock held.
     fn page_in(&self, client_id: &str, changes: Vec<Change>, skip: usize, max: usize) -> PagedIn;
+
+    /// Whether the store is past its disk bound (`[persistence] max_disk`,
+    /// `min_free_disk`): a session whose client is offline then takes no new message
+    /// (`EnqueueOutcome::DroppedStoreFull`).
+    fn full(&self) -> bool;
 }
 
 /// A stored session's binding to its [`PageSource`].

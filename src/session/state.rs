@@ -49,6 +49,8 @@ pub enum EnqueueOutcome {
     DroppedOffline,
     /// Dropped, and the queue has been full longer than the slow-consumer timeout.
     SlowConsumer { qos0: bool },
+    /// Not queued for an offline stored session: the store is past its disk bound.
+    DroppedStoreFull,
 }
 
 /// How ready a session is for one more message, best first.
@@ -357,6 +359,12 @@ impl SessionState {
         let qos0 = d.qos == QoS::AtMostOnce;
         if !online && qos0 && !self.limits.queue_qos0_offline {
             return Ok(EnqueueOutcome::DroppedOffline);
+        }
+        // The store is past its disk bound: an offline session's queue takes nothing more,
+        // whatever `queue_full_policy` says, since dropping its oldest would not make room
+        // on disk (see `store/durable/space.rs`). Its connected sessions are still served.
+        if !online && self.pager.as_ref().is_some_and(|p| p.source.full()) {
+            return Ok(EnqueueOutcome::DroppedStoreFull);
         }
         let w = d.weight();
         let full = |s: &Self| {

@@ -61,6 +61,12 @@ pub trait SessionJournal: Send + Sync + Debug {
         None
     }
 
+    /// Whether the journal is past its disk bound: then a stored session whose client is
+    /// offline takes no new message (see `session::PageSource::full`). The default: never.
+    fn full(&self) -> bool {
+        false
+    }
+
     /// Appends `changes`, then reads back up to `max` queued deliveries of `client_id`'s
     /// session after the first `skip` (see `session::PageSource`). Only called when
     /// [`SessionJournal::page_window`] is `Some`.
@@ -78,6 +84,10 @@ pub(super) struct JournalPages(pub Arc<dyn SessionJournal>);
 impl PageSource for JournalPages {
     fn page_in(&self, client_id: &str, changes: Vec<Change>, skip: usize, max: usize) -> PagedIn {
         self.0.page_in(client_id, changes, skip, max)
+    }
+
+    fn full(&self) -> bool {
+        self.0.full()
     }
 }
 

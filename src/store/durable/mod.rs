@@ -54,6 +54,7 @@ mod load;
 mod mirror;
 mod page;
 mod record;
+mod space;
 mod writer;
 
 #[cfg(test)]
@@ -112,6 +113,11 @@ pub struct DurableOptions {
     /// Bytes the engine may keep in memory: write buffers and block cache (see
     /// [`open_engine_with`]).
     pub max_memory: u64,
+    /// The store's bytes on disk past which it is full (0: no bound of its own); see
+    /// `space.rs` for what full means.
+    pub max_disk: u64,
+    /// Free bytes on the store's filesystem below which it is full (0: not looked at).
+    pub min_free_disk: u64,
 }
 
 /// When writes reach the disk (`[persistence] sync`).
@@ -237,6 +243,8 @@ pub struct Durable {
     /// no lock shared with the writer.
     synced_at: Arc<AtomicU64>,
     synced: watch::Receiver<u64>,
+    /// Whether the store is past its disk bound (checked by the writer).
+    space: Arc<space::Space>,
     thread: Mutex<Option<JoinHandle<()>>>,
     _lock: File,
 }
@@ -324,7 +332,15 @@ impl Durable {
         let (tx, rx) = mpsc::channel();
         let (synced_tx, synced) = watch::channel(0);
         let synced_at = Arc::new(AtomicU64::new(0));
+        let space = Arc::new(space::Space::new(
+            opts.dir.clone(),
+            opts.max_disk,
+            opts.min_free_disk,
+        ));
+        // Known before the first session is served, not a second later.
+        space.check(&engine.keyspace);
         let writer = Writer {
+            space: space.clone(),
             keyspace: engine.keyspace.clone(),
             parts: engine.parts.clone(),
             sync: opts.sync,
@@ -343,6 +359,7 @@ impl Durable {
             dir: opts.dir.clone(),
             sync: opts.sync,
             window: opts.window,
+            space,
             keyspace: engine.keyspace,
             parts: engine.parts,
             state: Arc::new(Mutex::new(State {
@@ -452,6 +469,10 @@ impl SessionJournal for Durable {
 
     fn page_window(&self) -> Option<usize> {
         self.window
+    }
+
+    fn full(&self) -> bool {
+        self.space.is_full()
     }
 
     fn page_in(&self, client_id: &str, changes: Vec<Change>, skip: usize, max: usize) -> PagedIn {

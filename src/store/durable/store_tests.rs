@@ -34,6 +34,8 @@ impl TempDir {
             sync,
             window: None,
             max_memory: DEFAULT_MAX_MEMORY,
+            max_disk: 0,
+            min_free_disk: 0,
         }
     }
 }

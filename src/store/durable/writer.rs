@@ -24,6 +24,7 @@ use fjall::{Keyspace, PersistMode};
 use tokio::sync::watch;
 
 use super::mirror::Op;
+use super::space::{self, Space};
 use super::{Part, Parts, SyncMode, INFO_LAST_WRITE};
 use crate::store::durable::record::Enc;
 
@@ -56,6 +57,7 @@ pub(super) enum Job {
 }
 
 pub(super) struct Writer {
+    pub space: std::sync::Arc<Space>,
     pub keyspace: Keyspace,
     pub parts: Parts,
     pub sync: SyncMode,
@@ -72,6 +74,7 @@ impl Writer {
         let mut last_sync = Instant::now();
         let mut failed = false;
         let mut last_trim = Instant::now();
+        let mut last_space = Instant::now();
         loop {
             let first = match (self.sync, dirty) {
                 (SyncMode::Periodic(d), true) => {
@@ -82,11 +85,18 @@ impl Writer {
                         Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
-                _ => match self.rx.recv() {
+                // Woken at least every `CHECK_EVERY`, so the disk bound is looked at while
+                // nothing is written too (space comes back as the engine compacts).
+                _ => match self.rx.recv_timeout(space::CHECK_EVERY) {
                     Ok(j) => Some(j),
-                    Err(_) => break,
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
                 },
             };
+            if last_space.elapsed() >= space::CHECK_EVERY {
+                last_space = Instant::now();
+                self.space.check(&self.keyspace);
+            }
             let mut jobs: Vec<Job> = first.into_iter().collect();
             jobs.extend(self.rx.try_iter());
             let mut ops = Vec::new();
