@@ -44,6 +44,11 @@ pub use reason::CloseReason;
 /// PUBLISH packets set aside while paced, at most; then reading stops too.
 const DEFER_MAX: usize = 256;
 
+/// Batches of acknowledgements waiting for the store past which the client is not read: a
+/// publisher that does not wait for its acknowledgements (3.1.1 sets no limit) is then paced
+/// by the disk instead of filling memory with what waits.
+const UNSYNCED_MAX: usize = 128;
+
 /// PUBLISH packets of one read accepted before they are routed, at most: the bound on how
 /// far a publisher runs past a subscriber that starts pacing it mid-batch.
 const ROUTE_BATCH: usize = 64;
@@ -269,7 +274,7 @@ impl Live {
     fn may_read(&self) -> bool {
         self.publishing
             .as_ref()
-            .map_or(true, |p| p.pacing.may_read())
+            .map_or(true, |p| p.pacing.may_read() && p.synced.len() < UNSYNCED_MAX)
     }
 }
 

@@ -8,6 +8,10 @@
 //! a batch is fsynced, so a publisher with a bounded window (20 messages by default) is no
 //! longer held to one window per fsync. The wait watches each message in turn: the mirror
 //! tells a registered [`Notify`] when the last entry naming a message goes.
+//!
+//! Memory stays bounded all the same: once the writes staged and not yet written pass their
+//! share of `max_memory`, acknowledgements wait for the disk again (and a connection stops
+//! reading a publisher with too many acknowledgements waiting, `connection::UNSYNCED_MAX`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,6 +25,11 @@ use crate::store::SyncWait;
 impl Durable {
     /// See `SessionJournal::durable_or_delivered`.
     pub(super) fn synced_or_delivered(&self, msgs: Vec<Arc<Message>>) -> Option<SyncWait> {
+        if self.backlog.load(Ordering::Acquire) > self.backlog_max {
+            // The writer is behind by more than its share of memory: this acknowledgement
+            // waits for the disk, which paces its publisher to what the disk takes.
+            return crate::store::SessionJournal::durable(self);
+        }
         let target = self.target();
         if self.synced_at.load(Ordering::Acquire) >= target {
             return None;

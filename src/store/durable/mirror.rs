@@ -29,15 +29,49 @@ use crate::session::Change;
 pub(super) struct Op {
     pub part: Part,
     pub key: Vec<u8>,
-    pub value: Option<Vec<u8>>,
+    pub value: Option<Value>,
+}
+
+/// What a put writes.
+#[derive(Debug)]
+pub(super) enum Value {
+    Bytes(Vec<u8>),
+    /// A message record, encoded by the writer thread, and only if the batch still writes
+    /// it: a message delivered and acknowledged before its batch is written is never
+    /// encoded at all (see `writer::last_per_key`).
+    Message(Arc<Message>),
+}
+
+impl Value {
+    /// The bytes written.
+    pub fn encoded(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            Value::Bytes(b) => std::borrow::Cow::Borrowed(b),
+            Value::Message(m) => std::borrow::Cow::Owned(record::encode_message(m)),
+        }
+    }
+
+    /// About how many bytes it holds in memory until written.
+    pub fn weight(&self) -> usize {
+        match self {
+            Value::Bytes(b) => b.len(),
+            Value::Message(m) => m.topic.len() + m.payload.len(),
+        }
+    }
 }
 
 impl Op {
+    /// About how many bytes it holds in memory until written.
+    pub fn weight(&self) -> usize {
+        // The key, the value, and the op itself.
+        self.key.len() + self.value.as_ref().map_or(0, Value::weight) + 48
+    }
+
     pub fn put(part: Part, key: Vec<u8>, value: Vec<u8>) -> Op {
         Op {
             part,
             key,
-            value: Some(value),
+            value: Some(Value::Bytes(value)),
         }
     }
     pub fn delete(part: Part, key: Vec<u8>) -> Op {
@@ -333,11 +367,11 @@ impl Mirror {
         }
         let id = self.next_msg;
         self.next_msg += 1;
-        ops.push(Op::put(
-            Part::Messages,
-            id.to_be_bytes().to_vec(),
-            record::encode_message(&d.msg),
-        ));
+        ops.push(Op {
+            part: Part::Messages,
+            key: id.to_be_bytes().to_vec(),
+            value: Some(Value::Message(d.msg.clone())),
+        });
         self.messages.insert(id, 1);
         self.live.insert(
             id,

@@ -245,6 +245,9 @@ pub struct Durable {
     synced: watch::Receiver<u64>,
     /// Whether the store is past its disk bound (checked by the writer).
     space: Arc<space::Space>,
+    /// Bytes staged and not yet written (see [`BACKLOG_SHARE`]).
+    backlog: Arc<AtomicU64>,
+    backlog_max: u64,
     thread: Mutex<Option<JoinHandle<()>>>,
     _lock: File,
 }
@@ -258,22 +261,32 @@ struct State {
     held: Vec<Op>,
 }
 
+/// The share of `max_memory` (one in this many) that writes staged and not yet written may
+/// hold before acknowledgements wait for the disk again instead of for delivery (see
+/// `delivered.rs`): publishers are then paced by the writer, so a disk slower than the
+/// traffic does not fill memory.
+const BACKLOG_SHARE: u64 = 2;
+
 /// Ops kept back by holds beyond which they are written anyway: holds overlapping without a
 /// break (many QoS 2 publishers at once) must not keep everything in memory. The batch
 /// written then may split one held group (its atomicity is lost, never its data).
 const MAX_HELD_OPS: usize = 4096;
 
 impl State {
-    /// Sends `ops` to the writer as one job.
-    fn send(&mut self, ops: Vec<Op>, appended: &AtomicU64) {
+    /// Sends `ops` to the writer as one job, counting its bytes into `backlog`.
+    fn send(&mut self, ops: Vec<Op>, appended: &AtomicU64, backlog: &AtomicU64) {
         let Some(tx) = &self.tx else {
             tracing::warn!("durable store: write after close dropped");
             return;
         };
         let seq = self.next + 1;
-        if tx.send(Job::Write { ops, seq }).is_ok() {
+        let bytes = ops.iter().map(Op::weight).sum::<usize>() as u64;
+        backlog.fetch_add(bytes, Ordering::AcqRel);
+        if tx.send(Job::Write { ops, seq, bytes }).is_ok() {
             self.next = seq;
             appended.store(seq, Ordering::Release);
+        } else {
+            backlog.fetch_sub(bytes, Ordering::AcqRel);
         }
     }
 }
@@ -315,7 +328,7 @@ impl Durable {
             let mut b = engine.keyspace.batch();
             for op in purge {
                 match op.value {
-                    Some(v) => b.insert(engine.parts.get(op.part), op.key, v),
+                    Some(v) => b.insert(engine.parts.get(op.part), op.key, &*v.encoded()),
                     None => b.remove(engine.parts.get(op.part), op.key),
                 }
             }
@@ -339,8 +352,10 @@ impl Durable {
         ));
         // Known before the first session is served, not a second later.
         space.check(&engine.keyspace);
+        let backlog = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             space: space.clone(),
+            backlog: backlog.clone(),
             keyspace: engine.keyspace.clone(),
             parts: engine.parts.clone(),
             sync: opts.sync,
@@ -360,6 +375,8 @@ impl Durable {
             sync: opts.sync,
             window: opts.window,
             space,
+            backlog,
+            backlog_max: opts.max_memory / BACKLOG_SHARE,
             keyspace: engine.keyspace,
             parts: engine.parts,
             state: Arc::new(Mutex::new(State {
@@ -423,7 +440,7 @@ impl Durable {
             }
             ops = std::mem::take(&mut st.held);
         }
-        st.send(ops, &self.appended);
+        st.send(ops, &self.appended, &self.backlog);
     }
 
     /// Tests: holds the writer until `release` sends or is dropped.
@@ -491,7 +508,7 @@ impl SessionJournal for Durable {
         self.holding.store(st.holds, Ordering::Release);
         if st.holds == 0 && !st.held.is_empty() {
             let ops = std::mem::take(&mut st.held);
-            st.send(ops, &self.appended);
+            st.send(ops, &self.appended, &self.backlog);
         }
     }
 

@@ -17,6 +17,7 @@
 //! be on disk. Both are logged as errors.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -47,8 +48,8 @@ const ATTEMPTS: u32 = 50;
 /// What the writer is sent.
 #[derive(Debug)]
 pub(super) enum Job {
-    /// Writes, numbered `seq` (increasing in the order staged).
-    Write { ops: Vec<Op>, seq: u64 },
+    /// Writes, numbered `seq` (increasing in the order staged), of `bytes` (`Op::weight`).
+    Write { ops: Vec<Op>, seq: u64, bytes: u64 },
     /// Write and fsync everything before this, answer, and stop.
     Close(std::sync::mpsc::Sender<()>),
     /// Tests: stop the writer until the sender side is dropped or sends.
@@ -58,6 +59,8 @@ pub(super) enum Job {
 
 pub(super) struct Writer {
     pub space: std::sync::Arc<Space>,
+    /// Bytes staged and not yet written: the writer takes off what it has written.
+    pub backlog: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pub keyspace: Keyspace,
     pub parts: Parts,
     pub sync: SyncMode,
@@ -102,11 +105,17 @@ impl Writer {
             let mut ops = Vec::new();
             let mut top = written;
             let mut close = None;
+            let mut taken = 0;
             for j in jobs {
                 match j {
-                    Job::Write { ops: o, seq } => {
+                    Job::Write {
+                        ops: o,
+                        seq,
+                        bytes,
+                    } => {
                         ops.extend(o);
                         top = top.max(seq);
+                        taken += bytes;
                     }
                     Job::Close(reply) => close = Some(reply),
                     #[cfg(test)]
@@ -117,6 +126,8 @@ impl Writer {
             }
             if failed {
                 // Stopped: later writes are dropped, and nothing is reported durable.
+                drop(ops);
+                self.backlog.fetch_sub(taken, Ordering::AcqRel);
                 if let Some(reply) = close {
                     let _ = reply.send(());
                     break;
@@ -129,7 +140,13 @@ impl Writer {
                     last_trim = Instant::now();
                     self.trim_journal();
                 }
-                if !self.write_retrying(&ops) {
+                let ok = self.write_retrying(&ops);
+                // Written (or given up): the messages the ops held are let go here, before
+                // the jobs are reported durable, so a session that drops its copy then leaves
+                // none in memory (see `Mirror::written`).
+                drop(ops);
+                self.backlog.fetch_sub(taken, Ordering::AcqRel);
+                if !ok {
                     failed = true;
                     if let Some(reply) = close {
                         let _ = reply.send(());
@@ -232,7 +249,7 @@ impl Writer {
         for op in ops {
             let p = self.parts.get(op.part);
             match &op.value {
-                Some(v) => b.insert(p, op.key.as_slice(), v.as_slice()),
+                Some(v) => b.insert(p, op.key.as_slice(), &*v.encoded()),
                 None => b.remove(p, op.key.as_slice()),
             }
         }
@@ -243,24 +260,37 @@ impl Writer {
     }
 }
 
-/// The last op of each key, in their order: a record written and deleted in one batch (a
-/// message delivered and acknowledged before its batch was written) costs a deletion, not
-/// its bytes; and a batch never holds two ops on one key.
+/// The last op of each key, in their order, so a batch never holds two ops on one key; and
+/// none at all for a record created and deleted in this batch (a message delivered and
+/// acknowledged before its batch was written, and its queue entry), which then costs
+/// nothing: not its bytes, not even a deletion. A key of `messages` or `queue` is only ever
+/// put once, when it is created (ids and sequence numbers are never reused), so a batch
+/// whose first op on such a key is a put is the one that creates it, and nothing of it is
+/// on disk before.
 fn last_per_key(ops: Vec<Op>) -> Vec<Op> {
     if ops.len() < 2 {
         return ops;
     }
-    let mut last: HashMap<(Part, &[u8]), usize> = HashMap::with_capacity(ops.len());
+    // Per key: (first op is a put, index of its last op).
+    let mut last: HashMap<(Part, &[u8]), (bool, usize)> = HashMap::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        last.insert((op.part, op.key.as_slice()), i);
+        last.entry((op.part, op.key.as_slice()))
+            .and_modify(|(_, at)| *at = i)
+            .or_insert((op.value.is_some(), i));
     }
     if last.len() == ops.len() {
         return ops;
     }
+    let created_only = |p: Part| matches!(p, Part::Messages | Part::Queue);
     let keep: Vec<bool> = ops
         .iter()
         .enumerate()
-        .map(|(i, op)| last.get(&(op.part, op.key.as_slice())) == Some(&i))
+        .map(|(i, op)| match last.get(&(op.part, op.key.as_slice())) {
+            Some(&(created, at)) if at == i => {
+                !(created && op.value.is_none() && created_only(op.part))
+            }
+            _ => false,
+        })
         .collect();
     drop(last);
     ops.into_iter()
@@ -273,29 +303,53 @@ fn last_per_key(ops: Vec<Op>) -> Vec<Op> {
 mod tests {
     use super::*;
 
+    fn shape(ops: Vec<Op>) -> Vec<(Part, Vec<u8>, bool)> {
+        last_per_key(ops)
+            .iter()
+            .map(|o| (o.part, o.key.clone(), o.value.is_some()))
+            .collect()
+    }
+
     #[test]
     fn only_the_last_op_of_a_key_is_written() {
         let ops = vec![
+            Op::put(Part::Inflight, vec![1], vec![0xaa; 16]),
+            Op::put(Part::Sessions, vec![7], vec![1]),
+            Op::delete(Part::Inflight, vec![1]),
+            Op::put(Part::Queue, vec![8], vec![2]),
+            Op::put(Part::Sessions, vec![7], vec![2]),
+            // Same key, another partition: kept.
+            Op::put(Part::Qos2, vec![8], vec![3]),
+        ];
+        assert_eq!(
+            shape(ops),
+            [
+                (Part::Inflight, vec![1], false),
+                (Part::Queue, vec![8], true),
+                (Part::Sessions, vec![7], true),
+                (Part::Qos2, vec![8], true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_message_or_queue_entry_created_and_deleted_in_one_batch_is_not_written_at_all() {
+        let ops = vec![
             Op::put(Part::Messages, vec![1], vec![0xaa; 1024]),
             Op::put(Part::Queue, vec![7], vec![1]),
+            // Created in an earlier batch: its deletion is written.
+            Op::delete(Part::Queue, vec![6]),
             Op::delete(Part::Queue, vec![7]),
-            Op::put(Part::Queue, vec![8], vec![2]),
             Op::delete(Part::Messages, vec![1]),
-            // Same key, another partition: kept.
-            Op::put(Part::Inflight, vec![8], vec![3]),
+            // Keys that may be on disk already (a pkid is reused): the deletion stays.
+            Op::put(Part::Inflight, vec![7], vec![3]),
+            Op::delete(Part::Inflight, vec![7]),
         ];
-        let out = last_per_key(ops);
-        let shape: Vec<_> = out
-            .iter()
-            .map(|o| (o.part, o.key.clone(), o.value.is_some()))
-            .collect();
         assert_eq!(
-            shape,
+            shape(ops),
             [
-                (Part::Queue, vec![7], false),
-                (Part::Queue, vec![8], true),
-                (Part::Messages, vec![1], false),
-                (Part::Inflight, vec![8], true),
+                (Part::Queue, vec![6], false),
+                (Part::Inflight, vec![7], false),
             ]
         );
     }
