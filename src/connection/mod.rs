@@ -272,9 +272,9 @@ impl Live {
 
     /// Whether more may be read from the client (fewer than `DEFER_MAX` set aside).
     fn may_read(&self) -> bool {
-        self.publishing
-            .as_ref()
-            .map_or(true, |p| p.pacing.may_read() && p.synced.len() < UNSYNCED_MAX)
+        self.publishing.as_ref().map_or(true, |p| {
+            p.pacing.may_read() && p.synced.len() < UNSYNCED_MAX
+        })
     }
 }
 

@@ -30,24 +30,34 @@ pub(super) struct Op {
     pub part: Part,
     pub key: Vec<u8>,
     pub value: Option<Value>,
+    /// A put that creates its key: every op on the key before it ended with a deletion (or
+    /// there was none), so nothing of it is on disk (see `writer::last_per_key`).
+    pub creates: bool,
 }
 
-/// What a put writes.
+/// What a put writes. The records of the message path (the message, its queue entry, its
+/// in-flight record) are encoded by the writer thread, and only if the batch still writes
+/// them: those of a message delivered and acknowledged before its batch is written are
+/// never encoded at all (see `writer::last_per_key`).
 #[derive(Debug)]
 pub(super) enum Value {
     Bytes(Vec<u8>),
-    /// A message record, encoded by the writer thread, and only if the batch still writes
-    /// it: a message delivered and acknowledged before its batch is written is never
-    /// encoded at all (see `writer::last_per_key`).
     Message(Arc<Message>),
+    /// A `queue` record.
+    Queued(Entry, record::Facts),
+    /// An `inflight` record of a PUBLISH sent: its order and entry.
+    Sent(u64, Entry),
 }
 
 impl Value {
     /// The bytes written.
     pub fn encoded(&self) -> std::borrow::Cow<'_, [u8]> {
+        use std::borrow::Cow;
         match self {
-            Value::Bytes(b) => std::borrow::Cow::Borrowed(b),
-            Value::Message(m) => std::borrow::Cow::Owned(record::encode_message(m)),
+            Value::Bytes(b) => Cow::Borrowed(b),
+            Value::Message(m) => Cow::Owned(record::encode_message(m)),
+            Value::Queued(e, f) => Cow::Owned(record::encode_queued(e, f)),
+            Value::Sent(order, e) => Cow::Owned(record::encode_inflight(*order, Some(e))),
         }
     }
 
@@ -56,6 +66,7 @@ impl Value {
         match self {
             Value::Bytes(b) => b.len(),
             Value::Message(m) => m.topic.len() + m.payload.len(),
+            Value::Queued(e, _) | Value::Sent(_, e) => 48 + 4 * e.sub_ids.len(),
         }
     }
 }
@@ -72,6 +83,21 @@ impl Op {
             part,
             key,
             value: Some(Value::Bytes(value)),
+            creates: false,
+        }
+    }
+
+    /// A put that creates its key (see [`Op::creates`]).
+    pub fn create(part: Part, key: Vec<u8>, value: Vec<u8>) -> Op {
+        Op::create_value(part, key, Value::Bytes(value))
+    }
+
+    pub fn create_value(part: Part, key: Vec<u8>, value: Value) -> Op {
+        Op {
+            part,
+            key,
+            value: Some(value),
+            creates: true,
         }
     }
     pub fn delete(part: Part, key: Vec<u8>) -> Op {
@@ -79,6 +105,7 @@ impl Op {
             part,
             key,
             value: None,
+            creates: false,
         }
     }
 }
@@ -150,25 +177,32 @@ impl Mirror {
     pub fn apply(&mut self, client_id: &str, changes: Vec<Change>) -> Vec<Op> {
         let mut ops = Vec::new();
         let mut meta_dirty = false;
+        let mut created = false;
         for c in changes {
             if let Change::Ended = c {
                 if let Some(s) = self.sessions.remove(client_id) {
                     self.end(client_id, s, &mut ops);
                 }
                 meta_dirty = false;
+                created = false;
                 continue;
             }
             if !self.sessions.contains_key(client_id) {
                 self.sessions
                     .insert(client_id.to_owned(), SessionMirror::default());
                 meta_dirty = true;
+                created = true;
             }
             meta_dirty |= self.change(client_id, c, &mut ops);
         }
         if meta_dirty {
             if let Some(s) = self.sessions.get(client_id) {
                 let v = record::encode_meta(&s.meta);
-                ops.push(Op::put(Part::Sessions, client_id.as_bytes().to_vec(), v));
+                let key = client_id.as_bytes().to_vec();
+                ops.push(match created {
+                    true => Op::create(Part::Sessions, key, v),
+                    false => Op::put(Part::Sessions, key, v),
+                });
             }
         }
         ops
@@ -247,14 +281,19 @@ impl Mirror {
                     self.release(e.msg, ops);
                 } else {
                     let key = record::session_key(id, &pkid.to_be_bytes());
-                    ops.push(Op::put(
-                        Part::Inflight,
-                        key,
-                        record::encode_inflight(seq, Some(&e)),
-                    ));
-                    // A pkid still held (it should not be) gives its message up.
-                    if let Some((_, Some(old))) = s.inflight.insert(pkid, (seq, Some(e.msg))) {
-                        self.release(old, ops);
+                    let msg = e.msg;
+                    match s.inflight.insert(pkid, (seq, Some(msg))) {
+                        None => {
+                            ops.push(Op::create_value(Part::Inflight, key, Value::Sent(seq, e)))
+                        }
+                        Some((_, old)) => {
+                            let value = record::encode_inflight(seq, Some(&e));
+                            ops.push(Op::put(Part::Inflight, key, value));
+                            // A pkid still held (it should not be) gives its message up.
+                            if let Some(old) = old {
+                                self.release(old, ops);
+                            }
+                        }
                     }
                 }
                 false
@@ -286,9 +325,11 @@ impl Mirror {
                 false
             }
             Change::Qos2Arrived { pkid } => {
-                s.qos2.insert(pkid);
                 let key = record::session_key(id, &pkid.to_be_bytes());
-                ops.push(Op::put(Part::Qos2, key, record::encode_marker()));
+                ops.push(match s.qos2.insert(pkid) {
+                    true => Op::create(Part::Qos2, key, record::encode_marker()),
+                    false => Op::put(Part::Qos2, key, record::encode_marker()),
+                });
                 false
             }
             Change::Released { pkid } => {
@@ -318,10 +359,11 @@ impl Mirror {
         };
         let key = record::session_key(id, &seq.to_be_bytes());
         let facts = record::Facts::of(&d.msg, record::wall_expiry(&d.msg));
-        ops.push(Op::put(
+        // Sequence numbers are never reused: this creates the key.
+        ops.push(Op::create_value(
             Part::Queue,
             key,
-            record::encode_queued(&entry, &facts),
+            Value::Queued(entry.clone(), facts),
         ));
         match backlog {
             false => s.queue.push_back((seq, entry)),
@@ -367,11 +409,12 @@ impl Mirror {
         }
         let id = self.next_msg;
         self.next_msg += 1;
-        ops.push(Op {
-            part: Part::Messages,
-            key: id.to_be_bytes().to_vec(),
-            value: Some(Value::Message(d.msg.clone())),
-        });
+        // Ids are never reused: this creates the key.
+        ops.push(Op::create_value(
+            Part::Messages,
+            id.to_be_bytes().to_vec(),
+            Value::Message(d.msg.clone()),
+        ));
         self.messages.insert(id, 1);
         self.live.insert(
             id,

@@ -204,3 +204,51 @@ fn an_acknowledgement_waits_for_the_disk_or_for_every_stored_session_to_have_it_
     block_on(wait);
     assert!(d.durable().is_none());
 }
+
+#[test]
+fn past_its_share_of_memory_the_writers_backlog_makes_acknowledgements_wait_for_the_disk() {
+    use futures_util::FutureExt;
+    let dir = TempDir::new("backlog");
+    let (d, _) = Durable::open(&DurableOptions {
+        // The smallest bound: half of it (2 MiB) may wait for the writer.
+        max_memory: 4 << 20,
+        ..dir.opts(SyncMode::Always)
+    })
+    .expect("open");
+    let release = d.hold_writer();
+    // 3 MiB staged behind the held writer, then one small message.
+    for i in 0..3 {
+        let big = msg("t", &"x".repeat(1 << 20), QoS::AtLeastOnce);
+        d.append(
+            &format!("s{i}"),
+            vec![Change::Enqueued(deliver(&big, QoS::AtLeastOnce, &[]))],
+        );
+    }
+    let small = msg("t", "small", QoS::AtLeastOnce);
+    d.append(
+        "a",
+        vec![Change::Enqueued(deliver(&small, QoS::AtLeastOnce, &[]))],
+    );
+    let mut wait = d
+        .durable_or_delivered(vec![small.clone()])
+        .expect("pending");
+    // Delivered and acknowledged: below the bound that would end the wait (see the test
+    // above); past it, only the disk does.
+    d.append(
+        "a",
+        vec![Change::Sent { pkid: 1 }, Change::Acked { pkid: 1 }],
+    );
+    assert!(
+        (&mut wait).now_or_never().is_none(),
+        "waits for the disk while the writer is that far behind"
+    );
+    drop(release);
+    block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .expect("the disk ends it")
+    });
+    settle(&d);
+    // Written: the backlog is gone, and delivery ends waits again.
+    assert_eq!(d.backlog.load(std::sync::atomic::Ordering::Acquire), 0);
+}

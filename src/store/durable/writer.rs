@@ -40,6 +40,12 @@ const JOURNAL_TRIM_AT: u64 = 128 << 20;
 /// the binary keys are 8 bytes or `client id, 0, 2 or 8 bytes` (see `record.rs`).
 const NO_SUCH_KEY: &[u8] = b"\0supermq: journal trim";
 
+/// How often the time of the last write (`INFO_LAST_WRITE`) is written while nothing else
+/// is: on open, the sessions whose clients were connected when the broker stopped are
+/// taken to have gone offline then, so their expiry runs from at most this long before a
+/// crash.
+const STAMP_EVERY: Duration = Duration::from_secs(5);
+
 /// How long the writer waits before writing a refused batch again.
 const RETRY: Duration = Duration::from_millis(100);
 /// How often it tries a batch before it stops the store.
@@ -78,6 +84,7 @@ impl Writer {
         let mut failed = false;
         let mut last_trim = Instant::now();
         let mut last_space = Instant::now();
+        let mut last_stamp = Instant::now();
         loop {
             let first = match (self.sync, dirty) {
                 (SyncMode::Periodic(d), true) => {
@@ -108,11 +115,7 @@ impl Writer {
             let mut taken = 0;
             for j in jobs {
                 match j {
-                    Job::Write {
-                        ops: o,
-                        seq,
-                        bytes,
-                    } => {
+                    Job::Write { ops: o, seq, bytes } => {
                         ops.extend(o);
                         top = top.max(seq);
                         taken += bytes;
@@ -134,8 +137,17 @@ impl Writer {
                 }
                 continue;
             }
-            if !ops.is_empty() {
-                let ops = last_per_key(ops);
+            let ops = last_per_key(ops);
+            if ops.is_empty() && last_stamp.elapsed() < STAMP_EVERY {
+                // Everything these jobs held was created and deleted among them (a subscriber
+                // that keeps up): nothing to write or fsync, and they are as durable as
+                // everything before them.
+                self.backlog.fetch_sub(taken, Ordering::AcqRel);
+                written = written.max(top);
+            } else {
+                // Every batch carries the time of its write; at least every `STAMP_EVERY`
+                // one is written, with no ops if need be.
+                last_stamp = Instant::now();
                 if last_trim.elapsed() >= TRIM_EVERY {
                     last_trim = Instant::now();
                     self.trim_journal();
@@ -262,33 +274,31 @@ impl Writer {
 
 /// The last op of each key, in their order, so a batch never holds two ops on one key; and
 /// none at all for a record created and deleted in this batch (a message delivered and
-/// acknowledged before its batch was written, and its queue entry), which then costs
-/// nothing: not its bytes, not even a deletion. A key of `messages` or `queue` is only ever
-/// put once, when it is created (ids and sequence numbers are never reused), so a batch
-/// whose first op on such a key is a put is the one that creates it, and nothing of it is
-/// on disk before.
+/// acknowledged before its batch was written, its queue entry and its in-flight record),
+/// which then costs nothing: not its bytes, not even a deletion. The mirror marks the puts
+/// that create their key ([`Op::creates`]): when the first op on a key in a batch is one,
+/// nothing of the key is on disk before the batch.
 fn last_per_key(ops: Vec<Op>) -> Vec<Op> {
     if ops.len() < 2 {
         return ops;
     }
     // Per key: (first op is a put, index of its last op).
-    let mut last: HashMap<(Part, &[u8]), (bool, usize)> = HashMap::with_capacity(ops.len());
+    // Keys hold client ids: a seeded hash of good quality, still far cheaper than SipHash.
+    let mut last: HashMap<(Part, &[u8]), (bool, usize), foldhash::quality::RandomState> =
+        HashMap::with_capacity_and_hasher(ops.len(), Default::default());
     for (i, op) in ops.iter().enumerate() {
         last.entry((op.part, op.key.as_slice()))
             .and_modify(|(_, at)| *at = i)
-            .or_insert((op.value.is_some(), i));
+            .or_insert((op.creates, i));
     }
     if last.len() == ops.len() {
         return ops;
     }
-    let created_only = |p: Part| matches!(p, Part::Messages | Part::Queue);
     let keep: Vec<bool> = ops
         .iter()
         .enumerate()
         .map(|(i, op)| match last.get(&(op.part, op.key.as_slice())) {
-            Some(&(created, at)) if at == i => {
-                !(created && op.value.is_none() && created_only(op.part))
-            }
+            Some(&(created, at)) if at == i => !(created && op.value.is_none()),
             _ => false,
         })
         .collect();
@@ -335,21 +345,28 @@ mod tests {
     #[test]
     fn a_message_or_queue_entry_created_and_deleted_in_one_batch_is_not_written_at_all() {
         let ops = vec![
-            Op::put(Part::Messages, vec![1], vec![0xaa; 1024]),
-            Op::put(Part::Queue, vec![7], vec![1]),
+            Op::create(Part::Messages, vec![1], vec![0xaa; 1024]),
+            Op::create(Part::Queue, vec![7], vec![1]),
+            Op::create(Part::Inflight, vec![7], vec![3]),
             // Created in an earlier batch: its deletion is written.
             Op::delete(Part::Queue, vec![6]),
             Op::delete(Part::Queue, vec![7]),
             Op::delete(Part::Messages, vec![1]),
-            // Keys that may be on disk already (a pkid is reused): the deletion stays.
-            Op::put(Part::Inflight, vec![7], vec![3]),
+            // A put over a record that may be on disk (PUBREC over a sent PUBLISH): the
+            // deletion stays.
+            Op::put(Part::Inflight, vec![8], vec![4]),
+            Op::delete(Part::Inflight, vec![8]),
             Op::delete(Part::Inflight, vec![7]),
+            // Deleted, then created again: the put is written.
+            Op::delete(Part::Qos2, vec![9]),
+            Op::create(Part::Qos2, vec![9], vec![5]),
         ];
         assert_eq!(
             shape(ops),
             [
                 (Part::Queue, vec![6], false),
-                (Part::Inflight, vec![7], false),
+                (Part::Inflight, vec![8], false),
+                (Part::Qos2, vec![9], true),
             ]
         );
     }
