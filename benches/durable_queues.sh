@@ -7,7 +7,7 @@
 # sessions reconnect 8 at a time and take everything. Needs
 # `cargo build --release --bin supermq --bench durable_queues` and /usr/sbin/mosquitto.
 # Prints per broker: fill and drain rates, restart time, RSS after the fill, after the
-# restart and after the drain, and the store's size on disk.
+# restart and after the drain, and the store's size on disk. BROKERS=supermq skips Mosquitto.
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SESS=${SESS:-10000}
@@ -73,5 +73,11 @@ run() { # name start-command stop-signal
 SMQ_START='printf "[[listener]]\nbind = \"127.0.0.1:$PORT\"\n[log]\nlevel = \"warn\"\n[sys]\ninterval = \"0s\"\n[limits]\nmax_connections = 100000\n[persistence]\ndir = \"$D/data\"\n" > $D/s.conf; exec $SMQ -c $D/s.conf >/dev/null 2>&1'
 MOSQ_START='printf "listener $PORT 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nsys_interval 0\npersistence true\npersistence_location $D/\nlog_dest none\nmax_queued_messages 1000\n" > $D/m.conf; exec /usr/sbin/mosquitto -c $D/m.conf >/dev/null 2>&1'
 
-run supermq "$SMQ_START" KILL
-run mosquitto "$MOSQ_START" TERM
+# BROKERS=supermq runs supermq alone (e.g. to vary SIZE at a fixed count).
+case "${BROKERS:-both}" in
+    supermq) run supermq "$SMQ_START" KILL ;;
+    *)
+        run supermq "$SMQ_START" KILL
+        run mosquitto "$MOSQ_START" TERM
+        ;;
+esac
