@@ -48,7 +48,12 @@ pub fn sessions(ctx: &Context, staged: Staged) -> Summary {
     let mut summary = Summary {
         sessions: restored.sessions.len(),
         expired: restored.expired,
-        retained: restored.retained.len(),
+        // Tombstones (kept clears) are not messages.
+        retained: restored
+            .retained
+            .iter()
+            .filter(|(m, _)| !m.payload.is_empty())
+            .count(),
         wills: restored.wills_due.len(),
         ..Summary::default()
     };

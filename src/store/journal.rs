@@ -95,6 +95,9 @@ impl PageSource for JournalPages {
 pub trait RetainedJournal: Send + Sync + Debug {
     /// `msg` is now the retained message of its topic, with `stamp` (the cluster's order).
     fn set(&self, msg: &Message, stamp: &Stamp);
-    /// The retained message of `topic` was cleared (an empty retained PUBLISH), at `stamp`.
+    /// The retained message of `topic` was cleared (an empty retained PUBLISH), at `stamp`:
+    /// kept as a tombstone, so the clear still wins over an older message after a restart.
     fn clear(&self, topic: &str, stamp: &Stamp);
+    /// The tombstone of `topic` is let go (the retained store keeps a bounded number).
+    fn forget(&self, topic: &str);
 }

@@ -175,13 +175,17 @@ impl RetainedStore {
                 self.bytes.fetch_sub(size_of(&old.msg), Ordering::Relaxed);
                 metrics::dec(&self.metrics.retained_current);
             }
-            if tombs.len() >= MAX_TOMBSTONES {
+            if tombs.len() >= MAX_TOMBSTONES && !tombs.contains_key(&msg.topic) {
                 if let Some(oldest) = tombs
                     .iter()
                     .min_by(|a, b| a.1.cmp(b.1))
                     .map(|(k, _)| k.clone())
                 {
                     tombs.remove(&oldest);
+                    // On disk too, so the store's tombstones stay as bounded as these.
+                    if let Some(j) = self.journal.as_deref() {
+                        j.forget(&oldest);
+                    }
                 }
             }
             tombs.insert(msg.topic.clone(), stamp.clone());

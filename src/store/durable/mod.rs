@@ -64,6 +64,8 @@ mod page_tests;
 #[cfg(test)]
 mod record_tests;
 #[cfg(test)]
+mod retained_tests;
+#[cfg(test)]
 mod store_tests;
 
 use std::fs::File;
@@ -552,7 +554,23 @@ impl RetainedJournal for Durable {
         self.stage(|_| vec![Op::put(Part::Retained, key, v)]);
     }
 
-    fn clear(&self, topic: &str, _stamp: &Stamp) {
+    fn clear(&self, topic: &str, stamp: &Stamp) {
+        // A tombstone, not a deletion: the clear's stamp must outlive a restart, or a peer
+        // still holding the older message would bring it back. It is written as what the
+        // clear was, a retained message with an empty payload, which the retained store
+        // puts back as a tombstone (`RetainedStore::restore`).
+        let empty = Message::new(
+            topic,
+            bytes::Bytes::new(),
+            crate::codec::QoS::AtMostOnce,
+            true,
+        );
+        let v = record::encode_retained(&empty, stamp.ts, &stamp.origin);
+        let key = topic.as_bytes().to_vec();
+        self.stage(|_| vec![Op::put(Part::Retained, key, v)]);
+    }
+
+    fn forget(&self, topic: &str) {
         let key = topic.as_bytes().to_vec();
         self.stage(|_| vec![Op::delete(Part::Retained, key)]);
     }

@@ -284,9 +284,14 @@ fn every_change_round_trips_through_close_and_open() {
     assert_eq!(c.expiry, None);
     assert!(c.will.is_none());
 
-    assert_eq!(r.retained.len(), 1);
+    // r/1, and r/2's clear as a tombstone (an empty message with the clear's stamp).
+    assert_eq!(r.retained.len(), 2);
     let (rm, stamp) = &r.retained[0];
     assert_eq!(rm.message.topic, "r/1");
+    let (tomb, at) = &r.retained[1];
+    assert_eq!(tomb.message.topic, "r/2");
+    assert!(tomb.message.payload.is_empty());
+    assert_eq!(at.ts, 12);
     assert!(rm.message.retain);
     assert_eq!(rm.message.properties, props());
     assert_eq!((stamp.ts, &*stamp.origin), (10, "node-1"));
