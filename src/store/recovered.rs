@@ -88,6 +88,8 @@ pub struct RecoveredDelivery {
     pub qos: QoS,
     pub retain: bool,
     pub sub_ids: Vec<u32>,
+    /// The consumer group it was handed to this session by (see `message::Delivery`).
+    pub group: Option<std::sync::Arc<crate::topic::GroupKey>>,
 }
 
 /// One in-flight outbound QoS 1/2 delivery.

@@ -78,7 +78,7 @@ impl Shared {
             msg,
             qos: d.qos,
             retain: d.retain,
-            group: None,
+            group: d.group,
             sub_ids: (!d.sub_ids.is_empty()).then(|| d.sub_ids.into_boxed_slice()),
         })
     }

@@ -265,6 +265,7 @@ fn delivery(e: &Entry, m: &Stored) -> RecoveredDelivery {
         qos: e.qos,
         retain: e.retain,
         sub_ids: e.sub_ids.clone(),
+        group: e.group.clone(),
     }
 }
 

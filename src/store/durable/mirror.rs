@@ -356,6 +356,7 @@ impl Mirror {
             qos: d.qos,
             retain: d.retain,
             sub_ids: d.sub_ids.as_deref().unwrap_or_default().to_vec(),
+            group: d.group.clone(),
         };
         let key = record::session_key(id, &seq.to_be_bytes());
         let facts = record::Facts::of(&d.msg, record::wall_expiry(&d.msg));

@@ -50,6 +50,7 @@
 mod check;
 mod delivered;
 mod engine;
+mod entry;
 mod load;
 mod mirror;
 mod page;

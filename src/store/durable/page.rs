@@ -56,7 +56,7 @@ impl Durable {
                 msg,
                 qos: e.qos,
                 retain: e.retain,
-                group: None,
+                group: e.group,
                 sub_ids: (!e.sub_ids.is_empty()).then(|| e.sub_ids.into_boxed_slice()),
             });
         }

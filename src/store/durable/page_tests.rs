@@ -252,3 +252,43 @@ fn past_its_share_of_memory_the_writers_backlog_makes_acknowledgements_wait_for_
     // Written: the backlog is gone, and delivery ends waits again.
     assert_eq!(d.backlog.load(std::sync::atomic::Ordering::Acquire), 0);
 }
+
+#[test]
+fn a_group_delivery_keeps_its_group_when_read_back_and_across_a_restart() {
+    let dir = TempDir::new("paged-group");
+    let key = std::sync::Arc::new(crate::topic::GroupKey {
+        group: "workers".into(),
+        filter: "jobs/#".into(),
+    });
+    let grouped = |text: &str| {
+        let mut d = deliver(
+            &msg("jobs/1", text, QoS::AtLeastOnce),
+            QoS::AtLeastOnce,
+            &[],
+        );
+        d.group = Some(key.clone());
+        d
+    };
+    {
+        let (d, _) = Durable::open(&paged_opts(&dir, 4)).expect("open");
+        d.append(
+            "a",
+            vec![
+                Change::Enqueued(grouped("one")),
+                Change::Enqueued(grouped("two")),
+                Change::Sent { pkid: 1 },
+            ],
+        );
+        settle(&d);
+        let back = d.page_in("a", vec![], 0, 10);
+        assert_eq!(texts(&back), ["two"]);
+        assert_eq!(back.deliveries[0].group.as_ref(), Some(&key));
+        d.close();
+    }
+    // Not paged: the in-flight one and the queued one come back whole, group and all.
+    let (_d, r) = open(&dir);
+    let a = session(&r, "a");
+    let sent = a.inflight[0].delivery.as_ref().expect("in flight");
+    assert_eq!(sent.group.as_ref(), Some(&key));
+    assert_eq!(a.queue[0].group.as_ref(), Some(&key));
+}

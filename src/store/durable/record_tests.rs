@@ -126,13 +126,20 @@ fn entry() -> impl Strategy<Value = Entry> {
         qos(),
         any::<bool>(),
         proptest::collection::vec(any::<u32>(), 0..4),
+        proptest::option::of(("[a-z$]{1,8}", "[a-z/#+]{1,12}")),
     )
-        .prop_map(|(backlog, msg, qos, retain, sub_ids)| Entry {
+        .prop_map(|(backlog, msg, qos, retain, sub_ids, group)| Entry {
             backlog,
             msg,
             qos,
             retain,
             sub_ids,
+            group: group.map(|(g, f): (String, String)| {
+                std::sync::Arc::new(crate::topic::GroupKey {
+                    group: g.into(),
+                    filter: f.into(),
+                })
+            }),
         })
 }
 
@@ -167,11 +174,13 @@ proptest! {
         let f = Facts { weight, expires_at };
         let queued = encode_queued(&e, &f);
         prop_assert_eq!(decode_queued(&queued).expect("decodes"), (e.clone(), Some(f)));
-        // A queue record from before records carried their message's facts: the entry
-        // alone, which reads back without them.
-        let tail = 4 + 1 + if expires_at.is_some() { 12 } else { 0 };
+        // A queue record from before records carried their message's facts (and group):
+        // the entry alone, which reads back without them.
+        let group = e.group.as_ref().map_or(0, |g| 8 + g.group.len() + g.filter.len());
+        let tail = 4 + 1 + if expires_at.is_some() { 12 } else { 0 } + group;
         let older = &queued[..queued.len() - tail];
-        prop_assert_eq!(decode_queued(older).expect("decodes"), (e.clone(), None));
+        let bare = Entry { group: None, ..e.clone() };
+        prop_assert_eq!(decode_queued(older).expect("decodes"), (bare, None));
         let x = sent.then_some(&e);
         let (o, back) = decode_inflight(&encode_inflight(order, x)).expect("decodes");
         prop_assert_eq!((o, back.as_ref()), (order, x));

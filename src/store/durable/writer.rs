@@ -282,8 +282,7 @@ fn last_per_key(ops: Vec<Op>) -> Vec<Op> {
     if ops.len() < 2 {
         return ops;
     }
-    // Per key: (first op is a put, index of its last op).
-    // Keys hold client ids: a seeded hash of good quality, still far cheaper than SipHash.
+    // Per key: (its first op creates it, index of its last op). Keys hold client ids: a seeded hash of good quality, still far cheaper than SipHash.
     let mut last: HashMap<(Part, &[u8]), (bool, usize), foldhash::quality::RandomState> =
         HashMap::with_capacity_and_hasher(ops.len(), Default::default());
     for (i, op) in ops.iter().enumerate() {
@@ -343,7 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn a_message_or_queue_entry_created_and_deleted_in_one_batch_is_not_written_at_all() {
+    fn a_record_created_and_deleted_in_one_batch_is_not_written_at_all() {
         let ops = vec![
             Op::create(Part::Messages, vec![1], vec![0xaa; 1024]),
             Op::create(Part::Queue, vec![7], vec![1]),
