@@ -109,14 +109,15 @@ impl Writer {
             }
             let mut jobs: Vec<Job> = first.into_iter().collect();
             jobs.extend(self.rx.try_iter());
-            let mut ops = Vec::new();
+            // Each job's ops where they are: the writer reads them in place, never moves them.
+            let mut ops: Vec<Vec<Op>> = Vec::new();
             let mut top = written;
             let mut close = None;
             let mut taken = 0;
             for j in jobs {
                 match j {
                     Job::Write { ops: o, seq, bytes } => {
-                        ops.extend(o);
+                        ops.push(o);
                         top = top.max(seq);
                         taken += bytes;
                     }
@@ -137,8 +138,8 @@ impl Writer {
                 }
                 continue;
             }
-            let ops = last_per_key(ops);
-            if ops.is_empty() && last_stamp.elapsed() < STAMP_EVERY {
+            let kept = last_per_key(&ops);
+            if kept.is_empty() && last_stamp.elapsed() < STAMP_EVERY {
                 // Everything these jobs held was created and deleted among them (a subscriber
                 // that keeps up): nothing to write or fsync, and they are as durable as
                 // everything before them.
@@ -152,7 +153,8 @@ impl Writer {
                     last_trim = Instant::now();
                     self.trim_journal();
                 }
-                let ok = self.write_retrying(&ops);
+                let ok = self.write_retrying(&kept);
+                drop(kept);
                 // Written (or given up): the messages the ops held are let go here, before
                 // the jobs are reported durable, so a session that drops its copy then leaves
                 // none in memory (see `Mirror::written`).
@@ -236,7 +238,7 @@ impl Writer {
     }
 
     /// Writes `ops`, retrying as the module docs say; false when the store must stop.
-    fn write_retrying(&self, ops: &[Op]) -> bool {
+    fn write_retrying(&self, ops: &[&Op]) -> bool {
         for attempt in 1..=ATTEMPTS {
             match self.write(ops) {
                 Ok(()) => return true,
@@ -256,7 +258,7 @@ impl Writer {
     }
 
     /// Writes `ops` and the time of this write as one batch.
-    fn write(&self, ops: &[Op]) -> Result<(), fjall::Error> {
+    fn write(&self, ops: &[&Op]) -> Result<(), fjall::Error> {
         let mut b = self.keyspace.batch();
         for op in ops {
             let p = self.parts.get(op.part);
@@ -278,33 +280,25 @@ impl Writer {
 /// which then costs nothing: not its bytes, not even a deletion. The mirror marks the puts
 /// that create their key ([`Op::creates`]): when the first op on a key in a batch is one,
 /// nothing of the key is on disk before the batch.
-fn last_per_key(ops: Vec<Op>) -> Vec<Op> {
-    if ops.len() < 2 {
-        return ops;
-    }
-    // Per key: (its first op creates it, index of its last op). Keys hold client ids: a seeded hash of good quality, still far cheaper than SipHash.
+fn last_per_key(jobs: &[Vec<Op>]) -> Vec<&Op> {
+    let ops = || jobs.iter().flatten();
+    let n = jobs.iter().map(Vec::len).sum();
+    // Per key: (its first op creates it, place of its last op). Keys hold client ids: a
+    // seeded hash of good quality, still far cheaper than SipHash.
     let mut last: HashMap<(Part, &[u8]), (bool, usize), foldhash::quality::RandomState> =
-        HashMap::with_capacity_and_hasher(ops.len(), Default::default());
-    for (i, op) in ops.iter().enumerate() {
+        HashMap::with_capacity_and_hasher(n, Default::default());
+    for (i, op) in ops().enumerate() {
         last.entry((op.part, op.key.as_slice()))
             .and_modify(|(_, at)| *at = i)
             .or_insert((op.creates, i));
     }
-    if last.len() == ops.len() {
-        return ops;
-    }
-    let keep: Vec<bool> = ops
-        .iter()
+    ops()
         .enumerate()
-        .map(|(i, op)| match last.get(&(op.part, op.key.as_slice())) {
-            Some(&(created, at)) if at == i => !(created && op.value.is_none()),
-            _ => false,
+        .filter(|(i, op)| match last.get(&(op.part, op.key.as_slice())) {
+            Some(&(created, at)) => at == *i && !(created && op.value.is_none()),
+            None => false,
         })
-        .collect();
-    drop(last);
-    ops.into_iter()
-        .zip(keep)
-        .filter_map(|(op, k)| k.then_some(op))
+        .map(|(_, op)| op)
         .collect()
 }
 
@@ -313,7 +307,10 @@ mod tests {
     use super::*;
 
     fn shape(ops: Vec<Op>) -> Vec<(Part, Vec<u8>, bool)> {
-        last_per_key(ops)
+        // Split in two jobs, as the writer takes them.
+        let mut first = ops;
+        let second = first.split_off(first.len() / 2);
+        last_per_key(&[first, second])
             .iter()
             .map(|o| (o.part, o.key.clone(), o.value.is_some()))
             .collect()
