@@ -3,7 +3,7 @@
 # [persistence] sync = "always" against Mosquitto with persistence true, a persistent-session
 # subscriber, 1:1 QoS 1 at full speed and at 10,000 msgs/s. Needs
 # `cargo build --release --bin supermq --bin supermq-load` and /usr/sbin/mosquitto.
-# Prints: label delivered/s lost duplicated p50_us p99_us.
+# Prints: label delivered/s lost duplicated p50_us p99_us. REPS (3) sets the repetitions.
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LOAD=$ROOT/target/release/supermq-load
 SMQ=$ROOT/target/release/supermq
@@ -25,7 +25,7 @@ run_mosq() {
   kill $pid; wait $pid 2>/dev/null; rm -rf $d
   echo "$label $(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["delivered_per_s"]), d["lost"], d["duplicated"], round(d["lat_p50_us"]), round(d["lat_p99_us"]))')"
 }
-for rep in 1 2 3; do
+for rep in $(seq 1 "${REPS:-3}"); do
   run_smq "smq-durable-1to1" true --scenario one-to-one --qos 1 --persistent --duration 4s
   run_mosq "mosq-persist-1to1" --scenario one-to-one --qos 1 --persistent --duration 4s
   run_smq "smq-clean-1to1" false --scenario one-to-one --qos 1 --duration 4s
@@ -33,7 +33,7 @@ for rep in 1 2 3; do
   run_mosq "mosq-persist-10k" --scenario one-to-one --qos 1 --persistent --rate 10000 --duration 4s
 done
 # Clean sessions only: the store on (the default) against off, 20-client QoS 1 mesh.
-for rep in 1 2 3; do
+for rep in $(seq 1 "${REPS:-3}"); do
   run_smq "smq-mesh-store-on" true --scenario mesh --qos 1 --duration 4s
   run_smq "smq-mesh-store-off" false --scenario mesh --qos 1 --duration 4s
 done

@@ -18,6 +18,7 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::Notify;
 
+use super::key::Key;
 use super::record::{self, Entry, Meta};
 use super::Part;
 use crate::codec::QoS;
@@ -28,7 +29,7 @@ use crate::session::Change;
 #[derive(Debug)]
 pub(super) struct Op {
     pub part: Part,
-    pub key: Vec<u8>,
+    pub key: Key,
     pub value: Option<Value>,
     /// A put that creates its key: every op on the key before it ended with a deletion (or
     /// there was none), so nothing of it is on disk (see `writer::last_per_key`).
@@ -75,35 +76,35 @@ impl Op {
     /// About how many bytes it holds in memory until written.
     pub fn weight(&self) -> usize {
         // The key, the value, and the op itself.
-        self.key.len() + self.value.as_ref().map_or(0, Value::weight) + 48
+        self.key.as_slice().len() + self.value.as_ref().map_or(0, Value::weight) + 48
     }
 
-    pub fn put(part: Part, key: Vec<u8>, value: Vec<u8>) -> Op {
+    pub fn put(part: Part, key: impl Into<Key>, value: Vec<u8>) -> Op {
         Op {
             part,
-            key,
+            key: key.into(),
             value: Some(Value::Bytes(value)),
             creates: false,
         }
     }
 
     /// A put that creates its key (see [`Op::creates`]).
-    pub fn create(part: Part, key: Vec<u8>, value: Vec<u8>) -> Op {
+    pub fn create(part: Part, key: impl Into<Key>, value: Vec<u8>) -> Op {
         Op::create_value(part, key, Value::Bytes(value))
     }
 
-    pub fn create_value(part: Part, key: Vec<u8>, value: Value) -> Op {
+    pub fn create_value(part: Part, key: impl Into<Key>, value: Value) -> Op {
         Op {
             part,
-            key,
+            key: key.into(),
             value: Some(value),
             creates: true,
         }
     }
-    pub fn delete(part: Part, key: Vec<u8>) -> Op {
+    pub fn delete(part: Part, key: impl Into<Key>) -> Op {
         Op {
             part,
-            key,
+            key: key.into(),
             value: None,
             creates: false,
         }
@@ -198,7 +199,7 @@ impl Mirror {
         if meta_dirty {
             if let Some(s) = self.sessions.get(client_id) {
                 let v = record::encode_meta(&s.meta);
-                let key = client_id.as_bytes().to_vec();
+                let key = Key::from(client_id.as_bytes());
                 ops.push(match created {
                     true => Op::create(Part::Sessions, key, v),
                     false => Op::put(Part::Sessions, key, v),
@@ -261,7 +262,7 @@ impl Mirror {
                 if let Some((seq, e)) = s.queue.pop_front() {
                     ops.push(Op::delete(
                         Part::Queue,
-                        record::session_key(id, &seq.to_be_bytes()),
+                        Key::session(id, &seq.to_be_bytes()),
                     ));
                     self.release(e.msg, ops);
                 }
@@ -275,12 +276,12 @@ impl Mirror {
                 e.backlog = false;
                 ops.push(Op::delete(
                     Part::Queue,
-                    record::session_key(id, &seq.to_be_bytes()),
+                    Key::session(id, &seq.to_be_bytes()),
                 ));
                 if pkid == 0 {
                     self.release(e.msg, ops);
                 } else {
-                    let key = record::session_key(id, &pkid.to_be_bytes());
+                    let key = Key::session(id, &pkid.to_be_bytes());
                     let msg = e.msg;
                     match s.inflight.insert(pkid, (seq, Some(msg))) {
                         None => {
@@ -302,7 +303,7 @@ impl Mirror {
                 if let Some((_, msg)) = s.inflight.remove(&pkid) {
                     ops.push(Op::delete(
                         Part::Inflight,
-                        record::session_key(id, &pkid.to_be_bytes()),
+                        Key::session(id, &pkid.to_be_bytes()),
                     ));
                     if let Some(m) = msg {
                         self.release(m, ops);
@@ -312,7 +313,7 @@ impl Mirror {
             }
             Change::Received { pkid } => {
                 if let Some((order, msg)) = s.inflight.get_mut(&pkid) {
-                    let key = record::session_key(id, &pkid.to_be_bytes());
+                    let key = Key::session(id, &pkid.to_be_bytes());
                     ops.push(Op::put(
                         Part::Inflight,
                         key,
@@ -325,7 +326,7 @@ impl Mirror {
                 false
             }
             Change::Qos2Arrived { pkid } => {
-                let key = record::session_key(id, &pkid.to_be_bytes());
+                let key = Key::session(id, &pkid.to_be_bytes());
                 ops.push(match s.qos2.insert(pkid) {
                     true => Op::create(Part::Qos2, key, record::encode_marker()),
                     false => Op::put(Part::Qos2, key, record::encode_marker()),
@@ -334,7 +335,7 @@ impl Mirror {
             }
             Change::Released { pkid } => {
                 s.qos2.remove(&pkid);
-                let key = record::session_key(id, &pkid.to_be_bytes());
+                let key = Key::session(id, &pkid.to_be_bytes());
                 ops.push(Op::delete(Part::Qos2, key));
                 false
             }
@@ -358,7 +359,7 @@ impl Mirror {
             sub_ids: d.sub_ids.as_deref().unwrap_or_default().to_vec(),
             group: d.group.clone(),
         };
-        let key = record::session_key(id, &seq.to_be_bytes());
+        let key = Key::session(id, &seq.to_be_bytes());
         let facts = record::Facts::of(&d.msg, record::wall_expiry(&d.msg));
         // Sequence numbers are never reused: this creates the key.
         ops.push(Op::create_value(
@@ -377,14 +378,14 @@ impl Mirror {
         for (seq, e) in s.queue.into_iter().chain(s.backlog) {
             ops.push(Op::delete(
                 Part::Queue,
-                record::session_key(id, &seq.to_be_bytes()),
+                Key::session(id, &seq.to_be_bytes()),
             ));
             self.release(e.msg, ops);
         }
         for (pkid, (_, msg)) in s.inflight {
             ops.push(Op::delete(
                 Part::Inflight,
-                record::session_key(id, &pkid.to_be_bytes()),
+                Key::session(id, &pkid.to_be_bytes()),
             ));
             if let Some(m) = msg {
                 self.release(m, ops);
@@ -393,10 +394,10 @@ impl Mirror {
         for pkid in s.qos2 {
             ops.push(Op::delete(
                 Part::Qos2,
-                record::session_key(id, &pkid.to_be_bytes()),
+                Key::session(id, &pkid.to_be_bytes()),
             ));
         }
-        ops.push(Op::delete(Part::Sessions, id.as_bytes().to_vec()));
+        ops.push(Op::delete(Part::Sessions, id.as_bytes()));
     }
 
     /// The id of `d`'s message, writing it first if this is its first entry.
@@ -413,7 +414,7 @@ impl Mirror {
         // Ids are never reused: this creates the key.
         ops.push(Op::create_value(
             Part::Messages,
-            id.to_be_bytes().to_vec(),
+            Key::from(&id.to_be_bytes()[..]),
             Value::Message(d.msg.clone()),
         ));
         self.messages.insert(id, 1);
@@ -448,7 +449,7 @@ impl Mirror {
                 forget_ptr(&mut self.by_ptr, &w, id);
             }
         }
-        ops.push(Op::delete(Part::Messages, id.to_be_bytes().to_vec()));
+        ops.push(Op::delete(Part::Messages, &id.to_be_bytes()[..]));
     }
 
     /// Deletes the queue and backlog entries of session `id` that `gone` picks (by sequence
@@ -470,7 +471,7 @@ impl Mirror {
         for (seq, msg) in dropped {
             ops.push(Op::delete(
                 Part::Queue,
-                record::session_key(id, &seq.to_be_bytes()),
+                Key::session(id, &seq.to_be_bytes()),
             ));
             self.release(msg, ops);
         }

@@ -51,6 +51,7 @@ mod check;
 mod delivered;
 mod engine;
 mod entry;
+mod key;
 mod load;
 mod mirror;
 mod page;
@@ -331,8 +332,10 @@ impl Durable {
             let mut b = engine.keyspace.batch();
             for op in purge {
                 match op.value {
-                    Some(v) => b.insert(engine.parts.get(op.part), op.key, &*v.encoded()),
-                    None => b.remove(engine.parts.get(op.part), op.key),
+                    Some(v) => {
+                        b.insert(engine.parts.get(op.part), op.key.as_slice(), &*v.encoded())
+                    }
+                    None => b.remove(engine.parts.get(op.part), op.key.as_slice()),
                 }
             }
             let engine_err = |source| DurableError::Engine {

@@ -312,7 +312,7 @@ mod tests {
         let second = first.split_off(first.len() / 2);
         last_per_key(&[first, second])
             .iter()
-            .map(|o| (o.part, o.key.clone(), o.value.is_some()))
+            .map(|o| (o.part, o.key.as_slice().to_vec(), o.value.is_some()))
             .collect()
     }
 
