@@ -130,6 +130,9 @@ fn broker_config() -> Config {
     // In memory: the fuzzer restarts nothing, and a store would only slow it.
     c.persistence.enabled = false;
     c.listeners[0].bind = "127.0.0.1:0".parse().expect("address");
+    // The fuzzer drives MQTT only; its HTTP server would take the default port 18083,
+    // which another broker on the machine may hold.
+    c.http.enabled = false;
     c.sys.interval = Duration::ZERO;
     c.engine.worker_threads = 1;
     c.limits.max_connections = 1024;
