@@ -37,6 +37,9 @@ run() { # name start-command stop-signal
     export D=$d
     eval "$start" & local pid=$!
     wait_port
+    # Listening, but this broker's? One that could not start must not let the load go to
+    # whatever holds the port.
+    if ! kill -0 $pid 2>/dev/null; then echo "$name did not start" >&2; exit 1; fi
     echo "$name: setup $($DQ setup $PORT "$SESS")" >&2
     local fill
     fill=$($DQ fill $PORT "$SESS" "$PER" "$SIZE")

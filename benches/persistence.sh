@@ -12,6 +12,9 @@ run_smq() { # label persistence(true/false) args...
   local d=$(mktemp -d); local port=18860
   printf '[[listener]]\nbind = "127.0.0.1:%s"\n[log]\nlevel="warn"\n[sys]\ninterval="0s"\n[persistence]\nenabled = %s\ndir = "%s/data"\nsync = "always"\n' $port $pers $d > $d/s.conf
   $SMQ -c $d/s.conf >/dev/null 2>&1 & local pid=$!; sleep 0.5
+  # A broker that could not bind (a port held by another process) must not let the load
+  # go to whatever holds the port.
+  if ! kill -0 $pid 2>/dev/null; then echo "$label: supermq did not start" >&2; exit 1; fi
   local out=$($LOAD --port $port --json --keep-alive 600 --window 20 --size 1024 --broker-pid $pid "$@" 2>/dev/null | tail -1)
   kill $pid; wait $pid 2>/dev/null; rm -rf $d
   echo "$label $(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["delivered_per_s"]), d["lost"], d["duplicated"], round(d["lat_p50_us"]), round(d["lat_p99_us"]))')"
@@ -21,6 +24,7 @@ run_mosq() {
   local d=$(mktemp -d); local port=18861
   printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nsys_interval 0\npersistence true\npersistence_location %s/\nlog_dest none\n' $port $d > $d/m.conf
   /usr/sbin/mosquitto -c $d/m.conf >/dev/null 2>&1 & local pid=$!; sleep 0.5
+  if ! kill -0 $pid 2>/dev/null; then echo "$label: mosquitto did not start" >&2; exit 1; fi
   local out=$($LOAD --port $port --json --keep-alive 600 --window 20 --size 1024 --broker-pid $pid "$@" 2>/dev/null | tail -1)
   kill $pid; wait $pid 2>/dev/null; rm -rf $d
   echo "$label $(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["delivered_per_s"]), d["lost"], d["duplicated"], round(d["lat_p50_us"]), round(d["lat_p99_us"]))')"
