@@ -128,49 +128,41 @@ impl Writer {
                     }
                 }
             }
+            // Nothing is written when everything these jobs held was created and deleted
+            // among them (a subscriber that keeps up): they are as durable as everything
+            // before them. Still, every batch carries the time of its write, and at least
+            // every `STAMP_EVERY` one is written, with no ops if need be. A stopped store
+            // writes nothing more and reports nothing durable.
+            let kept = if failed {
+                Vec::new()
+            } else {
+                last_per_key(&ops)
+            };
+            let write = !failed && (!kept.is_empty() || last_stamp.elapsed() >= STAMP_EVERY);
+            let ok = !write || {
+                last_stamp = Instant::now();
+                if last_trim.elapsed() >= TRIM_EVERY {
+                    last_trim = Instant::now();
+                    self.trim_journal();
+                }
+                self.write_retrying(&kept)
+            };
+            drop(kept);
+            // Written, elided or given up: the messages the ops held are let go here, before
+            // the jobs are reported durable, so a session that drops its copy then leaves none
+            // in memory (see `Mirror::written`).
+            drop(ops);
+            self.backlog.fetch_sub(taken, Ordering::AcqRel);
+            failed |= !ok;
             if failed {
-                // Stopped: later writes are dropped, and nothing is reported durable.
-                drop(ops);
-                self.backlog.fetch_sub(taken, Ordering::AcqRel);
                 if let Some(reply) = close {
                     let _ = reply.send(());
                     break;
                 }
                 continue;
             }
-            let kept = last_per_key(&ops);
-            if kept.is_empty() && last_stamp.elapsed() < STAMP_EVERY {
-                // Everything these jobs held was created and deleted among them (a subscriber
-                // that keeps up): nothing to write or fsync, and they are as durable as
-                // everything before them.
-                self.backlog.fetch_sub(taken, Ordering::AcqRel);
-                written = written.max(top);
-            } else {
-                // Every batch carries the time of its write; at least every `STAMP_EVERY`
-                // one is written, with no ops if need be.
-                last_stamp = Instant::now();
-                if last_trim.elapsed() >= TRIM_EVERY {
-                    last_trim = Instant::now();
-                    self.trim_journal();
-                }
-                let ok = self.write_retrying(&kept);
-                drop(kept);
-                // Written (or given up): the messages the ops held are let go here, before
-                // the jobs are reported durable, so a session that drops its copy then leaves
-                // none in memory (see `Mirror::written`).
-                drop(ops);
-                self.backlog.fetch_sub(taken, Ordering::AcqRel);
-                if !ok {
-                    failed = true;
-                    if let Some(reply) = close {
-                        let _ = reply.send(());
-                        break;
-                    }
-                    continue;
-                }
-                written = top;
-                dirty = true;
-            }
+            written = top;
+            dirty |= write;
             let due = match self.sync {
                 SyncMode::Always => true,
                 SyncMode::Periodic(d) => last_sync.elapsed() >= d,
