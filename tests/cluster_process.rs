@@ -212,6 +212,13 @@ async fn restarted_node_serves_its_persistent_sessions_again() {
         "replicated to b"
     );
     drop(r);
+    // Routed from a, cmd/1 and the flows' messages are acknowledged on a, not on b: wait
+    // until b's store has them. A retained QoS 1 PUBLISH on b is acknowledged once
+    // everything b staged before it is fsynced.
+    let mut s = connect_retry(b.mqtt, "sync-b").await;
+    s.publish("sync/b", b"on disk", QoS::AtLeastOnce, true)
+        .await;
+    drop(s);
 
     b.kill9();
     wait_links(&a, 0).await;
