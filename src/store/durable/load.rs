@@ -370,7 +370,7 @@ pub(super) fn recover(
                 };
                 rs.queue.push(delivery(&e, m));
             }
-            *mirror.messages.entry(e.msg).or_default() += 1;
+            *mirror.msgs.counts.entry(e.msg).or_default() += 1;
             sm.queue.push_back((seq, e));
         }
         let mut fl = s.inflight.remove(&id).unwrap_or_default();
@@ -382,7 +382,7 @@ pub(super) fn recover(
                 Some(delivery(e, m))
             });
             if let Some(e) = e.as_ref().filter(|_| d.is_some()) {
-                *mirror.messages.entry(e.msg).or_default() += 1;
+                *mirror.msgs.counts.entry(e.msg).or_default() += 1;
             }
             rs.inflight.push(RecoveredInflight { pkid, delivery: d });
             sm.inflight.insert(pkid, (order, e.map(|e| e.msg)));
@@ -396,11 +396,11 @@ pub(super) fn recover(
         mirror.sessions.insert(id, sm);
         out.sessions.push(rs);
     }
-    mirror.next_msg = s.last_msg.map_or(0, |m| m + 1);
+    mirror.msgs.next = s.last_msg.map_or(0, |m| m + 1);
     let_go.sort_unstable();
     let_go.dedup();
     for m in let_go.into_iter().chain(s.orphans) {
-        if !mirror.messages.contains_key(&m) {
+        if !mirror.msgs.counts.contains_key(&m) {
             purge.push(Op::delete(Part::Messages, m.to_be_bytes().to_vec()));
         }
     }

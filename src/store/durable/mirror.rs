@@ -1,24 +1,15 @@
 //! What the durable store keeps in memory to turn a session's [`Change`]s into writes: per
 //! session the metadata, the keys of its queue (oldest first) and of its in-flight window,
-//! and per stored message its id and reference count.
+//! and the stored messages they name ([`Messages`]).
 //!
 //! A change names no key ("the front of the queue was sent as 7"), so the mirror holds the
-//! queue's sequence numbers to know which record it moves. Messages are stored once: the
-//! `Arc<Message>` a delivery shares with every other session's delivery of it is found by its
-//! address ([`Arc::as_ptr`]); the mirror holds a [`Weak`] to it, which keeps the allocation
-//! (not the payload) alive, so the address cannot be reused by another message while it is
-//! known. Once its write is done and no one holds the `Arc` any more (no later entry can name
-//! it), only its id and count stay. The reference count of a message is the
-//! number of queue and in-flight entries
-//! naming it; it is not written (it is counted again on open), so it cannot disagree with the
-//! entries. At 0 the message record is deleted.
+//! queue's sequence numbers to know which record it moves.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Weak};
-
-use tokio::sync::Notify;
+use std::sync::Arc;
 
 use super::key::Key;
+pub(super) use super::messages::Messages;
 use super::record::{self, Entry, Meta};
 use super::Part;
 use crate::codec::QoS;
@@ -121,56 +112,21 @@ pub(super) struct SessionMirror {
     pub backlog: VecDeque<(u64, Entry)>,
     pub next_seq: u64,
     /// pkid → (order sent, message id until PUBREC).
-    pub inflight: HashMap<u16, (u64, Option<u64>)>,
+    pub inflight: HashMap<u16, (u64, Option<u64>), Seeded>,
     /// Inbound QoS 2 ids awaiting PUBREL.
-    pub qos2: HashSet<u16>,
+    pub qos2: HashSet<u16, Seeded>,
 }
 
-/// What the mirror keeps of a stored message while it is still in memory somewhere (its
-/// write pending, a session holding its `Arc`, or a publisher waiting on it). Every other
-/// stored message costs only its id and count in [`Mirror::messages`], so a store holding
-/// millions of messages offline keeps a few dozen bytes of each in memory.
-#[derive(Debug, Default)]
-struct Live {
-    arc: Option<Weak<Message>>,
-    /// Held until the job that writes the message is written: a session that pages a
-    /// delivery out at once must be able to read it back before the engine has it.
-    unwritten: Option<Arc<Message>>,
-    /// Told when the last entry naming the message goes (see `delivered.rs`).
-    watchers: Vec<Arc<Notify>>,
-}
-
-/// Message ids are the store's own sequence, never a client's input: a fast hash is safe.
-type IdMap<V> = HashMap<u64, V, foldhash::fast::RandomState>;
+/// Session keys are client ids and packet ids, a client's input: a seeded hash of good
+/// quality (far cheaper than SipHash on the message path, which looks sessions up several
+/// times per message).
+type Seeded = foldhash::quality::RandomState;
 
 /// Everything the store keeps in memory.
 #[derive(Debug, Default)]
 pub(super) struct Mirror {
-    pub sessions: HashMap<String, SessionMirror>,
-    /// Stored message id → how many entries name it.
-    pub messages: IdMap<u32>,
-    /// The stored messages still in memory somewhere.
-    live: IdMap<Live>,
-    /// `Arc::as_ptr` of a live message → its id.
-    by_ptr: HashMap<usize, u64>,
-    pub next_msg: u64,
-    /// (jobs sent when it was interned, message id) of the messages holding `unwritten`,
-    /// oldest first: the job that writes it is a later one.
-    unwritten: VecDeque<(u64, u64)>,
-    /// The number of jobs sent so far (set by the store before each `apply`).
-    pub jobs_sent: u64,
-}
-
-fn ptr(m: &Arc<Message>) -> usize {
-    Arc::as_ptr(m) as usize
-}
-
-/// Forgets the address of message `id`'s `Arc` (unless another message has it now).
-fn forget_ptr(by_ptr: &mut HashMap<usize, u64>, w: &Weak<Message>, id: u64) {
-    let p = w.as_ptr() as usize;
-    if by_ptr.get(&p) == Some(&id) {
-        by_ptr.remove(&p);
-    }
+    pub sessions: HashMap<String, SessionMirror, Seeded>,
+    pub msgs: Messages,
 }
 
 impl Mirror {
@@ -179,10 +135,12 @@ impl Mirror {
         let mut ops = Vec::new();
         let mut meta_dirty = false;
         let mut created = false;
-        for c in changes {
-            if let Change::Ended = c {
+        let mut changes = changes.into_iter().peekable();
+        while let Some(first) = changes.peek() {
+            if let Change::Ended = first {
+                changes.next();
                 if let Some(s) = self.sessions.remove(client_id) {
-                    self.end(client_id, s, &mut ops);
+                    end(&mut self.msgs, client_id, s, &mut ops);
                 }
                 meta_dirty = false;
                 created = false;
@@ -194,7 +152,13 @@ impl Mirror {
                 meta_dirty = true;
                 created = true;
             }
-            meta_dirty |= self.change(client_id, c, &mut ops);
+            // One lookup for the whole run of changes up to the next `Ended`.
+            let Some(s) = self.sessions.get_mut(client_id) else {
+                break;
+            };
+            while let Some(c) = changes.next_if(|c| !matches!(c, Change::Ended)) {
+                meta_dirty |= change(s, &mut self.msgs, client_id, c, &mut ops);
+            }
         }
         if meta_dirty {
             if let Some(s) = self.sessions.get(client_id) {
@@ -209,328 +173,254 @@ impl Mirror {
         ops
     }
 
-    /// Applies one change to a session that exists; true if its metadata changed.
-    fn change(&mut self, id: &str, c: Change, ops: &mut Vec<Op>) -> bool {
-        let Some(s) = self.sessions.get_mut(id) else {
-            return false;
-        };
-        match c {
-            Change::Subscribed { filter, grant } => {
-                match s.meta.subscriptions.iter_mut().find(|(f, _)| *f == filter) {
-                    Some(entry) => entry.1 = grant,
-                    None => s.meta.subscriptions.push((filter, grant)),
-                }
-                true
-            }
-            Change::Unsubscribed { filter } => {
-                s.meta.subscriptions.retain(|(f, _)| *f != filter);
-                true
-            }
-            Change::WillSet(w) => {
-                s.meta.will = w;
-                true
-            }
-            Change::ExpirySet(e) => {
-                s.meta.expiry = e;
-                true
-            }
-            Change::Attached { username } => {
-                s.meta.username = username.map(|u| u.to_string());
-                s.meta.attached = true;
-                s.meta.offline_since = None;
-                true
-            }
-            Change::Detached { at, drop_qos0 } => {
-                s.meta.attached = false;
-                s.meta.offline_since = Some(at);
-                if drop_qos0 {
-                    // As the session did: its queue must stay the one the changes after
-                    // this name ("the front was sent").
-                    self.drop_queued(id, |_, e| e.qos == QoS::AtMostOnce, ops);
-                }
-                true
-            }
-            Change::Enqueued(d) => {
-                self.enqueue(id, &d, false, ops);
-                false
-            }
-            Change::Backlogged(d) => {
-                self.enqueue(id, &d, true, ops);
-                false
-            }
-            Change::DroppedOldest => {
-                if let Some((seq, e)) = s.queue.pop_front() {
-                    ops.push(Op::delete(
-                        Part::Queue,
-                        Key::session(id, &seq.to_be_bytes()),
-                    ));
-                    self.release(e.msg, ops);
-                }
-                false
-            }
-            Change::Sent { pkid } => {
-                let Some((seq, mut e)) = s.queue.pop_front().or_else(|| s.backlog.pop_front())
-                else {
-                    return false;
-                };
-                e.backlog = false;
-                ops.push(Op::delete(
-                    Part::Queue,
-                    Key::session(id, &seq.to_be_bytes()),
-                ));
-                if pkid == 0 {
-                    self.release(e.msg, ops);
-                } else {
-                    let key = Key::session(id, &pkid.to_be_bytes());
-                    let msg = e.msg;
-                    match s.inflight.insert(pkid, (seq, Some(msg))) {
-                        None => {
-                            ops.push(Op::create_value(Part::Inflight, key, Value::Sent(seq, e)))
-                        }
-                        Some((_, old)) => {
-                            let value = record::encode_inflight(seq, Some(&e));
-                            ops.push(Op::put(Part::Inflight, key, value));
-                            // A pkid still held (it should not be) gives its message up.
-                            if let Some(old) = old {
-                                self.release(old, ops);
-                            }
-                        }
-                    }
-                }
-                false
-            }
-            Change::Acked { pkid } => {
-                if let Some((_, msg)) = s.inflight.remove(&pkid) {
-                    ops.push(Op::delete(
-                        Part::Inflight,
-                        Key::session(id, &pkid.to_be_bytes()),
-                    ));
-                    if let Some(m) = msg {
-                        self.release(m, ops);
-                    }
-                }
-                false
-            }
-            Change::Received { pkid } => {
-                if let Some((order, msg)) = s.inflight.get_mut(&pkid) {
-                    let key = Key::session(id, &pkid.to_be_bytes());
-                    ops.push(Op::put(
-                        Part::Inflight,
-                        key,
-                        record::encode_inflight(*order, None),
-                    ));
-                    if let Some(m) = msg.take() {
-                        self.release(m, ops);
-                    }
-                }
-                false
-            }
-            Change::Qos2Arrived { pkid } => {
-                let key = Key::session(id, &pkid.to_be_bytes());
-                ops.push(match s.qos2.insert(pkid) {
-                    true => Op::create(Part::Qos2, key, record::encode_marker()),
-                    false => Op::put(Part::Qos2, key, record::encode_marker()),
-                });
-                false
-            }
-            Change::Released { pkid } => {
-                s.qos2.remove(&pkid);
-                let key = Key::session(id, &pkid.to_be_bytes());
-                ops.push(Op::delete(Part::Qos2, key));
-                false
-            }
-            Change::Ended => false,
-        }
-    }
-
-    /// Queues `d` for session `id` (which exists), in its backlog if `backlog`.
-    fn enqueue(&mut self, id: &str, d: &Delivery, backlog: bool, ops: &mut Vec<Op>) {
-        let msg = self.intern(d, ops);
-        let Some(s) = self.sessions.get_mut(id) else {
-            return;
-        };
-        let seq = s.next_seq;
-        s.next_seq += 1;
-        let entry = Entry {
-            backlog,
-            msg,
-            qos: d.qos,
-            retain: d.retain,
-            sub_ids: d.sub_ids.as_deref().unwrap_or_default().to_vec(),
-            group: d.group.clone(),
-        };
-        let key = Key::session(id, &seq.to_be_bytes());
-        let facts = record::Facts::of(&d.msg, record::wall_expiry(&d.msg));
-        // Sequence numbers are never reused: this creates the key.
-        ops.push(Op::create_value(
-            Part::Queue,
-            key,
-            Value::Queued(entry.clone(), facts),
-        ));
-        match backlog {
-            false => s.queue.push_back((seq, entry)),
-            true => s.backlog.push_back((seq, entry)),
-        }
-    }
-
-    /// Deletes every record of session `id`.
-    fn end(&mut self, id: &str, s: SessionMirror, ops: &mut Vec<Op>) {
-        for (seq, e) in s.queue.into_iter().chain(s.backlog) {
-            ops.push(Op::delete(
-                Part::Queue,
-                Key::session(id, &seq.to_be_bytes()),
-            ));
-            self.release(e.msg, ops);
-        }
-        for (pkid, (_, msg)) in s.inflight {
-            ops.push(Op::delete(
-                Part::Inflight,
-                Key::session(id, &pkid.to_be_bytes()),
-            ));
-            if let Some(m) = msg {
-                self.release(m, ops);
-            }
-        }
-        for pkid in s.qos2 {
-            ops.push(Op::delete(
-                Part::Qos2,
-                Key::session(id, &pkid.to_be_bytes()),
-            ));
-        }
-        ops.push(Op::delete(Part::Sessions, id.as_bytes()));
-    }
-
-    /// The id of `d`'s message, writing it first if this is its first entry.
-    fn intern(&mut self, d: &Delivery, ops: &mut Vec<Op>) -> u64 {
-        let p = ptr(&d.msg);
-        if let Some(&id) = self.by_ptr.get(&p) {
-            if let Some(count) = self.messages.get_mut(&id) {
-                *count += 1;
-                return id;
-            }
-        }
-        let id = self.next_msg;
-        self.next_msg += 1;
-        // Ids are never reused: this creates the key.
-        ops.push(Op::create_value(
-            Part::Messages,
-            Key::from(&id.to_be_bytes()[..]),
-            Value::Message(d.msg.clone()),
-        ));
-        self.messages.insert(id, 1);
-        self.live.insert(
-            id,
-            Live {
-                arc: Some(Arc::downgrade(&d.msg)),
-                unwritten: Some(d.msg.clone()),
-                watchers: Vec::new(),
-            },
-        );
-        self.unwritten.push_back((self.jobs_sent, id));
-        self.by_ptr.insert(p, id);
-        id
-    }
-
-    /// One entry naming message `id` is gone; the last one deletes it.
-    pub fn release(&mut self, id: u64, ops: &mut Vec<Op>) {
-        let Some(count) = self.messages.get_mut(&id) else {
-            return;
-        };
-        *count = count.saturating_sub(1);
-        if *count > 0 {
-            return;
-        }
-        self.messages.remove(&id);
-        if let Some(l) = self.live.remove(&id) {
-            for w in &l.watchers {
-                w.notify_one();
-            }
-            if let Some(w) = l.arc {
-                forget_ptr(&mut self.by_ptr, &w, id);
-            }
-        }
-        ops.push(Op::delete(Part::Messages, &id.to_be_bytes()[..]));
-    }
-
     /// Deletes the queue and backlog entries of session `id` that `gone` picks (by sequence
     /// and entry), releasing their messages.
     pub fn drop_queued(&mut self, id: &str, gone: impl Fn(u64, &Entry) -> bool, ops: &mut Vec<Op>) {
-        let Some(s) = self.sessions.get_mut(id) else {
-            return;
-        };
-        let mut dropped = Vec::new();
-        for q in [&mut s.queue, &mut s.backlog] {
-            q.retain(|(seq, e)| {
-                let drop = gone(*seq, e);
-                if drop {
-                    dropped.push((*seq, e.msg));
-                }
-                !drop
-            });
-        }
-        for (seq, msg) in dropped {
-            ops.push(Op::delete(
-                Part::Queue,
-                Key::session(id, &seq.to_be_bytes()),
-            ));
-            self.release(msg, ops);
+        if let Some(s) = self.sessions.get_mut(id) {
+            drop_queued(s, &mut self.msgs, id, gone, ops);
         }
     }
 
     /// Lets go of the messages whose jobs are written: every job up to `written`.
     pub fn written(&mut self, written: u64) {
-        while let Some(&(sent, id)) = self.unwritten.front() {
-            // Interned after `sent` jobs: written by job `sent + 1` or later.
-            if sent >= written {
-                break;
-            }
-            self.unwritten.pop_front();
-            let Some(l) = self.live.get_mut(&id) else {
-                continue;
-            };
-            l.unwritten = None;
-            // On disk now, and if no one holds its `Arc` any more, no later entry can name
-            // it by that `Arc`: forgetting it keeps the mirror's memory per message to its
-            // count, not the message's allocation (a session reads it back from disk), so
-            // memory does not grow with what is queued offline.
-            if l.arc.as_ref().is_some_and(|w| w.strong_count() == 0) {
-                if let Some(w) = l.arc.take() {
-                    forget_ptr(&mut self.by_ptr, &w, id);
-                }
-            }
-            if l.arc.is_none() && l.watchers.is_empty() {
-                self.live.remove(&id);
-            }
-        }
+        self.msgs.written(written);
     }
 
-    /// Registers `w` to be told when live message `m` is named by no entry any more; false
-    /// when it is not (or never was) held.
-    pub fn watch(&mut self, m: &Arc<Message>, w: &Arc<Notify>) -> bool {
-        let Some(id) = self.by_ptr.get(&ptr(m)) else {
-            return false;
-        };
-        if !self.messages.get(id).is_some_and(|&count| count > 0) {
-            return false;
-        }
-        let l = self.live.entry(*id).or_default();
-        // One registration per waiter and message.
-        if !l.watchers.iter().any(|x| Arc::ptr_eq(x, w)) {
-            l.watchers.push(w.clone());
-        }
-        true
+    /// See [`Messages::watch`].
+    pub fn watch(&mut self, m: &Arc<Message>, w: &Arc<tokio::sync::Notify>) -> bool {
+        self.msgs.watch(m, w)
     }
 
     /// The message `id` if it is still in memory somewhere.
     pub fn in_memory(&self, id: u64) -> Option<Arc<Message>> {
-        let l = self.live.get(&id)?;
-        l.unwritten
-            .clone()
-            .or_else(|| l.arc.as_ref().and_then(Weak::upgrade))
+        self.msgs.in_memory(id)
     }
 
     /// How many messages are held (for tests and reports).
     pub fn message_count(&self) -> usize {
-        self.messages.len()
+        self.msgs.count()
+    }
+}
+
+/// Applies one change to session `s` (named `id`); true if its metadata changed.
+fn change(
+    s: &mut SessionMirror,
+    msgs: &mut Messages,
+    id: &str,
+    c: Change,
+    ops: &mut Vec<Op>,
+) -> bool {
+    match c {
+        Change::Subscribed { filter, grant } => {
+            match s.meta.subscriptions.iter_mut().find(|(f, _)| *f == filter) {
+                Some(entry) => entry.1 = grant,
+                None => s.meta.subscriptions.push((filter, grant)),
+            }
+            true
+        }
+        Change::Unsubscribed { filter } => {
+            s.meta.subscriptions.retain(|(f, _)| *f != filter);
+            true
+        }
+        Change::WillSet(w) => {
+            s.meta.will = w;
+            true
+        }
+        Change::ExpirySet(e) => {
+            s.meta.expiry = e;
+            true
+        }
+        Change::Attached { username } => {
+            s.meta.username = username.map(|u| u.to_string());
+            s.meta.attached = true;
+            s.meta.offline_since = None;
+            true
+        }
+        Change::Detached { at, drop_qos0 } => {
+            s.meta.attached = false;
+            s.meta.offline_since = Some(at);
+            if drop_qos0 {
+                // As the session did: its queue must stay the one the changes after
+                // this name ("the front was sent").
+                drop_queued(s, msgs, id, |_, e| e.qos == QoS::AtMostOnce, ops);
+            }
+            true
+        }
+        Change::Enqueued(d) => {
+            enqueue(s, msgs, id, &d, false, ops);
+            false
+        }
+        Change::Backlogged(d) => {
+            enqueue(s, msgs, id, &d, true, ops);
+            false
+        }
+        Change::DroppedOldest => {
+            if let Some((seq, e)) = s.queue.pop_front() {
+                ops.push(Op::delete(
+                    Part::Queue,
+                    Key::session(id, &seq.to_be_bytes()),
+                ));
+                msgs.release(e.msg, ops);
+            }
+            false
+        }
+        Change::Sent { pkid } => {
+            let Some((seq, mut e)) = s.queue.pop_front().or_else(|| s.backlog.pop_front()) else {
+                return false;
+            };
+            e.backlog = false;
+            ops.push(Op::delete(
+                Part::Queue,
+                Key::session(id, &seq.to_be_bytes()),
+            ));
+            if pkid == 0 {
+                msgs.release(e.msg, ops);
+            } else {
+                let key = Key::session(id, &pkid.to_be_bytes());
+                let msg = e.msg;
+                match s.inflight.insert(pkid, (seq, Some(msg))) {
+                    None => ops.push(Op::create_value(Part::Inflight, key, Value::Sent(seq, e))),
+                    Some((_, old)) => {
+                        let value = record::encode_inflight(seq, Some(&e));
+                        ops.push(Op::put(Part::Inflight, key, value));
+                        // A pkid still held (it should not be) gives its message up.
+                        if let Some(old) = old {
+                            msgs.release(old, ops);
+                        }
+                    }
+                }
+            }
+            false
+        }
+        Change::Acked { pkid } => {
+            if let Some((_, msg)) = s.inflight.remove(&pkid) {
+                ops.push(Op::delete(
+                    Part::Inflight,
+                    Key::session(id, &pkid.to_be_bytes()),
+                ));
+                if let Some(m) = msg {
+                    msgs.release(m, ops);
+                }
+            }
+            false
+        }
+        Change::Received { pkid } => {
+            if let Some((order, msg)) = s.inflight.get_mut(&pkid) {
+                let key = Key::session(id, &pkid.to_be_bytes());
+                ops.push(Op::put(
+                    Part::Inflight,
+                    key,
+                    record::encode_inflight(*order, None),
+                ));
+                if let Some(m) = msg.take() {
+                    msgs.release(m, ops);
+                }
+            }
+            false
+        }
+        Change::Qos2Arrived { pkid } => {
+            let key = Key::session(id, &pkid.to_be_bytes());
+            ops.push(match s.qos2.insert(pkid) {
+                true => Op::create(Part::Qos2, key, record::encode_marker()),
+                false => Op::put(Part::Qos2, key, record::encode_marker()),
+            });
+            false
+        }
+        Change::Released { pkid } => {
+            s.qos2.remove(&pkid);
+            let key = Key::session(id, &pkid.to_be_bytes());
+            ops.push(Op::delete(Part::Qos2, key));
+            false
+        }
+        Change::Ended => false,
+    }
+}
+
+/// Queues `d` for session `id` (which exists), in its backlog if `backlog`.
+fn enqueue(
+    s: &mut SessionMirror,
+    msgs: &mut Messages,
+    id: &str,
+    d: &Delivery,
+    backlog: bool,
+    ops: &mut Vec<Op>,
+) {
+    let msg = msgs.intern(d, ops);
+    let seq = s.next_seq;
+    s.next_seq += 1;
+    let entry = Entry {
+        backlog,
+        msg,
+        qos: d.qos,
+        retain: d.retain,
+        sub_ids: d.sub_ids.as_deref().unwrap_or_default().to_vec(),
+        group: d.group.clone(),
+    };
+    let key = Key::session(id, &seq.to_be_bytes());
+    let facts = record::Facts::of(&d.msg, record::wall_expiry(&d.msg));
+    // Sequence numbers are never reused: this creates the key.
+    ops.push(Op::create_value(
+        Part::Queue,
+        key,
+        Value::Queued(entry.clone(), facts),
+    ));
+    match backlog {
+        false => s.queue.push_back((seq, entry)),
+        true => s.backlog.push_back((seq, entry)),
+    }
+}
+
+/// Deletes every record of session `id`.
+fn end(msgs: &mut Messages, id: &str, s: SessionMirror, ops: &mut Vec<Op>) {
+    for (seq, e) in s.queue.into_iter().chain(s.backlog) {
+        ops.push(Op::delete(
+            Part::Queue,
+            Key::session(id, &seq.to_be_bytes()),
+        ));
+        msgs.release(e.msg, ops);
+    }
+    for (pkid, (_, msg)) in s.inflight {
+        ops.push(Op::delete(
+            Part::Inflight,
+            Key::session(id, &pkid.to_be_bytes()),
+        ));
+        if let Some(m) = msg {
+            msgs.release(m, ops);
+        }
+    }
+    for pkid in s.qos2 {
+        ops.push(Op::delete(
+            Part::Qos2,
+            Key::session(id, &pkid.to_be_bytes()),
+        ));
+    }
+    ops.push(Op::delete(Part::Sessions, id.as_bytes()));
+}
+
+/// Deletes the queue and backlog entries of session `id` that `gone` picks (by sequence
+/// and entry), releasing their messages.
+fn drop_queued(
+    s: &mut SessionMirror,
+    msgs: &mut Messages,
+    id: &str,
+    gone: impl Fn(u64, &Entry) -> bool,
+    ops: &mut Vec<Op>,
+) {
+    let mut dropped = Vec::new();
+    for q in [&mut s.queue, &mut s.backlog] {
+        q.retain(|(seq, e)| {
+            let drop = gone(*seq, e);
+            if drop {
+                dropped.push((*seq, e.msg));
+            }
+            !drop
+        });
+    }
+    for (seq, msg) in dropped {
+        ops.push(Op::delete(
+            Part::Queue,
+            Key::session(id, &seq.to_be_bytes()),
+        ));
+        msgs.release(msg, ops);
     }
 }

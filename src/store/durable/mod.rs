@@ -53,6 +53,7 @@ mod engine;
 mod entry;
 mod key;
 mod load;
+mod messages;
 mod mirror;
 mod page;
 mod record;
@@ -434,7 +435,7 @@ impl Durable {
     /// [`Durable::stage`] with the state's lock held.
     fn stage_locked(&self, st: &mut State, f: impl FnOnce(&mut Mirror) -> Vec<Op>) {
         st.mirror.written(self.synced_at.load(Ordering::Acquire));
-        st.mirror.jobs_sent = st.next;
+        st.mirror.msgs.jobs_sent = st.next;
         let mut ops = f(&mut st.mirror);
         if ops.is_empty() {
             return;
