@@ -132,7 +132,9 @@ pub(super) struct Mirror {
 impl Mirror {
     /// The writes `changes` of `client_id` make, applied to the mirror.
     pub fn apply(&mut self, client_id: &str, changes: Vec<Change>) -> Vec<Op> {
-        let mut ops = Vec::new();
+        // Most changes make two ops (a message and its queue entry; a queue entry moved to
+        // the in-flight window; an acknowledgement and its message's release).
+        let mut ops = Vec::with_capacity(2 * changes.len());
         let mut meta_dirty = false;
         let mut created = false;
         let mut changes = changes.into_iter().peekable();

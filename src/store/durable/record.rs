@@ -44,7 +44,14 @@ pub struct Enc(pub Vec<u8>);
 
 impl Enc {
     pub fn new() -> Enc {
-        Enc(vec![VERSION])
+        Enc::with_capacity(0)
+    }
+    /// Room for `n` bytes after the version: a message record is written once, at its full
+    /// size, instead of growing through the doublings of its payload's size.
+    pub fn with_capacity(n: usize) -> Enc {
+        let mut v = Vec::with_capacity(1 + n);
+        v.push(VERSION);
+        Enc(v)
     }
     pub fn u8(&mut self, v: u8) {
         self.0.push(v);
@@ -298,8 +305,14 @@ pub fn wall_expiry(m: &Message) -> Option<SystemTime> {
 }
 
 /// A value of the `messages` partition.
+/// About the bytes of a message record but its properties: the topic and payload with their
+/// lengths, QoS, flags and expiry.
+fn message_size(m: &Message) -> usize {
+    m.topic.len() + m.payload.len() + 32
+}
+
 pub fn encode_message(m: &Message) -> Vec<u8> {
-    let mut e = Enc::new();
+    let mut e = Enc::with_capacity(message_size(m));
     put_message_body(&mut e, m, wall_expiry(m));
     e.0
 }
@@ -313,7 +326,7 @@ pub fn decode_message(b: &[u8]) -> Result<(Message, Option<SystemTime>), RecordE
 
 /// A value of the `retained` partition: the stamp, then the message.
 pub fn encode_retained(m: &Message, ts: u64, origin: &str) -> Vec<u8> {
-    let mut e = Enc::new();
+    let mut e = Enc::with_capacity(message_size(m) + 12 + origin.len());
     e.u64(ts);
     e.str(origin);
     put_message_body(&mut e, m, wall_expiry(m));
