@@ -14,7 +14,7 @@
 //! reading a publisher with too many acknowledgements waiting, `connection::UNSYNCED_MAX`).
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::Notify;
 
@@ -46,7 +46,10 @@ impl Durable {
             None => return None,
             Some(i) => drop(msgs.drain(..i)),
         }
-        let mut synced = self.synced.clone();
+        // Told by the writer once the disk has `target` (not woken by every batch, as a
+        // watch of `synced` would be: most of these end by delivery, well before).
+        self.sync_waiters.add(target, &notify);
+        let synced_at = self.synced_at.clone();
         Some(Box::pin(async move {
             let mut rest = msgs.into_iter();
             // Watched already (see above).
@@ -54,10 +57,14 @@ impl Durable {
                 return;
             };
             loop {
-                tokio::select! {
-                    // Err: the writer stopped, after writing and syncing everything (close).
-                    _ = synced.wait_for(|s| *s >= target) => return,
-                    () = notify.notified() => {}
+                // Checked after registering: the writer stores `synced_at` before it tells
+                // the waiters, so a target reached in between is seen here.
+                if synced_at.load(Ordering::Acquire) >= target {
+                    return;
+                }
+                notify.notified().await;
+                if synced_at.load(Ordering::Acquire) >= target {
+                    return;
                 }
                 let mut st = state.lock();
                 if st.mirror.watch(&current, &notify) {
@@ -76,5 +83,33 @@ impl Durable {
                 }
             }
         }))
+    }
+}
+
+/// The acknowledgements waiting for delivery or the disk (see [`Durable::synced_or_delivered`]),
+/// each told once the writer has made its target durable. A wait that ended by delivery
+/// leaves its entry until that target is reached (within a batch or two), so the list holds
+/// about the waits of the last batches.
+#[derive(Debug, Default)]
+pub(super) struct SyncWaiters(parking_lot::Mutex<Vec<(u64, Weak<Notify>)>>);
+
+impl SyncWaiters {
+    /// Tells `n` once every job up to `target` is durable.
+    pub fn add(&self, target: u64, n: &Arc<Notify>) {
+        self.0.lock().push((target, Arc::downgrade(n)));
+    }
+
+    /// The writer: every job up to `synced` is durable (and `synced_at` says so).
+    pub fn reached(&self, synced: u64) {
+        let mut waiters = self.0.lock();
+        waiters.retain(|(target, n)| {
+            if *target > synced {
+                return n.strong_count() > 0;
+            }
+            if let Some(n) = n.upgrade() {
+                n.notify_one();
+            }
+            false
+        });
     }
 }

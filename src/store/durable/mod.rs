@@ -248,6 +248,8 @@ pub struct Durable {
     /// no lock shared with the writer.
     synced_at: Arc<AtomicU64>,
     synced: watch::Receiver<u64>,
+    /// Acknowledgements waiting for delivery or the disk, told once the disk has theirs.
+    sync_waiters: Arc<delivered::SyncWaiters>,
     /// Whether the store is past its disk bound (checked by the writer).
     space: Arc<space::Space>,
     /// Bytes staged and not yet written (see [`BACKLOG_SHARE`]).
@@ -360,7 +362,9 @@ impl Durable {
         // Known before the first session is served, not a second later.
         space.check(&engine.keyspace);
         let backlog = Arc::new(AtomicU64::new(0));
+        let sync_waiters = Arc::new(delivered::SyncWaiters::default());
         let writer = Writer {
+            sync_waiters: sync_waiters.clone(),
             space: space.clone(),
             backlog: backlog.clone(),
             keyspace: engine.keyspace.clone(),
@@ -397,6 +401,7 @@ impl Durable {
             holding: std::sync::atomic::AtomicU32::new(0),
             synced_at,
             synced,
+            sync_waiters,
             thread: Mutex::new(Some(thread)),
             _lock: engine.lock,
         };

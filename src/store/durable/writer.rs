@@ -74,6 +74,8 @@ pub(super) struct Writer {
     pub synced: watch::Sender<u64>,
     /// The same number as `synced`, for readers that only compare (see `Durable`).
     pub synced_at: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Waits told when `synced` reaches theirs (after `synced_at` is stored).
+    pub sync_waiters: std::sync::Arc<super::delivered::SyncWaiters>,
 }
 
 impl Writer {
@@ -197,6 +199,7 @@ impl Writer {
                 self.synced_at
                     .store(written, std::sync::atomic::Ordering::Release);
                 self.synced.send_replace(written);
+                self.sync_waiters.reached(written);
             }
             if let Some(reply) = close {
                 let _ = reply.send(());
