@@ -54,9 +54,6 @@ pub(super) struct Messages {
     unwritten: VecDeque<(u64, u64)>,
     /// The number of jobs sent so far (set by the store before each `apply`).
     pub jobs_sent: u64,
-    /// Watchers of messages released since the store last took them: told once its lock is
-    /// let go, so a woken waiter does not find the lock still held.
-    pub woken: Vec<Arc<Notify>>,
 }
 
 fn ptr(m: &Arc<Message>) -> usize {
@@ -114,7 +111,9 @@ impl Messages {
         }
         self.counts.remove(&id);
         if let Some(l) = self.live.remove(&id) {
-            self.woken.extend(l.watchers);
+            for w in &l.watchers {
+                w.notify_one();
+            }
             if let Some(w) = l.arc {
                 forget_ptr(&mut self.by_ptr, &w, id);
             }

@@ -268,18 +268,6 @@ struct State {
     held: Vec<Op>,
 }
 
-/// Waiters released under the state's lock, told after it (see [`messages::Messages::woken`]).
-#[must_use]
-struct Woken(Vec<Arc<tokio::sync::Notify>>);
-
-impl Woken {
-    fn wake(self) {
-        for w in self.0 {
-            w.notify_one();
-        }
-    }
-}
-
 /// The share of `max_memory` (one in this many) that writes staged and not yet written may
 /// hold before acknowledgements wait for the disk again instead of for delivery (see
 /// `delivered.rs`): publishers are then paced by the writer, so a disk slower than the
@@ -445,21 +433,12 @@ impl Durable {
 
     /// Stages the ops `f` makes as one job, or keeps them back while writes are held.
     fn stage(&self, f: impl FnOnce(&mut Mirror) -> Vec<Op>) {
-        let woken = {
-            let mut st = self.state.lock();
-            self.stage_locked(&mut st, f)
-        };
-        woken.wake();
+        let mut st = self.state.lock();
+        self.stage_locked(&mut st, f);
     }
 
-    /// [`Durable::stage`] with the state's lock held; the waiters it releases are to be told
-    /// once the lock is let go.
-    fn stage_locked(&self, st: &mut State, f: impl FnOnce(&mut Mirror) -> Vec<Op>) -> Woken {
-        self.stage_ops(st, f);
-        Woken(std::mem::take(&mut st.mirror.msgs.woken))
-    }
-
-    fn stage_ops(&self, st: &mut State, f: impl FnOnce(&mut Mirror) -> Vec<Op>) {
+    /// [`Durable::stage`] with the state's lock held.
+    fn stage_locked(&self, st: &mut State, f: impl FnOnce(&mut Mirror) -> Vec<Op>) {
         st.mirror.written(self.synced_at.load(Ordering::Acquire));
         st.mirror.msgs.jobs_sent = st.next;
         let mut ops = f(&mut st.mirror);

@@ -12,9 +12,6 @@ use crate::message::{Delivery, Message};
 use crate::session::{Change, PagedIn};
 use crate::store::RecoveredMessage;
 
-/// A queue entry to hand back: its sequence, the entry, and its message if still in memory.
-type Wanted = (u64, Entry, Option<Arc<Message>>);
-
 impl Durable {
     /// See `SessionJournal::page_in`.
     pub(super) fn read_back(
@@ -26,22 +23,19 @@ impl Durable {
     ) -> PagedIn {
         // The session's changes first, so that the mirror's queue is the session's; then
         // which entries to read, and the messages still in memory.
-        let (wanted, woken): (Vec<Wanted>, _) = {
+        let wanted: Vec<(u64, Entry, Option<Arc<Message>>)> = {
             let mut st = self.state.lock();
-            let woken = self.stage_locked(&mut st, |m| m.apply(client_id, changes));
-            let wanted = match st.mirror.sessions.get(client_id) {
-                Some(s) => s
-                    .queue
-                    .iter()
-                    .skip(skip)
-                    .take(max)
-                    .map(|(seq, e)| (*seq, e.clone(), st.mirror.in_memory(e.msg)))
-                    .collect(),
-                None => Vec::new(),
+            self.stage_locked(&mut st, |m| m.apply(client_id, changes));
+            let Some(s) = st.mirror.sessions.get(client_id) else {
+                return PagedIn::default();
             };
-            (wanted, woken)
+            s.queue
+                .iter()
+                .skip(skip)
+                .take(max)
+                .map(|(seq, e)| (*seq, e.clone(), st.mirror.in_memory(e.msg)))
+                .collect()
         };
-        woken.wake();
         // Read outside the lock: the entries are this session's, whose lock the caller
         // holds, so nothing can release their messages meanwhile.
         let (now, wall) = (Instant::now(), SystemTime::now());
@@ -107,7 +101,8 @@ impl Durable {
 
     /// Removes the queue entries `seqs` of `client_id` that could not be read.
     fn forget_entries(&self, client_id: &str, seqs: &[u64]) {
-        self.stage(|m| {
+        let mut st = self.state.lock();
+        self.stage_locked(&mut st, |m| {
             let mut ops = Vec::new();
             m.drop_queued(client_id, |seq, _| seqs.contains(&seq), &mut ops);
             ops
