@@ -241,6 +241,12 @@ impl Publishing {
             synced: std::collections::VecDeque::new(),
         })
     }
+
+    /// Whether more may be read from this client: fewer than `DEFER_MAX` PUBLISH packets set
+    /// aside, and fewer than `UNSYNCED_MAX` batches of acknowledgements waiting for the store.
+    fn may_read(&self) -> bool {
+        self.pacing.may_read() && self.synced.len() < UNSYNCED_MAX
+    }
 }
 
 impl Live {
@@ -272,9 +278,7 @@ impl Live {
 
     /// Whether more may be read from the client (fewer than `DEFER_MAX` set aside).
     fn may_read(&self) -> bool {
-        self.publishing.as_ref().map_or(true, |p| {
-            p.pacing.may_read() && p.synced.len() < UNSYNCED_MAX
-        })
+        self.publishing.as_ref().map_or(true, |p| p.may_read())
     }
 }
 
@@ -543,3 +547,24 @@ async fn requeue() {
 #[cfg(test)]
 #[path = "size_tests.rs"]
 mod size_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publisher_with_too_many_acknowledgements_waiting_for_the_store_is_not_read() {
+        let mut p = Publishing::boxed();
+        for _ in 0..UNSYNCED_MAX - 1 {
+            p.synced
+                .push_back((Box::pin(std::future::pending()), BytesMut::new()));
+        }
+        assert!(p.may_read(), "one batch short of the bound");
+        p.synced
+            .push_back((Box::pin(std::future::pending()), BytesMut::new()));
+        assert!(!p.may_read(), "at the bound: stop reading");
+        // The oldest is durable and written out (`release_synced`): reading goes on.
+        p.synced.pop_front();
+        assert!(p.may_read());
+    }
+}
