@@ -500,3 +500,41 @@ async fn qos2_is_exactly_once_across_kill_9() {
     drop(proc);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stored session's keys hold its client id, and the store's keys are at most 65,535
+/// bytes: the longest id that fits is kept across a restart like any other; one byte longer
+/// is refused at CONNECT (identifier rejected) instead of reaching the store (whose engine
+/// would panic on the key), and the broker goes on serving.
+#[tokio::test]
+async fn the_longest_client_id_the_store_can_key_is_kept_and_a_longer_one_refused() {
+    use supermq::codec::ConnectReturnCode;
+    let dir = temp_dir("durable-long-id");
+    let data = dir.join("data");
+    let port = free_port();
+    let conf = config(&dir, port, &data);
+    let mut proc = start(&conf, port).await;
+    let longest = "l".repeat(supermq::store::durable::MAX_CLIENT_ID);
+    let mut refused = raw::Raw::open(proc.addr).await;
+    assert_eq!(
+        refused
+            .try_connack(connect_packet(&format!("{longest}x"), false))
+            .await,
+        Some(ConnectReturnCode::IdentifierRejected)
+    );
+    let (mut s, _) = raw::Raw::connect_with(proc.addr, connect_packet(&longest, false)).await;
+    s.subscribe("long/t", QoS::AtLeastOnce).await;
+    s.disconnect().await;
+    // Acknowledged once on disk for the offline session.
+    let mut p = raw::Raw::connect(proc.addr, "long-pub").await;
+    p.publish("long/t", b"kept", QoS::AtLeastOnce, false).await;
+    kill9(&mut proc);
+    let proc = start(&conf, port).await;
+    let (mut s, present) = raw::Raw::connect_with(proc.addr, connect_packet(&longest, false)).await;
+    assert!(
+        present,
+        "the session with the longest id survived the restart"
+    );
+    assert_eq!(&s.recv_publish().await.payload[..], b"kept");
+    drop(proc);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,6 +27,11 @@ pub fn validate(c: &Connect, ctx: &Arc<Context>) -> Result<(String, bool), Reaso
         if c.client_id.len() > limits.max_client_id_len {
             return Err(refused);
         }
+        // A stored session's keys hold its client id, and the store's keys are at most
+        // 65,535 bytes: an id within a few bytes of the protocol's own limit cannot be kept.
+        if ctx.sessions.keeps() && c.client_id.len() > crate::store::durable::MAX_CLIENT_ID {
+            return Err(refused);
+        }
         c.client_id.clone()
     };
     // 3.1.1 has no way to tell a client another keep-alive, so an out-of-range one is

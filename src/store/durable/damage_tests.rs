@@ -253,3 +253,38 @@ fn a_store_of_a_newer_format_is_refused_and_left_alone() {
         Err(DurableError::NewerFormat { .. })
     ));
 }
+
+/// A key longer than the engine takes (a client id CONNECT should have refused) is left
+/// out and said, not handed to the engine, which would panic and stop every later write.
+#[test]
+fn a_key_too_long_for_the_engine_does_not_stop_the_writer() {
+    let dir = TempDir::new("long-key");
+    let (d, _) = open(&dir);
+    let long = "k".repeat(record::MAX_CLIENT_ID + 1);
+    d.append(
+        &long,
+        vec![Change::Enqueued(deliver(
+            &msg("t", "lost", QoS::AtLeastOnce),
+            QoS::AtLeastOnce,
+            &[],
+        ))],
+    );
+    d.append(
+        "after",
+        vec![Change::Enqueued(deliver(
+            &msg("t", "kept", QoS::AtLeastOnce),
+            QoS::AtLeastOnce,
+            &[],
+        ))],
+    );
+    settle(&d);
+    d.close();
+    drop(d);
+    let (_, recovered) = open(&dir);
+    let after = recovered
+        .sessions
+        .iter()
+        .find(|s| s.client_id == "after")
+        .expect("the session written after the long key is on disk");
+    assert_eq!(after.queue.len(), 1);
+}

@@ -96,7 +96,7 @@ pub use check::{check, repair, CheckReport, Problem, RepairReport};
 use engine::open_engine;
 pub use engine::DEFAULT_MAX_MEMORY;
 use engine::{open_engine_with, Engine};
-pub use record::RecordError;
+pub use record::{RecordError, MAX_CLIENT_ID};
 #[cfg(test)]
 use std::fs;
 

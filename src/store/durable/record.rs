@@ -480,6 +480,14 @@ pub fn decode_marker(b: &[u8]) -> Result<(), RecordError> {
     Dec::new(b)?.end()
 }
 
+/// The longest key the engine takes (it stores a key's length in 16 bits, and asserts it).
+pub const MAX_KEY: usize = u16::MAX as usize;
+
+/// The longest client id a stored session may have: its longest key is the id, the
+/// separator and an 8-byte queue sequence. MQTT allows ids up to 65,535 bytes; a longer one
+/// than this is refused at CONNECT while the store is on (see `connection::connect`).
+pub const MAX_CLIENT_ID: usize = MAX_KEY - 1 - 8;
+
 /// `client_id 0x00 suffix`: the key of a per-session record. MQTT strings never hold U+0000
 /// [MQTT-1.5.3-2], so the separator is unambiguous.
 pub fn session_key(client_id: &str, suffix: &[u8]) -> Vec<u8> {

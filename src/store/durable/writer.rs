@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use super::mirror::Op;
 use super::space::{self, Space};
 use super::{Part, Parts, SyncMode, INFO_LAST_WRITE};
-use crate::store::durable::record::Enc;
+use crate::store::durable::record::{self, Enc};
 
 /// How often the writer looks at the size of the engine's journal (see `trim_journal`).
 const TRIM_EVERY: Duration = Duration::from_secs(1);
@@ -256,6 +256,17 @@ impl Writer {
     fn write(&self, ops: &[&Op]) -> Result<(), fjall::Error> {
         let mut b = self.keyspace.batch();
         for op in ops {
+            if op.key.as_slice().len() > record::MAX_KEY {
+                // Never staged (CONNECT refuses the client ids that would make one, see
+                // `record::MAX_CLIENT_ID`); the engine would panic on it, stopping every
+                // write, so it is left out and said.
+                tracing::error!(
+                    partition = op.part.name(),
+                    len = op.key.as_slice().len(),
+                    "durable store: a key longer than the engine takes is not written"
+                );
+                continue;
+            }
             let p = self.parts.get(op.part);
             match &op.value {
                 Some(v) => b.insert(p, op.key.as_slice(), &*v.encoded()),
