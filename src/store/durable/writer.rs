@@ -256,14 +256,14 @@ impl Writer {
     fn write(&self, ops: &[&Op]) -> Result<(), fjall::Error> {
         let mut b = self.keyspace.batch();
         for op in ops {
-            if op.key.as_slice().len() > record::MAX_KEY {
-                // Never staged (CONNECT refuses the client ids that would make one, see
-                // `record::MAX_CLIENT_ID`); the engine would panic on it, stopping every
-                // write, so it is left out and said.
+            if op.key.as_slice().is_empty() || op.key.as_slice().len() > record::MAX_KEY {
+                // Never staged (CONNECT refuses the client ids that would make one too long,
+                // see `record::MAX_CLIENT_ID`; topics and ids are never empty); the engine
+                // would panic on it, stopping every write, so it is left out and said.
                 tracing::error!(
                     partition = op.part.name(),
                     len = op.key.as_slice().len(),
-                    "durable store: a key longer than the engine takes is not written"
+                    "durable store: a key the engine does not take (empty or too long) is not written"
                 );
                 continue;
             }
