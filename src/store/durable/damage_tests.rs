@@ -239,7 +239,7 @@ fn a_store_of_a_newer_format_is_refused_and_left_alone() {
         engine
             .parts
             .info
-            .insert(INFO_FORMAT, [record::VERSION + 1])
+            .insert(INFO_FORMAT, [record::FORMAT + 1])
             .expect("insert");
         engine
             .keyspace

@@ -64,12 +64,20 @@ pub(super) fn open_engine_with(dir: &Path, max_memory: u64) -> Result<Engine, Du
         quarantine: open("quarantine")?,
     };
     match parts.info.get(INFO_FORMAT).map_err(engine)?.as_deref() {
-        Some([v]) if *v <= record::VERSION => {}
+        Some([v]) if *v <= record::FORMAT => {
+            if *v < record::FORMAT {
+                parts
+                    .info
+                    .insert(INFO_FORMAT, [record::FORMAT])
+                    .map_err(engine)?;
+                keyspace.persist(PersistMode::SyncAll).map_err(engine)?;
+            }
+        }
         Some([v]) => {
             return Err(DurableError::NewerFormat {
                 dir: dir.to_owned(),
                 found: *v,
-                supported: record::VERSION,
+                supported: record::FORMAT,
             })
         }
         Some(_) => {
@@ -81,7 +89,7 @@ pub(super) fn open_engine_with(dir: &Path, max_memory: u64) -> Result<Engine, Du
         None => {
             parts
                 .info
-                .insert(INFO_FORMAT, [record::VERSION])
+                .insert(INFO_FORMAT, [record::FORMAT])
                 .map_err(engine)?;
             keyspace.persist(PersistMode::SyncAll).map_err(engine)?;
         }

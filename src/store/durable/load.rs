@@ -47,6 +47,8 @@ pub(super) struct Scan {
     /// Per session, (pkid, order sent, entry until PUBREC).
     pub inflight: HashMap<String, Vec<(u16, u64, Option<Entry>)>>,
     pub qos2: HashMap<String, Vec<u16>>,
+    /// Per session, (record number, filter, grant) as read.
+    pub subs: HashMap<String, Vec<(u64, String, crate::session::Grant)>>,
     /// The `messages` partition, when the scan read it (`store check`; open does not).
     pub messages: Option<MsgIndex>,
     /// The highest message id in the store or named by an entry: new ids start above it.
@@ -153,6 +155,13 @@ pub(super) fn scan(parts: &Parts, messages: bool) -> Result<Scan, fjall::Error> 
         s.qos2.entry(id).or_default().push(u16::from_be_bytes(pkid));
         Ok(())
     })?;
+    s.each(parts, Part::Subscriptions, |s, k, v| {
+        let (id, n) = record::split_key::<8>(k)?;
+        let (filter, grant) = record::decode_sub(v)?;
+        let n = u64::from_be_bytes(n);
+        s.subs.entry(id).or_default().push((n, filter, grant));
+        Ok(())
+    })?;
     s.each(parts, Part::Retained, |s, k, v| {
         let (ts, origin, m, at) = record::decode_retained(v)?;
         if k != m.topic.as_bytes() {
@@ -242,6 +251,15 @@ fn check_references(s: &mut Scan) {
             }
         }
     }
+    for (id, subs) in &mut s.subs {
+        if session_gone(id) {
+            for (n, _, _) in subs.drain(..) {
+                let key = record::session_key(id, &n.to_be_bytes());
+                let why = "a subscription of a session that is not stored";
+                found.push(Problem::new(Part::Subscriptions.name(), key, why));
+            }
+        }
+    }
     s.problems.extend(found);
     if let Some(ix) = &s.messages {
         s.orphans = ix
@@ -291,6 +309,53 @@ impl Reader<'_> {
 /// queue records written without their facts); with `paged` the queued deliveries are
 /// left on disk and only counted (`RecoveredSession::on_disk`), so open reads no queued
 /// message.
+/// Session `id`'s subscriptions in the order subscribed, from its `subscriptions` records
+/// and, for a session record written before those existed, from the session record: those
+/// are moved to records of their own now (and the session record written without them), so
+/// a later change writes one record, not the whole list.
+fn subscriptions(
+    id: &str,
+    meta: &mut Meta,
+    s: &mut Scan,
+    sm: &mut SessionMirror,
+    purge: &mut Vec<Op>,
+) -> Vec<(String, crate::session::Grant)> {
+    let mut recs = s.subs.remove(id).unwrap_or_default();
+    recs.sort_unstable_by_key(|r| r.0);
+    sm.next_sub = recs.last().map_or(0, |r| r.0 + 1);
+    let mut out = Vec::with_capacity(recs.len() + meta.subscriptions.len());
+    for (n, filter, grant) in recs {
+        sm.subs.insert(filter.clone(), n);
+        out.push((filter, grant));
+    }
+    let inline = std::mem::take(&mut meta.subscriptions);
+    if inline.is_empty() {
+        return out;
+    }
+    for (filter, grant) in inline {
+        if sm.subs.contains_key(&filter) {
+            continue;
+        }
+        let n = sm.next_sub;
+        sm.next_sub += 1;
+        let key = record::session_key(id, &n.to_be_bytes());
+        purge.push(Op::create(
+            Part::Subscriptions,
+            key,
+            record::encode_sub(&filter, &grant),
+        ));
+        sm.subs.insert(filter.clone(), n);
+        out.push((filter, grant));
+    }
+    // In the same batch as the records above: a crash keeps both or neither.
+    purge.push(Op::put(
+        Part::Sessions,
+        id.as_bytes().to_vec(),
+        record::encode_meta(meta),
+    ));
+    out
+}
+
 pub(super) fn recover(
     mut s: Scan,
     now: SystemTime,
@@ -307,8 +372,9 @@ pub(super) fn recover(
     // Messages named by a purged entry: deleted below if no kept entry names them.
     let mut let_go = Vec::new();
     let metas = std::mem::take(&mut s.metas);
-    for (id, meta) in metas {
+    for (id, mut meta) in metas {
         let mut sm = SessionMirror::default();
+        let subscriptions = subscriptions(&id, &mut meta, &mut s, &mut sm, &mut purge);
         let mut rs = RecoveredSession {
             client_id: id.clone(),
             expiry: meta.expiry,
@@ -317,7 +383,7 @@ pub(super) fn recover(
             } else {
                 meta.offline_since
             },
-            subscriptions: meta.subscriptions.clone(),
+            subscriptions,
             will: meta.will.clone(),
             username: meta.username.clone(),
             ..RecoveredSession::default()

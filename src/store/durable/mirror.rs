@@ -115,6 +115,10 @@ pub(super) struct SessionMirror {
     pub inflight: HashMap<u16, (u64, Option<u64>), Seeded>,
     /// Inbound QoS 2 ids awaiting PUBREL.
     pub qos2: HashSet<u16, Seeded>,
+    /// Filter → the number of its `subscriptions` record (`meta.subscriptions` stays empty:
+    /// a change writes one record, not the whole list).
+    pub subs: HashMap<String, u64, Seeded>,
+    pub next_sub: u64,
 }
 
 /// Session keys are client ids and packet ids, a client's input: a seeded hash of good
@@ -214,15 +218,36 @@ fn change(
 ) -> bool {
     match c {
         Change::Subscribed { filter, grant } => {
-            match s.meta.subscriptions.iter_mut().find(|(f, _)| *f == filter) {
-                Some(entry) => entry.1 = grant,
-                None => s.meta.subscriptions.push((filter, grant)),
+            let value = record::encode_sub(&filter, &grant);
+            match s.subs.get(&filter) {
+                // A replaced subscription keeps its number, so its place.
+                Some(&n) => ops.push(Op::put(
+                    Part::Subscriptions,
+                    Key::session(id, &n.to_be_bytes()),
+                    value,
+                )),
+                None => {
+                    let n = s.next_sub;
+                    s.next_sub += 1;
+                    s.subs.insert(filter, n);
+                    // Numbers are never reused: this creates the key.
+                    ops.push(Op::create(
+                        Part::Subscriptions,
+                        Key::session(id, &n.to_be_bytes()),
+                        value,
+                    ));
+                }
             }
-            true
+            false
         }
         Change::Unsubscribed { filter } => {
-            s.meta.subscriptions.retain(|(f, _)| *f != filter);
-            true
+            if let Some(n) = s.subs.remove(&filter) {
+                ops.push(Op::delete(
+                    Part::Subscriptions,
+                    Key::session(id, &n.to_be_bytes()),
+                ));
+            }
+            false
         }
         Change::WillSet(w) => {
             s.meta.will = w;
@@ -394,6 +419,12 @@ fn end(msgs: &mut Messages, id: &str, s: SessionMirror, ops: &mut Vec<Op>) {
         ops.push(Op::delete(
             Part::Qos2,
             Key::session(id, &pkid.to_be_bytes()),
+        ));
+    }
+    for n in s.subs.into_values() {
+        ops.push(Op::delete(
+            Part::Subscriptions,
+            Key::session(id, &n.to_be_bytes()),
         ));
     }
     ops.push(Op::delete(Part::Sessions, id.as_bytes()));

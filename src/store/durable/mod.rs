@@ -20,7 +20,8 @@
 //!
 //! | partition | key | value |
 //! | --- | --- | --- |
-//! | `sessions` | client id | session expiry, attached flag, offline since (wall clock), will (with its MQTT 5 properties), subscriptions (filter, options byte, identifier), then the username of its last connection (absent in records written before it was kept) |
+//! | `sessions` | client id | session expiry, attached flag, offline since (wall clock), will (with its MQTT 5 properties), subscriptions (none since they have records of their own; records written before hold them, and are moved on open), then the username of its last connection (absent in records written before it was kept) |
+//! | `subscriptions` | client id, 0, u64 number (in the order subscribed) | filter, options byte, identifier: one record per subscription, so a change writes that one, not the session's whole list |
 //! | `queue` | client id, 0, sequence (`u64` BE) | backlog flag (a retained message of a new subscription, sent after the whole queue), message id, delivery QoS, retain, subscription identifiers |
 //! | `inflight` | client id, 0, packet id (`u16` BE) | order sent (the queue sequence it had), then the queue entry, or nothing once PUBREC arrived (PUBREL sent) |
 //! | `qos2` | client id, 0, packet id | nothing: an inbound QoS 2 id awaiting PUBREL |
@@ -70,6 +71,8 @@ mod record_tests;
 mod retained_tests;
 #[cfg(test)]
 mod store_tests;
+#[cfg(test)]
+mod subs_tests;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -186,16 +189,18 @@ pub(super) enum Part {
     Qos2,
     Messages,
     Retained,
+    Subscriptions,
 }
 
 impl Part {
-    pub const ALL: [Part; 6] = [
+    pub const ALL: [Part; 7] = [
         Part::Sessions,
         Part::Queue,
         Part::Inflight,
         Part::Qos2,
         Part::Messages,
         Part::Retained,
+        Part::Subscriptions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -206,6 +211,7 @@ impl Part {
             Part::Qos2 => "qos2",
             Part::Messages => "messages",
             Part::Retained => "retained",
+            Part::Subscriptions => "subscriptions",
         }
     }
 }

@@ -21,6 +21,12 @@ use crate::session::Grant;
 /// The first byte of every record.
 pub const VERSION: u8 = 1;
 
+/// The store's layout, kept in the `info` partition (every record still starts with
+/// [`VERSION`]). 2: subscriptions have records of their own (`subscriptions` partition),
+/// which a build reading layout 1 would not see: it refuses the store instead of losing
+/// them. A layout 1 store is read as it is and marked 2 on open.
+pub const FORMAT: u8 = 2;
+
 /// Why a record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
@@ -396,7 +402,9 @@ pub struct Meta {
     pub attached: bool,
     pub offline_since: Option<SystemTime>,
     pub will: Option<LastWill>,
-    /// Filter → grant, in the order subscribed (a replaced one keeps its place).
+    /// Filter → grant, in the order subscribed (a replaced one keeps its place). Written
+    /// empty now (each subscription has a record of its own, see `encode_sub`); read from
+    /// records written before.
     pub subscriptions: Vec<(String, Grant)>,
     /// The username of the connection that last served it. Written after the subscriptions
     /// (a record written before it was kept ends there, and reads as `None`).
@@ -429,6 +437,24 @@ pub fn encode_meta(m: &Meta) -> Vec<u8> {
         e.str(u);
     }
     e.0
+}
+
+/// A value of the `subscriptions` partition: the filter and its grant.
+pub fn encode_sub(filter: &str, g: &Grant) -> Vec<u8> {
+    let mut e = Enc::with_capacity(filter.len() + 7);
+    e.str(filter);
+    e.u8(options_byte(&g.options));
+    e.u32(g.id.map_or(0, NonZeroU32::get));
+    e.0
+}
+
+pub fn decode_sub(b: &[u8]) -> Result<(String, Grant), RecordError> {
+    let mut d = Dec::new(b)?;
+    let filter = d.string()?;
+    let options = options_from(d.u8()?)?;
+    let id = NonZeroU32::new(d.u32()?);
+    d.end()?;
+    Ok((filter, Grant { options, id }))
 }
 
 pub fn decode_meta(b: &[u8]) -> Result<Meta, RecordError> {
