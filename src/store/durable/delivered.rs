@@ -13,6 +13,7 @@
 //! share of `max_memory`, acknowledgements wait for the disk again (and a connection stops
 //! reading a publisher with too many acknowledgements waiting, `connection::UNSYNCED_MAX`).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
@@ -87,29 +88,33 @@ impl Durable {
 }
 
 /// The acknowledgements waiting for delivery or the disk (see [`Durable::synced_or_delivered`]),
-/// each told once the writer has made its target durable. A wait that ended by delivery
-/// leaves its entry until that target is reached (within a batch or two), so the list holds
-/// about the waits of the last batches.
+/// by target, each told once the writer has made its target durable. A wait that ended by
+/// delivery leaves its entry until that target is reached (within a batch or two), so the
+/// map holds about the waits of the last batches, and a batch looks only at those it ends.
 #[derive(Debug, Default)]
-pub(super) struct SyncWaiters(parking_lot::Mutex<Vec<(u64, Weak<Notify>)>>);
+pub(super) struct SyncWaiters(parking_lot::Mutex<BTreeMap<u64, Vec<Weak<Notify>>>>);
 
 impl SyncWaiters {
     /// Tells `n` once every job up to `target` is durable.
     pub fn add(&self, target: u64, n: &Arc<Notify>) {
-        self.0.lock().push((target, Arc::downgrade(n)));
+        self.0
+            .lock()
+            .entry(target)
+            .or_default()
+            .push(Arc::downgrade(n));
     }
 
     /// The writer: every job up to `synced` is durable (and `synced_at` says so).
     pub fn reached(&self, synced: u64) {
-        let mut waiters = self.0.lock();
-        waiters.retain(|(target, n)| {
-            if *target > synced {
-                return n.strong_count() > 0;
-            }
+        let done = {
+            let mut waiters = self.0.lock();
+            let later = waiters.split_off(&synced.saturating_add(1));
+            std::mem::replace(&mut *waiters, later)
+        };
+        for n in done.into_values().flatten() {
             if let Some(n) = n.upgrade() {
                 n.notify_one();
             }
-            false
-        });
+        }
     }
 }
