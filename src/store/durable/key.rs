@@ -18,14 +18,21 @@ pub(super) enum Key {
 impl Key {
     /// A per-session key: the client id, 0, then `suffix` (see `record::session_key`).
     pub fn session(client_id: &str, suffix: &[u8]) -> Key {
-        let id = client_id.as_bytes();
-        let len = id.len() + 1 + suffix.len();
+        Key::of(&[client_id.as_bytes(), &[0], suffix])
+    }
+
+    /// The key made of `parts` end to end: inline when it fits.
+    fn of(parts: &[&[u8]]) -> Key {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         if len > INLINE {
-            return Key::Heap(super::record::session_key(client_id, suffix));
+            return Key::Heap(parts.concat());
         }
         let mut buf = [0u8; INLINE];
-        buf[..id.len()].copy_from_slice(id);
-        buf[id.len() + 1..len].copy_from_slice(suffix);
+        let mut at = 0;
+        for p in parts {
+            buf[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
         Key::Inline {
             len: len as u8,
             buf,
@@ -42,15 +49,7 @@ impl Key {
 
 impl From<&[u8]> for Key {
     fn from(b: &[u8]) -> Key {
-        if b.len() > INLINE {
-            return Key::Heap(b.to_vec());
-        }
-        let mut buf = [0u8; INLINE];
-        buf[..b.len()].copy_from_slice(b);
-        Key::Inline {
-            len: b.len() as u8,
-            buf,
-        }
+        Key::of(&[b])
     }
 }
 

@@ -303,12 +303,6 @@ impl Reader<'_> {
     }
 }
 
-/// What a clean scan holds, as of `now`: the sessions and retained messages, the writer's
-/// mirror, and the writes that purge expired queue entries and the messages only they
-/// named. `read` reads a message (in-flight ones, queued ones unless `paged`, and those of
-/// queue records written without their facts); with `paged` the queued deliveries are
-/// left on disk and only counted (`RecoveredSession::on_disk`), so open reads no queued
-/// message.
 /// Session `id`'s subscriptions in the order subscribed, from its `subscriptions` records
 /// and, for a session record written before those existed, from the session record: those
 /// are moved to records of their own now (and the session record written without them), so
@@ -356,6 +350,12 @@ fn subscriptions(
     out
 }
 
+/// What a clean scan holds, as of `now`: the sessions and retained messages, the writer's
+/// mirror, and the writes that purge expired queue entries and the messages only they
+/// named. `read` reads a message (in-flight ones, queued ones unless `paged`, and those of
+/// queue records written without their facts); with `paged` the queued deliveries are
+/// left on disk and only counted (`RecoveredSession::on_disk`), so open reads no queued
+/// message.
 pub(super) fn recover(
     mut s: Scan,
     now: SystemTime,

@@ -310,13 +310,13 @@ pub fn wall_expiry(m: &Message) -> Option<SystemTime> {
     })
 }
 
-/// A value of the `messages` partition.
 /// About the bytes of a message record but its properties: the topic and payload with their
 /// lengths, QoS, flags and expiry.
 fn message_size(m: &Message) -> usize {
     m.topic.len() + m.payload.len() + 32
 }
 
+/// A value of the `messages` partition.
 pub fn encode_message(m: &Message) -> Vec<u8> {
     let mut e = Enc::with_capacity(message_size(m));
     put_message_body(&mut e, m, wall_expiry(m));
@@ -428,9 +428,7 @@ pub fn encode_meta(m: &Meta) -> Vec<u8> {
     }
     e.u32(m.subscriptions.len() as u32);
     for (filter, g) in &m.subscriptions {
-        e.str(filter);
-        e.u8(options_byte(&g.options));
-        e.u32(g.id.map_or(0, NonZeroU32::get));
+        put_sub(&mut e, filter, g);
     }
     e.flag(m.username.is_some());
     if let Some(u) = &m.username {
@@ -439,22 +437,33 @@ pub fn encode_meta(m: &Meta) -> Vec<u8> {
     e.0
 }
 
-/// A value of the `subscriptions` partition: the filter and its grant.
-pub fn encode_sub(filter: &str, g: &Grant) -> Vec<u8> {
-    let mut e = Enc::with_capacity(filter.len() + 7);
+/// One subscription: the filter, its options byte and its identifier (0: none). The same in
+/// a `subscriptions` record and in a session record of the layout before.
+fn put_sub(e: &mut Enc, filter: &str, g: &Grant) {
     e.str(filter);
     e.u8(options_byte(&g.options));
     e.u32(g.id.map_or(0, NonZeroU32::get));
+}
+
+fn get_sub(d: &mut Dec<'_>) -> Result<(String, Grant), RecordError> {
+    let filter = d.string()?;
+    let options = options_from(d.u8()?)?;
+    let id = NonZeroU32::new(d.u32()?);
+    Ok((filter, Grant { options, id }))
+}
+
+/// A value of the `subscriptions` partition: the filter and its grant.
+pub fn encode_sub(filter: &str, g: &Grant) -> Vec<u8> {
+    let mut e = Enc::with_capacity(filter.len() + 7);
+    put_sub(&mut e, filter, g);
     e.0
 }
 
 pub fn decode_sub(b: &[u8]) -> Result<(String, Grant), RecordError> {
     let mut d = Dec::new(b)?;
-    let filter = d.string()?;
-    let options = options_from(d.u8()?)?;
-    let id = NonZeroU32::new(d.u32()?);
+    let sub = get_sub(&mut d)?;
     d.end()?;
-    Ok((filter, Grant { options, id }))
+    Ok(sub)
 }
 
 pub fn decode_meta(b: &[u8]) -> Result<Meta, RecordError> {
@@ -470,10 +479,7 @@ pub fn decode_meta(b: &[u8]) -> Result<Meta, RecordError> {
     let n = d.count(9)?;
     let mut subscriptions = Vec::with_capacity(n);
     for _ in 0..n {
-        let filter = d.string()?;
-        let options = options_from(d.u8()?)?;
-        let id = NonZeroU32::new(d.u32()?);
-        subscriptions.push((filter, Grant { options, id }));
+        subscriptions.push(get_sub(&mut d)?);
     }
     let username = if d.is_empty() {
         None
